@@ -1,0 +1,111 @@
+// Builds every bundle the project runs:
+//   out/extension.js        extension host (node, cjs, `vscode` external)
+//   out/webview/main.js     webview: panel UI + WebGPU engine (browser, esm, .wgsl as text)
+//   out/cli.js              the `attention-lens` command line (node, cjs)
+//   out/test/**.js          unit, gpu and integration tests (node, cjs)
+//   out/bench/*.js          benchmarks (node, cjs)
+// Usage: node esbuild.js [--watch] [--production]
+const esbuild = require('esbuild');
+const fs = require('node:fs');
+const path = require('node:path');
+
+const watch = process.argv.includes('--watch');
+const production = process.argv.includes('--production');
+
+/** Lists `dir`'s files (recursively) whose names end with `suffix`, as repo-relative paths. */
+function filesUnder(dir, suffix) {
+  if (!fs.existsSync(dir)) return [];
+  const found = [];
+  for (const entry of fs.readdirSync(dir, { withFileTypes: true })) {
+    const full = path.join(dir, entry.name);
+    if (entry.isDirectory()) found.push(...filesUnder(full, suffix));
+    else if (entry.name.endsWith(suffix)) found.push(full);
+  }
+  return found.sort();
+}
+
+const common = {
+  bundle: true,
+  sourcemap: production ? false : 'linked',
+  minify: production,
+  logLevel: 'warning',
+  loader: { '.wgsl': 'text' },
+  target: 'es2022',
+};
+
+// Native or runtime-resolved packages stay outside the Node bundles.
+const nodeExternals = ['vscode', 'webgpu', 'mocha', 'playwright-core', '@vscode/test-electron'];
+
+const builds = [
+  {
+    ...common,
+    entryPoints: { extension: 'src/extension.ts' },
+    outdir: 'out',
+    platform: 'node',
+    format: 'cjs',
+    external: nodeExternals,
+  },
+  {
+    ...common,
+    entryPoints: { cli: 'src/cli/main.ts' },
+    outdir: 'out',
+    platform: 'node',
+    format: 'cjs',
+    external: nodeExternals,
+    banner: { js: '#!/usr/bin/env node' },
+  },
+  {
+    ...common,
+    entryPoints: { main: 'webview/main.ts' },
+    outdir: 'out/webview',
+    platform: 'browser',
+    format: 'esm',
+  },
+  {
+    ...common,
+    entryPoints: [
+      ...filesUnder('test/unit', '.test.ts'),
+      ...filesUnder('test/gpu', '.test.ts'),
+      ...filesUnder('test/integration', '.ts'),
+      ...filesUnder('bench', '.ts'),
+    ],
+    outbase: '.',
+    outdir: 'out',
+    platform: 'node',
+    format: 'cjs',
+    external: nodeExternals,
+  },
+].filter((options) => {
+  const entries = Array.isArray(options.entryPoints) ? options.entryPoints : Object.values(options.entryPoints);
+  return entries.length > 0 && entries.every((entry) => fs.existsSync(entry));
+});
+
+/** The webview loads codicons from its own resource root (node_modules is not in the .vsix). */
+function copyStaticAssets() {
+  const target = path.join(__dirname, 'out', 'webview');
+  fs.mkdirSync(target, { recursive: true });
+  for (const file of ['codicon.css', 'codicon.ttf']) {
+    fs.copyFileSync(path.join(__dirname, 'node_modules', '@vscode', 'codicons', 'dist', file), path.join(target, file));
+  }
+}
+
+async function main() {
+  if (watch) {
+    const contexts = await Promise.all(builds.map((options) => esbuild.context(options)));
+    copyStaticAssets();
+    await Promise.all(contexts.map((context) => context.watch()));
+    console.log(`[esbuild] watching ${contexts.length} bundles`);
+    return;
+  }
+  const started = Date.now();
+  await Promise.all(builds.map((options) => esbuild.build(options)));
+  copyStaticAssets();
+  const cli = path.join(__dirname, 'out', 'cli.js');
+  if (fs.existsSync(cli)) fs.chmodSync(cli, 0o755);
+  console.log(`[esbuild] built ${builds.length} bundles in ${Date.now() - started} ms`);
+}
+
+main().catch((error) => {
+  console.error(error instanceof Error ? error.message : error);
+  process.exit(1);
+});

@@ -1,0 +1,89 @@
+/**
+ * Typed view of the `attentionLens.*` settings. Mirrors `contributes.configuration` in
+ * package.json (a unit test keeps the two in step). Pure: the caller passes a getter, so this
+ * module is tested without VS Code.
+ */
+
+export type Backend = 'auto' | 'webgpu' | 'cpu';
+export type DistanceMode = 'tokens' | 'tokensOrOtherLine';
+export type AutoAnalyze = 'off' | 'onOpen' | 'onSave' | 'onIdle';
+
+export interface AttentionLensConfig {
+  /** '' for the embedded default model, else a local model folder. */
+  readonly model: string;
+  readonly backend: Backend;
+  readonly topK: number;
+  readonly minDistance: number;
+  readonly distance: DistanceMode;
+  readonly autoAnalyze: AutoAnalyze;
+  readonly idleDelayMs: number;
+  readonly maxFileTokens: number;
+  readonly overlayEnabled: boolean;
+  readonly codeLensEnabled: boolean;
+  readonly huggingFaceEndpoint: string;
+}
+
+/** Setting keys relative to the `attentionLens` section, as package.json declares them. */
+export const SETTING_KEYS = {
+  model: 'model',
+  backend: 'backend',
+  topK: 'topK',
+  minDistance: 'minDistance',
+  distance: 'distance',
+  autoAnalyze: 'autoAnalyze',
+  idleDelayMs: 'idleDelayMs',
+  maxFileTokens: 'maxFileTokens',
+  overlayEnabled: 'overlay.enabled',
+  codeLensEnabled: 'codeLens.enabled',
+  huggingFaceEndpoint: 'huggingFaceEndpoint',
+} as const satisfies Record<keyof AttentionLensConfig, string>;
+
+export const DEFAULT_CONFIG: AttentionLensConfig = {
+  model: '',
+  backend: 'auto',
+  topK: 8,
+  minDistance: 64,
+  distance: 'tokens',
+  autoAnalyze: 'off',
+  idleDelayMs: 1500,
+  maxFileTokens: 16384,
+  overlayEnabled: true,
+  codeLensEnabled: true,
+  huggingFaceEndpoint: 'https://huggingface.co',
+};
+
+/** Reads one raw setting value; `undefined` when unset. */
+export type SettingGetter = (key: string) => unknown;
+
+function oneOf<T extends string>(value: unknown, allowed: readonly T[], fallback: T): T {
+  return typeof value === 'string' && (allowed as readonly string[]).includes(value) ? (value as T) : fallback;
+}
+
+function integerIn(value: unknown, min: number, max: number, fallback: number): number {
+  if (typeof value !== 'number' || !Number.isFinite(value)) return fallback;
+  return Math.min(max, Math.max(min, Math.round(value)));
+}
+
+/**
+ * Builds the configuration from raw values. Values of the wrong type fall back to the default and
+ * numbers are clamped to their declared range, because settings.json is edited by hand.
+ */
+export function readConfig(get: SettingGetter): AttentionLensConfig {
+  const d = DEFAULT_CONFIG;
+  const text = (value: unknown, fallback: string) => (typeof value === 'string' ? value.trim() : fallback);
+  const flag = (value: unknown, fallback: boolean) => (typeof value === 'boolean' ? value : fallback);
+  const endpoint = text(get(SETTING_KEYS.huggingFaceEndpoint), d.huggingFaceEndpoint).replace(/\/+$/, '');
+  return {
+    model: text(get(SETTING_KEYS.model), d.model),
+    backend: oneOf(get(SETTING_KEYS.backend), ['auto', 'webgpu', 'cpu'], d.backend),
+    topK: integerIn(get(SETTING_KEYS.topK), 1, 64, d.topK),
+    minDistance: integerIn(get(SETTING_KEYS.minDistance), 0, 1_000_000, d.minDistance),
+    distance: oneOf(get(SETTING_KEYS.distance), ['tokens', 'tokensOrOtherLine'], d.distance),
+    autoAnalyze: oneOf(get(SETTING_KEYS.autoAnalyze), ['off', 'onOpen', 'onSave', 'onIdle'], d.autoAnalyze),
+    idleDelayMs: integerIn(get(SETTING_KEYS.idleDelayMs), 200, 60_000, d.idleDelayMs),
+    maxFileTokens: integerIn(get(SETTING_KEYS.maxFileTokens), 256, 262_144, d.maxFileTokens),
+    overlayEnabled: flag(get(SETTING_KEYS.overlayEnabled), d.overlayEnabled),
+    codeLensEnabled: flag(get(SETTING_KEYS.codeLensEnabled), d.codeLensEnabled),
+    huggingFaceEndpoint: /^https?:\/\/[^\s]+$/.test(endpoint) ? endpoint : d.huggingFaceEndpoint,
+  };
+}

@@ -1,0 +1,152 @@
+/**
+ * The Attention Lens webview panel: one instance (createOrShow), strict CSP, resources only from
+ * the built webview and media folders, restored after a window reload by a serializer.
+ */
+import { randomBytes } from 'node:crypto';
+import * as vscode from 'vscode';
+import { COMMANDS, PANEL_VIEW_TYPE } from '../commandIds';
+import type { HostToWebviewMessage, WebGpuProbeResult, WebviewToHostMessage } from '../shared/protocol';
+import { WebviewChannel } from './webviewChannel';
+
+/** How long the host waits for the webview to answer a WebGPU probe (SwiftShader can be slow to start). */
+const PROBE_TIMEOUT_MS = 60_000;
+
+export interface PanelHost {
+  readonly extensionUri: vscode.Uri;
+  readonly log: vscode.LogOutputChannel;
+  /** Called with every probe result the webview reports. */
+  onProbe(result: WebGpuProbeResult): void;
+}
+
+export class AttentionPanel implements vscode.Disposable {
+  private static current: AttentionPanel | undefined;
+
+  private readonly channel: WebviewChannel;
+  private readonly disposables: vscode.Disposable[] = [];
+
+  /** Shows the panel, creating it if needed. */
+  static createOrShow(host: PanelHost): AttentionPanel {
+    const column = vscode.window.activeTextEditor ? vscode.ViewColumn.Beside : vscode.ViewColumn.One;
+    if (AttentionPanel.current) {
+      AttentionPanel.current.panel.reveal(column, true);
+      return AttentionPanel.current;
+    }
+    const panel = vscode.window.createWebviewPanel(PANEL_VIEW_TYPE, 'Attention Lens', { viewColumn: column, preserveFocus: true }, AttentionPanel.webviewOptions(host.extensionUri));
+    AttentionPanel.current = new AttentionPanel(panel, host);
+    return AttentionPanel.current;
+  }
+
+  /** Re-attaches a panel VS Code restored after a reload. */
+  static revive(panel: vscode.WebviewPanel, host: PanelHost): AttentionPanel {
+    AttentionPanel.current?.dispose();
+    panel.webview.options = AttentionPanel.webviewOptions(host.extensionUri);
+    AttentionPanel.current = new AttentionPanel(panel, host);
+    return AttentionPanel.current;
+  }
+
+  static get instance(): AttentionPanel | undefined {
+    return AttentionPanel.current;
+  }
+
+  private static webviewOptions(extensionUri: vscode.Uri): vscode.WebviewOptions & vscode.WebviewPanelOptions {
+    return {
+      enableScripts: true,
+      retainContextWhenHidden: true,
+      localResourceRoots: [vscode.Uri.joinPath(extensionUri, 'out', 'webview'), vscode.Uri.joinPath(extensionUri, 'media')],
+    };
+  }
+
+  private constructor(
+    readonly panel: vscode.WebviewPanel,
+    private readonly host: PanelHost,
+  ) {
+    this.channel = new WebviewChannel((message) => panel.webview.postMessage(message), {
+      onMessage: (message) => this.handle(message),
+      onProblem: (problem) => host.log.warn(problem),
+    });
+    panel.iconPath = vscode.Uri.joinPath(host.extensionUri, 'media', 'icon.png');
+    panel.webview.html = this.html(panel.webview);
+    this.disposables.push(
+      panel.webview.onDidReceiveMessage((raw: unknown) => this.channel.receive(raw)),
+      panel.onDidDispose(() => this.dispose()),
+    );
+    // The probe request is queued and goes out as soon as the webview says it is ready.
+    void this.probe();
+  }
+
+  /** Asks the webview to probe WebGPU; the result also reaches `host.onProbe`. */
+  async probe(): Promise<WebGpuProbeResult> {
+    try {
+      const response = await this.channel.request({ type: 'probeWebGpu' }, PROBE_TIMEOUT_MS);
+      const result: WebGpuProbeResult = response.error ? { ok: false, error: response.error } : response.probe;
+      this.host.onProbe(result);
+      return result;
+    } catch (error) {
+      const result: WebGpuProbeResult = { ok: false, error: error instanceof Error ? error.message : String(error) };
+      this.host.onProbe(result);
+      return result;
+    }
+  }
+
+  post(message: HostToWebviewMessage): void {
+    this.channel.send(message);
+  }
+
+  private handle(message: WebviewToHostMessage): void {
+    switch (message.type) {
+      case 'ready':
+        this.host.log.info('Panel ready (protocol accepted).');
+        break;
+      case 'webviewError':
+        this.host.log.error(`Panel: ${message.message}`);
+        break;
+      case 'runCommand':
+        void vscode.commands.executeCommand(message.command === 'analyzeFile' ? COMMANDS.analyzeFile : COMMANDS.chooseModel);
+        break;
+      case 'probeResult':
+        // Responses are paired with their requests by the channel and never arrive here.
+        break;
+    }
+  }
+
+  private html(webview: vscode.Webview): string {
+    const nonce = makeNonce();
+    const root = vscode.Uri.joinPath(this.host.extensionUri, 'out', 'webview');
+    const script = webview.asWebviewUri(vscode.Uri.joinPath(root, 'main.js'));
+    const styles = webview.asWebviewUri(vscode.Uri.joinPath(this.host.extensionUri, 'media', 'panel.css'));
+    const codicons = webview.asWebviewUri(vscode.Uri.joinPath(root, 'codicon.css'));
+    const csp = [
+      "default-src 'none'",
+      `style-src ${webview.cspSource}`,
+      `font-src ${webview.cspSource}`,
+      `img-src ${webview.cspSource} data:`,
+      `script-src 'nonce-${nonce}'`,
+    ].join('; ');
+    return `<!DOCTYPE html>
+<html lang="en">
+<head>
+  <meta charset="UTF-8">
+  <meta http-equiv="Content-Security-Policy" content="${csp}">
+  <meta name="viewport" content="width=device-width, initial-scale=1.0">
+  <link href="${codicons}" rel="stylesheet" id="vscode-codicon-stylesheet">
+  <link href="${styles}" rel="stylesheet">
+  <title>Attention Lens</title>
+</head>
+<body>
+  <main id="app" aria-live="polite"><p class="muted">Starting…</p></main>
+  <script type="module" nonce="${nonce}" src="${script}"></script>
+</body>
+</html>`;
+  }
+
+  dispose(): void {
+    if (AttentionPanel.current === this) AttentionPanel.current = undefined;
+    this.channel.dispose();
+    this.panel.dispose();
+    while (this.disposables.length) this.disposables.pop()?.dispose();
+  }
+}
+
+function makeNonce(): string {
+  return randomBytes(18).toString('base64url');
+}

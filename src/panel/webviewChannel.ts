@@ -1,0 +1,120 @@
+/**
+ * The host side of the webview message channel: queues outgoing messages until the webview's
+ * `ready` handshake, checks the protocol version, and pairs requests with their responses by id.
+ * Free of `vscode` imports so it is unit-tested in plain Node; the panel gives it a `post` function.
+ */
+import {
+  type HostToWebviewMessage,
+  type ProbeResultMessage,
+  type WebviewToHostMessage,
+  handshakeFor,
+  parseWebviewMessage,
+} from '../shared/protocol';
+
+/** Host messages that expect an answer, without their id (the channel assigns it). */
+type RequestWithoutId = Omit<Extract<HostToWebviewMessage, { requestId: number }>, 'requestId'>;
+
+/** The responses that answer requests, keyed by their request id. */
+type ResponseMessage = ProbeResultMessage;
+
+interface PendingRequest {
+  resolve(message: ResponseMessage): void;
+  reject(error: Error): void;
+  timer: ReturnType<typeof setTimeout>;
+}
+
+export interface ChannelEvents {
+  /** A message from the webview that is not a response (ready, errors, commands). */
+  onMessage(message: WebviewToHostMessage): void;
+  /** A malformed message or a protocol mismatch, for the log. */
+  onProblem(problem: string): void;
+}
+
+export class WebviewChannel {
+  private ready = false;
+  private closed = false;
+  private readonly queue: HostToWebviewMessage[] = [];
+  private readonly pending = new Map<number, PendingRequest>();
+  private nextRequestId = 1;
+
+  constructor(
+    private readonly post: (message: HostToWebviewMessage) => PromiseLike<boolean>,
+    private readonly events: ChannelEvents,
+  ) {}
+
+  /** True once the webview said `ready` with the right protocol version. */
+  get isReady(): boolean {
+    return this.ready;
+  }
+
+  /** Sends now if the webview is ready, else queues in order until it is. */
+  send(message: HostToWebviewMessage): void {
+    if (this.closed) return;
+    if (this.ready) void this.post(message);
+    else this.queue.push(message);
+  }
+
+  /** Sends a request and resolves with the webview's response carrying the same id. */
+  request(message: RequestWithoutId, timeoutMs: number): Promise<ResponseMessage> {
+    if (this.closed) return Promise.reject(new Error('The Attention Lens panel is closed.'));
+    const requestId = this.nextRequestId++;
+    return new Promise<ResponseMessage>((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.pending.delete(requestId);
+        reject(new Error(`The Attention Lens panel did not answer "${message.type}" within ${Math.round(timeoutMs / 1000)} s.`));
+      }, timeoutMs);
+      this.pending.set(requestId, { resolve, reject, timer });
+      this.send({ ...message, requestId } as HostToWebviewMessage);
+    });
+  }
+
+  /** Feeds one raw message from the webview into the channel. */
+  receive(raw: unknown): void {
+    const message = parseWebviewMessage(raw);
+    if ('invalid' in message) {
+      this.events.onProblem(`Ignored a malformed message from the panel: ${message.invalid}.`);
+      return;
+    }
+    if (message.type === 'ready') {
+      const handshake = handshakeFor(message.protocolVersion);
+      void this.post(handshake);
+      if (!handshake.accepted) {
+        this.events.onProblem(handshake.error ?? 'Protocol version mismatch.');
+        return;
+      }
+      // A reloaded webview says ready again; whatever it had pending is gone with it.
+      this.ready = true;
+      for (const queued of this.queue.splice(0)) void this.post(queued);
+      this.events.onMessage(message);
+      return;
+    }
+    if ('requestId' in message) {
+      const pending = this.pending.get(message.requestId);
+      if (!pending) {
+        this.events.onProblem(`Ignored a "${message.type}" answer to unknown request ${message.requestId}.`);
+        return;
+      }
+      this.pending.delete(message.requestId);
+      clearTimeout(pending.timer);
+      pending.resolve(message);
+      return;
+    }
+    this.events.onMessage(message);
+  }
+
+  /** The webview went away (panel closed or reloading): fail what waits and queue again. */
+  reset(reason: string): void {
+    this.ready = false;
+    for (const [id, pending] of this.pending) {
+      clearTimeout(pending.timer);
+      pending.reject(new Error(reason));
+      this.pending.delete(id);
+    }
+  }
+
+  dispose(): void {
+    this.reset('The Attention Lens panel was closed.');
+    this.closed = true;
+    this.queue.length = 0;
+  }
+}

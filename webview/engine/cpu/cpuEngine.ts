@@ -1,0 +1,249 @@
+/**
+ * The CPU reference engine: the whole forward pass in plain TypeScript, built from ops.ts. It is the
+ * oracle the WebGPU engine is tested against and the fallback when no WebGPU adapter exists. It is
+ * exact (float32 storage, float64 accumulation) and slow; it never leaves the calling thread except
+ * to yield between layers so that an abort can arrive.
+ */
+import type { AttentionRequest, BackendInfo, ForwardResult } from '../../../src/shared/attention';
+import type { AttentionEngine } from '../engine';
+import type { LinearWeights, LoadedModel, ModelSpec, NormWeights } from '../modelTypes';
+import { toFloat32 } from '../tensorData';
+import * as ops from './ops';
+
+interface F32Linear {
+  readonly weight: Float32Array;
+  readonly bias?: Float32Array;
+}
+
+interface F32Norm {
+  readonly weight: Float32Array;
+  readonly bias?: Float32Array;
+}
+
+interface F32Layer {
+  readonly attnNorm: F32Norm;
+  readonly q: F32Linear;
+  readonly k: F32Linear;
+  readonly v: F32Linear;
+  readonly o: F32Linear;
+  readonly mlpNorm: F32Norm;
+  readonly gate?: F32Linear;
+  readonly up: F32Linear;
+  readonly down: F32Linear;
+}
+
+/** The inputs and per-layer attention of the most recent run, for attentionRow. */
+interface LastRun {
+  readonly tokenIds: Int32Array;
+  /** Probabilities [H, n, n] of the layers kept so far. */
+  readonly probs: Map<number, Float32Array>;
+}
+
+export class CpuEngine implements AttentionEngine {
+  readonly spec: ModelSpec;
+  readonly backend: BackendInfo;
+  private readonly tokenEmbedding: Float32Array;
+  private readonly positionEmbedding?: Float32Array;
+  private readonly layers: F32Layer[];
+  private readonly finalNorm: F32Norm;
+  private readonly lmHead: Float32Array;
+  private lastRun?: LastRun;
+  private disposed = false;
+
+  /** Widens every weight to float32 once. `reason` says why the CPU engine runs (shown to users). */
+  constructor(model: LoadedModel, reason: string) {
+    this.spec = model.spec;
+    this.backend = { kind: 'cpu', reason };
+    const w = model.weights;
+    this.tokenEmbedding = toFloat32(w.tokenEmbedding);
+    this.positionEmbedding = w.positionEmbedding ? toFloat32(w.positionEmbedding) : undefined;
+    this.layers = w.layers.map((layer) => ({
+      attnNorm: norm(layer.attnNorm),
+      q: linear(layer.q),
+      k: linear(layer.k),
+      v: linear(layer.v),
+      o: linear(layer.o),
+      mlpNorm: norm(layer.mlpNorm),
+      gate: layer.gate ? linear(layer.gate) : undefined,
+      up: linear(layer.up),
+      down: linear(layer.down),
+    }));
+    this.finalNorm = norm(w.finalNorm);
+    this.lmHead = w.lmHead === w.tokenEmbedding ? this.tokenEmbedding : toFloat32(w.lmHead);
+  }
+
+  async run(request: AttentionRequest, signal?: AbortSignal): Promise<ForwardResult> {
+    this.checkUsable();
+    const tokenIds = this.validateTokens(request.tokenIds);
+    const n = tokenIds.length;
+    const layers = this.validateRequest(request, n);
+    const forwardStart = now();
+    const wanted = new Set(layers);
+    const probs = new Map<number, Float32Array>();
+    this.lastRun = undefined;
+    const hidden = await this.forward(tokenIds, this.spec.numLayers, (layer, p) => {
+      if (wanted.has(layer)) probs.set(layer, p);
+    }, signal);
+    const lastLogits = this.logitsOfLastRow(hidden, n);
+    const forwardMs = now() - forwardStart;
+    this.lastRun = { tokenIds, probs };
+
+    const summaryStart = now();
+    const summary = ops.summarizeAttention(
+      layers.map((layer) => probs.get(layer)!),
+      layers,
+      n,
+      this.spec.numHeads,
+      request,
+    );
+    return {
+      summary,
+      lastLogits,
+      backend: this.backend,
+      stats: { forwardMs, summaryMs: now() - summaryStart, readbackBytes: 0 },
+    };
+  }
+
+  async attentionRow(layer: number, head: number, query: number): Promise<Float32Array> {
+    this.checkUsable();
+    const run = this.lastRun;
+    if (!run) throw new Error('attentionRow needs a completed run; call run() first');
+    const n = run.tokenIds.length;
+    checkIndex('layer', layer, this.spec.numLayers);
+    checkIndex('head', head, this.spec.numHeads);
+    checkIndex('query', query, n);
+    let probs = run.probs.get(layer);
+    if (!probs) {
+      // Layers outside the summary were not kept; recompute up to this one.
+      await this.forward(run.tokenIds, layer + 1, (l, p) => {
+        if (l === layer) probs = p;
+      });
+      run.probs.set(layer, probs!);
+    }
+    const offset = (head * n + query) * n;
+    return probs!.slice(offset, offset + query + 1);
+  }
+
+  dispose(): void {
+    this.disposed = true;
+    this.lastRun = undefined;
+  }
+
+  /** Runs the first `numLayers` layers; `onProbs` receives each layer's [H, n, n] probabilities. Returns the residual stream [n, d]. */
+  private async forward(
+    tokenIds: Int32Array,
+    numLayers: number,
+    onProbs: (layer: number, probs: Float32Array) => void,
+    signal?: AbortSignal,
+  ): Promise<Float32Array> {
+    const s = this.spec;
+    const n = tokenIds.length;
+    const d = s.hiddenSize;
+    let x = ops.embed(tokenIds, this.tokenEmbedding, d);
+    if (this.positionEmbedding) x = ops.add(x, this.positionEmbedding.subarray(0, n * d));
+    for (let l = 0; l < numLayers; l++) {
+      await yieldAndCheckAbort(signal);
+      const layer = this.layers[l];
+      const h = this.normalize(x, layer.attnNorm, n);
+      const q = ops.linear(h, layer.q.weight, layer.q.bias, n, d, s.numHeads * s.headDim);
+      const k = ops.linear(h, layer.k.weight, layer.k.bias, n, d, s.numKvHeads * s.headDim);
+      const v = ops.linear(h, layer.v.weight, layer.v.bias, n, d, s.numKvHeads * s.headDim);
+      if (s.positional === 'rope') {
+        ops.applyRope(q, n, s.numHeads, s.headDim, s.ropeTheta);
+        ops.applyRope(k, n, s.numKvHeads, s.headDim, s.ropeTheta);
+      }
+      const probs = ops.causalAttentionProbs(q, k, n, s.numHeads, s.numKvHeads, s.headDim);
+      onProbs(l, probs);
+      const attended = ops.attentionOutput(probs, v, n, s.numHeads, s.numKvHeads, s.headDim);
+      x = ops.add(x, ops.linear(attended, layer.o.weight, layer.o.bias, n, s.numHeads * s.headDim, d));
+
+      const m = this.normalize(x, layer.mlpNorm, n);
+      const inter = s.intermediateSize;
+      const up = ops.linear(m, layer.up.weight, layer.up.bias, n, d, inter);
+      const activated = layer.gate
+        ? ops.swiglu(ops.linear(m, layer.gate.weight, layer.gate.bias, n, d, inter), up)
+        : ops.geluTanh(up);
+      x = ops.add(x, ops.linear(activated, layer.down.weight, layer.down.bias, n, inter, d));
+    }
+    await yieldAndCheckAbort(signal);
+    return x;
+  }
+
+  private logitsOfLastRow(hidden: Float32Array, n: number): Float32Array {
+    const d = this.spec.hiddenSize;
+    const last = this.normalize(hidden.subarray((n - 1) * d, n * d), this.finalNorm, 1);
+    return ops.linear(last, this.lmHead, undefined, 1, d, this.spec.vocabSize);
+  }
+
+  private normalize(x: Float32Array, weights: F32Norm, n: number): Float32Array {
+    const s = this.spec;
+    return s.norm === 'rms'
+      ? ops.rmsNorm(x, weights.weight, n, s.hiddenSize, s.normEps)
+      : ops.layerNorm(x, weights.weight, weights.bias!, n, s.hiddenSize, s.normEps);
+  }
+
+  private validateTokens(ids: ArrayLike<number>): Int32Array {
+    const { vocabSize, maxPositions } = this.spec;
+    if (ids.length < 1) throw new RangeError('the token sequence is empty; give at least one token');
+    if (ids.length > maxPositions) {
+      throw new RangeError(`the sequence has ${ids.length} tokens but the model accepts at most ${maxPositions}; analyse a shorter range`);
+    }
+    const out = new Int32Array(ids.length);
+    for (let i = 0; i < ids.length; i++) {
+      const id = ids[i];
+      if (!Number.isInteger(id) || id < 0 || id >= vocabSize) {
+        throw new RangeError(`token id ${id} at position ${i} is outside the model's vocabulary (0..${vocabSize - 1})`);
+      }
+      out[i] = id;
+    }
+    return out;
+  }
+
+  /** Checks topK, layers and spans; returns the layers to summarise. */
+  private validateRequest(request: AttentionRequest, n: number): number[] {
+    if (!Number.isInteger(request.topK) || request.topK < 1 || request.topK > 64) {
+      throw new RangeError(`topK must be an integer in 1..64, not ${request.topK}`);
+    }
+    for (const span of request.spans) {
+      if (!Number.isInteger(span.start) || !Number.isInteger(span.end) || span.start < 0 || span.end <= span.start || span.end > n) {
+        throw new RangeError(`span [${span.start}, ${span.end}) is not a non-empty range of the ${n} token positions`);
+      }
+    }
+    const layers = request.layers ? [...request.layers] : Array.from({ length: this.spec.numLayers }, (_, i) => i);
+    for (const layer of layers) checkIndex('layer', layer, this.spec.numLayers);
+    return layers;
+  }
+
+  private checkUsable(): void {
+    if (this.disposed) throw new Error('the CPU engine was disposed');
+  }
+}
+
+function linear(weights: LinearWeights): F32Linear {
+  return { weight: toFloat32(weights.weight), bias: weights.bias ? toFloat32(weights.bias) : undefined };
+}
+
+function norm(weights: NormWeights): F32Norm {
+  return { weight: toFloat32(weights.weight), bias: weights.bias ? toFloat32(weights.bias) : undefined };
+}
+
+function checkIndex(what: string, value: number, count: number): void {
+  if (!Number.isInteger(value) || value < 0 || value >= count) {
+    throw new RangeError(`${what} ${value} is out of range (0..${count - 1})`);
+  }
+}
+
+/** Lets pending events (an abort) run, then throws an AbortError if the signal fired. */
+async function yieldAndCheckAbort(signal?: AbortSignal): Promise<void> {
+  if (!signal) return;
+  await new Promise<void>((resolve) => setTimeout(resolve, 0));
+  if (signal.aborted) {
+    const error = new Error('the forward pass was cancelled');
+    error.name = 'AbortError';
+    throw error;
+  }
+}
+
+function now(): number {
+  return typeof performance !== 'undefined' ? performance.now() : Date.now();
+}

@@ -1,0 +1,322 @@
+/**
+ * Plain-TypeScript reference implementations of every operation the WebGPU engine runs, one
+ * function per kernel. They are the oracle the GPU kernels are tested against, and the CPU fallback
+ * engine is built from them. All arrays are float32, flattened row-major in the order the shape
+ * comments give. Sums accumulate in float64 (JavaScript numbers) before being stored.
+ */
+import type { AttentionRequest, AttentionSummary, TokenSpan } from '../../../src/shared/attention';
+
+/** y = x W^T + b. x: [n, inDim], w: [outDim, inDim] (nn.Linear layout), bias: [outDim]. Returns [n, outDim]. */
+export function linear(
+  x: Float32Array,
+  w: Float32Array,
+  bias: Float32Array | undefined,
+  n: number,
+  inDim: number,
+  outDim: number,
+): Float32Array {
+  const y = new Float32Array(n * outDim);
+  for (let row = 0; row < n; row++) {
+    const xOffset = row * inDim;
+    for (let out = 0; out < outDim; out++) {
+      const wOffset = out * inDim;
+      let sum = 0;
+      for (let i = 0; i < inDim; i++) sum += x[xOffset + i] * w[wOffset + i];
+      y[row * outDim + out] = bias ? sum + bias[out] : sum;
+    }
+  }
+  return y;
+}
+
+/** RMSNorm over the last axis: x / sqrt(mean(x^2) + eps) * weight. x: [n, d], weight: [d]. */
+export function rmsNorm(x: Float32Array, weight: Float32Array, n: number, d: number, eps: number): Float32Array {
+  const y = new Float32Array(n * d);
+  for (let row = 0; row < n; row++) {
+    const offset = row * d;
+    let sumSquares = 0;
+    for (let i = 0; i < d; i++) sumSquares += x[offset + i] * x[offset + i];
+    const scale = 1 / Math.sqrt(sumSquares / d + eps);
+    for (let i = 0; i < d; i++) y[offset + i] = x[offset + i] * scale * weight[i];
+  }
+  return y;
+}
+
+/** LayerNorm over the last axis (biased variance): (x - mean) / sqrt(var + eps) * weight + bias. x: [n, d]. */
+export function layerNorm(
+  x: Float32Array,
+  weight: Float32Array,
+  bias: Float32Array,
+  n: number,
+  d: number,
+  eps: number,
+): Float32Array {
+  const y = new Float32Array(n * d);
+  for (let row = 0; row < n; row++) {
+    const offset = row * d;
+    let sum = 0;
+    for (let i = 0; i < d; i++) sum += x[offset + i];
+    const mean = sum / d;
+    let sumSquares = 0;
+    for (let i = 0; i < d; i++) {
+      const centred = x[offset + i] - mean;
+      sumSquares += centred * centred;
+    }
+    const scale = 1 / Math.sqrt(sumSquares / d + eps);
+    for (let i = 0; i < d; i++) y[offset + i] = (x[offset + i] - mean) * scale * weight[i] + bias[i];
+  }
+  return y;
+}
+
+/**
+ * Rotary position embedding in place, with Hugging Face's rotate-half pairing: element i pairs with
+ * i + headDim/2 and both turn by angle position * theta^(-2i/headDim). x: [n, heads, headDim];
+ * token t sits at position t + positionOffset.
+ */
+export function applyRope(
+  x: Float32Array,
+  n: number,
+  heads: number,
+  headDim: number,
+  theta: number,
+  positionOffset = 0,
+): void {
+  const half = headDim / 2;
+  const invFreq = new Float64Array(half);
+  for (let i = 0; i < half; i++) invFreq[i] = 1 / Math.pow(theta, (2 * i) / headDim);
+  for (let t = 0; t < n; t++) {
+    const position = t + positionOffset;
+    for (let i = 0; i < half; i++) {
+      const angle = position * invFreq[i];
+      const cos = Math.cos(angle);
+      const sin = Math.sin(angle);
+      for (let h = 0; h < heads; h++) {
+        const base = (t * heads + h) * headDim;
+        const a = x[base + i];
+        const b = x[base + i + half];
+        x[base + i] = a * cos - b * sin;
+        x[base + i + half] = b * cos + a * sin;
+      }
+    }
+  }
+}
+
+/**
+ * Causal softmax(q k^T / sqrt(d)) per head. q: [n, H, d], k: [n, Hkv, d]; query head h reads KV
+ * head floor(h / (H / Hkv)). Returns [H, n, n] with row i zero beyond column i.
+ */
+export function causalAttentionProbs(
+  q: Float32Array,
+  k: Float32Array,
+  n: number,
+  H: number,
+  Hkv: number,
+  d: number,
+): Float32Array {
+  const probs = new Float32Array(H * n * n);
+  const scale = 1 / Math.sqrt(d);
+  const group = H / Hkv;
+  const scores = new Float64Array(n);
+  for (let h = 0; h < H; h++) {
+    const kvHead = Math.floor(h / group);
+    for (let i = 0; i < n; i++) {
+      const qOffset = (i * H + h) * d;
+      let max = -Infinity;
+      for (let j = 0; j <= i; j++) {
+        const kOffset = (j * Hkv + kvHead) * d;
+        let dot = 0;
+        for (let c = 0; c < d; c++) dot += q[qOffset + c] * k[kOffset + c];
+        scores[j] = dot * scale;
+        if (scores[j] > max) max = scores[j];
+      }
+      let total = 0;
+      for (let j = 0; j <= i; j++) {
+        scores[j] = Math.exp(scores[j] - max);
+        total += scores[j];
+      }
+      const rowOffset = (h * n + i) * n;
+      for (let j = 0; j <= i; j++) probs[rowOffset + j] = scores[j] / total;
+    }
+  }
+  return probs;
+}
+
+/** out[i, h, :] = sum_j probs[h, i, j] * v[j, kv(h), :]. probs: [H, n, n], v: [n, Hkv, d]. Returns [n, H * d]. */
+export function attentionOutput(
+  probs: Float32Array,
+  v: Float32Array,
+  n: number,
+  H: number,
+  Hkv: number,
+  d: number,
+): Float32Array {
+  const out = new Float32Array(n * H * d);
+  const group = H / Hkv;
+  const accumulator = new Float64Array(d);
+  for (let h = 0; h < H; h++) {
+    const kvHead = Math.floor(h / group);
+    for (let i = 0; i < n; i++) {
+      accumulator.fill(0);
+      const rowOffset = (h * n + i) * n;
+      for (let j = 0; j <= i; j++) {
+        const p = probs[rowOffset + j];
+        const vOffset = (j * Hkv + kvHead) * d;
+        for (let c = 0; c < d; c++) accumulator[c] += p * v[vOffset + c];
+      }
+      const outOffset = (i * H + h) * d;
+      for (let c = 0; c < d; c++) out[outOffset + c] = accumulator[c];
+    }
+  }
+  return out;
+}
+
+/** x * sigmoid(x), elementwise. */
+export function silu(x: Float32Array): Float32Array {
+  const y = new Float32Array(x.length);
+  for (let i = 0; i < x.length; i++) y[i] = x[i] / (1 + Math.exp(-x[i]));
+  return y;
+}
+
+/** GELU with the tanh approximation (GPT-2's "gelu_new"), elementwise. */
+export function geluTanh(x: Float32Array): Float32Array {
+  const y = new Float32Array(x.length);
+  const c = Math.sqrt(2 / Math.PI);
+  for (let i = 0; i < x.length; i++) {
+    const v = x[i];
+    y[i] = 0.5 * v * (1 + Math.tanh(c * (v + 0.044715 * v * v * v)));
+  }
+  return y;
+}
+
+/** silu(gate) * up, elementwise. */
+export function swiglu(gate: Float32Array, up: Float32Array): Float32Array {
+  checkSameLength(gate, up, 'swiglu');
+  const y = new Float32Array(gate.length);
+  for (let i = 0; i < gate.length; i++) y[i] = (gate[i] / (1 + Math.exp(-gate[i]))) * up[i];
+  return y;
+}
+
+/** a + b, elementwise. */
+export function add(a: Float32Array, b: Float32Array): Float32Array {
+  checkSameLength(a, b, 'add');
+  const y = new Float32Array(a.length);
+  for (let i = 0; i < a.length; i++) y[i] = a[i] + b[i];
+  return y;
+}
+
+/** Rows of `table` ([vocab, d]) for each id. Returns [ids.length, d]. */
+export function embed(ids: ArrayLike<number>, table: Float32Array, d: number): Float32Array {
+  const vocab = table.length / d;
+  const y = new Float32Array(ids.length * d);
+  for (let t = 0; t < ids.length; t++) {
+    const id = ids[t];
+    if (!Number.isInteger(id) || id < 0 || id >= vocab) {
+      throw new RangeError(`token id ${id} at position ${t} is outside the vocabulary (0..${vocab - 1})`);
+    }
+    y.set(table.subarray(id * d, id * d + d), t * d);
+  }
+  return y;
+}
+
+/**
+ * The k largest of row[0..length), best first; ties keep the lower index first. Slots beyond
+ * `length` hold index -1 and weight 0.
+ */
+export function topKRow(row: Float32Array, length: number, k: number): { indices: Int32Array; weights: Float32Array } {
+  const indices = new Int32Array(k).fill(-1);
+  const weights = new Float32Array(k);
+  let filled = 0;
+  for (let p = 0; p < length; p++) {
+    const value = row[p];
+    // Strictly greater moves an entry down, so an equal value never displaces a lower index.
+    if (filled === k && !(value > weights[k - 1])) continue;
+    let slot = filled < k ? filled : k - 1;
+    while (slot > 0 && value > weights[slot - 1]) {
+      indices[slot] = indices[slot - 1];
+      weights[slot] = weights[slot - 1];
+      slot--;
+    }
+    indices[slot] = p;
+    weights[slot] = value;
+    if (filled < k) filled++;
+  }
+  return { indices, weights };
+}
+
+/** For each span, the sum of row[p] over p in [start, min(end, query + 1)): the mass the query can see. */
+export function spanMassRow(row: Float32Array, query: number, spans: readonly TokenSpan[]): Float32Array {
+  const mass = new Float32Array(spans.length);
+  for (let s = 0; s < spans.length; s++) {
+    const end = Math.min(spans[s].end, query + 1);
+    let sum = 0;
+    for (let p = Math.max(0, spans[s].start); p < end; p++) sum += row[p];
+    mass[s] = sum;
+  }
+  return mass;
+}
+
+/**
+ * Builds the AttentionSummary from full attention probabilities. probsPerLayer[l] is [H, n, n]
+ * for layer layers[l] (one entry per summarised layer, in the same order).
+ */
+export function summarizeAttention(
+  probsPerLayer: Float32Array[],
+  layers: readonly number[],
+  n: number,
+  H: number,
+  request: AttentionRequest,
+): AttentionSummary {
+  if (probsPerLayer.length !== layers.length) {
+    throw new Error(`summarizeAttention got ${probsPerLayer.length} probability tensors for ${layers.length} layers`);
+  }
+  const k = request.topK;
+  const spans = request.spans;
+  const S = spans.length;
+  const L = layers.length;
+  const topIndices = new Int32Array(L * H * n * k);
+  const topWeights = new Float32Array(L * H * n * k);
+  const spanMass = new Float32Array(L * H * n * S);
+  const spanMassMean = new Float32Array(L * n * S);
+  const spanMassMax = new Float32Array(L * n * S);
+  for (let l = 0; l < L; l++) {
+    const probs = probsPerLayer[l];
+    for (let h = 0; h < H; h++) {
+      for (let q = 0; q < n; q++) {
+        const row = probs.subarray((h * n + q) * n, (h * n + q + 1) * n);
+        const top = topKRow(row, q + 1, k);
+        const topOffset = ((l * H + h) * n + q) * k;
+        topIndices.set(top.indices, topOffset);
+        topWeights.set(top.weights, topOffset);
+        spanMass.set(spanMassRow(row, q, spans), ((l * H + h) * n + q) * S);
+      }
+    }
+    for (let q = 0; q < n; q++) {
+      for (let s = 0; s < S; s++) {
+        let sum = 0;
+        let max = -Infinity;
+        for (let h = 0; h < H; h++) {
+          const value = spanMass[((l * H + h) * n + q) * S + s];
+          sum += value;
+          if (value > max) max = value;
+        }
+        spanMassMean[(l * n + q) * S + s] = sum / H;
+        spanMassMax[(l * n + q) * S + s] = max;
+      }
+    }
+  }
+  return {
+    numTokens: n,
+    layers: [...layers],
+    numHeads: H,
+    topK: k,
+    topIndices,
+    topWeights,
+    numSpans: S,
+    spanMass,
+    spanMassMean,
+    spanMassMax,
+  };
+}
+
+function checkSameLength(a: Float32Array, b: Float32Array, op: string): void {
+  if (a.length !== b.length) throw new RangeError(`${op}: operands have ${a.length} and ${b.length} elements`);
+}

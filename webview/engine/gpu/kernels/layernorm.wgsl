@@ -1,0 +1,37 @@
+// LayerNorm (GPT-2): out[r, :] = (x[r, :] - mean) / sqrt(var + eps) * weight + bias, with the
+// biased variance. One invocation per row (see rmsnorm.wgsl for why).
+
+struct Params {
+  num_rows: u32,
+  hidden: u32,
+  eps: f32,
+}
+
+override WORKGROUP_SIZE: u32 = 64u;
+
+@group(0) @binding(0) var<uniform> params: Params;
+@group(0) @binding(1) var<storage, read> x: array<f32>;          // x: [num_rows, hidden]
+@group(0) @binding(2) var<storage, read> weight: array<f32>;     // weight: [hidden]
+@group(0) @binding(3) var<storage, read> bias: array<f32>;       // bias: [hidden]
+@group(0) @binding(4) var<storage, read_write> out: array<f32>;  // out: [num_rows, hidden]
+
+@compute @workgroup_size(WORKGROUP_SIZE)
+fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
+  let row = gid.x;
+  if (row >= params.num_rows) { return; }
+  let base = row * params.hidden;
+  var sum = 0.0;
+  for (var c = 0u; c < params.hidden; c++) {
+    sum += x[base + c];
+  }
+  let mean = sum / f32(params.hidden);
+  var sum_squares = 0.0;
+  for (var c = 0u; c < params.hidden; c++) {
+    let centered = x[base + c] - mean;
+    sum_squares += centered * centered;
+  }
+  let scale = inverseSqrt(sum_squares / f32(params.hidden) + params.eps);
+  for (var c = 0u; c < params.hidden; c++) {
+    out[base + c] = (x[base + c] - mean) * scale * weight[c] + bias[c];
+  }
+}

@@ -1,0 +1,258 @@
+/**
+ * Loads a Hugging Face model folder (config.json + safetensors weights, single file or sharded)
+ * into the engine's canonical LoadedModel. Where the files come from is abstracted by
+ * ModelFileSource: a Node folder (src/node/modelFolder.ts), an HTTP cache, or the embedded default.
+ *
+ * Tensor names and layouts are translated per family:
+ *   Llama / Qwen2: model.embed_tokens, model.layers.{i}.{input_layernorm, self_attn.{q,k,v,o}_proj,
+ *     post_attention_layernorm, mlp.{gate,up,down}_proj}, model.norm, lm_head (absent when tied).
+ *   GPT-2: [transformer.]{wte, wpe, h.{i}.{ln_1, attn.c_attn, attn.c_proj, ln_2, mlp.c_fc,
+ *     mlp.c_proj}, ln_f}; Conv1D weights are [in, out] and are transposed, c_attn is split in q, k, v.
+ */
+import { ModelFormatError } from './modelFormatError';
+import { parseModelConfig } from './modelConfig';
+import { parseSafetensors, type SafetensorsFile } from './safetensors';
+import { DTYPE_WIDTH } from './tensorData';
+import type { HostTensor, LayerWeights, LinearWeights, LoadedModel, ModelSpec, ModelWeights, NormWeights } from './modelTypes';
+
+/** Read access to the files of one model, by plain file name ("config.json", "model-00001-of-00002.safetensors"). */
+export interface ModelFileSource {
+  /** Where the files come from, for messages: a folder path, a URL, "embedded default". */
+  readonly label: string;
+  exists(name: string): Promise<boolean>;
+  readText(name: string): Promise<string>;
+  readBytes(name: string): Promise<Uint8Array>;
+}
+
+export const CONFIG_FILE = 'config.json';
+export const SINGLE_WEIGHTS_FILE = 'model.safetensors';
+export const WEIGHTS_INDEX_FILE = 'model.safetensors.index.json';
+
+/** Reads config.json and every weight file once, validates them and returns the model in canonical layout. */
+export async function loadModel(source: ModelFileSource): Promise<LoadedModel> {
+  const configName = `${source.label}/${CONFIG_FILE}`;
+  if (!(await source.exists(CONFIG_FILE))) {
+    throw new ModelFormatError(configName, `${source.label} has no ${CONFIG_FILE}; a model folder needs the Hugging Face config.json beside its weights.`);
+  }
+  let configJson: unknown;
+  try {
+    configJson = JSON.parse(await source.readText(CONFIG_FILE));
+  } catch (error) {
+    throw new ModelFormatError(configName, `${configName} is not valid JSON (${error instanceof Error ? error.message : String(error)}).`);
+  }
+  const spec = parseModelConfig(configJson, configName);
+  const tensors = await readWeightFiles(source);
+  const weights = spec.family === 'gpt2' ? gpt2Weights(spec, tensors) : llamaWeights(spec, tensors);
+  return { spec, weights, origin: source.label };
+}
+
+/** Every tensor of the checkpoint by name, with the file it came from for messages. */
+class TensorTable {
+  private readonly files: { file: SafetensorsFile; label: string }[] = [];
+  private readonly owners = new Map<string, { file: SafetensorsFile; label: string }>();
+
+  constructor(readonly description: string) {}
+
+  add(file: SafetensorsFile, label: string, only?: ReadonlySet<string>): void {
+    const entry = { file, label };
+    this.files.push(entry);
+    for (const name of file.entries.keys()) {
+      if (!only || only.has(name)) this.owners.set(name, entry);
+    }
+  }
+
+  has(name: string): boolean {
+    return this.owners.has(name);
+  }
+
+  /** The tensor `name`, checked against `shape`. */
+  get(name: string, shape: readonly number[]): HostTensor {
+    const owner = this.owners.get(name);
+    if (!owner) {
+      throw new ModelFormatError(
+        this.description,
+        `tensor ${name} is missing from ${this.description} (expected shape [${shape.join(', ')}]). The weights do not match config.json; download the model again.`,
+      );
+    }
+    const tensor = owner.file.tensor(name)!;
+    if (tensor.shape.length !== shape.length || tensor.shape.some((dim, i) => dim !== shape[i])) {
+      throw new ModelFormatError(
+        owner.label,
+        `tensor ${name} in ${owner.label} has shape [${tensor.shape.join(', ')}] but config.json implies [${shape.join(', ')}]. The weights do not match config.json.`,
+      );
+    }
+    return { ...tensor, name: `${name} (${owner.label})` };
+  }
+}
+
+async function readWeightFiles(source: ModelFileSource): Promise<TensorTable> {
+  if (await source.exists(SINGLE_WEIGHTS_FILE)) {
+    const label = `${source.label}/${SINGLE_WEIGHTS_FILE}`;
+    const table = new TensorTable(label);
+    table.add(parseSafetensors(await source.readBytes(SINGLE_WEIGHTS_FILE), label), label);
+    return table;
+  }
+  const indexLabel = `${source.label}/${WEIGHTS_INDEX_FILE}`;
+  if (!(await source.exists(WEIGHTS_INDEX_FILE))) {
+    throw new ModelFormatError(
+      `${source.label}/${SINGLE_WEIGHTS_FILE}`,
+      `${source.label} has neither ${SINGLE_WEIGHTS_FILE} nor ${WEIGHTS_INDEX_FILE}. Attention Lens reads safetensors weights only (pickled pytorch_model.bin files are never loaded, since unpickling can run code).`,
+    );
+  }
+  const weightMap = parseWeightIndex(await source.readText(WEIGHTS_INDEX_FILE), indexLabel);
+  const namesByShard = new Map<string, Set<string>>();
+  for (const [tensorName, shard] of weightMap) {
+    if (!namesByShard.has(shard)) namesByShard.set(shard, new Set());
+    namesByShard.get(shard)!.add(tensorName);
+  }
+  const table = new TensorTable(`the shards listed in ${indexLabel}`);
+  for (const [shard, names] of namesByShard) {
+    const label = `${source.label}/${shard}`;
+    if (!(await source.exists(shard))) {
+      throw new ModelFormatError(label, `${indexLabel} lists the shard ${shard}, but ${label} does not exist. Download the model again.`);
+    }
+    // Each shard is read once; its tensors stay views on these bytes.
+    const file = parseSafetensors(await source.readBytes(shard), label);
+    for (const name of names) {
+      if (!file.entries.has(name)) {
+        throw new ModelFormatError(label, `${indexLabel} says tensor ${name} is in ${shard}, but ${label} has no such tensor. Download the model again.`);
+      }
+    }
+    table.add(file, label, names);
+  }
+  return table;
+}
+
+/** Validates model.safetensors.index.json and returns its weight_map (tensor name -> shard file name). */
+export function parseWeightIndex(text: string, label: string): Map<string, string> {
+  let json: unknown;
+  try {
+    json = JSON.parse(text);
+  } catch (error) {
+    throw new ModelFormatError(label, `${label} is not valid JSON (${error instanceof Error ? error.message : String(error)}).`);
+  }
+  const weightMap = (json as { weight_map?: unknown } | null)?.weight_map;
+  if (typeof weightMap !== 'object' || weightMap === null || Array.isArray(weightMap)) {
+    throw new ModelFormatError(label, `${label} has no "weight_map" object mapping tensor names to shard files.`);
+  }
+  const result = new Map<string, string>();
+  for (const [name, shard] of Object.entries(weightMap)) {
+    if (typeof shard !== 'string' || !isPlainFileName(shard)) {
+      throw new ModelFormatError(
+        label,
+        `${label} maps tensor ${name} to ${JSON.stringify(shard)}, which is not a plain .safetensors file name in the model folder (no paths, no "..").`,
+      );
+    }
+    result.set(name, shard);
+  }
+  return result;
+}
+
+function isPlainFileName(name: string): boolean {
+  return (
+    name.length > 0 &&
+    name.endsWith('.safetensors') &&
+    !name.includes('/') &&
+    !name.includes('\\') &&
+    !name.includes('..') &&
+    !name.includes(':') &&
+    !name.includes('\0')
+  );
+}
+
+function llamaWeights(spec: ModelSpec, tensors: TensorTable): ModelWeights {
+  const { hiddenSize: d, intermediateSize: inter, numHeads: H, numKvHeads: Hkv, headDim: hd, vocabSize: vocab } = spec;
+  const linear = (name: string, out: number, inDim: number, hasBias: boolean): LinearWeights => ({
+    weight: tensors.get(`${name}.weight`, [out, inDim]),
+    ...(hasBias ? { bias: tensors.get(`${name}.bias`, [out]) } : {}),
+  });
+  const rms = (name: string): NormWeights => ({ weight: tensors.get(`${name}.weight`, [d]) });
+  const layers: LayerWeights[] = [];
+  for (let i = 0; i < spec.numLayers; i++) {
+    const p = `model.layers.${i}`;
+    layers.push({
+      attnNorm: rms(`${p}.input_layernorm`),
+      q: linear(`${p}.self_attn.q_proj`, H * hd, d, spec.qkvBias),
+      k: linear(`${p}.self_attn.k_proj`, Hkv * hd, d, spec.qkvBias),
+      v: linear(`${p}.self_attn.v_proj`, Hkv * hd, d, spec.qkvBias),
+      o: linear(`${p}.self_attn.o_proj`, d, H * hd, spec.outBias),
+      mlpNorm: rms(`${p}.post_attention_layernorm`),
+      gate: linear(`${p}.mlp.gate_proj`, inter, d, spec.mlpBias),
+      up: linear(`${p}.mlp.up_proj`, inter, d, spec.mlpBias),
+      down: linear(`${p}.mlp.down_proj`, d, inter, spec.mlpBias),
+    });
+  }
+  const tokenEmbedding = tensors.get('model.embed_tokens.weight', [vocab, d]);
+  // With tied embeddings the model ignores any stored lm_head copy, as transformers does.
+  const lmHead = spec.tieWordEmbeddings ? tokenEmbedding : tensors.get('lm_head.weight', [vocab, d]);
+  return { tokenEmbedding, layers, finalNorm: rms('model.norm'), lmHead };
+}
+
+function gpt2Weights(spec: ModelSpec, tensors: TensorTable): ModelWeights {
+  const { hiddenSize: d, intermediateSize: inter, vocabSize: vocab } = spec;
+  const prefix = tensors.has('transformer.wte.weight') ? 'transformer.' : '';
+  const layerNorm = (name: string): NormWeights => ({
+    weight: tensors.get(`${prefix}${name}.weight`, [d]),
+    bias: tensors.get(`${prefix}${name}.bias`, [d]),
+  });
+  /** A Conv1D layer: weight stored [in, out], returned as canonical [out, in]. */
+  const conv1d = (name: string, inDim: number, out: number): LinearWeights => ({
+    weight: transpose(tensors.get(`${prefix}${name}.weight`, [inDim, out])),
+    bias: tensors.get(`${prefix}${name}.bias`, [out]),
+  });
+  const layers: LayerWeights[] = [];
+  for (let i = 0; i < spec.numLayers; i++) {
+    const p = `h.${i}`;
+    const qkv = conv1d(`${p}.attn.c_attn`, d, 3 * d);
+    // c_attn's output features are q, then k, then v.
+    const [q, k, v] = ['q', 'k', 'v'].map((part, index) => ({
+      weight: sliceRows(qkv.weight, index * d, d, part),
+      bias: sliceRows(qkv.bias!, index * d, d, part),
+    }));
+    layers.push({
+      attnNorm: layerNorm(`${p}.ln_1`),
+      q,
+      k,
+      v,
+      o: conv1d(`${p}.attn.c_proj`, d, d),
+      mlpNorm: layerNorm(`${p}.ln_2`),
+      up: conv1d(`${p}.mlp.c_fc`, d, inter),
+      down: conv1d(`${p}.mlp.c_proj`, inter, d),
+    });
+  }
+  const tokenEmbedding = tensors.get(`${prefix}wte.weight`, [vocab, d]);
+  const lmHead = spec.tieWordEmbeddings ? tokenEmbedding : tensors.get('lm_head.weight', [vocab, d]);
+  return {
+    tokenEmbedding,
+    positionEmbedding: tensors.get(`${prefix}wpe.weight`, [spec.maxPositions, d]),
+    layers,
+    finalNorm: layerNorm('ln_f'),
+    lmHead,
+  };
+}
+
+/** Transposes a 2-D tensor of any dtype, byte-wise. */
+function transpose(t: HostTensor): HostTensor {
+  const [rows, cols] = t.shape;
+  const width = DTYPE_WIDTH[t.dtype];
+  const out = new Uint8Array(t.bytes.byteLength);
+  for (let r = 0; r < rows; r++) {
+    for (let c = 0; c < cols; c++) {
+      const from = (r * cols + c) * width;
+      const to = (c * rows + r) * width;
+      for (let b = 0; b < width; b++) out[to + b] = t.bytes[from + b];
+    }
+  }
+  return { name: t.name, shape: [cols, rows], dtype: t.dtype, bytes: out };
+}
+
+/** Rows [start, start + count) of a tensor (first axis), as a view. */
+function sliceRows(t: HostTensor, start: number, count: number, part: string): HostTensor {
+  const rowBytes = t.bytes.byteLength / t.shape[0];
+  return {
+    name: `${t.name} [${part} part]`,
+    shape: [count, ...t.shape.slice(1)],
+    dtype: t.dtype,
+    bytes: t.bytes.subarray(start * rowBytes, (start + count) * rowBytes),
+  };
+}

@@ -1,0 +1,108 @@
+/**
+ * The engine's view of a model: an architecture-neutral description (ModelSpec) and the weights in
+ * one canonical layout shared by the CPU reference and the WebGPU engine. Loaders for Hugging Face
+ * folders (Llama, Qwen2, GPT-2) translate their tensor names and layouts into this form.
+ *
+ * Layout convention: every linear weight is stored as `[out, in]` row-major (nn.Linear's layout);
+ * y = x W^T + b. GPT-2's Conv1D weights ([in, out]) are transposed at load time and its fused
+ * c_attn is split into q, k and v.
+ */
+
+export type ModelFamily = 'llama' | 'qwen2' | 'gpt2';
+
+export interface ModelSpec {
+  /** `architectures[0]` from config.json, e.g. "LlamaForCausalLM". */
+  readonly architecture: string;
+  readonly family: ModelFamily;
+  readonly vocabSize: number;
+  /** Model width d_model. */
+  readonly hiddenSize: number;
+  readonly numLayers: number;
+  /** Query heads per layer. */
+  readonly numHeads: number;
+  /** Key/value heads per layer (grouped-query attention when < numHeads). Query head h reads KV head floor(h / (numHeads / numKvHeads)). */
+  readonly numKvHeads: number;
+  readonly headDim: number;
+  /** Width of the MLP's hidden layer. */
+  readonly intermediateSize: number;
+  /** Longest sequence the model was trained for (max_position_embeddings / n_positions). */
+  readonly maxPositions: number;
+  readonly norm: 'rms' | 'layer';
+  readonly normEps: number;
+  readonly positional: 'rope' | 'learned';
+  /** Rotary base (rope_theta); unused for learned positions. Rotation uses HF's rotate-half pairing (i, i + headDim/2). */
+  readonly ropeTheta: number;
+  /** 'swiglu': down(silu(gate x) * up x); 'gelu': proj(gelu_tanh(fc x)). */
+  readonly mlp: 'swiglu' | 'gelu';
+  /** q, k, v projections have biases (Qwen2, GPT-2, Llama with attention_bias). */
+  readonly qkvBias: boolean;
+  /** Attention output projection has a bias (GPT-2). */
+  readonly outBias: boolean;
+  /** MLP projections have biases (GPT-2). */
+  readonly mlpBias: boolean;
+  readonly tieWordEmbeddings: boolean;
+}
+
+/** Storage type of a tensor as read from the file. BF16 is widened by the consumer. */
+export type TensorDType = 'F32' | 'F16' | 'BF16';
+
+/** One tensor in host memory, in the canonical layout. */
+export interface HostTensor {
+  /** Name in the source file(s), used in error messages. */
+  readonly name: string;
+  readonly shape: readonly number[];
+  readonly dtype: TensorDType;
+  /** Little-endian element data, exactly product(shape) * width bytes. */
+  readonly bytes: Uint8Array;
+}
+
+export interface LinearWeights {
+  /** `[out, in]`. */
+  readonly weight: HostTensor;
+  /** `[out]`, when the layer has a bias. */
+  readonly bias?: HostTensor;
+}
+
+export interface NormWeights {
+  /** `[hidden]`. */
+  readonly weight: HostTensor;
+  /** `[hidden]`, LayerNorm only. */
+  readonly bias?: HostTensor;
+}
+
+export interface LayerWeights {
+  readonly attnNorm: NormWeights;
+  /** `[numHeads * headDim, hidden]`. */
+  readonly q: LinearWeights;
+  /** `[numKvHeads * headDim, hidden]`. */
+  readonly k: LinearWeights;
+  /** `[numKvHeads * headDim, hidden]`. */
+  readonly v: LinearWeights;
+  /** `[hidden, numHeads * headDim]`. */
+  readonly o: LinearWeights;
+  readonly mlpNorm: NormWeights;
+  /** SwiGLU: `[intermediate, hidden]`. */
+  readonly gate?: LinearWeights;
+  /** SwiGLU: `[intermediate, hidden]`; GELU MLP: the fc layer `[intermediate, hidden]`. */
+  readonly up: LinearWeights;
+  /** `[hidden, intermediate]`. */
+  readonly down: LinearWeights;
+}
+
+export interface ModelWeights {
+  /** `[vocab, hidden]`. */
+  readonly tokenEmbedding: HostTensor;
+  /** `[maxPositions, hidden]`, learned positions only. */
+  readonly positionEmbedding?: HostTensor;
+  readonly layers: readonly LayerWeights[];
+  readonly finalNorm: NormWeights;
+  /** `[vocab, hidden]`; the same object as tokenEmbedding when embeddings are tied. */
+  readonly lmHead: HostTensor;
+}
+
+export interface LoadedModel {
+  readonly spec: ModelSpec;
+  readonly weights: ModelWeights;
+  /** Where the model came from, for messages ("/path/to/folder" or "embedded default"). */
+  readonly origin: string;
+}

@@ -1,0 +1,109 @@
+/**
+ * Webview entry: says `ready`, answers the host's requests, and renders the panel.
+ * The host queues everything until `ready`, so nothing sent before this script ran is lost.
+ */
+import '@vscode-elements/elements/dist/vscode-button/index.js';
+import '@vscode-elements/elements/dist/vscode-icon/index.js';
+import { PROTOCOL_VERSION, type HostToWebviewMessage, type WebGpuProbeResult } from '../src/shared/protocol';
+import { describeAdapter, formatBytes } from '../src/shared/format';
+import { probeWebGpu } from './probe';
+import { onHostMessage, postToHost } from './vscodeApi';
+
+const app = document.getElementById('app') as HTMLElement;
+
+interface PanelView {
+  handshakeError?: string;
+  probe?: WebGpuProbeResult;
+  documentName?: string;
+  status: string;
+}
+
+const view: PanelView = { status: 'Waiting for the extension…' };
+
+function element<K extends keyof HTMLElementTagNameMap>(tag: K, className?: string, text?: string): HTMLElementTagNameMap[K] {
+  const node = document.createElement(tag);
+  if (className) node.className = className;
+  if (text !== undefined) node.textContent = text;
+  return node;
+}
+
+function render(): void {
+  const root = element('div', 'panel');
+  const header = element('header', 'panel-header');
+  header.append(element('h1', undefined, 'Attention Lens'));
+  root.append(header);
+
+  if (view.handshakeError) {
+    const error = element('p', 'error', view.handshakeError);
+    error.setAttribute('role', 'alert');
+    root.append(error);
+    app.replaceChildren(root);
+    return;
+  }
+
+  const adapterSection = element('section', 'adapter');
+  adapterSection.setAttribute('aria-label', 'WebGPU adapter');
+  adapterSection.append(element('h2', undefined, 'WebGPU'));
+  if (!view.probe) {
+    adapterSection.append(element('p', 'muted', 'Probing WebGPU…'));
+  } else if (view.probe.ok) {
+    const a = view.probe.adapter;
+    const list = element('dl', 'facts');
+    const fact = (term: string, value: string) => list.append(element('dt', undefined, term), element('dd', undefined, value));
+    fact('Adapter', describeAdapter(a.vendor, a.architecture, a.description) + (a.isFallbackAdapter ? ' (software fallback)' : ''));
+    if (a.description) fact('Description', a.description);
+    fact('Features', a.features.join(', ') || 'none');
+    fact('Max storage binding', formatBytes(a.limits.maxStorageBufferBindingSize));
+    fact('Max buffer', formatBytes(a.limits.maxBufferSize));
+    fact('Workgroup invocations', String(a.limits.maxComputeInvocationsPerWorkgroup));
+    adapterSection.append(list);
+  } else {
+    const warning = element('p', 'warning', `No WebGPU adapter: ${view.probe.error}. Analyses fall back to the CPU reference implementation (slower).`);
+    warning.setAttribute('role', 'status');
+    adapterSection.append(warning);
+  }
+  root.append(adapterSection);
+
+  const statusSection = element('section', 'status');
+  statusSection.append(element('h2', undefined, view.documentName ?? 'No analysis yet'));
+  statusSection.append(element('p', 'muted', view.status));
+  const analyze = document.createElement('vscode-button');
+  analyze.setAttribute('icon', 'eye');
+  analyze.textContent = 'Analyze Current File';
+  analyze.addEventListener('click', () => postToHost({ type: 'runCommand', command: 'analyzeFile' }));
+  statusSection.append(analyze);
+  root.append(statusSection);
+
+  app.replaceChildren(root);
+}
+
+async function handle(message: HostToWebviewMessage): Promise<void> {
+  switch (message.type) {
+    case 'handshake':
+      view.handshakeError = message.accepted ? undefined : (message.error ?? 'The extension refused this panel.');
+      if (message.accepted) view.status = 'Connected. Run "Analyze Current File" on an editor.';
+      break;
+    case 'probeWebGpu': {
+      const probe = await probeWebGpu();
+      view.probe = probe;
+      postToHost({ type: 'probeResult', requestId: message.requestId, probe });
+      break;
+    }
+    case 'panelState':
+      view.documentName = message.documentName;
+      view.status = message.status;
+      break;
+  }
+  render();
+}
+
+window.addEventListener('error', (event) => postToHost({ type: 'webviewError', message: event.message || 'Unknown error in the panel' }));
+window.addEventListener('unhandledrejection', (event) =>
+  postToHost({ type: 'webviewError', message: event.reason instanceof Error ? event.reason.message : String(event.reason) }),
+);
+
+onHostMessage((message) => {
+  handle(message).catch((error: unknown) => postToHost({ type: 'webviewError', message: error instanceof Error ? error.message : String(error) }));
+});
+render();
+postToHost({ type: 'ready', protocolVersion: PROTOCOL_VERSION });
