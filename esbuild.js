@@ -80,13 +80,20 @@ const builds = [
   return entries.length > 0 && entries.every((entry) => fs.existsSync(entry));
 });
 
-/** The webview loads codicons from its own resource root (node_modules is not in the .vsix). */
+/** Grammars the extension parses definitions and imports with (see src/analysis/definitionQueries.ts). */
+const GRAMMARS = ['tree-sitter', 'tree-sitter-typescript', 'tree-sitter-tsx', 'tree-sitter-python', 'tree-sitter-go', 'tree-sitter-rust', 'tree-sitter-java', 'tree-sitter-cpp', 'tree-sitter-c-sharp'];
+
+/**
+ * Files loaded at run time rather than bundled (node_modules is not in the .vsix): codicons for the
+ * webview, and the tree-sitter runtime and grammar .wasm files for the extension host.
+ */
 function copyStaticAssets() {
-  const target = path.join(__dirname, 'out', 'webview');
-  fs.mkdirSync(target, { recursive: true });
-  for (const file of ['codicon.css', 'codicon.ttf']) {
-    fs.copyFileSync(path.join(__dirname, 'node_modules', '@vscode', 'codicons', 'dist', file), path.join(target, file));
-  }
+  const copy = (from, toDir, name) => {
+    fs.mkdirSync(toDir, { recursive: true });
+    fs.copyFileSync(path.join(from, name), path.join(toDir, name));
+  };
+  for (const file of ['codicon.css', 'codicon.ttf']) copy(path.join(__dirname, 'node_modules', '@vscode', 'codicons', 'dist'), path.join(__dirname, 'out', 'webview'), file);
+  for (const grammar of GRAMMARS) copy(path.join(__dirname, 'node_modules', '@vscode', 'tree-sitter-wasm', 'wasm'), path.join(__dirname, 'out', 'tree-sitter'), `${grammar}.wasm`);
 }
 
 async function main() {

@@ -1,0 +1,160 @@
+/**
+ * Finds the definitions and imports of a source file with tree-sitter (the grammars VS Code itself
+ * ships in @vscode/tree-sitter-wasm). These spans are what the engine sums attention mass over.
+ * No `vscode` import: the CLI and unit tests use it too. Offsets are UTF-16 code units, like
+ * VS Code's `document.offsetAt`.
+ */
+import { Language, Parser, Query, type Node as SyntaxNode } from '@vscode/tree-sitter-wasm';
+import { DEFINITION_KINDS, DEFINITION_QUERIES, GRAMMAR_FOR_LANGUAGE, type DefinitionKind, type GrammarName } from './definitionQueries';
+
+export interface SourceDefinition {
+  readonly kind: DefinitionKind;
+  /** The defined name; for imports, the names the statement binds (or its module). */
+  readonly name: string;
+  /** Every name the definition binds (one, except for imports). */
+  readonly names: readonly string[];
+  /** The span whose attention is summed: the header (node start up to its body), trimmed. */
+  readonly start: number;
+  readonly end: number;
+  /** The whole syntax node. */
+  readonly nodeStart: number;
+  readonly nodeEnd: number;
+}
+
+/** Loads grammar files: a path on disk in Node, or bytes from wherever the host keeps them. */
+export type WasmLoader = (fileName: string) => Promise<Uint8Array>;
+
+/** Node types that open a local scope: variables declared inside them are not file-level definitions. */
+const LOCAL_SCOPE = /function|method|arrow|lambda|closure|constructor|accessor|block_statement|statement_block/;
+
+const IDENTIFIER = /identifier$|^name$|^dotted_name$|^scoped_identifier$|^qualified_name$/;
+
+export class DefinitionExtractor {
+  private readonly grammars = new Map<GrammarName, Promise<{ language: Language; query: Query }>>();
+
+  private constructor(private readonly loadWasm: WasmLoader) {}
+
+  /** Initialises the tree-sitter runtime once. `runtimeWasm` is the bytes of tree-sitter.wasm. */
+  static async create(loadWasm: WasmLoader): Promise<DefinitionExtractor> {
+    const runtime = await loadWasm('tree-sitter.wasm');
+    await Parser.init({ wasmBinary: runtime } as unknown as { locateFile: (file: string, folder: string) => string });
+    return new DefinitionExtractor(loadWasm);
+  }
+
+  /** True when `languageId` (a VS Code language id) has a grammar. */
+  static supports(languageId: string): boolean {
+    return languageId in GRAMMAR_FOR_LANGUAGE;
+  }
+
+  private grammar(name: GrammarName): Promise<{ language: Language; query: Query }> {
+    let pending = this.grammars.get(name);
+    if (!pending) {
+      pending = (async () => {
+        const language = await Language.load(await this.loadWasm(`tree-sitter-${name}.wasm`));
+        return { language, query: new Query(language, DEFINITION_QUERIES[name]) };
+      })();
+      this.grammars.set(name, pending);
+      pending.catch(() => this.grammars.delete(name));
+    }
+    return pending;
+  }
+
+  /** The definitions and imports of `text`, sorted by position; [] for languages without a grammar. */
+  async extract(languageId: string, text: string): Promise<SourceDefinition[]> {
+    const grammarName = GRAMMAR_FOR_LANGUAGE[languageId];
+    if (!grammarName) return [];
+    const { language, query } = await this.grammar(grammarName);
+    const parser = new Parser();
+    try {
+      parser.setLanguage(language);
+      const tree = parser.parse(text);
+      if (!tree) return [];
+      try {
+        return collect(query, tree.rootNode, text);
+      } finally {
+        tree.delete();
+      }
+    } finally {
+      parser.delete();
+    }
+  }
+}
+
+function collect(query: Query, root: SyntaxNode, text: string): SourceDefinition[] {
+  const found = new Map<string, SourceDefinition>();
+  for (const match of query.matches(root)) {
+    let node: SyntaxNode | undefined;
+    let kind: DefinitionKind | undefined;
+    let nameNode: SyntaxNode | undefined;
+    let body: SyntaxNode | undefined;
+    for (const capture of match.captures) {
+      if (capture.name === 'name') nameNode = capture.node;
+      else if (capture.name === 'body') body = capture.node;
+      else if ((DEFINITION_KINDS as readonly string[]).includes(capture.name)) {
+        node = capture.node;
+        kind = capture.name as DefinitionKind;
+      }
+    }
+    if (!node || !kind) continue;
+    if (kind === 'variable') {
+      if (isInsideLocalScope(node)) continue;
+      // `const f = () => ...` defines a function: its header ends where the arrow's body starts.
+      const value = nameNode?.parent?.childForFieldName('value');
+      if (value && /arrow_function|function_expression|function$/.test(value.type)) {
+        kind = 'function';
+        body = value.childForFieldName('body') ?? undefined;
+      }
+    }
+    const container = node.parent;
+    if (kind === 'function' && container && /class_body|declaration_list|field_declaration_list/.test(container.type) && !/namespace|mod_item/.test(container.parent?.type ?? '')) kind = 'method';
+    if (kind === 'function' && node.parent?.type === 'block' && node.parent.parent?.type === 'class_definition') kind = 'method';
+
+    const names = kind === 'import' ? importedNames(node) : nameNode ? [declaredName(nameNode)] : [];
+    const name = names.length === 0 ? firstLine(node.text) : names.length <= 3 ? names.join(', ') : `${names.slice(0, 3).join(', ')}, …`;
+    const start = node.startIndex;
+    let end = body && body.startIndex > start ? body.startIndex : node.endIndex;
+    while (end > start && /\s/.test(text[end - 1])) end--;
+    const key = `${start}:${end}`;
+    if (!found.has(key)) found.set(key, { kind, name, names, start, end, nodeStart: node.startIndex, nodeEnd: node.endIndex });
+  }
+  return [...found.values()].sort((a, b) => a.start - b.start || a.end - b.end);
+}
+
+function isInsideLocalScope(node: SyntaxNode): boolean {
+  for (let parent = node.parent; parent; parent = parent.parent) {
+    if (LOCAL_SCOPE.test(parent.type)) return true;
+  }
+  return false;
+}
+
+/** The plain name inside a name node (C++ declarators wrap it: `int *f(int)` -> `f`). */
+function declaredName(node: SyntaxNode): string {
+  if (/declarator$/.test(node.type)) {
+    const inner = node.childForFieldName('declarator');
+    if (inner) return declaredName(inner);
+  }
+  return node.text;
+}
+
+/** The names an import binds: the last identifier of each imported path or alias. */
+function importedNames(node: SyntaxNode): string[] {
+  const names: string[] = [];
+  const visit = (current: SyntaxNode) => {
+    if (current.type === 'string' || current.type === 'string_literal' || current.type === 'interpreted_string_literal' || current.type === 'system_lib_string') {
+      if (names.length === 0 && current.parent && /import|include|use/.test(current.parent.type)) names.push(current.text.replace(/^["'<`]|["'>`]$/g, ''));
+      return;
+    }
+    if (IDENTIFIER.test(current.type) && current.childCount === 0) {
+      names.push(current.text);
+      return;
+    }
+    for (const child of current.namedChildren) if (child) visit(child);
+  };
+  visit(node);
+  return [...new Set(names)].filter((n) => !/^(import|from|as|use|using|static|type)$/.test(n));
+}
+
+function firstLine(text: string): string {
+  const line = text.split(/\r?\n/, 1)[0].trim();
+  return line.length > 60 ? `${line.slice(0, 59)}…` : line;
+}
