@@ -6,6 +6,7 @@ import '@vscode-elements/elements/dist/vscode-button/index.js';
 import '@vscode-elements/elements/dist/vscode-icon/index.js';
 import { PROTOCOL_VERSION, type HostToWebviewMessage, type WebGpuProbeResult } from '../src/shared/protocol';
 import { describeAdapter, formatBytes } from '../src/shared/format';
+import { EngineHost } from './engineHost';
 import { probeWebGpu } from './probe';
 import { onHostMessage, postToHost } from './vscodeApi';
 
@@ -19,6 +20,12 @@ interface PanelView {
 }
 
 const view: PanelView = { status: 'Waiting for the extension…' };
+
+const engineHost = new EngineHost((message) => postToHost({ type: 'webviewError', message }));
+
+function errorText(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}
 
 function element<K extends keyof HTMLElementTagNameMap>(tag: K, className?: string, text?: string): HTMLElementTagNameMap[K] {
   const node = document.createElement(tag);
@@ -89,6 +96,35 @@ async function handle(message: HostToWebviewMessage): Promise<void> {
       postToHost({ type: 'probeResult', requestId: message.requestId, probe });
       break;
     }
+    case 'loadModel':
+      try {
+        const model = await engineHost.load(message);
+        view.status = `Model: ${model.label} (${model.architecture}, ${model.numLayers} layers x ${model.numHeads} heads) on ${model.backend.kind === 'webgpu' ? 'WebGPU' : 'the CPU fallback'}.`;
+        postToHost({ type: 'modelLoaded', requestId: message.requestId, model });
+      } catch (error) {
+        postToHost({ type: 'modelLoaded', requestId: message.requestId, error: errorText(error) });
+      }
+      break;
+    case 'analyze':
+      try {
+        const result = await engineHost.analyze(message);
+        postToHost({ type: 'analysisResult', requestId: message.requestId, result });
+      } catch (error) {
+        const cancelled = error instanceof Error && error.name === 'AbortError';
+        postToHost({ type: 'analysisResult', requestId: message.requestId, error: cancelled ? 'The analysis was cancelled.' : errorText(error), cancelled });
+      }
+      return;
+    case 'attentionRow':
+      try {
+        const probs = await engineHost.attentionRow(message.layer, message.head, message.query);
+        postToHost({ type: 'attentionRowResult', requestId: message.requestId, probs });
+      } catch (error) {
+        postToHost({ type: 'attentionRowResult', requestId: message.requestId, error: errorText(error) });
+      }
+      return;
+    case 'cancel':
+      engineHost.cancel(message.target);
+      return;
     case 'panelState':
       view.documentName = message.documentName;
       view.status = message.status;

@@ -4,7 +4,10 @@
  * Free of `vscode` imports so it is unit-tested in plain Node; the panel gives it a `post` function.
  */
 import {
+  type AnalysisResultMessage,
+  type AttentionRowMessage,
   type HostToWebviewMessage,
+  type ModelLoadedMessage,
   type ProbeResultMessage,
   type WebviewToHostMessage,
   handshakeFor,
@@ -15,7 +18,15 @@ import {
 type RequestWithoutId = Omit<Extract<HostToWebviewMessage, { requestId: number }>, 'requestId'>;
 
 /** The responses that answer requests, keyed by their request id. */
-type ResponseMessage = ProbeResultMessage;
+type ResponseMessage = ProbeResultMessage | ModelLoadedMessage | AnalysisResultMessage | AttentionRowMessage;
+
+/** The response type each request gets. */
+interface ResponseFor {
+  probeWebGpu: ProbeResultMessage;
+  loadModel: ModelLoadedMessage;
+  analyze: AnalysisResultMessage;
+  attentionRow: AttentionRowMessage;
+}
 
 interface PendingRequest {
   resolve(message: ResponseMessage): void;
@@ -54,16 +65,20 @@ export class WebviewChannel {
     else this.queue.push(message);
   }
 
-  /** Sends a request and resolves with the webview's response carrying the same id. */
-  request(message: RequestWithoutId, timeoutMs: number): Promise<ResponseMessage> {
+  /**
+   * Sends a request and resolves with the webview's response carrying the same id. `onId` learns
+   * the id at once, so the caller can cancel the request.
+   */
+  request<R extends RequestWithoutId>(message: R, timeoutMs: number, onId?: (requestId: number) => void): Promise<ResponseFor[R['type']]> {
     if (this.closed) return Promise.reject(new Error('The Attention Lens panel is closed.'));
     const requestId = this.nextRequestId++;
-    return new Promise<ResponseMessage>((resolve, reject) => {
+    onId?.(requestId);
+    return new Promise<ResponseFor[R['type']]>((resolve, reject) => {
       const timer = setTimeout(() => {
         this.pending.delete(requestId);
         reject(new Error(`The Attention Lens panel did not answer "${message.type}" within ${Math.round(timeoutMs / 1000)} s.`));
       }, timeoutMs);
-      this.pending.set(requestId, { resolve, reject, timer });
+      this.pending.set(requestId, { resolve: resolve as (message: ResponseMessage) => void, reject, timer });
       this.send({ ...message, requestId } as HostToWebviewMessage);
     });
   }

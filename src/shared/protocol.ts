@@ -9,10 +9,10 @@
  * - The webview sends `ready` (with its PROTOCOL_VERSION) first. The host queues its messages until
  *   `ready` arrives, and refuses a webview speaking another protocol version.
  */
-import type { AdapterSummary } from './attention';
+import type { AdapterSummary, AttentionSummary, BackendInfo, ForwardStats, TokenSpan } from './attention';
 
 /** Bumped whenever a message shape changes incompatibly. */
-export const PROTOCOL_VERSION = 1;
+export const PROTOCOL_VERSION = 2;
 
 /** What the webview found when it probed WebGPU. */
 export type WebGpuProbeResult =
@@ -47,7 +47,59 @@ export interface RunCommandMessage {
   readonly command: PanelCommand;
 }
 
-export type WebviewToHostMessage = ReadyMessage | ProbeResultMessage | WebviewErrorMessage | RunCommandMessage;
+/** The answer to `loadModel`. */
+export interface ModelLoadedMessage {
+  readonly type: 'modelLoaded';
+  readonly requestId: number;
+  readonly model?: LoadedModelInfo;
+  readonly error?: string;
+}
+
+/** The answer to `analyze`. */
+export interface AnalysisResultMessage {
+  readonly type: 'analysisResult';
+  readonly requestId: number;
+  readonly result?: AnalysisPayload;
+  readonly error?: string;
+  /** True when the request was cancelled (then `error` says so too). */
+  readonly cancelled?: boolean;
+}
+
+/** The answer to `attentionRow`: `query + 1` probabilities. */
+export interface AttentionRowMessage {
+  readonly type: 'attentionRowResult';
+  readonly requestId: number;
+  readonly probs?: Float32Array;
+  readonly error?: string;
+}
+
+export type WebviewToHostMessage =
+  | ReadyMessage
+  | ProbeResultMessage
+  | ModelLoadedMessage
+  | AnalysisResultMessage
+  | AttentionRowMessage
+  | WebviewErrorMessage
+  | RunCommandMessage;
+
+/** What the webview reports about a model it loaded. */
+export interface LoadedModelInfo {
+  readonly label: string;
+  readonly architecture: string;
+  readonly numLayers: number;
+  readonly numHeads: number;
+  readonly vocabSize: number;
+  readonly maxPositions: number;
+  readonly backend: BackendInfo;
+  readonly loadMs: number;
+}
+
+/** The summaries of one forward pass, as sent from the webview to the host. */
+export interface AnalysisPayload {
+  readonly summary: AttentionSummary;
+  readonly backend: BackendInfo;
+  readonly stats: ForwardStats;
+}
 
 // ---------------------------------------------------------------------------------------------
 // Host -> webview
@@ -72,7 +124,56 @@ export interface PanelStateMessage {
   readonly status: string;
 }
 
-export type HostToWebviewMessage = HandshakeMessage | ProbeWebGpuRequest | PanelStateMessage;
+/** Where the webview fetches a model's files: a webview URI for a folder the panel may read. */
+export interface ModelLocation {
+  /** Shown in messages, e.g. "embedded default model" or the folder path. */
+  readonly label: string;
+  /** Webview-fetchable URL of the folder, ending in '/'. */
+  readonly baseUri: string;
+  /** Names of the files present in the folder, so the webview never guesses. */
+  readonly files: readonly string[];
+}
+
+export interface LoadModelRequest {
+  readonly type: 'loadModel';
+  readonly requestId: number;
+  readonly model: ModelLocation;
+  readonly backend: 'auto' | 'webgpu' | 'cpu';
+}
+
+/** Runs the forward pass on tokens the host produced and summarises attention over `spans`. */
+export interface AnalyzeRequest {
+  readonly type: 'analyze';
+  readonly requestId: number;
+  readonly tokenIds: readonly number[];
+  readonly spans: readonly TokenSpan[];
+  readonly topK: number;
+  readonly layers?: readonly number[];
+}
+
+/** One exact probability row of the most recent analysis. */
+export interface AttentionRowRequest {
+  readonly type: 'attentionRow';
+  readonly requestId: number;
+  readonly layer: number;
+  readonly head: number;
+  readonly query: number;
+}
+
+/** Cancels the request with id `target` (an `analyze`); its answer then says `cancelled`. */
+export interface CancelMessage {
+  readonly type: 'cancel';
+  readonly target: number;
+}
+
+export type HostToWebviewMessage =
+  | HandshakeMessage
+  | ProbeWebGpuRequest
+  | LoadModelRequest
+  | AnalyzeRequest
+  | AttentionRowRequest
+  | CancelMessage
+  | PanelStateMessage;
 
 /** Host commands the panel may ask for; the host maps each to a registered command id. */
 export type PanelCommand = 'analyzeFile' | 'chooseModel';
@@ -108,6 +209,43 @@ function isProbeResult(value: unknown): value is WebGpuProbeResult {
   return value.ok === false && typeof value.error === 'string';
 }
 
+function isBackendInfo(value: unknown): value is BackendInfo {
+  if (!isRecord(value)) return false;
+  if (value.kind === 'cpu') return typeof value.reason === 'string';
+  return value.kind === 'webgpu' && isAdapterSummary(value.adapter) && typeof value.f16Storage === 'boolean' && (value.kernelVariant === 'tiled' || value.kernelVariant === 'register');
+}
+
+function isLoadedModelInfo(value: unknown): value is LoadedModelInfo {
+  return (
+    isRecord(value) &&
+    typeof value.label === 'string' &&
+    typeof value.architecture === 'string' &&
+    ['numLayers', 'numHeads', 'vocabSize', 'maxPositions', 'loadMs'].every((key) => typeof value[key] === 'number') &&
+    isBackendInfo(value.backend)
+  );
+}
+
+/** Checks the summary's arrays have the lengths its counts imply, so indexing them is safe. */
+export function summaryProblem(value: unknown): string | undefined {
+  if (!isRecord(value)) return 'summary is not an object';
+  const { numTokens: n, numHeads: H, topK: k, numSpans: S, layers } = value;
+  if (![n, H, k, S].every((x) => typeof x === 'number' && Number.isInteger(x) && x >= 0)) return 'summary counts are not integers';
+  if (!Array.isArray(layers) || !layers.every((l) => typeof l === 'number')) return 'summary layers are not numbers';
+  const L = layers.length;
+  const expect: Array<[string, unknown, new (...args: never[]) => ArrayLike<number>, number]> = [
+    ['topIndices', value.topIndices, Int32Array, L * (H as number) * (n as number) * (k as number)],
+    ['topWeights', value.topWeights, Float32Array, L * (H as number) * (n as number) * (k as number)],
+    ['spanMass', value.spanMass, Float32Array, L * (H as number) * (n as number) * (S as number)],
+    ['spanMassMean', value.spanMassMean, Float32Array, L * (n as number) * (S as number)],
+    ['spanMassMax', value.spanMassMax, Float32Array, L * (n as number) * (S as number)],
+  ];
+  for (const [name, array, type, length] of expect) {
+    if (!(array instanceof type)) return `summary.${name} is not a ${type.name}`;
+    if (array.length !== length) return `summary.${name} has ${array.length} values, expected ${length}`;
+  }
+  return undefined;
+}
+
 /**
  * Returns the message if it is a well-formed webview -> host message, otherwise a reason why not.
  * The host logs and drops malformed messages instead of acting on them.
@@ -128,6 +266,23 @@ export function parseWebviewMessage(value: unknown): WebviewToHostMessage | { re
         probe: value.probe,
         ...(typeof value.error === 'string' ? { error: value.error } : {}),
       };
+    case 'modelLoaded':
+      if (typeof value.requestId !== 'number') return { invalid: '"modelLoaded" without a numeric requestId' };
+      if (typeof value.error === 'string') return { type: 'modelLoaded', requestId: value.requestId, error: value.error };
+      return isLoadedModelInfo(value.model) ? { type: 'modelLoaded', requestId: value.requestId, model: value.model } : { invalid: '"modelLoaded" with a malformed model' };
+    case 'analysisResult': {
+      if (typeof value.requestId !== 'number') return { invalid: '"analysisResult" without a numeric requestId' };
+      if (typeof value.error === 'string') return { type: 'analysisResult', requestId: value.requestId, error: value.error, cancelled: value.cancelled === true };
+      const result = value.result;
+      if (!isRecord(result) || !isBackendInfo(result.backend) || !isRecord(result.stats)) return { invalid: '"analysisResult" with a malformed result' };
+      const problem = summaryProblem(result.summary);
+      if (problem) return { invalid: `"analysisResult" with a malformed summary: ${problem}` };
+      return { type: 'analysisResult', requestId: value.requestId, result: result as unknown as AnalysisPayload };
+    }
+    case 'attentionRowResult':
+      if (typeof value.requestId !== 'number') return { invalid: '"attentionRowResult" without a numeric requestId' };
+      if (typeof value.error === 'string') return { type: 'attentionRowResult', requestId: value.requestId, error: value.error };
+      return value.probs instanceof Float32Array ? { type: 'attentionRowResult', requestId: value.requestId, probs: value.probs } : { invalid: '"attentionRowResult" without Float32Array probs' };
     case 'webviewError':
       return typeof value.message === 'string'
         ? { type: 'webviewError', message: value.message }

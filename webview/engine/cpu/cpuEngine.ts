@@ -3,8 +3,12 @@
  * oracle the WebGPU engine is tested against and the fallback when no WebGPU adapter exists. It is
  * exact (float32 storage, float64 accumulation) and slow; it never leaves the calling thread except
  * to yield between layers so that an abort can arrive.
+ *
+ * Like the GPU engine it holds one layer's [H, n, n] probabilities at a time: each layer is
+ * summarised as soon as it is computed, and only the post-rope Q and K of every layer are kept, from
+ * which attentionRow() recomputes an exact row.
  */
-import type { AttentionRequest, BackendInfo, ForwardResult } from '../../../src/shared/attention';
+import type { AttentionRequest, AttentionSummary, BackendInfo, ForwardResult } from '../../../src/shared/attention';
 import type { AttentionEngine } from '../engine';
 import type { LinearWeights, LoadedModel, ModelSpec, NormWeights } from '../modelTypes';
 import { toFloat32 } from '../tensorData';
@@ -32,11 +36,11 @@ interface F32Layer {
   readonly down: F32Linear;
 }
 
-/** The inputs and per-layer attention of the most recent run, for attentionRow. */
+/** Per layer of the most recent run, the post-rope queries [n, H, headDim] and keys [n, Hkv, headDim]. */
 interface LastRun {
-  readonly tokenIds: Int32Array;
-  /** Probabilities [H, n, n] of the layers kept so far. */
-  readonly probs: Map<number, Float32Array>;
+  readonly numTokens: number;
+  readonly queries: Float32Array[];
+  readonly keys: Float32Array[];
 }
 
 export class CpuEngine implements AttentionEngine {
@@ -77,51 +81,41 @@ export class CpuEngine implements AttentionEngine {
     const tokenIds = this.validateTokens(request.tokenIds);
     const n = tokenIds.length;
     const layers = this.validateRequest(request, n);
-    const forwardStart = now();
     const wanted = new Set(layers);
-    const probs = new Map<number, Float32Array>();
+    const layerSummaries = new Map<number, AttentionSummary>();
+    const queries: Float32Array[] = [];
+    const keys: Float32Array[] = [];
+    let summaryMs = 0;
     this.lastRun = undefined;
-    const hidden = await this.forward(tokenIds, this.spec.numLayers, (layer, p) => {
-      if (wanted.has(layer)) probs.set(layer, p);
-    }, signal);
+
+    const forwardStart = now();
+    const hidden = await this.forward(tokenIds, signal, (layer, q, k, probs) => {
+      queries.push(q);
+      keys.push(k);
+      if (!wanted.has(layer)) return;
+      const summaryStart = now();
+      layerSummaries.set(layer, ops.summarizeAttention([probs], [layer], n, this.spec.numHeads, request));
+      summaryMs += now() - summaryStart;
+    });
     const lastLogits = this.logitsOfLastRow(hidden, n);
-    const forwardMs = now() - forwardStart;
-    this.lastRun = { tokenIds, probs };
+    this.lastRun = { numTokens: n, queries, keys };
+    const forwardMs = now() - forwardStart - summaryMs;
 
     const summaryStart = now();
-    const summary = ops.summarizeAttention(
-      layers.map((layer) => probs.get(layer)!),
-      layers,
-      n,
-      this.spec.numHeads,
-      request,
-    );
-    return {
-      summary,
-      lastLogits,
-      backend: this.backend,
-      stats: { forwardMs, summaryMs: now() - summaryStart, readbackBytes: 0 },
-    };
+    const summary = concatSummaries(layers.map((layer) => layerSummaries.get(layer)!), layers, n, this.spec.numHeads, request);
+    summaryMs += now() - summaryStart;
+    return { summary, lastLogits, backend: this.backend, stats: { forwardMs, summaryMs, readbackBytes: 0 } };
   }
 
   async attentionRow(layer: number, head: number, query: number): Promise<Float32Array> {
     this.checkUsable();
     const run = this.lastRun;
     if (!run) throw new Error('attentionRow needs a completed run; call run() first');
-    const n = run.tokenIds.length;
-    checkIndex('layer', layer, this.spec.numLayers);
-    checkIndex('head', head, this.spec.numHeads);
-    checkIndex('query', query, n);
-    let probs = run.probs.get(layer);
-    if (!probs) {
-      // Layers outside the summary were not kept; recompute up to this one.
-      await this.forward(run.tokenIds, layer + 1, (l, p) => {
-        if (l === layer) probs = p;
-      });
-      run.probs.set(layer, probs!);
-    }
-    const offset = (head * n + query) * n;
-    return probs!.slice(offset, offset + query + 1);
+    const s = this.spec;
+    checkIndex('layer', layer, s.numLayers);
+    checkIndex('head', head, s.numHeads);
+    checkIndex('query', query, run.numTokens);
+    return ops.causalAttentionRow(run.queries[layer], run.keys[layer], run.numTokens, s.numHeads, s.numKvHeads, s.headDim, head, query);
   }
 
   dispose(): void {
@@ -129,19 +123,21 @@ export class CpuEngine implements AttentionEngine {
     this.lastRun = undefined;
   }
 
-  /** Runs the first `numLayers` layers; `onProbs` receives each layer's [H, n, n] probabilities. Returns the residual stream [n, d]. */
+  /**
+   * Runs every layer; `onLayer` receives each layer's post-rope q [n, H, headDim], k [n, Hkv, headDim]
+   * and probabilities [H, n, n]. Returns the residual stream [n, d] after the last layer.
+   */
   private async forward(
     tokenIds: Int32Array,
-    numLayers: number,
-    onProbs: (layer: number, probs: Float32Array) => void,
-    signal?: AbortSignal,
+    signal: AbortSignal | undefined,
+    onLayer: (layer: number, q: Float32Array, k: Float32Array, probs: Float32Array) => void,
   ): Promise<Float32Array> {
     const s = this.spec;
     const n = tokenIds.length;
     const d = s.hiddenSize;
     let x = ops.embed(tokenIds, this.tokenEmbedding, d);
     if (this.positionEmbedding) x = ops.add(x, this.positionEmbedding.subarray(0, n * d));
-    for (let l = 0; l < numLayers; l++) {
+    for (let l = 0; l < s.numLayers; l++) {
       await yieldAndCheckAbort(signal);
       const layer = this.layers[l];
       const h = this.normalize(x, layer.attnNorm, n);
@@ -153,7 +149,7 @@ export class CpuEngine implements AttentionEngine {
         ops.applyRope(k, n, s.numKvHeads, s.headDim, s.ropeTheta);
       }
       const probs = ops.causalAttentionProbs(q, k, n, s.numHeads, s.numKvHeads, s.headDim);
-      onProbs(l, probs);
+      onLayer(l, q, k, probs);
       const attended = ops.attentionOutput(probs, v, n, s.numHeads, s.numKvHeads, s.headDim);
       x = ops.add(x, ops.linear(attended, layer.o.weight, layer.o.bias, n, s.numHeads * s.headDim, d));
 
@@ -217,6 +213,38 @@ export class CpuEngine implements AttentionEngine {
   private checkUsable(): void {
     if (this.disposed) throw new Error('the CPU engine was disposed');
   }
+}
+
+/** Joins one-layer summaries (in `layers` order) into the summary of all requested layers. */
+function concatSummaries(
+  parts: readonly AttentionSummary[],
+  layers: readonly number[],
+  n: number,
+  H: number,
+  request: AttentionRequest,
+): AttentionSummary {
+  const join = <T extends Int32Array | Float32Array>(pick: (part: AttentionSummary) => T, make: (length: number) => T): T => {
+    const out = make(parts.reduce((total, part) => total + pick(part).length, 0));
+    let offset = 0;
+    for (const part of parts) {
+      out.set(pick(part), offset);
+      offset += pick(part).length;
+    }
+    return out;
+  };
+  const floats = (length: number) => new Float32Array(length);
+  return {
+    numTokens: n,
+    layers: [...layers],
+    numHeads: H,
+    topK: request.topK,
+    topIndices: join((p) => p.topIndices, (length) => new Int32Array(length)),
+    topWeights: join((p) => p.topWeights, floats),
+    numSpans: request.spans.length,
+    spanMass: join((p) => p.spanMass, floats),
+    spanMassMean: join((p) => p.spanMassMean, floats),
+    spanMassMax: join((p) => p.spanMassMax, floats),
+  };
 }
 
 function linear(weights: LinearWeights): F32Linear {

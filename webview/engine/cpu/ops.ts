@@ -140,6 +140,43 @@ export function causalAttentionProbs(
   return probs;
 }
 
+/**
+ * One row of causalAttentionProbs: the query + 1 probabilities of (head, query), computed the same
+ * way (same dot-product order, max-subtracted softmax), so it equals the full tensor's row exactly.
+ */
+export function causalAttentionRow(
+  q: Float32Array,
+  k: Float32Array,
+  n: number,
+  H: number,
+  Hkv: number,
+  d: number,
+  head: number,
+  query: number,
+): Float32Array {
+  if (query >= n) throw new RangeError(`query ${query} is outside the ${n} positions`);
+  const scale = 1 / Math.sqrt(d);
+  const kvHead = Math.floor(head / (H / Hkv));
+  const qOffset = (query * H + head) * d;
+  const scores = new Float64Array(query + 1);
+  let max = -Infinity;
+  for (let j = 0; j <= query; j++) {
+    const kOffset = (j * Hkv + kvHead) * d;
+    let dot = 0;
+    for (let c = 0; c < d; c++) dot += q[qOffset + c] * k[kOffset + c];
+    scores[j] = dot * scale;
+    if (scores[j] > max) max = scores[j];
+  }
+  let total = 0;
+  for (let j = 0; j <= query; j++) {
+    scores[j] = Math.exp(scores[j] - max);
+    total += scores[j];
+  }
+  const row = new Float32Array(query + 1);
+  for (let j = 0; j <= query; j++) row[j] = scores[j] / total;
+  return row;
+}
+
 /** out[i, h, :] = sum_j probs[h, i, j] * v[j, kv(h), :]. probs: [H, n, n], v: [n, Hkv, d]. Returns [n, H * d]. */
 export function attentionOutput(
   probs: Float32Array,

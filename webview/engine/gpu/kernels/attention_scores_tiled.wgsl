@@ -63,7 +63,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid
   let block_first = wid.x * TILE_Q;
   let block_end = min(block_first + TILE_Q, params.query_count);   // local queries [block_first, block_end)
   let local_query = block_first + qi;
-  let active = local_query < params.query_count;
+  let query_valid = local_query < params.query_count;
   let query = params.query_start + min(local_query, params.query_count - 1u);
   // Keys 0..last_query are needed by some query of this workgroup (uniform across it).
   let last_query = params.query_start + block_end - 1u;
@@ -85,7 +85,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid
     }
     workgroupBarrier();
     let j = t * TILE_K + kj;
-    if (active && j <= query) {
+    if (query_valid && j <= query) {
       var dot_product = 0.0;
       for (var c = 0u; c < d; c++) {
         dot_product += q_row[c] * k_tile[kj * d + c];
@@ -99,7 +99,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid
   row_max = reduce_lanes(qi, kj, row_max, true);
   var total = 0.0;
   for (var j = kj; j <= last_query; j += TILE_K) {
-    if (active && j <= query) {
+    if (query_valid && j <= query) {
       let e = exp(probs[row + j] - row_max);
       probs[row + j] = e;
       total += e;
@@ -108,7 +108,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid
   total = reduce_lanes(qi, kj, total, false);
   let inverse_total = 1.0 / total;
   for (var j = kj; j <= last_query; j += TILE_K) {
-    if (active && j <= query) {
+    if (query_valid && j <= query) {
       probs[row + j] = probs[row + j] * inverse_total;
     }
   }

@@ -1,0 +1,145 @@
+/**
+ * Files longer than the model's context are analysed in overlapping windows. Each window starts
+ * with a prefix of the file's imports and top-level signatures (so distant definitions stay in
+ * view), followed by a contiguous chunk of the file. Every query token is owned by exactly one
+ * window, the one that gives it the most preceding context; the windows' summaries are merged back
+ * into one document-level summary in document positions.
+ */
+import type { AttentionSummary, TokenSpan } from '../shared/attention';
+
+export interface AnalysisWindow {
+  /** Document token position of each window position (prefix first, then the chunk). */
+  readonly positions: readonly number[];
+  /** Number of prefix positions at the start of `positions`. */
+  readonly prefixLength: number;
+  /** Document tokens [ownedStart, ownedEnd) take their results from this window. */
+  readonly ownedStart: number;
+  readonly ownedEnd: number;
+  /** The spans as the engine sees them (window positions), and which document span each is. */
+  readonly spans: readonly TokenSpan[];
+  readonly spanIds: readonly number[];
+}
+
+export interface WindowPlanInput {
+  /** Number of document tokens. */
+  readonly numTokens: number;
+  /** Model context (maximum positions per forward pass). */
+  readonly context: number;
+  /** Document spans of every definition and import, in document order. */
+  readonly spans: readonly TokenSpan[];
+  /** Which spans may go into the prefix (imports and top-level definitions), most important first. */
+  readonly prefixCandidates: readonly number[];
+  /** Largest share of the context the prefix may take (default 0.25). */
+  readonly prefixShare?: number;
+}
+
+/** One window when the file fits; otherwise overlapping windows with a prefix. */
+export function planWindows(input: WindowPlanInput): AnalysisWindow[] {
+  const { numTokens: n, context, spans } = input;
+  if (context < 16) throw new Error(`The model's context (${context} tokens) is too short to analyse files.`);
+  if (n <= context) {
+    return [{ positions: range(0, n), prefixLength: 0, ownedStart: 0, ownedEnd: n, spans: spans.slice(), spanIds: spans.map((_, i) => i) }];
+  }
+  const prefixBudget = Math.floor(context * (input.prefixShare ?? 0.25));
+  // The chunk must leave room for the prefix; consecutive chunks overlap by a quarter so that the
+  // first owned query of a window still sees a quarter chunk of local context.
+  const chunk = context - prefixBudget;
+  const overlap = Math.floor(chunk / 4);
+  const stride = chunk - overlap;
+  const windows: AnalysisWindow[] = [];
+  for (let chunkStart = 0; ; chunkStart += stride) {
+    const chunkEnd = Math.min(n, chunkStart + chunk);
+    const ownedStart = chunkStart === 0 ? 0 : chunkStart + overlap;
+    const ownedEnd = chunkEnd === n ? n : chunkStart + chunk;
+    // Prefix: whole candidate spans that end before the chunk, most important first, within budget.
+    const chosen: number[] = [];
+    let used = 0;
+    for (const id of input.prefixCandidates) {
+      const span = spans[id];
+      if (span.end > chunkStart) continue;
+      const length = span.end - span.start;
+      if (used + length > prefixBudget) continue;
+      chosen.push(id);
+      used += length;
+    }
+    chosen.sort((a, b) => spans[a].start - spans[b].start);
+    const positions: number[] = [];
+    const windowSpans: TokenSpan[] = [];
+    const spanIds: number[] = [];
+    for (const id of chosen) {
+      windowSpans.push({ start: positions.length, end: positions.length + spans[id].end - spans[id].start });
+      spanIds.push(id);
+      for (let p = spans[id].start; p < spans[id].end; p++) positions.push(p);
+    }
+    const prefixLength = positions.length;
+    for (let p = chunkStart; p < chunkEnd; p++) positions.push(p);
+    spans.forEach((span, id) => {
+      const start = Math.max(span.start, chunkStart);
+      const end = Math.min(span.end, chunkEnd);
+      if (start >= end || chosen.includes(id)) return;
+      windowSpans.push({ start: prefixLength + start - chunkStart, end: prefixLength + end - chunkStart });
+      spanIds.push(id);
+    });
+    windows.push({ positions, prefixLength, ownedStart, ownedEnd, spans: windowSpans, spanIds });
+    if (chunkEnd === n) break;
+  }
+  return windows;
+}
+
+function range(start: number, end: number): number[] {
+  return Array.from({ length: end - start }, (_, i) => start + i);
+}
+
+/**
+ * Merges the windows' summaries (each in window positions, for the window's spans) into one
+ * summary over all `numTokens` document tokens and `numSpans` document spans. Top-k indices are
+ * translated to document positions; a span missing from a window has mass 0 there.
+ */
+export function mergeWindowSummaries(windows: readonly AnalysisWindow[], summaries: readonly AttentionSummary[], numTokens: number, numSpans: number): AttentionSummary {
+  if (windows.length !== summaries.length || windows.length === 0) throw new Error('one summary per window is needed');
+  const first = summaries[0];
+  if (windows.length === 1 && first.numSpans === numSpans && windows[0].spanIds.every((id, i) => id === i)) return first;
+  const L = first.layers.length;
+  const H = first.numHeads;
+  const k = first.topK;
+  const n = numTokens;
+  const S = numSpans;
+  const topIndices = new Int32Array(L * H * n * k).fill(-1);
+  const topWeights = new Float32Array(L * H * n * k);
+  const spanMass = new Float32Array(L * H * n * S);
+  const spanMassMean = new Float32Array(L * n * S);
+  const spanMassMax = new Float32Array(L * n * S);
+  windows.forEach((window, w) => {
+    const summary = summaries[w];
+    const wn = summary.numTokens;
+    const wS = summary.numSpans;
+    if (wn !== window.positions.length || wS !== window.spans.length || summary.layers.length !== L || summary.numHeads !== H || summary.topK !== k) {
+      throw new Error(`window ${w}: its summary does not match the window plan`);
+    }
+    for (let wq = window.prefixLength; wq < wn; wq++) {
+      const q = window.positions[wq];
+      if (q < window.ownedStart || q >= window.ownedEnd) continue;
+      for (let l = 0; l < L; l++) {
+        for (let h = 0; h < H; h++) {
+          const from = ((l * H + h) * wn + wq) * k;
+          const to = ((l * H + h) * n + q) * k;
+          for (let j = 0; j < k; j++) {
+            const index = summary.topIndices[from + j];
+            topIndices[to + j] = index < 0 ? -1 : window.positions[index];
+            topWeights[to + j] = summary.topWeights[from + j];
+          }
+          const massFrom = ((l * H + h) * wn + wq) * wS;
+          const massTo = ((l * H + h) * n + q) * S;
+          for (let s = 0; s < wS; s++) spanMass[massTo + window.spanIds[s]] = summary.spanMass[massFrom + s];
+        }
+        const aggFrom = (l * wn + wq) * wS;
+        const aggTo = (l * n + q) * S;
+        for (let s = 0; s < wS; s++) {
+          spanMassMean[aggTo + window.spanIds[s]] = summary.spanMassMean[aggFrom + s];
+          spanMassMax[aggTo + window.spanIds[s]] = summary.spanMassMax[aggFrom + s];
+        }
+      }
+    }
+  });
+  return { numTokens: n, layers: first.layers, numHeads: H, topK: k, topIndices, topWeights, numSpans: S, spanMass, spanMassMean, spanMassMax };
+}

@@ -1,0 +1,727 @@
+/**
+ * The WebGPU engine: the model's forward pass in WGSL kernels, with the exact attention
+ * probabilities summarised on the device. The same code runs in the webview (navigator.gpu) and in
+ * Node (npm `webgpu`, see src/node/nodeWebGpu.ts): it is built from a GPUDevice, the adapter's
+ * description and a LoadedModel.
+ *
+ * Invariant: the attention tensor [layers, heads, n, n] never leaves the device. Each layer's
+ * probabilities are computed into a scratch buffer block by block (heads x queries, sized to the
+ * storage-binding limit), consumed by P·V and by the summary kernels (top-k, span masses), and
+ * overwritten by the next block. The host reads back only the summaries and the last position's
+ * logits: n * (2k + spans) numbers per (layer, head), never n * n.
+ *
+ * Each layer's post-rope Q and K stay resident, so attentionRow() recomputes one exact row with the
+ * same scores kernel the forward pass used.
+ */
+import type { AdapterSummary, AttentionRequest, AttentionSummary, BackendInfo, ForwardResult } from '../../../src/shared/attention';
+import type { AttentionEngine } from '../engine';
+import type { LoadedModel, ModelSpec } from '../modelTypes';
+import { type DeviceLinear, type DeviceMatrix, type DeviceNorm, type DeviceWeights, destroyWeights, uploadWeights } from './deviceWeights';
+import { type KernelConstants, KernelLibrary, type KernelName, WORKGROUP_SIZE, dispatch, grid1d } from './kernels';
+
+export type KernelVariant = 'tiled' | 'register';
+
+export interface GpuEngineOptions {
+  /** Kernel family; by default 'register' on CPU-backed adapters and 'tiled' on GPUs. */
+  readonly kernelVariant?: KernelVariant;
+  /** Weight storage: 'auto' (default) stores f16 when the device has `shader-f16`, else f32. */
+  readonly weightFormat?: 'auto' | 'f32' | 'f16';
+  /**
+   * Caps the bytes one storage binding may see, below the device's own limit. Probabilities and
+   * weights are split to fit; tests set a tiny cap to exercise the splitting on small inputs.
+   */
+  readonly maxBindingBytes?: number;
+}
+
+/** Device memory the engine holds, for benchmarks and logs. */
+export interface GpuMemoryStats {
+  readonly weightBytes: number;
+  readonly scratchBytes: number;
+  readonly totalBytes: number;
+}
+
+/** How one layer's probabilities are split into blocks of heads x queries. */
+interface BlockPlan {
+  readonly headsPerBlock: number;
+  readonly queriesPerBlock: number;
+}
+
+/** The per-layer summary buffers of one summarised layer. */
+interface LayerSummaryBuffers {
+  readonly topIndices: GPUBuffer;   // [H, n, k] i32
+  readonly topWeights: GPUBuffer;   // [H, n, k] f32
+  readonly spanMass: GPUBuffer;     // [H, n, S] f32
+  readonly spanMean: GPUBuffer;     // [n, S] f32
+  readonly spanMax: GPUBuffer;      // [n, S] f32
+  readonly staging: GPUBuffer;      // the five above, back to back, mappable
+}
+
+interface LastRun {
+  readonly n: number;
+}
+
+/** The kernels one run needs, resolved before encoding starts. */
+interface Pipelines {
+  readonly embedding: GPUComputePipeline;
+  readonly embeddingF16: GPUComputePipeline;
+  readonly add: GPUComputePipeline;
+  readonly norm: GPUComputePipeline;
+  readonly linear: GPUComputePipeline;
+  readonly linearF16: GPUComputePipeline;
+  readonly rope: GPUComputePipeline;
+  readonly scores: GPUComputePipeline;
+  readonly output: GPUComputePipeline;
+  readonly activation: GPUComputePipeline;
+  readonly topK: GPUComputePipeline;
+  readonly spanMass: GPUComputePipeline;
+  readonly headReduce: GPUComputePipeline;
+}
+
+const MAX_HEAD_DIM = 256;
+const TILED_SCORES_KEYS = 16;
+
+/** Describes a GPUAdapter in the project's shared form. */
+export function summarizeAdapter(adapter: GPUAdapter): AdapterSummary {
+  const info = adapter.info as GPUAdapterInfo & { isFallbackAdapter?: boolean };
+  const legacy = adapter as GPUAdapter & { isFallbackAdapter?: boolean };
+  const limits = adapter.limits;
+  return {
+    vendor: info.vendor ?? '',
+    architecture: info.architecture ?? '',
+    device: info.device ?? '',
+    description: info.description ?? '',
+    isFallbackAdapter: !!(info.isFallbackAdapter ?? legacy.isFallbackAdapter) || isSoftwareAdapterName(info),
+    features: [...adapter.features].sort(),
+    limits: {
+      maxBufferSize: limits.maxBufferSize,
+      maxStorageBufferBindingSize: limits.maxStorageBufferBindingSize,
+      maxComputeInvocationsPerWorkgroup: limits.maxComputeInvocationsPerWorkgroup,
+      maxComputeWorkgroupStorageSize: limits.maxComputeWorkgroupStorageSize,
+      maxStorageBuffersPerShaderStage: limits.maxStorageBuffersPerShaderStage,
+    },
+  };
+}
+
+function isSoftwareAdapterName(info: GPUAdapterInfo): boolean {
+  const text = `${info.vendor} ${info.architecture} ${info.device} ${info.description}`;
+  return /swiftshader|llvmpipe|lavapipe|softpipe|warp|microsoft basic render/i.test(text);
+}
+
+/** The kernel family that suits an adapter: CPU-backed adapters run register-blocked kernels faster. */
+export function defaultKernelVariant(adapter: AdapterSummary): KernelVariant {
+  return adapter.isFallbackAdapter ? 'register' : 'tiled';
+}
+
+export class GpuEngine implements AttentionEngine {
+  readonly spec: ModelSpec;
+  readonly backend: BackendInfo;
+  private readonly kernels: KernelLibrary;
+  private readonly scratch = new Map<string, GPUBuffer>();
+  private readonly layerQ: (GPUBuffer | undefined)[] = [];
+  private readonly layerK: (GPUBuffer | undefined)[] = [];
+  private readonly summaryBuffers: LayerSummaryBuffers[] = [];
+  private readonly bindingBudget: number;
+  private readonly zeros: GPUBuffer;
+  private lastRun?: LastRun;
+  private deviceError?: Error;
+  private intentionalDestroy = false;
+  private disposed = false;
+  /** Runs and row requests are serialised: they share scratch buffers and the device's error scopes. */
+  private queue: Promise<unknown> = Promise.resolve();
+
+  private constructor(
+    private readonly device: GPUDevice,
+    adapter: AdapterSummary,
+    model: LoadedModel,
+    private readonly weights: DeviceWeights,
+    private readonly variant: KernelVariant,
+    bindingBudget: number,
+  ) {
+    this.spec = model.spec;
+    this.bindingBudget = bindingBudget;
+    this.backend = { kind: 'webgpu', adapter, f16Storage: weights.anyF16, kernelVariant: variant };
+    this.kernels = new KernelLibrary(device);
+    this.zeros = device.createBuffer({ label: 'zeros (absent bias)', size: 16, usage: GPUBufferUsage.STORAGE });
+    device.lost.then((info) => {
+      if (this.intentionalDestroy) return;
+      this.deviceError = new Error(
+        `The GPU device was lost (${info.reason}): ${info.message || 'no detail'}. Reopen the analysis to start a new device.`,
+      );
+    });
+    device.addEventListener('uncapturederror', (event) => {
+      const message = (event as GPUUncapturedErrorEvent).error.message;
+      this.deviceError ??= new Error(`WebGPU reported an error: ${message}`);
+    });
+  }
+
+  /** Uploads the weights and builds the kernels. The engine owns `device` and destroys it on dispose. */
+  static async create(device: GPUDevice, adapter: AdapterSummary, model: LoadedModel, options: GpuEngineOptions = {}): Promise<GpuEngine> {
+    const spec = model.spec;
+    if (spec.headDim > MAX_HEAD_DIM || spec.headDim % 2 !== 0) {
+      throw new Error(`head size ${spec.headDim} is not supported by the WebGPU kernels (even sizes up to ${MAX_HEAD_DIM})`);
+    }
+    if (spec.numHeads % spec.numKvHeads !== 0) {
+      throw new Error(`${spec.numHeads} query heads cannot share ${spec.numKvHeads} key/value heads evenly`);
+    }
+    let variant = options.kernelVariant ?? defaultKernelVariant(adapter);
+    const tiledScoresBytes = (TILED_SCORES_KEYS * spec.headDim + 256) * 4;
+    if (variant === 'tiled' && tiledScoresBytes > device.limits.maxComputeWorkgroupStorageSize) variant = 'register';
+    const bindingBudget = Math.min(device.limits.maxStorageBufferBindingSize, options.maxBindingBytes ?? Infinity);
+    const format = options.weightFormat ?? 'auto';
+    const f16 = format === 'f16' || (format === 'auto' && device.features.has('shader-f16'));
+
+    device.pushErrorScope('out-of-memory');
+    device.pushErrorScope('validation');
+    const weights = uploadWeights(device, model, { f16, maxBindingBytes: bindingBudget });
+    const validation = await device.popErrorScope();
+    const outOfMemory = await device.popErrorScope();
+    const failure = outOfMemory ?? validation;
+    if (failure) {
+      destroyWeights(weights);
+      throw new Error(`Uploading the weights of ${model.origin} to the GPU failed: ${failure.message}`);
+    }
+    const engine = new GpuEngine(device, adapter, model, weights, variant, bindingBudget);
+    try {
+      await engine.pipelines(1);
+    } catch (error) {
+      engine.dispose();
+      throw error;
+    }
+    return engine;
+  }
+
+  run(request: AttentionRequest, signal?: AbortSignal): Promise<ForwardResult> {
+    return this.serialised(() => this.runNow(request, signal));
+  }
+
+  attentionRow(layer: number, head: number, query: number): Promise<Float32Array> {
+    return this.serialised(() => this.attentionRowNow(layer, head, query));
+  }
+
+  /** Device memory held now: resident weights plus scratch, summary and staging buffers. */
+  memoryStats(): GpuMemoryStats {
+    let scratchBytes = this.kernels.uniformBufferBytes + this.zeros.size;
+    for (const buffer of this.scratch.values()) scratchBytes += buffer.size;
+    for (const buffer of [...this.layerQ, ...this.layerK]) scratchBytes += buffer?.size ?? 0;
+    for (const set of this.summaryBuffers) {
+      for (const buffer of Object.values(set) as GPUBuffer[]) scratchBytes += buffer.size;
+    }
+    return { weightBytes: this.weights.bytes, scratchBytes, totalBytes: this.weights.bytes + scratchBytes };
+  }
+
+  dispose(): void {
+    if (this.disposed) return;
+    this.disposed = true;
+    this.intentionalDestroy = true;
+    this.releaseScratch();
+    destroyWeights(this.weights);
+    this.zeros.destroy();
+    this.kernels.dispose();
+    this.device.destroy();
+  }
+
+  private serialised<T>(task: () => Promise<T>): Promise<T> {
+    const result = this.queue.then(task, task);
+    this.queue = result.catch(() => undefined);
+    return result;
+  }
+
+  private async runNow(request: AttentionRequest, signal?: AbortSignal): Promise<ForwardResult> {
+    this.checkUsable();
+    const s = this.spec;
+    const tokenIds = validateTokens(request.tokenIds, s);
+    const n = tokenIds.length;
+    const layers = validateRequest(request, n, s);
+    const spans = request.spans;
+    const numSpans = spans.length;
+    const k = request.topK;
+    const layerIndexOf = new Map(layers.map((layer, index) => [layer, index]));
+    throwIfAborted(signal);
+
+    const p = await this.pipelines(k);
+    const forwardStart = now();
+    this.kernels.trimUniforms();
+    this.lastRun = undefined;
+
+    const H = s.numHeads;
+    const d = s.hiddenSize;
+    const qWidth = s.numHeads * s.headDim;
+    const kvWidth = s.numKvHeads * s.headDim;
+    const inter = s.intermediateSize;
+    const f = 4;
+    const x = this.buffer('residual [n, hidden]', n * d * f);
+    const h = this.buffer('normed [n, hidden]', n * d * f);
+    const v = this.buffer('v [n, kv_heads * head_dim]', n * kvWidth * f);
+    const attended = this.buffer('attended [n, heads * head_dim]', n * qWidth * f);
+    const projected = this.buffer('projected [n, hidden]', n * d * f);
+    const up = this.buffer('mlp up [n, intermediate]', n * inter * f);
+    const gate = s.mlp === 'swiglu' ? this.buffer('mlp gate [n, intermediate]', n * inter * f) : undefined;
+    const ids = this.buffer('token ids [n]', n * 4);
+    this.device.queue.writeBuffer(ids, 0, Uint32Array.from(tokenIds));
+    const cosSin = s.positional === 'rope' ? this.buffer('rope cos/sin [n, head_dim / 2, 2]', n * s.headDim * f) : undefined;
+    if (cosSin) this.device.queue.writeBuffer(cosSin, 0, ropeTable(n, s.headDim, s.ropeTheta));
+    const spanBuffer = this.buffer('spans [S, 2]', numSpans * 8);
+    if (numSpans > 0) {
+      this.device.queue.writeBuffer(spanBuffer, 0, Uint32Array.from(spans.flatMap((span) => [span.start, span.end])));
+    }
+    const plan = this.planBlocks(n);
+    const probs = this.buffer('probabilities block [heads, queries, n]', plan.headsPerBlock * plan.queriesPerBlock * n * f);
+    const summaryLayouts = layers.map((_, index) => this.summaryBuffersFor(index, n, k, numSpans));
+
+    this.device.pushErrorScope('out-of-memory');
+    this.device.pushErrorScope('validation');
+    let scopesOpen = true;
+    const popScopes = async (): Promise<GPUError | null> => {
+      if (!scopesOpen) return null;
+      scopesOpen = false;
+      const validation = await this.device.popErrorScope();
+      const outOfMemory = await this.device.popErrorScope();
+      return outOfMemory ?? validation;
+    };
+    try {
+      // Embedding (+ learned positions).
+      let encoder = this.device.createCommandEncoder({ label: 'embedding' });
+      let pass = encoder.beginComputePass({ label: 'embedding' });
+      this.embed(pass, p, ids, x, n);
+      if (this.weights.positionEmbedding) {
+        dispatch(this.device, pass, p.add, [this.kernels.uniform([n * d]), x, this.weights.positionEmbedding], grid1d(n * d));
+      }
+      pass.end();
+      this.device.queue.submit([encoder.finish()]);
+
+      let previousLayerDone: Promise<undefined> | undefined;
+      for (let l = 0; l < s.numLayers; l++) {
+        const layerWeights = this.weights.layers[l];
+        const q = this.layerBuffer(this.layerQ, `layer ${l} q [n, heads * head_dim]`, l, n * qWidth * f);
+        const kBuf = this.layerBuffer(this.layerK, `layer ${l} k [n, kv_heads * head_dim]`, l, n * kvWidth * f);
+        encoder = this.device.createCommandEncoder({ label: `layer ${l}` });
+        pass = encoder.beginComputePass({ label: `layer ${l}` });
+        this.normalize(pass, p, layerWeights.attnNorm, x, h, n);
+        this.linear(pass, p, layerWeights.q, h, q, n);
+        this.linear(pass, p, layerWeights.k, h, kBuf, n);
+        this.linear(pass, p, layerWeights.v, h, v, n);
+        if (cosSin) {
+          const half = s.headDim / 2;
+          dispatch(this.device, pass, p.rope, [this.kernels.uniform([n, s.numHeads, s.headDim]), q, cosSin], grid1d(n * s.numHeads * half));
+          dispatch(this.device, pass, p.rope, [this.kernels.uniform([n, s.numKvHeads, s.headDim]), kBuf, cosSin], grid1d(n * s.numKvHeads * half));
+        }
+        const layerIndex = layerIndexOf.get(l);
+        const summary = layerIndex === undefined ? undefined : summaryLayouts[layerIndex];
+        for (let head0 = 0; head0 < H; head0 += plan.headsPerBlock) {
+          const headCount = Math.min(plan.headsPerBlock, H - head0);
+          for (let query0 = 0; query0 < n; query0 += plan.queriesPerBlock) {
+            const queryCount = Math.min(plan.queriesPerBlock, n - query0);
+            const block = [n, head0, headCount, query0, queryCount];
+            this.scores(pass, p, q, kBuf, probs, n, head0, headCount, query0, queryCount);
+            const blockParams = this.kernels.uniform([...block, s.numHeads, s.numKvHeads, s.headDim]);
+            dispatch(this.device, pass, p.output, [blockParams, probs, v, attended], grid1d(headCount * queryCount * s.headDim));
+            if (summary) {
+              dispatch(this.device, pass, p.topK, [this.kernels.uniform(block), probs, summary.topIndices, summary.topWeights], grid1d(headCount * queryCount));
+              if (numSpans > 0) {
+                dispatch(this.device, pass, p.spanMass, [this.kernels.uniform([...block, numSpans]), probs, spanBuffer, summary.spanMass], grid1d(headCount * queryCount * numSpans));
+              }
+            }
+          }
+        }
+        this.linear(pass, p, layerWeights.o, attended, projected, n);
+        dispatch(this.device, pass, p.add, [this.kernels.uniform([n * d]), x, projected], grid1d(n * d));
+        this.normalize(pass, p, layerWeights.mlpNorm, x, h, n);
+        this.linear(pass, p, layerWeights.up, h, up, n);
+        if (gate && layerWeights.gate) {
+          this.linear(pass, p, layerWeights.gate, h, gate, n);
+          dispatch(this.device, pass, p.activation, [this.kernels.uniform([n * inter]), gate, up], grid1d(n * inter));
+          this.linear(pass, p, layerWeights.down, gate, projected, n);
+        } else {
+          dispatch(this.device, pass, p.activation, [this.kernels.uniform([n * inter]), up], grid1d(n * inter));
+          this.linear(pass, p, layerWeights.down, up, projected, n);
+        }
+        dispatch(this.device, pass, p.add, [this.kernels.uniform([n * d]), x, projected], grid1d(n * d));
+        if (summary && numSpans > 0) {
+          dispatch(this.device, pass, p.headReduce, [this.kernels.uniform([n, H, numSpans]), summary.spanMass, summary.spanMean, summary.spanMax], grid1d(n * numSpans));
+        }
+        pass.end();
+        if (summary) copySummaryToStaging(encoder, summary, n, H, k, numSpans);
+        this.device.queue.submit([encoder.finish()]);
+        // Keep one layer queued ahead while waiting, so the device never idles on the abort check.
+        if (previousLayerDone) await previousLayerDone;
+        previousLayerDone = this.device.queue.onSubmittedWorkDone() as Promise<undefined>;
+        this.throwIfDeviceFailed();
+        throwIfAborted(signal);
+      }
+
+      // Logits of the last position only: copy its row, normalise it, multiply by the LM head.
+      const lastRow = this.buffer('last hidden [1, hidden]', d * f);
+      const lastNormed = this.buffer('last normed [1, hidden]', d * f);
+      const logits = this.buffer('logits [vocab]', s.vocabSize * f);
+      const logitsStaging = this.staging('logits staging', s.vocabSize * f);
+      encoder = this.device.createCommandEncoder({ label: 'logits' });
+      encoder.copyBufferToBuffer(x, (n - 1) * d * f, lastRow, 0, d * f);
+      pass = encoder.beginComputePass({ label: 'logits' });
+      this.normalize(pass, p, this.weights.finalNorm, lastRow, lastNormed, 1);
+      this.linear(pass, p, { weight: this.weights.lmHead }, lastNormed, logits, 1);
+      pass.end();
+      encoder.copyBufferToBuffer(logits, 0, logitsStaging, 0, s.vocabSize * f);
+      this.device.queue.submit([encoder.finish()]);
+      await this.device.queue.onSubmittedWorkDone();
+      const failure = await popScopes();
+      if (failure) throw new Error(`The WebGPU forward pass failed: ${failure.message}`);
+      this.throwIfDeviceFailed();
+      const forwardMs = now() - forwardStart;
+
+      const summaryStart = now();
+      const lastLogits = new Float32Array(await readStaging(logitsStaging, s.vocabSize * f));
+      const summary = await this.readSummary(summaryLayouts, layers, n, H, k, numSpans);
+      const readbackBytes = lastLogits.byteLength + summaryLayouts.length * summaryBytes(n, H, k, numSpans);
+      this.lastRun = { n };
+      return {
+        summary,
+        lastLogits,
+        backend: this.backend,
+        stats: { forwardMs, summaryMs: now() - summaryStart, readbackBytes },
+      };
+    } finally {
+      const failure = await popScopes();
+      if (failure) this.deviceError ??= new Error(`The WebGPU forward pass failed: ${failure.message}`);
+    }
+  }
+
+  private async attentionRowNow(layer: number, head: number, query: number): Promise<Float32Array> {
+    this.checkUsable();
+    const run = this.lastRun;
+    if (!run) throw new Error('attentionRow needs a completed run; call run() first');
+    const s = this.spec;
+    checkIndex('layer', layer, s.numLayers);
+    checkIndex('head', head, s.numHeads);
+    checkIndex('query', query, run.n);
+    const p = await this.pipelines(1);
+    const n = run.n;
+    const rowBuffer = this.buffer('attention row [1, 1, n]', n * 4);
+    const rowStaging = this.staging('attention row staging', n * 4);
+    const encoder = this.device.createCommandEncoder({ label: `attention row ${layer}:${head}:${query}` });
+    const pass = encoder.beginComputePass({ label: 'attention row' });
+    this.scores(pass, p, this.layerQ[layer]!, this.layerK[layer]!, rowBuffer, n, head, 1, query, 1);
+    pass.end();
+    encoder.copyBufferToBuffer(rowBuffer, 0, rowStaging, 0, (query + 1) * 4);
+    this.device.queue.submit([encoder.finish()]);
+    const row = new Float32Array(await readStaging(rowStaging, (query + 1) * 4));
+    this.throwIfDeviceFailed();
+    return row;
+  }
+
+  /** Resolves every pipeline one run needs (cached after the first run). */
+  private async pipelines(topK: number): Promise<Pipelines> {
+    const s = this.spec;
+    const wg = { WORKGROUP_SIZE };
+    const get = (name: KernelName, constants: KernelConstants = wg) => this.kernels.pipeline(name, constants);
+    const linearName: KernelName = this.variant === 'tiled' ? 'linear_tiled' : 'linear_register';
+    const linearConstants = (f16: boolean): KernelConstants =>
+      this.variant === 'tiled' ? { WEIGHT_F16: f16 ? 1 : 0 } : { WORKGROUP_SIZE, WEIGHT_F16: f16 ? 1 : 0 };
+    const [embedding, embeddingF16, add, norm, linear, linearF16, rope, scores, output, activation, topKPipeline, spanMass, headReduce] =
+      await Promise.all([
+        get('embedding', { WORKGROUP_SIZE, WEIGHT_F16: 0 }),
+        get('embedding', { WORKGROUP_SIZE, WEIGHT_F16: 1 }),
+        get('add'),
+        get(s.norm === 'rms' ? 'rmsnorm' : 'layernorm'),
+        get(linearName, linearConstants(false)),
+        get(linearName, linearConstants(true)),
+        get('rope'),
+        this.variant === 'tiled' ? get('attention_scores_tiled', { HEAD_DIM: s.headDim }) : get('attention_scores_register'),
+        get('attention_output'),
+        get(s.mlp === 'swiglu' ? 'silu_mul' : 'gelu'),
+        get('topk', { WORKGROUP_SIZE, TOP_K: topK }),
+        get('span_mass'),
+        get('head_reduce'),
+      ]);
+    return { embedding, embeddingF16, add, norm, linear, linearF16, rope, scores, output, activation, topK: topKPipeline, spanMass, headReduce };
+  }
+
+  private embed(pass: GPUComputePassEncoder, p: Pipelines, ids: GPUBuffer, out: GPUBuffer, n: number): void {
+    const table = this.weights.tokenEmbedding;
+    const pipeline = table.f16 ? p.embeddingF16 : p.embedding;
+    for (const chunk of table.chunks) {
+      const params = this.kernels.uniform([n, table.cols, chunk.rowStart, chunk.rowCount]);
+      dispatch(this.device, pass, pipeline, [params, ids, chunk.buffer, out], grid1d(n * table.cols));
+    }
+  }
+
+  private normalize(pass: GPUComputePassEncoder, p: Pipelines, weights: DeviceNorm, input: GPUBuffer, out: GPUBuffer, rows: number): void {
+    const s = this.spec;
+    const params = this.kernels.uniform([rows, s.hiddenSize], [s.normEps]);
+    const buffers = s.norm === 'rms' ? [params, input, weights.weight, out] : [params, input, weights.weight, weights.bias ?? this.zeros, out];
+    dispatch(this.device, pass, p.norm, buffers, [Math.ceil(rows / WORKGROUP_SIZE)]);
+  }
+
+  /** y[rows, out] = x W^T + b, one dispatch per row chunk of W. */
+  private linear(pass: GPUComputePassEncoder, p: Pipelines, layer: DeviceLinear, input: GPUBuffer, out: GPUBuffer, rows: number): void {
+    const w: DeviceMatrix = layer.weight;
+    const pipeline = w.f16 ? p.linearF16 : p.linear;
+    for (const chunk of w.chunks) {
+      const params = this.kernels.uniform([rows, w.cols, w.rows, chunk.rowStart, chunk.rowCount, layer.bias ? 1 : 0]);
+      const groups: [number, number] =
+        this.variant === 'tiled'
+          ? [Math.ceil(chunk.rowCount / 64), Math.ceil(rows / 64)]
+          : [Math.ceil(chunk.rowCount / 4 / WORKGROUP_SIZE), Math.ceil(rows / 4)];
+      dispatch(this.device, pass, pipeline, [params, input, chunk.buffer, layer.bias ?? this.zeros, out], groups);
+    }
+  }
+
+  /** Probabilities of heads head0.. and queries query0.. into probs [headCount, queryCount, n]. */
+  private scores(
+    pass: GPUComputePassEncoder,
+    p: Pipelines,
+    q: GPUBuffer,
+    k: GPUBuffer,
+    probs: GPUBuffer,
+    n: number,
+    head0: number,
+    headCount: number,
+    query0: number,
+    queryCount: number,
+  ): void {
+    const s = this.spec;
+    const params = this.kernels.uniform(
+      [n, head0, headCount, query0, queryCount, s.numHeads, s.numKvHeads, s.headDim],
+      [1 / Math.sqrt(s.headDim)],
+    );
+    const groups: [number, number] =
+      this.variant === 'tiled' ? [Math.ceil(queryCount / 16), headCount] : grid1d(headCount * queryCount);
+    dispatch(this.device, pass, p.scores, [params, q, k, probs], groups);
+  }
+
+  /** Splits a layer's [H, n, n] probabilities into blocks that each fit one storage binding. */
+  private planBlocks(n: number): BlockPlan {
+    const H = this.spec.numHeads;
+    const rowsPerBlock = Math.floor(this.bindingBudget / (n * 4));
+    if (rowsPerBlock < 1) {
+      throw new Error(`one attention row of ${n} tokens needs ${n * 4} bytes, over this adapter's storage-binding limit; analyse fewer tokens`);
+    }
+    if (rowsPerBlock >= H * n) return { headsPerBlock: H, queriesPerBlock: n };
+    if (rowsPerBlock >= n) return { headsPerBlock: Math.floor(rowsPerBlock / n), queriesPerBlock: n };
+    return { headsPerBlock: 1, queriesPerBlock: rowsPerBlock };
+  }
+
+  /** A reusable scratch storage buffer of at least `bytes`, grown (never shrunk) across runs. */
+  private buffer(label: string, bytes: number): GPUBuffer {
+    const size = Math.max(16, Math.ceil(bytes / 16) * 16);
+    if (size > this.device.limits.maxStorageBufferBindingSize) {
+      throw new Error(
+        `${label} needs ${size} bytes, more than this adapter lets one buffer binding hold ` +
+          `(${this.device.limits.maxStorageBufferBindingSize}); analyse fewer tokens`,
+      );
+    }
+    const existing = this.scratch.get(label);
+    if (existing && existing.size >= size) return existing;
+    existing?.destroy();
+    const buffer = this.device.createBuffer({
+      label,
+      size,
+      usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST,
+    });
+    this.scratch.set(label, buffer);
+    return buffer;
+  }
+
+  /** A reusable mappable buffer for readback. */
+  private staging(label: string, bytes: number): GPUBuffer {
+    const size = Math.max(16, Math.ceil(bytes / 16) * 16);
+    const existing = this.scratch.get(label);
+    if (existing && existing.size >= size) return existing;
+    existing?.destroy();
+    const buffer = this.device.createBuffer({ label, size, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST });
+    this.scratch.set(label, buffer);
+    return buffer;
+  }
+
+  private layerBuffer(list: (GPUBuffer | undefined)[], label: string, layer: number, bytes: number): GPUBuffer {
+    const size = Math.max(16, Math.ceil(bytes / 16) * 16);
+    const existing = list[layer];
+    if (existing && existing.size >= size) return existing;
+    existing?.destroy();
+    const buffer = this.device.createBuffer({ label, size, usage: GPUBufferUsage.STORAGE });
+    list[layer] = buffer;
+    return buffer;
+  }
+
+  private summaryBuffersFor(index: number, n: number, k: number, numSpans: number): LayerSummaryBuffers {
+    const H = this.spec.numHeads;
+    const existing = this.summaryBuffers[index];
+    const need = [H * n * k * 4, H * n * k * 4, H * n * numSpans * 4, n * numSpans * 4, n * numSpans * 4].map((b) => Math.max(16, b));
+    const total = summaryBytes(n, H, k, numSpans);
+    if (
+      existing &&
+      existing.topIndices.size >= need[0] &&
+      existing.spanMass.size >= need[2] &&
+      existing.spanMean.size >= need[3] &&
+      existing.staging.size >= total
+    ) {
+      return existing;
+    }
+    if (existing) for (const buffer of Object.values(existing) as GPUBuffer[]) buffer.destroy();
+    const usage = GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC;
+    const make = (label: string, size: number) => {
+      if (size > this.device.limits.maxStorageBufferBindingSize) {
+        throw new Error(`${label} needs ${size} bytes, over this adapter's storage-binding limit; ask for fewer tokens or a smaller topK`);
+      }
+      return this.device.createBuffer({ label: `summary ${index} ${label}`, size, usage });
+    };
+    const created: LayerSummaryBuffers = {
+      topIndices: make('top indices [heads, n, k]', need[0]),
+      topWeights: make('top weights [heads, n, k]', need[1]),
+      spanMass: make('span mass [heads, n, spans]', need[2]),
+      spanMean: make('span mean [n, spans]', need[3]),
+      spanMax: make('span max [n, spans]', need[4]),
+      staging: this.device.createBuffer({
+        label: `summary ${index} staging`,
+        size: Math.max(16, total),
+        usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST,
+      }),
+    };
+    this.summaryBuffers[index] = created;
+    return created;
+  }
+
+  private async readSummary(
+    sets: readonly LayerSummaryBuffers[],
+    layers: readonly number[],
+    n: number,
+    H: number,
+    k: number,
+    numSpans: number,
+  ): Promise<AttentionSummary> {
+    const L = layers.length;
+    const topIndices = new Int32Array(L * H * n * k);
+    const topWeights = new Float32Array(L * H * n * k);
+    const spanMass = new Float32Array(L * H * n * numSpans);
+    const spanMassMean = new Float32Array(L * n * numSpans);
+    const spanMassMax = new Float32Array(L * n * numSpans);
+    const bytes = summaryBytes(n, H, k, numSpans);
+    const copies = await Promise.all(sets.map((set) => readStaging(set.staging, bytes)));
+    copies.forEach((data, l) => {
+      let offset = 0;
+      const take = <T extends Int32Array | Float32Array>(target: T, count: number, make: (b: ArrayBuffer, o: number, c: number) => T) => {
+        target.set(make(data, offset, count), l * count);
+        offset += count * 4;
+      };
+      take(topIndices, H * n * k, (b, o, c) => new Int32Array(b, o, c));
+      take(topWeights, H * n * k, (b, o, c) => new Float32Array(b, o, c));
+      take(spanMass, H * n * numSpans, (b, o, c) => new Float32Array(b, o, c));
+      take(spanMassMean, n * numSpans, (b, o, c) => new Float32Array(b, o, c));
+      take(spanMassMax, n * numSpans, (b, o, c) => new Float32Array(b, o, c));
+    });
+    return { numTokens: n, layers: [...layers], numHeads: H, topK: k, topIndices, topWeights, numSpans, spanMass, spanMassMean, spanMassMax };
+  }
+
+  private releaseScratch(): void {
+    for (const buffer of this.scratch.values()) buffer.destroy();
+    this.scratch.clear();
+    for (const buffer of [...this.layerQ, ...this.layerK]) buffer?.destroy();
+    this.layerQ.length = 0;
+    this.layerK.length = 0;
+    for (const set of this.summaryBuffers) for (const buffer of Object.values(set) as GPUBuffer[]) buffer.destroy();
+    this.summaryBuffers.length = 0;
+  }
+
+  private checkUsable(): void {
+    if (this.disposed) throw new Error('the WebGPU engine was disposed');
+    this.throwIfDeviceFailed();
+  }
+
+  private throwIfDeviceFailed(): void {
+    if (this.deviceError) throw this.deviceError;
+  }
+}
+
+/** Bytes of one layer's summary: top indices and weights [H, n, k], span masses [H, n, S], mean and max [n, S]. */
+function summaryBytes(n: number, H: number, k: number, numSpans: number): number {
+  return (2 * H * n * k + H * n * numSpans + 2 * n * numSpans) * 4;
+}
+
+function copySummaryToStaging(encoder: GPUCommandEncoder, set: LayerSummaryBuffers, n: number, H: number, k: number, numSpans: number): void {
+  let offset = 0;
+  const copy = (source: GPUBuffer, bytes: number) => {
+    if (bytes > 0) encoder.copyBufferToBuffer(source, 0, set.staging, offset, bytes);
+    offset += bytes;
+  };
+  copy(set.topIndices, H * n * k * 4);
+  copy(set.topWeights, H * n * k * 4);
+  copy(set.spanMass, H * n * numSpans * 4);
+  copy(set.spanMean, n * numSpans * 4);
+  copy(set.spanMax, n * numSpans * 4);
+}
+
+/** Maps `staging`, copies its first `bytes` out and unmaps it. */
+async function readStaging(staging: GPUBuffer, bytes: number): Promise<ArrayBuffer> {
+  if (bytes === 0) return new ArrayBuffer(0);
+  await staging.mapAsync(GPUMapMode.READ, 0, Math.ceil(bytes / 4) * 4);
+  const copy = staging.getMappedRange(0, Math.ceil(bytes / 4) * 4).slice(0, bytes);
+  staging.unmap();
+  return copy;
+}
+
+/**
+ * cos and sin of every (position, frequency) pair, [n, head_dim / 2, 2], computed in f32 the way
+ * Hugging Face does (inv_freq = 1 / theta^(2i/d) in f32, angle = position * inv_freq in f32).
+ */
+function ropeTable(n: number, headDim: number, theta: number): Float32Array<ArrayBuffer> {
+  const half = headDim / 2;
+  const table = new Float32Array(n * half * 2);
+  const invFreq = new Float32Array(half);
+  for (let i = 0; i < half; i++) invFreq[i] = Math.fround(1 / Math.fround(Math.pow(theta, Math.fround((2 * i) / headDim))));
+  for (let t = 0; t < n; t++) {
+    for (let i = 0; i < half; i++) {
+      const angle = Math.fround(t * invFreq[i]);
+      table[(t * half + i) * 2] = Math.cos(angle);
+      table[(t * half + i) * 2 + 1] = Math.sin(angle);
+    }
+  }
+  return table;
+}
+
+function validateTokens(ids: ArrayLike<number>, spec: ModelSpec): Int32Array {
+  if (ids.length < 1) throw new RangeError('the token sequence is empty; give at least one token');
+  if (ids.length > spec.maxPositions) {
+    throw new RangeError(`the sequence has ${ids.length} tokens but the model accepts at most ${spec.maxPositions}; analyse a shorter range`);
+  }
+  const out = new Int32Array(ids.length);
+  for (let i = 0; i < ids.length; i++) {
+    const id = ids[i];
+    if (!Number.isInteger(id) || id < 0 || id >= spec.vocabSize) {
+      throw new RangeError(`token id ${id} at position ${i} is outside the model's vocabulary (0..${spec.vocabSize - 1})`);
+    }
+    out[i] = id;
+  }
+  return out;
+}
+
+/** Checks topK, layers and spans; returns the layers to summarise. */
+function validateRequest(request: AttentionRequest, n: number, spec: ModelSpec): number[] {
+  if (!Number.isInteger(request.topK) || request.topK < 1 || request.topK > 64) {
+    throw new RangeError(`topK must be an integer in 1..64, not ${request.topK}`);
+  }
+  for (const span of request.spans) {
+    if (!Number.isInteger(span.start) || !Number.isInteger(span.end) || span.start < 0 || span.end <= span.start || span.end > n) {
+      throw new RangeError(`span [${span.start}, ${span.end}) is not a non-empty range of the ${n} token positions`);
+    }
+  }
+  const layers = request.layers ? [...request.layers] : Array.from({ length: spec.numLayers }, (_, i) => i);
+  for (const layer of layers) checkIndex('layer', layer, spec.numLayers);
+  return layers;
+}
+
+function checkIndex(what: string, value: number, count: number): void {
+  if (!Number.isInteger(value) || value < 0 || value >= count) {
+    throw new RangeError(`${what} ${value} is out of range (0..${count - 1})`);
+  }
+}
+
+function throwIfAborted(signal?: AbortSignal): void {
+  if (signal?.aborted) {
+    const error = new Error('the forward pass was cancelled');
+    error.name = 'AbortError';
+    throw error;
+  }
+}
+
+function now(): number {
+  return typeof performance !== 'undefined' ? performance.now() : Date.now();
+}

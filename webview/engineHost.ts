@@ -1,0 +1,141 @@
+/**
+ * Runs the engine inside the webview: fetches a model's files from the folder the host names,
+ * creates the WebGPU engine on navigator.gpu (or the CPU reference when there is no adapter and the
+ * user allows it), and answers analysis and attention-row requests.
+ */
+import type { AnalysisPayload, AnalyzeRequest, LoadModelRequest, LoadedModelInfo, ModelLocation } from '../src/shared/protocol';
+import { CpuEngine } from './engine/cpu/cpuEngine';
+import type { AttentionEngine } from './engine/engine';
+import { GpuEngine } from './engine/gpu/gpuEngine';
+import { loadModel, type ModelFileSource } from './engine/modelLoader';
+import type { LoadedModel } from './engine/modelTypes';
+import { summarizeAdapter } from './probe';
+
+/** Reads model files over HTTP(S) from a webview resource URL. */
+class FetchedModelFiles implements ModelFileSource {
+  constructor(private readonly location: ModelLocation) {}
+
+  get label(): string {
+    return this.location.label;
+  }
+
+  async exists(name: string): Promise<boolean> {
+    return this.location.files.includes(name);
+  }
+
+  private async fetch(name: string): Promise<Response> {
+    if (!this.location.files.includes(name)) throw new Error(`${this.location.label}: ${name} is missing from the model folder.`);
+    const response = await fetch(new URL(name, this.location.baseUri));
+    if (!response.ok) throw new Error(`${this.location.label}: reading ${name} failed (HTTP ${response.status}).`);
+    return response;
+  }
+
+  async readText(name: string): Promise<string> {
+    return (await this.fetch(name)).text();
+  }
+
+  async readBytes(name: string): Promise<Uint8Array> {
+    return new Uint8Array(await (await this.fetch(name)).arrayBuffer());
+  }
+}
+
+/** Called when the GPU device is lost, so the host can say so and re-load on the next request. */
+export type DeviceLostHandler = (message: string) => void;
+
+export class EngineHost {
+  private engine: AttentionEngine | undefined;
+  private loadedKey: string | undefined;
+  private readonly running = new Map<number, AbortController>();
+  /** Engine work runs one request at a time: the engine reuses its device buffers across runs. */
+  private tail: Promise<unknown> = Promise.resolve();
+
+  constructor(private readonly onDeviceLost: DeviceLostHandler) {}
+
+  private exclusive<T>(work: () => Promise<T>): Promise<T> {
+    const next = this.tail.then(work, work);
+    this.tail = next.catch(() => undefined);
+    return next;
+  }
+
+  load(request: LoadModelRequest): Promise<LoadedModelInfo> {
+    return this.exclusive(() => this.loadNow(request));
+  }
+
+  private async loadNow(request: LoadModelRequest): Promise<LoadedModelInfo> {
+    const key = `${request.model.baseUri}|${request.backend}`;
+    const started = performance.now();
+    if (this.engine && this.loadedKey === key) return this.describe(request.model.label, 0);
+    this.engine?.dispose();
+    this.engine = undefined;
+    this.loadedKey = undefined;
+    const model = await loadModel(new FetchedModelFiles(request.model));
+    this.engine = await this.createEngine(model, request.backend);
+    this.loadedKey = key;
+    return this.describe(request.model.label, performance.now() - started);
+  }
+
+  private describe(label: string, loadMs: number): LoadedModelInfo {
+    const engine = this.requireEngine();
+    const spec = engine.spec;
+    return { label, architecture: spec.architecture, numLayers: spec.numLayers, numHeads: spec.numHeads, vocabSize: spec.vocabSize, maxPositions: spec.maxPositions, backend: engine.backend, loadMs };
+  }
+
+  private async createEngine(model: LoadedModel, backend: LoadModelRequest['backend']): Promise<AttentionEngine> {
+    if (backend === 'cpu') return new CpuEngine(model, 'the attentionLens.backend setting is "cpu"');
+    const gpu = navigator.gpu;
+    const adapter = gpu ? await gpu.requestAdapter({ powerPreference: 'high-performance' }) : null;
+    if (!adapter) {
+      const reason = gpu ? 'no WebGPU adapter in this webview' : 'WebGPU is not available in this webview';
+      if (backend === 'webgpu') throw new Error(`${reason}, and the attentionLens.backend setting is "webgpu". Set it to "auto" to use the CPU fallback.`);
+      return new CpuEngine(model, reason);
+    }
+    const device = await adapter.requestDevice({
+      label: 'attention-lens webview device',
+      requiredLimits: {
+        maxStorageBufferBindingSize: adapter.limits.maxStorageBufferBindingSize,
+        maxBufferSize: adapter.limits.maxBufferSize,
+        maxComputeWorkgroupStorageSize: adapter.limits.maxComputeWorkgroupStorageSize,
+        maxStorageBuffersPerShaderStage: adapter.limits.maxStorageBuffersPerShaderStage,
+      },
+      requiredFeatures: adapter.features.has('shader-f16') ? ['shader-f16'] : [],
+    });
+    void device.lost.then((info) => {
+      if (info.reason === 'destroyed') return;
+      this.engine = undefined;
+      this.loadedKey = undefined;
+      this.onDeviceLost(`The GPU device was lost (${info.message || info.reason}). The next analysis loads the model again.`);
+    });
+    return GpuEngine.create(device, summarizeAdapter(adapter), model);
+  }
+
+  private requireEngine(): AttentionEngine {
+    if (!this.engine) throw new Error('No model is loaded in the panel. Run the analysis again to load it.');
+    return this.engine;
+  }
+
+  analyze(request: AnalyzeRequest): Promise<AnalysisPayload> {
+    // Registered before queueing, so a cancel that arrives while it waits still applies.
+    const controller = new AbortController();
+    this.running.set(request.requestId, controller);
+    return this.exclusive(() => this.analyzeNow(request, controller));
+  }
+
+  private async analyzeNow(request: AnalyzeRequest, controller: AbortController): Promise<AnalysisPayload> {
+    try {
+      if (controller.signal.aborted) throw Object.assign(new Error('The analysis was cancelled.'), { name: 'AbortError' });
+      const engine = this.requireEngine();
+      const result = await engine.run({ tokenIds: request.tokenIds, spans: request.spans, topK: request.topK, layers: request.layers }, controller.signal);
+      return { summary: result.summary, backend: result.backend, stats: result.stats };
+    } finally {
+      this.running.delete(request.requestId);
+    }
+  }
+
+  cancel(requestId: number): void {
+    this.running.get(requestId)?.abort();
+  }
+
+  attentionRow(layer: number, head: number, query: number): Promise<Float32Array> {
+    return this.exclusive(() => this.requireEngine().attentionRow(layer, head, query));
+  }
+}
