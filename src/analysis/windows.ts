@@ -143,3 +143,15 @@ export function mergeWindowSummaries(windows: readonly AnalysisWindow[], summari
   });
   return { numTokens: n, layers: first.layers, numHeads: H, topK: k, topIndices, topWeights, numSpans: S, spanMass, spanMassMean, spanMassMax };
 }
+
+/** Kinds whose headers lead each window: imports first, then the file's top-level definitions. */
+const PREFIX_ORDER: Readonly<Record<string, number>> = { import: 0, class: 1, interface: 1, type: 1, enum: 1, function: 2, module: 2, variable: 3 };
+
+/** The definitions (by index) that may go into a window prefix, most important first. */
+export function prefixCandidates(definitions: readonly { kind: string; start: number }[]): number[] {
+  return definitions
+    .map((definition, index) => ({ index, rank: PREFIX_ORDER[definition.kind] ?? 9, start: definition.start }))
+    .filter((entry) => entry.rank < 9)
+    .sort((a, b) => a.rank - b.rank || a.start - b.start)
+    .map((entry) => entry.index);
+}

@@ -1,0 +1,240 @@
+/**
+ * `attention-lens analyze FILE`: for each identifier in a source file, the distant definitions and
+ * imports the model attends to most. A readable table by default, the summaries as JSON with --json.
+ * Uses the same analysis code as the extension: tokens mapped to ranges, tree-sitter definitions,
+ * overlapping windows for files longer than the model's context.
+ */
+import * as fs from 'node:fs/promises';
+import * as path from 'node:path';
+import { parseArgs } from 'node:util';
+import { DefinitionExtractor, type SourceDefinition } from '../analysis/definitions';
+import { attendedSources, prepareDocument, type AttentionView } from '../analysis/documentAnalysis';
+import { isKeyword } from '../analysis/keywords';
+import { languageIdForFile } from '../analysis/languages';
+import { mergeWindowSummaries, planWindows, prefixCandidates } from '../analysis/windows';
+import type { AttentionSummary, BackendInfo } from '../shared/attention';
+import { loadModelFolder } from '../node/modelFolder';
+import { loadTokenizerFile } from '../node/tokenizer';
+import { CliError } from './cliError';
+import { createEngine } from './forward';
+
+export const ANALYZE_USAGE = `Usage: attention-lens analyze FILE [options]
+
+For each identifier in FILE, prints the distant definitions and imports the model attends to most.
+
+Options:
+  --model DIR           Hugging Face model folder (default: the embedded default model)
+  --json                print the analysis as JSON instead of a table
+  --backend KIND        webgpu (default; falls back to cpu when no adapter exists) or cpu
+  --language ID         VS Code language id (default: from the file extension)
+  --min-distance N      a source is distant when it ends at least N tokens before (default 64)
+  --layer L             one layer (0-based) or "all" (default: all, strongest layer per source)
+  --head H              one head (0-based), "mean" or "max" over heads (default: max)
+  --threshold W         ignore attention mass below W (default 0.05)
+  --top N               sources per identifier (default 3)
+  --context N           tokens per window (default: the model's context)
+  -h, --help            show this help`;
+
+/** The embedded default model, next to the built CLI (out/cli.js -> default-model/). */
+export function defaultModelFolder(): string {
+  return path.resolve(__dirname, '..', 'default-model');
+}
+
+interface AnalyzeOptions {
+  readonly file: string;
+  readonly model: string;
+  readonly json: boolean;
+  readonly backend: 'auto' | 'webgpu' | 'cpu';
+  readonly language?: string;
+  readonly minDistance: number;
+  readonly view: AttentionView;
+  readonly threshold: number;
+  readonly top: number;
+  readonly context?: number;
+}
+
+function parseOptions(args: string[]): AnalyzeOptions | undefined {
+  let parsed;
+  try {
+    parsed = parseArgs({
+      args,
+      options: {
+        model: { type: 'string' },
+        json: { type: 'boolean' },
+        backend: { type: 'string' },
+        language: { type: 'string' },
+        'min-distance': { type: 'string' },
+        layer: { type: 'string' },
+        head: { type: 'string' },
+        threshold: { type: 'string' },
+        top: { type: 'string' },
+        context: { type: 'string' },
+        help: { type: 'boolean', short: 'h' },
+      },
+      strict: true,
+      allowPositionals: true,
+    });
+  } catch (error) {
+    throw new CliError(`${(error as Error).message}. Run "attention-lens analyze --help" for usage.`);
+  }
+  const { values, positionals } = parsed;
+  if (values.help) {
+    process.stdout.write(`${ANALYZE_USAGE}\n`);
+    return undefined;
+  }
+  if (positionals.length !== 1) throw new CliError('analyze needs exactly one FILE. Run "attention-lens analyze --help" for usage.');
+  const integer = (name: string, text: string | undefined, fallback: number, min: number) => {
+    if (text === undefined) return fallback;
+    if (!/^\d+$/.test(text) || Number(text) < min) throw new CliError(`--${name} expects an integer >= ${min}, not "${text}".`);
+    return Number(text);
+  };
+  const backend = values.backend ?? 'auto';
+  if (!['auto', 'webgpu', 'cpu'].includes(backend)) throw new CliError(`--backend must be webgpu or cpu, not "${backend}".`);
+  const layerText = values.layer ?? 'all';
+  const layer = layerText === 'all' ? 'all' : integer('layer', layerText, 0, 0);
+  const headText = values.head ?? 'max';
+  const head = headText === 'mean' || headText === 'max' ? headText : integer('head', headText, 0, 0);
+  const threshold = values.threshold === undefined ? 0.05 : Number(values.threshold);
+  if (!Number.isFinite(threshold) || threshold < 0 || threshold > 1) throw new CliError(`--threshold expects a number between 0 and 1, not "${values.threshold}".`);
+  return {
+    file: positionals[0],
+    model: values.model ?? defaultModelFolder(),
+    json: values.json === true,
+    backend: backend as AnalyzeOptions['backend'],
+    language: values.language,
+    minDistance: integer('min-distance', values['min-distance'], 64, 0),
+    view: { layer, head },
+    threshold,
+    top: integer('top', values.top, 3, 1),
+    context: values.context === undefined ? undefined : integer('context', values.context, 0, 16),
+  };
+}
+
+export async function runAnalyze(args: string[], log: (line: string) => void): Promise<void> {
+  const options = parseOptions(args);
+  if (!options) return;
+  const text = await readSourceFile(options.file);
+  const languageId = options.language ?? languageIdForFile(options.file);
+
+  const model = await loadModelFolder(options.model);
+  const tokenizerFile = path.join(path.resolve(options.model), 'tokenizer.json');
+  try {
+    await fs.access(tokenizerFile);
+  } catch {
+    throw new CliError(`${path.resolve(options.model)} has no tokenizer.json; analyze needs the model's tokenizer.`);
+  }
+  const tokenizer = await loadTokenizerFile(tokenizerFile);
+  const extractor = await DefinitionExtractor.create((name) => fs.readFile(path.join(__dirname, 'tree-sitter', name)));
+  const definitions = await extractor.extract(languageId, text);
+  if (!DefinitionExtractor.supports(languageId)) log(`attention-lens: no grammar for language "${languageId}"; no definitions or imports will be found.`);
+  const doc = prepareDocument(text, tokenizer, definitions);
+  if (doc.tokenIds.length === 0) throw new CliError(`${options.file} has no tokens to analyse.`);
+  const { spec } = model;
+  const badId = doc.tokenIds.find((id) => id >= spec.vocabSize);
+  if (badId !== undefined) throw new CliError(`the tokenizer produced id ${badId}, outside the model's vocabulary (${spec.vocabSize}); the tokenizer.json does not belong to this model.`);
+  if (typeof options.view.layer === 'number' && options.view.layer >= spec.numLayers) throw new CliError(`--layer ${options.view.layer}: the model has ${spec.numLayers} layers.`);
+  if (typeof options.view.head === 'number' && options.view.head >= spec.numHeads) throw new CliError(`--head ${options.view.head}: the model has ${spec.numHeads} heads per layer.`);
+
+  const context = Math.min(options.context ?? spec.maxPositions, spec.maxPositions);
+  const windows = planWindows({ numTokens: doc.tokenIds.length, context, spans: doc.spans, prefixCandidates: prefixCandidates(doc.definitions) });
+  const engine = await createEngine(model, options.backend, log);
+  const started = performance.now();
+  let summary: AttentionSummary;
+  let backend: BackendInfo;
+  let readbackBytes = 0;
+  try {
+    const summaries: AttentionSummary[] = [];
+    for (const window of windows) {
+      const result = await engine.run({ tokenIds: window.positions.map((p) => doc.tokenIds[p]), spans: window.spans, topK: 4 });
+      summaries.push(result.summary);
+      readbackBytes += result.stats.readbackBytes;
+    }
+    backend = engine.backend;
+    summary = mergeWindowSummaries(windows, summaries, doc.tokenIds.length, doc.spans.length);
+  } finally {
+    engine.dispose();
+  }
+  const elapsedMs = performance.now() - started;
+  const view = options.view.layer === 'all' ? options.view : { ...options.view, layer: summary.layers.indexOf(options.view.layer) };
+  const rows = doc.identifiers
+    .filter((identifier) => !isKeyword(identifier.name))
+    .map((identifier) => ({ identifier, sources: attendedSources(doc, summary, identifier.tokens, view, { minDistance: options.minDistance, otherLineCounts: false }, options.top, options.threshold) }))
+    .filter((row) => row.sources.length > 0);
+
+  const lineOf = lineIndex(text);
+  const backendText = backend.kind === 'webgpu' ? `WebGPU (${[backend.adapter.vendor, backend.adapter.architecture].filter(Boolean).join(' ') || backend.adapter.description})` : `CPU (${backend.reason})`;
+  if (options.json) {
+    const definitionJson = (d: SourceDefinition, i: number) => ({ kind: d.kind, name: d.name, line: lineOf(d.start).line + 1, tokenSpan: doc.spans[i] });
+    process.stdout.write(
+      `${JSON.stringify({
+        file: path.resolve(options.file),
+        languageId,
+        model: { folder: path.resolve(options.model), architecture: spec.architecture, layers: spec.numLayers, heads: spec.numHeads, context },
+        backend,
+        tokens: doc.tokenIds.length,
+        windows: windows.length,
+        elapsedMs: Math.round(elapsedMs),
+        readbackBytes,
+        view: options.view,
+        minDistance: options.minDistance,
+        definitions: doc.definitions.map(definitionJson),
+        identifiers: rows.map(({ identifier, sources }) => {
+          const at = lineOf(identifier.start);
+          return { name: identifier.name, line: at.line + 1, column: at.column + 1, tokens: identifier.tokens, sources: sources.map((s) => ({ definition: s.definition, weight: Number(s.weight.toFixed(4)), tokenDistance: s.tokenDistance })) };
+        }),
+      })}\n`,
+    );
+    return;
+  }
+  const out: string[] = [];
+  out.push(`${path.resolve(options.file)}: ${doc.tokenIds.length} tokens, ${doc.definitions.length} definitions/imports, ${windows.length} window${windows.length === 1 ? '' : 's'} of <= ${context} tokens`);
+  out.push(`model ${spec.architecture} (${spec.numLayers} layers x ${spec.numHeads} heads) on ${backendText}, ${Math.round(elapsedMs)} ms; view: layer ${options.view.layer}, head ${options.view.head}; distant = >= ${options.minDistance} tokens back`);
+  out.push('');
+  if (rows.length === 0) out.push(`No identifier attends to a distant definition or import with weight >= ${options.threshold}.`);
+  const width = Math.min(32, Math.max(10, ...rows.map((r) => r.identifier.name.length)));
+  for (const { identifier, sources } of rows) {
+    const at = lineOf(identifier.start);
+    const targets = sources.map((s) => {
+      const d = doc.definitions[s.definition];
+      return `${d.kind} ${d.name} (line ${lineOf(d.start).line + 1}) ${(s.weight * 100).toFixed(0)}%`;
+    });
+    out.push(`${`${at.line + 1}:${at.column + 1}`.padStart(8)}  ${identifier.name.padEnd(width)}  -> ${targets.join('; ')}`);
+  }
+  process.stdout.write(`${out.join('\n')}\n`);
+}
+
+async function readSourceFile(file: string): Promise<string> {
+  let bytes: Buffer;
+  try {
+    bytes = await fs.readFile(file);
+  } catch (error) {
+    throw new CliError(`cannot read ${file}: ${(error as NodeJS.ErrnoException).code ?? String(error)}.`);
+  }
+  if (bytes.includes(0)) throw new CliError(`${file} looks like a binary file (it contains NUL bytes); analyze reads source text.`);
+  let text: string;
+  try {
+    text = new TextDecoder('utf-8', { fatal: true }).decode(bytes);
+  } catch {
+    throw new CliError(`${file} is not valid UTF-8; convert it to UTF-8 first.`);
+  }
+  if (text.trim().length === 0) throw new CliError(`${file} is empty; there is nothing to analyse.`);
+  return text;
+}
+
+/** Maps UTF-16 offsets to 0-based line and column. */
+function lineIndex(text: string): (offset: number) => { line: number; column: number } {
+  const starts = [0];
+  for (let i = 0; i < text.length; i++) if (text.charCodeAt(i) === 10) starts.push(i + 1);
+  return (offset) => {
+    let lo = 0;
+    let hi = starts.length - 1;
+    while (lo < hi) {
+      const mid = (lo + hi + 1) >> 1;
+      if (starts[mid] <= offset) lo = mid;
+      else hi = mid - 1;
+    }
+    return { line: lo, column: offset - starts[lo] };
+  };
+}
+
+
