@@ -1,0 +1,120 @@
+/**
+ * The built command line (out/cli.js) as a user runs it: JSON on stdout checked against the
+ * PyTorch golden outputs, and bad input answered with exit code 2 and one line on stderr.
+ */
+import { test } from 'node:test';
+import * as assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { fixtureDir, readGolden, repoRoot } from './fixtureModels';
+
+const CLI = path.join(repoRoot, 'out', 'cli.js');
+
+function cli(args: string[], env: NodeJS.ProcessEnv = {}): { status: number | null; stdout: string; stderr: string } {
+  const result = spawnSync(process.execPath, [CLI, ...args], { cwd: repoRoot, encoding: 'utf8', env: { ...process.env, ...env } });
+  return { status: result.status, stdout: result.stdout, stderr: result.stderr };
+}
+
+/** Our own stderr lines (Dawn may add warnings of its own when it probes for adapters). */
+function ownLines(stderr: string): string[] {
+  return stderr.split('\n').filter((line) => line.startsWith('attention-lens:'));
+}
+
+test('forward --backend cpu prints the golden logits and attention row', () => {
+  const golden = readGolden('llama-f32');
+  const run = cli(['forward', '--backend', 'cpu', '--model', fixtureDir('llama-f32'), '--token-ids', golden.tokenIds.join(','), '--attention', '1:2:5', '--attention', '0:3:39']);
+  assert.equal(run.status, 0, run.stderr);
+  assert.equal(run.stderr, '');
+  const output = JSON.parse(run.stdout) as {
+    tokenIds: number[];
+    logits: number[];
+    attention: { layer: number; head: number; query: number; probs: number[] }[];
+    backend: { kind: string; reason: string };
+  };
+  assert.deepEqual(output.tokenIds, golden.tokenIds);
+  assert.equal(output.logits.length, 300);
+  const maxLogitDiff = Math.max(...output.logits.map((value, i) => Math.abs(value - golden.lastLogits[i])));
+  assert.ok(maxLogitDiff <= 1e-3, `max logit difference ${maxLogitDiff}`);
+  assert.deepEqual(output.attention.map(({ layer, head, query }) => [layer, head, query]), [[1, 2, 5], [0, 3, 39]]);
+  for (const row of output.attention) {
+    const expected = golden.attention[row.layer][row.head][row.query];
+    assert.equal(row.probs.length, row.query + 1);
+    row.probs.forEach((value, i) => assert.ok(Math.abs(value - expected[i]) <= 1e-4, `${row.layer}:${row.head}:${row.query}[${i}]`));
+  }
+  assert.deepEqual(output.backend, { kind: 'cpu', reason: 'requested with --backend cpu' });
+});
+
+test('forward --text-file tokenizes with the model folder\'s tokenizer.json', () => {
+  const tokenizerGolden = JSON.parse(fs.readFileSync(path.join(fixtureDir('llama-f32'), 'tokenizer-golden.json'), 'utf8')) as {
+    samples: { text: string; ids: number[] }[];
+  };
+  const sample = tokenizerGolden.samples[1];
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'attention-lens-cli-'));
+  try {
+    const file = path.join(dir, 'input.py');
+    fs.writeFileSync(file, sample.text);
+    const run = cli(['forward', '--backend', 'cpu', '--model', fixtureDir('llama-f32'), '--text-file', file]);
+    assert.equal(run.status, 0, run.stderr);
+    const output = JSON.parse(run.stdout) as { tokenIds: number[]; attention: unknown[] };
+    assert.deepEqual(output.tokenIds, sample.ids);
+    assert.deepEqual(output.attention, []);
+  } finally {
+    fs.rmSync(dir, { recursive: true });
+  }
+});
+
+test('bad arguments and bad model folders exit 2 with one line on stderr', () => {
+  const model = fixtureDir('llama-f32');
+  const cases: [string[], RegExp][] = [
+    [[], /give a command/],
+    [['analyse'], /unknown command "analyse"/],
+    [['forward', '--token-ids', '1,2'], /forward needs --model DIR/],
+    [['forward', '--model', model], /exactly one of --text-file FILE or --token-ids IDS/],
+    [['forward', '--model', model, '--token-ids', '1,-2'], /--token-ids expects comma-separated non-negative integers/],
+    [['forward', '--model', model, '--token-ids', '1,2', '--attention', '1:2'], /--attention expects LAYER:HEAD:QUERY/],
+    [['forward', '--model', model, '--token-ids', '1,2', '--attention', '0:4:0'], /--attention 0:4:0 names head 4 \(the model has 4 per layer\)/],
+    [['forward', '--model', model, '--token-ids', '1,2', '--attention', '0:0:2'], /names query 2 \(the input has 2 tokens\)/],
+    [['forward', '--model', model, '--token-ids', '1,300'], /token id 300 at position 1 is outside the model's vocabulary \(0\.\.299\)/],
+    [['forward', '--model', model, '--token-ids', '1', '--backend', 'metal'], /--backend must be webgpu or cpu/],
+    [['forward', '--model', model, '--token-ids', '1', '--top'], /Unknown option '--top'/],
+    [['forward', '--model', path.join(repoRoot, 'no-such-model'), '--token-ids', '1'], /model folder .*no-such-model does not exist/],
+    [['forward', '--model', fixtureDir('gpt2-f32'), '--text-file', __filename], /has no tokenizer\.json/],
+    [['forward', '--model', path.join(repoRoot, 'test'), '--token-ids', '1'], /has no config\.json/],
+  ];
+  for (const [args, pattern] of cases) {
+    const run = cli(args);
+    assert.equal(run.status, 2, `${args.join(' ')}: ${run.stderr}`);
+    assert.equal(run.stdout, '');
+    const lines = run.stderr.trimEnd().split('\n');
+    assert.equal(lines.length, 1, `one line expected for ${args.join(' ')}: ${run.stderr}`);
+    assert.match(lines[0], /^attention-lens: /);
+    assert.match(lines[0], pattern);
+  }
+});
+
+test('--help prints usage and exits 0', () => {
+  for (const args of [['--help'], ['forward', '--help']]) {
+    const run = cli(args);
+    assert.equal(run.status, 0);
+    assert.match(run.stdout, /Usage: attention-lens/);
+  }
+});
+
+test('without a WebGPU adapter the default backend falls back to the CPU and says so; --backend webgpu fails', { skip: process.platform !== 'linux' && 'hiding adapters via VK_ICD_FILENAMES works on Linux only' }, () => {
+  const noAdapter = { VK_ICD_FILENAMES: path.join(repoRoot, 'no-such-icd.json'), ATTENTION_LENS_ADAPTER: '' };
+  const args = ['forward', '--model', fixtureDir('llama-f32'), '--token-ids', '1,2,3'];
+  const fallback = cli(args, noAdapter);
+  assert.equal(fallback.status, 0, fallback.stderr);
+  const output = JSON.parse(fallback.stdout) as { backend: { kind: string; reason: string } };
+  assert.equal(output.backend.kind, 'cpu');
+  assert.match(output.backend.reason, /^no WebGPU adapter: /);
+  assert.deepEqual(ownLines(fallback.stderr).length, 1);
+  assert.match(ownLines(fallback.stderr)[0], /no WebGPU adapter .* running the CPU reference engine instead/);
+
+  const explicit = cli([...args, '--backend', 'webgpu'], noAdapter);
+  assert.equal(explicit.status, 1);
+  assert.equal(explicit.stdout, '');
+  assert.match(ownLines(explicit.stderr).join('\n'), /^attention-lens: --backend webgpu: no WebGPU adapter/);
+});

@@ -1,0 +1,125 @@
+import { test } from 'node:test';
+import * as assert from 'node:assert/strict';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { parseModelConfig } from '../../webview/engine/modelConfig';
+import { ModelFormatError } from '../../webview/engine/modelFormatError';
+import { fixtureDir } from './fixtureModels';
+
+const FILE = 'models/x/config.json';
+
+function fixtureConfig(name: string): Record<string, unknown> {
+  return JSON.parse(fs.readFileSync(path.join(fixtureDir(name), 'config.json'), 'utf8')) as Record<string, unknown>;
+}
+
+function rejects(json: unknown, pattern: RegExp): void {
+  assert.throws(
+    () => parseModelConfig(json, FILE),
+    (error: unknown) => {
+      assert.ok(error instanceof ModelFormatError);
+      assert.equal(error.file, FILE);
+      assert.ok(error.message.startsWith(`${FILE}: `), error.message);
+      assert.match(error.message, pattern);
+      return true;
+    },
+  );
+}
+
+test('reads a Llama config with grouped-query attention and tied embeddings', () => {
+  const spec = parseModelConfig(fixtureConfig('llama-f32'), FILE);
+  assert.deepEqual(spec, {
+    architecture: 'LlamaForCausalLM',
+    family: 'llama',
+    vocabSize: 300,
+    hiddenSize: 64,
+    numLayers: 2,
+    numHeads: 4,
+    numKvHeads: 2,
+    headDim: 16,
+    intermediateSize: 128,
+    maxPositions: 128,
+    norm: 'rms',
+    normEps: 1e-6,
+    positional: 'rope',
+    ropeTheta: 10000,
+    mlp: 'swiglu',
+    qkvBias: false,
+    outBias: false,
+    mlpBias: false,
+    tieWordEmbeddings: true,
+  });
+});
+
+test('Llama defaults: head_dim, kv heads, rope_theta, untied embeddings', () => {
+  const config = fixtureConfig('llama-f32');
+  for (const key of ['head_dim', 'num_key_value_heads', 'rope_theta', 'tie_word_embeddings']) delete config[key];
+  const spec = parseModelConfig(config, FILE);
+  assert.equal(spec.headDim, 16);
+  assert.equal(spec.numKvHeads, 4);
+  assert.equal(spec.ropeTheta, 10000);
+  assert.equal(spec.tieWordEmbeddings, false);
+});
+
+test('Llama attention_bias and mlp_bias turn on the biases', () => {
+  const spec = parseModelConfig({ ...fixtureConfig('llama-f32'), attention_bias: true, mlp_bias: true }, FILE);
+  assert.equal(spec.qkvBias, true);
+  assert.equal(spec.outBias, true);
+  assert.equal(spec.mlpBias, true);
+});
+
+test('reads a Qwen2 config: q/k/v bias, rope_theta 1e6', () => {
+  const spec = parseModelConfig(fixtureConfig('qwen2-f16'), FILE);
+  assert.equal(spec.family, 'qwen2');
+  assert.equal(spec.qkvBias, true);
+  assert.equal(spec.outBias, false);
+  assert.equal(spec.ropeTheta, 1e6);
+  assert.equal(spec.headDim, 16);
+});
+
+test('reads GPT-2 configs: n_inner null means 4 * n_embd', () => {
+  const spec = parseModelConfig(fixtureConfig('gpt2-f32'), FILE);
+  assert.equal(spec.family, 'gpt2');
+  assert.equal(spec.intermediateSize, 256);
+  assert.equal(spec.maxPositions, 64);
+  assert.equal(spec.norm, 'layer');
+  assert.equal(spec.normEps, 1e-5);
+  assert.equal(spec.positional, 'learned');
+  assert.equal(spec.numKvHeads, 4);
+  assert.equal(spec.tieWordEmbeddings, true);
+  assert.equal(parseModelConfig(fixtureConfig('gpt2-f16'), FILE).intermediateSize, 128);
+});
+
+test('falls back to model_type when architectures is absent', () => {
+  const config = fixtureConfig('qwen2-f16');
+  delete config.architectures;
+  assert.equal(parseModelConfig(config, FILE).architecture, 'Qwen2ForCausalLM');
+});
+
+test('an unknown architecture is refused with the supported list', () => {
+  rejects({ architectures: ['GPTNeoXForCausalLM'] }, /architecture "GPTNeoXForCausalLM" is not supported; Attention Lens runs LlamaForCausalLM, Qwen2ForCausalLM, GPT2LMHeadModel/);
+  rejects({ model_type: 'mistral' }, /model_type "mistral" is not supported/);
+  rejects({}, /neither "architectures" nor "model_type"/);
+  rejects('text', /not a JSON object/);
+});
+
+test('invalid numbers are refused naming the field', () => {
+  rejects({ ...fixtureConfig('llama-f32'), hidden_size: 0 }, /"hidden_size" must be a positive integer, not 0/);
+  rejects({ ...fixtureConfig('llama-f32'), num_hidden_layers: 2.5 }, /"num_hidden_layers" must be a positive integer, not 2.5/);
+  rejects({ ...fixtureConfig('llama-f32'), vocab_size: undefined }, /required field "vocab_size" is missing/);
+  rejects({ ...fixtureConfig('llama-f32'), num_key_value_heads: 3 }, /num_attention_heads 4 is not a multiple of num_key_value_heads 3/);
+  rejects({ ...fixtureConfig('llama-f32'), rms_norm_eps: -1 }, /"rms_norm_eps" must be a positive number/);
+  rejects({ ...fixtureConfig('gpt2-f32'), n_head: 5 }, /n_embd 64 is not divisible by n_head 5/);
+  const noHeadDim = fixtureConfig('llama-f32');
+  delete noHeadDim.head_dim;
+  rejects({ ...noHeadDim, num_attention_heads: 6, num_key_value_heads: 6 }, /hidden_size 64 is not divisible by num_attention_heads 6/);
+});
+
+test('settings that would change the computation are refused, not ignored', () => {
+  rejects({ ...fixtureConfig('llama-f32'), rope_scaling: { type: 'linear', factor: 2 } }, /rope_scaling type "linear" is not supported/);
+  rejects({ ...fixtureConfig('llama-f32'), rope_scaling: { rope_type: 'llama3', factor: 8 } }, /rope_scaling type "llama3" is not supported/);
+  assert.equal(parseModelConfig({ ...fixtureConfig('llama-f32'), rope_scaling: { rope_type: 'default' } }, FILE).ropeTheta, 10000);
+  rejects({ ...fixtureConfig('qwen2-f16'), use_sliding_window: true }, /sliding-window attention is not implemented/);
+  rejects({ ...fixtureConfig('llama-f32'), hidden_act: 'gelu' }, /hidden_act "gelu" is not supported/);
+  rejects({ ...fixtureConfig('gpt2-f32'), activation_function: 'relu' }, /activation_function "relu" is not supported/);
+  rejects({ ...fixtureConfig('gpt2-f32'), scale_attn_by_inverse_layer_idx: true }, /scale_attn_by_inverse_layer_idx/);
+});

@@ -1,0 +1,119 @@
+import { test } from 'node:test';
+import * as assert from 'node:assert/strict';
+import { ModelFormatError } from '../../webview/engine/modelFormatError';
+import { parseSafetensors } from '../../webview/engine/safetensors';
+import { toFloat32 } from '../../webview/engine/tensorData';
+import { f32Tensor, writeSafetensors } from './fixtureModels';
+
+const FILE = 'models/tiny/model.safetensors';
+
+function validFile(): Uint8Array {
+  return writeSafetensors(
+    { 'a.weight': f32Tensor([1, 2, 3, 4, 5, 6], [2, 3]), 'b.bias': f32Tensor([-1.5, 0.25]) },
+    { format: 'pt' },
+  );
+}
+
+/** Replaces the JSON header of a file by `header` (the data stays as it is). */
+function withHeader(header: unknown, data = new Uint8Array(32)): Uint8Array {
+  const json = new TextEncoder().encode(typeof header === 'string' ? header : JSON.stringify(header));
+  const out = new Uint8Array(8 + json.byteLength + data.byteLength);
+  new DataView(out.buffer).setUint32(0, json.byteLength, true);
+  out.set(json, 8);
+  out.set(data, 8 + json.byteLength);
+  return out;
+}
+
+function rejects(bytes: Uint8Array, pattern: RegExp): void {
+  assert.throws(
+    () => parseSafetensors(bytes, FILE),
+    (error: unknown) => {
+      assert.ok(error instanceof ModelFormatError, `expected ModelFormatError, got ${String(error)}`);
+      assert.equal(error.file, FILE);
+      assert.ok(error.message.includes(FILE), `message should name the file: ${error.message}`);
+      assert.match(error.message, pattern);
+      return true;
+    },
+  );
+}
+
+test('reads tensors, shapes and metadata of a valid file', () => {
+  const file = parseSafetensors(validFile(), FILE);
+  assert.deepEqual(file.metadata, { format: 'pt' });
+  const a = file.tensor('a.weight')!;
+  assert.deepEqual(a.shape, [2, 3]);
+  assert.equal(a.dtype, 'F32');
+  assert.deepEqual([...toFloat32(a)], [1, 2, 3, 4, 5, 6]);
+  assert.deepEqual([...toFloat32(file.tensor('b.bias')!)], [-1.5, 0.25]);
+  assert.equal(file.tensor('missing'), undefined);
+});
+
+test('reads a tensor whose data is not 4-byte aligned in the file', () => {
+  // A 5-byte header puts the data at offset 13.
+  const bytes = withHeader('{"x":{"dtype":"F32","shape":[1],"data_offsets":[0,4]}}'.padEnd(53), new Uint8Array(new Float32Array([3.5]).buffer));
+  assert.deepEqual([...toFloat32(parseSafetensors(bytes, FILE).tensor('x')!)], [3.5]);
+});
+
+test('accepts zero-sized tensors', () => {
+  const bytes = withHeader({ empty: { dtype: 'F16', shape: [0, 4], data_offsets: [0, 0] } }, new Uint8Array(0));
+  assert.deepEqual(parseSafetensors(bytes, FILE).tensor('empty')!.shape, [0, 4]);
+});
+
+test('rejects a file shorter than the header length field', () => {
+  rejects(new Uint8Array(5), /truncated/);
+});
+
+test('rejects a header length beyond the end of the file', () => {
+  const bytes = validFile();
+  rejects(bytes.subarray(0, 8 + 10), /header length field says \d+ bytes but only 10 bytes follow/);
+});
+
+test('rejects an absurd header length', () => {
+  const bytes = new Uint8Array(16);
+  new DataView(bytes.buffer).setUint32(4, 1, true); // 2^32 bytes
+  rejects(bytes, /more than the \d+-byte limit/);
+});
+
+test('rejects a header that is not JSON', () => {
+  rejects(withHeader('{"a": {'), /JSON header does not parse/);
+  rejects(withHeader('[1, 2]'), /header is not a JSON object/);
+});
+
+test('rejects a truncated data section', () => {
+  const bytes = validFile();
+  rejects(bytes.subarray(0, bytes.byteLength - 4), /tensor b\.bias has data_offsets \[24, 32\] beyond the 28 bytes of data/);
+});
+
+test('rejects offsets outside the data and reversed offsets', () => {
+  rejects(withHeader({ x: { dtype: 'F32', shape: [2], data_offsets: [40, 48] } }), /beyond the 32 bytes of data/);
+  rejects(withHeader({ x: { dtype: 'F32', shape: [2], data_offsets: [8, 0] } }), /begin after end/);
+  rejects(withHeader({ x: { dtype: 'F32', shape: [2], data_offsets: [-8, 0] } }), /not two non-negative integers/);
+});
+
+test('rejects a size that does not match shape and dtype', () => {
+  rejects(withHeader({ x: { dtype: 'F32', shape: [3], data_offsets: [0, 8] } }), /tensor x has 8 bytes of data but its shape \[3\] and dtype F32 need 12/);
+  rejects(withHeader({ x: { dtype: 'BF16', shape: [2, 2], data_offsets: [0, 16] } }), /need 8/);
+});
+
+test('rejects malformed shapes', () => {
+  rejects(withHeader({ x: { dtype: 'F32', shape: [2, -1], data_offsets: [0, 8] } }), /not a list of non-negative integers/);
+  rejects(withHeader({ x: { dtype: 'F32', shape: [1.5], data_offsets: [0, 8] } }), /not a list of non-negative integers/);
+  rejects(withHeader({ x: { dtype: 'F32', shape: '2', data_offsets: [0, 8] } }), /not a list of non-negative integers/);
+});
+
+test('rejects unsupported dtypes, naming dtype, tensor and file', () => {
+  rejects(withHeader({ 'h.0.attn.qweight': { dtype: 'I8', shape: [4], data_offsets: [0, 4] } }), /^unsupported dtype I8 for tensor h\.0\.attn\.qweight in models\/tiny\/model\.safetensors/);
+  rejects(withHeader({ x: { dtype: 'F8_E4M3', shape: [4], data_offsets: [0, 4] } }), /unsupported dtype F8_E4M3 for tensor x/);
+});
+
+test('rejects overlapping tensors', () => {
+  rejects(
+    withHeader({ a: { dtype: 'F32', shape: [4], data_offsets: [0, 16] }, b: { dtype: 'F32', shape: [2], data_offsets: [8, 16] } }),
+    /tensors a and b overlap/,
+  );
+});
+
+test('rejects malformed __metadata__', () => {
+  rejects(withHeader({ __metadata__: { format: 1 } }), /__metadata__ entry "format" is not a string/);
+  rejects(withHeader({ __metadata__: [] }), /__metadata__ is not a JSON object/);
+});
