@@ -83,6 +83,28 @@ function missingBuildPrerequisites() {
   return missing;
 }
 
+/** The pid of the live process holding `lock` ('starting' while it writes it), or undefined when there is none. */
+function readLockHolder(lock) {
+  let holder;
+  try {
+    holder = Number(fs.readFileSync(path.join(lock, 'pid'), 'utf8').trim());
+  } catch {
+    // A lock made in the last seconds may not have its pid file yet.
+    try {
+      return Date.now() - fs.statSync(lock).mtimeMs < 10_000 ? 'starting' : undefined;
+    } catch {
+      return undefined;
+    }
+  }
+  if (!(holder > 0)) return undefined;
+  try {
+    process.kill(holder, 0);
+    return holder;
+  } catch (error) {
+    return error.code === 'EPERM' ? holder : undefined;
+  }
+}
+
 /** Holds a lock folder so that two processes (say `npm start` and the tests) do not install at once. */
 async function withLock(dir, log, body) {
   const lock = path.join(dir, '.install-lock');
@@ -94,16 +116,14 @@ async function withLock(dir, log, body) {
       break;
     } catch (error) {
       if (error.code !== 'EEXIST') throw error;
-      const holder = Number(fs.readFileSync(path.join(lock, 'pid'), 'utf8').trim() || 0);
-      let alive = false;
-      try {
-        if (holder > 0) process.kill(holder, 0), (alive = true);
-      } catch {}
-      if (!alive) {
+      const holder = readLockHolder(lock);
+      if (holder === undefined) {
+        // The holder died mid-install (or never wrote its pid): take the lock over.
         fs.rmSync(lock, { recursive: true, force: true });
         continue;
       }
-      if (!announced) log(`[tools] another install (pid ${holder}) is running; waiting for it`), (announced = true);
+      if (!announced) log(`[tools] another install (pid ${holder}) is running; waiting for it`);
+      announced = true;
       await new Promise((resolve) => setTimeout(resolve, 2000));
     }
   }

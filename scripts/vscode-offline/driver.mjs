@@ -68,6 +68,17 @@ function isWorkbenchNoise(line) {
   return workbenchNoise.some((pattern) => pattern.test(line));
 }
 
+/**
+ * The browser's environment without display variables: with DISPLAY set (even to a display that
+ * does not exist) headless Chromium's WebGPU finds no adapter at all.
+ */
+function headlessBrowserEnv() {
+  const env = { ...process.env };
+  delete env.DISPLAY;
+  delete env.WAYLAND_DISPLAY;
+  return env;
+}
+
 /** Splits VS Code's command line into the parts this driver uses; everything else is ignored. */
 function parseArgs(argv) {
   const parsed = { extensionDevelopmentPaths: [], extensionTestsPath: undefined, userDataDir: undefined, extensionsDir: undefined, folder: undefined };
@@ -169,6 +180,7 @@ async function main() {
       executablePath: chromiumPath,
       headless: true,
       args: chromiumArgs,
+      env: headlessBrowserEnv(),
       viewport: { width: 1600, height: 1000 },
     });
     cleanups.push(() => context.close());
@@ -206,9 +218,8 @@ async function main() {
     return result.code;
   } finally {
     await cleanup();
-    serverLog.end();
-    browserLog.end();
-    workbenchLog.end();
+    // process.exit() follows: wait until the logs are on disk.
+    await Promise.all([serverLog, browserLog, workbenchLog].map((stream) => new Promise((resolve) => stream.end(resolve))));
   }
 }
 
