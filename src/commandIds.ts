@@ -1,6 +1,7 @@
 /** Every command id the extension contributes, in one place (package.json lists the same ids). */
 export const COMMANDS = {
   analyzeFile: 'attentionLens.analyzeFile',
+  analyzeSelection: 'attentionLens.analyzeSelection',
   showPanel: 'attentionLens.showPanel',
   toggleOverlay: 'attentionLens.toggleOverlay',
   selectLayerHead: 'attentionLens.selectLayerHead',
@@ -10,6 +11,8 @@ export const COMMANDS = {
   exportAnalysis: 'attentionLens.exportAnalysis',
   clear: 'attentionLens.clear',
   showLog: 'attentionLens.showLog',
+  showAttenders: 'attentionLens.showAttenders',
+  revealRange: 'attentionLens.revealRange',
 } as const;
 
 export type CommandId = (typeof COMMANDS)[keyof typeof COMMANDS];

@@ -15,6 +15,8 @@ export interface AttentionLensConfig {
   readonly topK: number;
   readonly minDistance: number;
   readonly distance: DistanceMode;
+  /** Smallest attention mass (0-1) the views show. */
+  readonly threshold: number;
   readonly autoAnalyze: AutoAnalyze;
   readonly idleDelayMs: number;
   readonly maxFileTokens: number;
@@ -30,6 +32,7 @@ export const SETTING_KEYS = {
   topK: 'topK',
   minDistance: 'minDistance',
   distance: 'distance',
+  threshold: 'threshold',
   autoAnalyze: 'autoAnalyze',
   idleDelayMs: 'idleDelayMs',
   maxFileTokens: 'maxFileTokens',
@@ -44,6 +47,7 @@ export const DEFAULT_CONFIG: AttentionLensConfig = {
   topK: 8,
   minDistance: 64,
   distance: 'tokens',
+  threshold: 0.05,
   autoAnalyze: 'off',
   idleDelayMs: 1500,
   maxFileTokens: 16384,
@@ -64,6 +68,11 @@ function integerIn(value: unknown, min: number, max: number, fallback: number): 
   return Math.min(max, Math.max(min, Math.round(value)));
 }
 
+function numberIn(value: unknown, min: number, max: number, fallback: number): number {
+  if (typeof value !== 'number' || !Number.isFinite(value)) return fallback;
+  return Math.min(max, Math.max(min, value));
+}
+
 /**
  * Builds the configuration from raw values. Values of the wrong type fall back to the default and
  * numbers are clamped to their declared range, because settings.json is edited by hand.
@@ -79,6 +88,7 @@ export function readConfig(get: SettingGetter): AttentionLensConfig {
     topK: integerIn(get(SETTING_KEYS.topK), 1, 64, d.topK),
     minDistance: integerIn(get(SETTING_KEYS.minDistance), 0, 1_000_000, d.minDistance),
     distance: oneOf(get(SETTING_KEYS.distance), ['tokens', 'tokensOrOtherLine'], d.distance),
+    threshold: numberIn(get(SETTING_KEYS.threshold), 0, 1, d.threshold),
     autoAnalyze: oneOf(get(SETTING_KEYS.autoAnalyze), ['off', 'onOpen', 'onSave', 'onIdle'], d.autoAnalyze),
     idleDelayMs: integerIn(get(SETTING_KEYS.idleDelayMs), 200, 60_000, d.idleDelayMs),
     maxFileTokens: integerIn(get(SETTING_KEYS.maxFileTokens), 256, 262_144, d.maxFileTokens),

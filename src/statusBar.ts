@@ -3,6 +3,7 @@ import * as vscode from 'vscode';
 import { COMMANDS } from './commandIds';
 import { describeAdapter, formatBytes } from './shared/format';
 import type { WebGpuProbeResult } from './shared/protocol';
+import type { DocumentAnalysisResult } from './analysis/documentResult';
 
 export class AttentionStatusBar implements vscode.Disposable {
   private readonly item = vscode.window.createStatusBarItem('attentionLens.status', vscode.StatusBarAlignment.Right, 100);
@@ -37,6 +38,45 @@ export class AttentionStatusBar implements vscode.Disposable {
       this.item.tooltip = `No WebGPU adapter in the panel (${probe.error}). Analyses run on the CPU reference implementation, which is much slower.`;
       this.item.backgroundColor = new vscode.ThemeColor('statusBarItem.warningBackground');
     }
+    this.item.show();
+  }
+
+  showRunning(fileName: string, modelName: string): void {
+    this.item.text = `$(sync~spin) Attention Lens: ${fileName}`;
+    this.item.tooltip = `Analysing ${fileName} with the ${modelName}. Click to open the panel.`;
+    this.item.backgroundColor = undefined;
+    this.item.show();
+  }
+
+  /** Model, token count, time and backend of a finished analysis; says when windows were used. */
+  showResult(result: DocumentAnalysisResult): void {
+    const backend = result.backend.kind === 'webgpu' ? describeAdapter(result.backend.adapter.vendor, result.backend.adapter.architecture, result.backend.adapter.description) : 'CPU fallback';
+    const seconds = result.stats.elapsedMs >= 1000 ? `${(result.stats.elapsedMs / 1000).toFixed(1)} s` : `${Math.round(result.stats.elapsedMs)} ms`;
+    const windows = result.windows > 1 ? ` · ${result.windows} windows` : '';
+    this.item.text = `$(eye) ${result.model.shortName} · ${result.doc.tokenIds.length.toLocaleString('en-US')} tok · ${seconds} · ${backend}${windows}`;
+    const tooltip = new vscode.MarkdownString(undefined, true);
+    tooltip.appendMarkdown(`**Attention Lens**
+
+`);
+    tooltip.appendMarkdown(`- Model: ${escape(result.model.label)} (${escape(result.model.architecture)}, ${result.model.numLayers} layers x ${result.model.numHeads} heads, context ${result.model.context})
+`);
+    tooltip.appendMarkdown(`- Tokens: ${result.doc.tokenIds.length}; definitions and imports: ${result.doc.definitions.length}
+`);
+    if (result.windows > 1) tooltip.appendMarkdown(`- Longer than the model's context: analysed in ${result.windows} overlapping windows, each starting with the file's imports and top-level signatures
+`);
+    tooltip.appendMarkdown(`- Backend: ${result.backend.kind === 'webgpu' ? `WebGPU, ${escape(backend)}${result.backend.adapter.isFallbackAdapter ? ' (software adapter)' : ''}` : `CPU fallback (${escape(result.backend.reason)})`}
+`);
+    tooltip.appendMarkdown(`- Time: ${seconds} (forward ${Math.round(result.stats.forwardMs)} ms, summaries ${Math.round(result.stats.summaryMs)} ms); read back ${formatBytes(result.stats.readbackBytes)}
+`);
+    this.item.tooltip = tooltip;
+    this.item.backgroundColor = result.backend.kind === 'cpu' ? new vscode.ThemeColor('statusBarItem.warningBackground') : undefined;
+    this.item.show();
+  }
+
+  showProblem(message: string): void {
+    this.item.text = '$(warning) Attention Lens';
+    this.item.tooltip = message;
+    this.item.backgroundColor = new vscode.ThemeColor('statusBarItem.warningBackground');
     this.item.show();
   }
 

@@ -25,7 +25,12 @@ class FetchedModelFiles implements ModelFileSource {
 
   private async fetch(name: string): Promise<Response> {
     if (!this.location.files.includes(name)) throw new Error(`${this.location.label}: ${name} is missing from the model folder.`);
-    const response = await fetch(new URL(name, this.location.baseUri));
+    let response: Response;
+    try {
+      response = await fetch(new URL(name, this.location.baseUri));
+    } catch (error) {
+      throw new Error(`${this.location.label}: the panel could not read ${name} (${error instanceof Error ? error.message : String(error)}).`);
+    }
     if (!response.ok) throw new Error(`${this.location.label}: reading ${name} failed (HTTP ${response.status}).`);
     return response;
   }

@@ -155,7 +155,8 @@ export function identifierGroups(text: string, ranges: readonly TokenRange[]): I
     current = undefined;
   };
   for (let t = 0; t < ranges.length; t++) {
-    let { start, end } = ranges[t];
+    const end = ranges[t].end;
+    let start = ranges[t].start;
     while (start < end && !IDENTIFIER_CHAR.test(text[start])) start++;
     if (start >= end) {
       if (ranges[t].end > ranges[t].start) flush();

@@ -5,7 +5,7 @@
 import { randomBytes } from 'node:crypto';
 import * as vscode from 'vscode';
 import { COMMANDS, PANEL_VIEW_TYPE } from '../commandIds';
-import type { HostToWebviewMessage, WebGpuProbeResult, WebviewToHostMessage } from '../shared/protocol';
+import type { HostToWebviewMessage, ModelLocation, WebGpuProbeResult, WebviewToHostMessage } from '../shared/protocol';
 import { WebviewChannel } from './webviewChannel';
 
 /** How long the host waits for the webview to answer a WebGPU probe (SwiftShader can be slow to start). */
@@ -24,14 +24,19 @@ export class AttentionPanel implements vscode.Disposable {
   private readonly channel: WebviewChannel;
   private readonly disposables: vscode.Disposable[] = [];
 
-  /** Shows the panel, creating it if needed. */
-  static createOrShow(host: PanelHost): AttentionPanel {
+  /**
+   * Shows the panel, creating it if needed. `modelFolder` must be readable by the webview; a panel
+   * created for another folder is replaced (changing resource roots would reload it mid-request).
+   */
+  static createOrShow(host: PanelHost, modelFolder?: string): AttentionPanel {
     const column = vscode.window.activeTextEditor ? vscode.ViewColumn.Beside : vscode.ViewColumn.One;
-    if (AttentionPanel.current) {
-      AttentionPanel.current.panel.reveal(column, true);
+    if (AttentionPanel.current && (!modelFolder || AttentionPanel.current.canRead(modelFolder))) {
+      AttentionPanel.current.panel.reveal(undefined, true);
       return AttentionPanel.current;
     }
-    const panel = vscode.window.createWebviewPanel(PANEL_VIEW_TYPE, 'Attention Lens', { viewColumn: column, preserveFocus: true }, AttentionPanel.webviewOptions(host.extensionUri));
+    AttentionPanel.current?.dispose();
+    const extraRoots = modelFolder ? [vscode.Uri.file(modelFolder)] : [];
+    const panel = vscode.window.createWebviewPanel(PANEL_VIEW_TYPE, 'Attention Lens', { viewColumn: column, preserveFocus: true }, AttentionPanel.webviewOptions(host.extensionUri, extraRoots));
     AttentionPanel.current = new AttentionPanel(panel, host);
     return AttentionPanel.current;
   }
@@ -48,12 +53,18 @@ export class AttentionPanel implements vscode.Disposable {
     return AttentionPanel.current;
   }
 
-  private static webviewOptions(extensionUri: vscode.Uri): vscode.WebviewOptions & vscode.WebviewPanelOptions {
+  private static webviewOptions(extensionUri: vscode.Uri, extraRoots: readonly vscode.Uri[] = []): vscode.WebviewOptions & vscode.WebviewPanelOptions {
     return {
       enableScripts: true,
       retainContextWhenHidden: true,
-      localResourceRoots: [vscode.Uri.joinPath(extensionUri, 'out', 'webview'), vscode.Uri.joinPath(extensionUri, 'media')],
+      localResourceRoots: [vscode.Uri.joinPath(extensionUri, 'out', 'webview'), vscode.Uri.joinPath(extensionUri, 'media'), vscode.Uri.joinPath(extensionUri, 'default-model'), ...extraRoots],
     };
+  }
+
+  /** True when the webview may fetch files from `folder`. */
+  canRead(folder: string): boolean {
+    const roots = this.panel.webview.options.localResourceRoots ?? [];
+    return roots.some((root) => folder === root.fsPath || folder.startsWith(`${root.fsPath}/`));
   }
 
   private constructor(
@@ -92,6 +103,16 @@ export class AttentionPanel implements vscode.Disposable {
     this.channel.send(message);
   }
 
+  /** Sends a request to the webview; see WebviewChannel.request. */
+  readonly request: WebviewChannel['request'] = (message, timeoutMs, onId) => this.channel.request(message, timeoutMs, onId);
+
+  /** Where the webview fetches a model folder's files (the panel must have been created for it). */
+  modelLocation(label: string, folder: string, files: readonly string[]): ModelLocation {
+    if (!this.canRead(folder)) throw new Error(`The Attention Lens panel cannot read ${folder}; run the analysis again.`);
+    const base = this.panel.webview.asWebviewUri(vscode.Uri.file(folder)).toString();
+    return { label, baseUri: base.endsWith('/') ? base : `${base}/`, files };
+  }
+
   private handle(message: WebviewToHostMessage): void {
     switch (message.type) {
       case 'ready':
@@ -104,6 +125,9 @@ export class AttentionPanel implements vscode.Disposable {
         void vscode.commands.executeCommand(message.command === 'analyzeFile' ? COMMANDS.analyzeFile : COMMANDS.chooseModel);
         break;
       case 'probeResult':
+      case 'modelLoaded':
+      case 'analysisResult':
+      case 'attentionRowResult':
         // Responses are paired with their requests by the channel and never arrive here.
         break;
     }
@@ -121,6 +145,8 @@ export class AttentionPanel implements vscode.Disposable {
       `font-src ${webview.cspSource}`,
       `img-src ${webview.cspSource} data:`,
       `script-src 'nonce-${nonce}'`,
+      // Model files are fetched from the model folder's webview resource URL.
+      `connect-src ${webview.cspSource}`,
     ].join('; ');
     return `<!DOCTYPE html>
 <html lang="en">

@@ -34,9 +34,11 @@ export async function loadModel(source: ModelFileSource): Promise<LoadedModel> {
   if (!(await source.exists(CONFIG_FILE))) {
     throw new ModelFormatError(configName, `${source.label} has no ${CONFIG_FILE}; a model folder needs the Hugging Face config.json beside its weights.`);
   }
+  // Reading errors (missing file, network) keep their own message; only parsing errors are JSON errors.
+  const configText = await source.readText(CONFIG_FILE);
   let configJson: unknown;
   try {
-    configJson = JSON.parse(await source.readText(CONFIG_FILE));
+    configJson = JSON.parse(configText);
   } catch (error) {
     throw new ModelFormatError(configName, `${configName} is not valid JSON (${error instanceof Error ? error.message : String(error)}).`);
   }

@@ -178,6 +178,7 @@ export class GpuEngine implements AttentionEngine {
     const failure = outOfMemory ?? validation;
     if (failure) {
       destroyWeights(weights);
+      device.destroy();
       throw new Error(`Uploading the weights of ${model.origin} to the GPU failed: ${failure.message}`);
     }
     const engine = new GpuEngine(device, adapter, model, weights, variant, bindingBudget);

@@ -37,21 +37,29 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
   let row0 = gid.y * 4u;
   if (col0 >= params.col_count || row0 >= params.num_rows) { return; }
   // Out-of-range rows and columns read a clamped (valid) address so the inner loop has no branches;
-  // their results are never written.
-  var rows: array<u32, 4>;
-  var cols: array<u32, 4>;
-  for (var i = 0u; i < 4u; i++) {
-    rows[i] = min(row0 + i, params.num_rows - 1u) * params.in_dim;
-    cols[i] = min(col0 + i, params.col_count - 1u) * params.in_dim;
-  }
-  var acc: array<vec4<f32>, 4>;
+  // their results are never written. Named scalars (not arrays) keep everything in registers.
+  let last_row = params.num_rows - 1u;
+  let last_col = params.col_count - 1u;
+  let x0 = min(row0, last_row) * params.in_dim;
+  let x1 = min(row0 + 1u, last_row) * params.in_dim;
+  let x2 = min(row0 + 2u, last_row) * params.in_dim;
+  let x3 = min(row0 + 3u, last_row) * params.in_dim;
+  let w0 = min(col0, last_col) * params.in_dim;
+  let w1 = min(col0 + 1u, last_col) * params.in_dim;
+  let w2 = min(col0 + 2u, last_col) * params.in_dim;
+  let w3 = min(col0 + 3u, last_col) * params.in_dim;
+  var acc0 = vec4<f32>(0.0);
+  var acc1 = vec4<f32>(0.0);
+  var acc2 = vec4<f32>(0.0);
+  var acc3 = vec4<f32>(0.0);
   for (var k = 0u; k < params.in_dim; k++) {
-    let wv = vec4<f32>(weight_at(cols[0] + k), weight_at(cols[1] + k), weight_at(cols[2] + k), weight_at(cols[3] + k));
-    acc[0] += x[rows[0] + k] * wv;
-    acc[1] += x[rows[1] + k] * wv;
-    acc[2] += x[rows[2] + k] * wv;
-    acc[3] += x[rows[3] + k] * wv;
+    let wv = vec4<f32>(weight_at(w0 + k), weight_at(w1 + k), weight_at(w2 + k), weight_at(w3 + k));
+    acc0 += x[x0 + k] * wv;
+    acc1 += x[x1 + k] * wv;
+    acc2 += x[x2 + k] * wv;
+    acc3 += x[x3 + k] * wv;
   }
+  let acc = array<vec4<f32>, 4>(acc0, acc1, acc2, acc3);
   for (var i = 0u; i < 4u; i++) {
     let row = row0 + i;
     if (row >= params.num_rows) { break; }

@@ -1,0 +1,328 @@
+/**
+ * Runs analyses for editor documents and keeps their results: checks the document, tokenizes it
+ * with the model's tokenizer, finds definitions and imports, sends the windows to the engine in the
+ * panel's webview, merges the summaries, and publishes a result tied to the document version.
+ * Edits discard results at once; results computed for an older version are dropped.
+ */
+import * as fs from 'node:fs/promises';
+import * as path from 'node:path';
+import * as vscode from 'vscode';
+import type { AttentionLensConfig } from '../config';
+import { AttentionPanel, type PanelHost } from '../panel/attentionPanel';
+import type { AttentionSummary } from '../shared/attention';
+import type { LoadedModelInfo } from '../shared/protocol';
+import { loadActiveModel, type ActiveModel } from '../model/activeModel';
+import { DefinitionExtractor, type SourceDefinition } from './definitions';
+import { DEFINITION_KINDS, type DefinitionKind } from './definitionQueries';
+import { checkDocument } from './documentChecks';
+import { prepareDocument } from './documentAnalysis';
+import type { DocumentAnalysisResult } from './documentResult';
+import { mergeWindowSummaries, planWindows, prefixCandidates } from './windows';
+
+/** Time limits for webview requests; SwiftShader (a CPU adapter) is slow on large models. */
+const LOAD_TIMEOUT_MS = 10 * 60_000;
+const WINDOW_TIMEOUT_MS = 10 * 60_000;
+/** Runs shorter than this finish without a progress notification. */
+const PROGRESS_DELAY_MS = 600;
+/** Top positions kept per (layer, head, token). */
+const SUMMARY_TOP_K = 4;
+/** Readback budget per window, bytes: beyond it only the selected layer is summarised. */
+const WINDOW_READBACK_BUDGET = 96 * 1024 * 1024;
+
+export interface AnalysisRequestOptions {
+  /** Analyse only this range of the document. */
+  readonly selection?: vscode.Range;
+  /** Automatic runs never show refusal messages as pop-ups (they go to the log and status bar). */
+  readonly automatic?: boolean;
+  /** The layer the user looks at, summarised even when the budget forbids all layers. */
+  readonly preferredLayer?: number;
+}
+
+export type AnalysisOutcome =
+  | { readonly kind: 'done'; readonly result: DocumentAnalysisResult }
+  | { readonly kind: 'refused' | 'cancelled' | 'stale' | 'failed'; readonly message: string };
+
+export interface AnalysisEvents {
+  /** The run started: for the status bar. */
+  onStart(document: vscode.TextDocument): void;
+  /** A result was published or removed for `uri`. */
+  onResultChanged(uri: string): void;
+  onOutcome(document: vscode.TextDocument, outcome: AnalysisOutcome): void;
+}
+
+export class AnalysisController implements vscode.Disposable {
+  private readonly results = new Map<string, DocumentAnalysisResult>();
+  private readonly running = new Map<string, vscode.CancellationTokenSource>();
+  private model: { key: string; promise: Promise<ActiveModel> } | undefined;
+  private extractor: Promise<DefinitionExtractor> | undefined;
+  private readonly disposables: vscode.Disposable[] = [];
+
+  constructor(
+    private readonly extensionPath: string,
+    private readonly panelHost: PanelHost,
+    private readonly log: vscode.LogOutputChannel,
+    private readonly config: () => AttentionLensConfig,
+    private readonly events: AnalysisEvents,
+  ) {
+    this.disposables.push(
+      vscode.workspace.onDidChangeTextDocument((event) => {
+        if (event.contentChanges.length === 0) return;
+        const uri = event.document.uri.toString();
+        // An edit invalidates the result at once: decorations never outlive their version.
+        if (this.results.delete(uri)) this.events.onResultChanged(uri);
+      }),
+      vscode.workspace.onDidCloseTextDocument((document) => {
+        const uri = document.uri.toString();
+        this.running.get(uri)?.cancel();
+        if (this.results.delete(uri)) this.events.onResultChanged(uri);
+      }),
+      vscode.workspace.onDidChangeConfiguration((event) => {
+        if (event.affectsConfiguration('attentionLens.model')) this.model = undefined;
+      }),
+    );
+  }
+
+  /** The result for the document's current version, if any. */
+  resultFor(document: vscode.TextDocument): DocumentAnalysisResult | undefined {
+    const result = this.results.get(document.uri.toString());
+    return result && result.version === document.version ? result : undefined;
+  }
+
+  allResults(): DocumentAnalysisResult[] {
+    return [...this.results.values()];
+  }
+
+  isRunning(document: vscode.TextDocument): boolean {
+    return this.running.has(document.uri.toString());
+  }
+
+  clear(uri?: string): void {
+    const uris = uri ? [uri] : [...this.results.keys()];
+    for (const key of uris) {
+      this.running.get(key)?.cancel();
+      if (this.results.delete(key)) this.events.onResultChanged(key);
+    }
+  }
+
+  /** The active model, loaded once per setting value. */
+  activeModel(): Promise<ActiveModel> {
+    const key = this.config().model;
+    if (!this.model || this.model.key !== key) {
+      const promise = loadActiveModel(this.extensionPath, key);
+      this.model = { key, promise };
+      promise.catch(() => {
+        if (this.model?.promise === promise) this.model = undefined;
+      });
+    }
+    return this.model.promise;
+  }
+
+  private definitionExtractor(): Promise<DefinitionExtractor> {
+    if (!this.extractor) {
+      const wasmDir = path.join(this.extensionPath, 'out', 'tree-sitter');
+      this.extractor = DefinitionExtractor.create((name) => fs.readFile(path.join(wasmDir, name)));
+      this.extractor.catch(() => (this.extractor = undefined));
+    }
+    return this.extractor;
+  }
+
+  async analyze(document: vscode.TextDocument, options: AnalysisRequestOptions = {}): Promise<AnalysisOutcome> {
+    const uri = document.uri.toString();
+    this.running.get(uri)?.cancel();
+    const cancellation = new vscode.CancellationTokenSource();
+    this.running.set(uri, cancellation);
+    this.events.onStart(document);
+    let outcome: AnalysisOutcome;
+    const work = this.run(document, options, cancellation.token).catch((error: unknown): AnalysisOutcome => {
+      if (cancellation.token.isCancellationRequested) return { kind: 'cancelled', message: 'The analysis was cancelled.' };
+      return { kind: 'failed', message: error instanceof Error ? error.message : String(error) };
+    });
+    // Only runs that take more than a moment get a (cancellable) progress notification.
+    const timer = setTimeout(() => {
+      void vscode.window.withProgress(
+        { location: vscode.ProgressLocation.Notification, title: `Attention Lens: analysing ${path.basename(document.fileName)}`, cancellable: true },
+        (_progress, token) => {
+          token.onCancellationRequested(() => cancellation.cancel());
+          return work;
+        },
+      );
+    }, PROGRESS_DELAY_MS);
+    try {
+      outcome = await work;
+    } finally {
+      clearTimeout(timer);
+      if (this.running.get(uri) === cancellation) this.running.delete(uri);
+      cancellation.dispose();
+    }
+    if (outcome.kind === 'done') {
+      this.results.set(uri, outcome.result);
+      this.events.onResultChanged(uri);
+    }
+    this.log.info(`${path.basename(document.fileName)}: ${outcome.kind === 'done' ? describeResult(outcome.result) : `${outcome.kind}: ${outcome.message}`}`);
+    this.events.onOutcome(document, outcome);
+    return outcome;
+  }
+
+  private async run(document: vscode.TextDocument, options: AnalysisRequestOptions, token: vscode.CancellationToken): Promise<AnalysisOutcome> {
+    const config = this.config();
+    const version = document.version;
+    const range = options.selection && !options.selection.isEmpty ? options.selection : undefined;
+    const baseOffset = range ? document.offsetAt(range.start) : 0;
+    const text = document.getText(range);
+    const fileName = path.basename(document.fileName) || document.uri.toString();
+    const problems = checkDocument({ text, fileName, uriScheme: document.uri.scheme, isSelection: range !== undefined, maxFileTokens: config.maxFileTokens });
+    const refusal = problems.find((p) => p.kind === 'refuse');
+    if (refusal) return { kind: 'refused', message: refusal.message };
+    for (const warning of problems) {
+      this.log.warn(warning.message);
+      if (!options.automatic) void vscode.window.showWarningMessage(`Attention Lens: ${warning.message}`);
+    }
+
+    const model = await this.activeModel();
+    const started = performance.now();
+    const definitions = await this.findDefinitions(document, text, baseOffset, range);
+    const doc = prepareDocument(text, model.tokenizer, definitions);
+    if (doc.tokenIds.length > config.maxFileTokens) {
+      return {
+        kind: 'refused',
+        message: `${range ? 'The selection' : fileName} has ${doc.tokenIds.length.toLocaleString('en-US')} tokens, more than attentionLens.maxFileTokens (${config.maxFileTokens.toLocaleString('en-US')}). Select the part you want and run "Attention Lens: Analyze Selection", or raise the setting.`,
+      };
+    }
+    if (doc.tokenIds.some((id) => id >= model.spec.vocabSize)) {
+      return { kind: 'failed', message: `The tokenizer of ${model.label} produced ids outside its model's vocabulary (${model.spec.vocabSize}): tokenizer.json and the weights do not belong together.` };
+    }
+    if (token.isCancellationRequested) return { kind: 'cancelled', message: 'The analysis was cancelled.' };
+
+    const windows = planWindows({ numTokens: doc.tokenIds.length, context: model.spec.maxPositions, spans: doc.spans, prefixCandidates: prefixCandidates(doc.definitions) });
+    const panel = AttentionPanel.createOrShow(this.panelHost, model.folder);
+    const loaded = await this.loadInPanel(panel, model, config);
+    const layers = this.layersToSummarise(model, windows[0].positions.length, doc.spans.length, options.preferredLayer);
+    const summaries: AttentionSummary[] = [];
+    let readbackBytes = 0;
+    let forwardMs = 0;
+    let summaryMs = 0;
+    let backend = loaded.backend;
+    for (const window of windows) {
+      if (token.isCancellationRequested) return { kind: 'cancelled', message: 'The analysis was cancelled.' };
+      let requestId = -1;
+      const cancelListener = token.onCancellationRequested(() => panel.post({ type: 'cancel', target: requestId }));
+      try {
+        const response = await panel.request(
+          { type: 'analyze', tokenIds: window.positions.map((p) => doc.tokenIds[p]), spans: window.spans, topK: SUMMARY_TOP_K, layers },
+          WINDOW_TIMEOUT_MS,
+          (id) => (requestId = id),
+        );
+        if (response.cancelled) return { kind: 'cancelled', message: 'The analysis was cancelled.' };
+        if (response.error || !response.result) return { kind: 'failed', message: response.error ?? 'The panel returned no result.' };
+        summaries.push(response.result.summary);
+        readbackBytes += response.result.stats.readbackBytes;
+        forwardMs += response.result.stats.forwardMs;
+        summaryMs += response.result.stats.summaryMs;
+        backend = response.result.backend;
+      } finally {
+        cancelListener.dispose();
+      }
+    }
+    if (document.version !== version) {
+      return { kind: 'stale', message: `${fileName} changed during the analysis; its result was discarded.` };
+    }
+    const summary = mergeWindowSummaries(windows, summaries, doc.tokenIds.length, doc.spans.length);
+    const result: DocumentAnalysisResult = {
+      uri: document.uri.toString(),
+      version,
+      languageId: document.languageId,
+      baseOffset,
+      doc,
+      summary,
+      windows: windows.length,
+      backend,
+      model: { label: model.label, shortName: model.shortName, architecture: model.spec.architecture, numLayers: model.spec.numLayers, numHeads: model.spec.numHeads, context: model.spec.maxPositions },
+      stats: { forwardMs, summaryMs, readbackBytes, elapsedMs: performance.now() - started },
+    };
+    return { kind: 'done', result };
+  }
+
+  private async loadInPanel(panel: AttentionPanel, model: ActiveModel, config: AttentionLensConfig): Promise<LoadedModelInfo> {
+    const response = await panel.request({ type: 'loadModel', model: panel.modelLocation(model.label, model.folder, model.files), backend: config.backend }, LOAD_TIMEOUT_MS);
+    if (response.error || !response.model) throw new Error(response.error ?? `The panel could not load ${model.label}.`);
+    if (response.model.loadMs > 0) this.log.info(`Loaded ${model.label} in the panel in ${Math.round(response.model.loadMs)} ms on ${response.model.backend.kind === 'webgpu' ? `WebGPU (${response.model.backend.adapter.vendor} ${response.model.backend.adapter.architecture}, ${response.model.backend.kernelVariant} kernels)` : `the CPU fallback (${response.model.backend.reason})`}.`);
+    return response.model;
+  }
+
+  /** All layers when their summaries fit the readback budget; otherwise the preferred layer only. */
+  private layersToSummarise(model: ActiveModel, windowTokens: number, spans: number, preferredLayer: number | undefined): number[] | undefined {
+    const { numLayers: L, numHeads: H } = model.spec;
+    const perLayer = H * windowTokens * (2 * SUMMARY_TOP_K + spans + 2) * 4;
+    if (perLayer * L <= WINDOW_READBACK_BUDGET) return undefined;
+    const layer = preferredLayer !== undefined && preferredLayer < L ? preferredLayer : L - 1;
+    this.log.info(`Summarising layer ${layer} only: all ${L} layers would read back ${Math.round((perLayer * L) / 1048576)} MiB per window.`);
+    return [layer];
+  }
+
+  /** Tree-sitter definitions, plus document symbols a language extension reports that tree-sitter missed. */
+  private async findDefinitions(document: vscode.TextDocument, text: string, baseOffset: number, range: vscode.Range | undefined): Promise<SourceDefinition[]> {
+    const definitions = DefinitionExtractor.supports(document.languageId) ? await (await this.definitionExtractor()).extract(document.languageId, text) : [];
+    const symbols = await symbolsOf(document);
+    const covered = (start: number) => definitions.some((d) => d.nodeStart <= start && start < d.nodeEnd);
+    for (const symbol of symbols) {
+      const nameStart = document.offsetAt(symbol.selectionRange.start) - baseOffset;
+      const nameEnd = document.offsetAt(symbol.selectionRange.end) - baseOffset;
+      if (nameStart < 0 || nameEnd > text.length || (range && !range.contains(symbol.selectionRange)) || covered(nameStart)) continue;
+      const start = Math.max(0, document.offsetAt(symbol.range.start) - baseOffset);
+      definitions.push({ kind: kindOfSymbol(symbol.kind), name: symbol.name, names: [symbol.name], start, end: nameEnd, nodeStart: start, nodeEnd: Math.min(text.length, document.offsetAt(symbol.range.end) - baseOffset) });
+    }
+    return definitions.sort((a, b) => a.start - b.start || a.end - b.end);
+  }
+
+  dispose(): void {
+    for (const source of this.running.values()) source.cancel();
+    while (this.disposables.length) this.disposables.pop()?.dispose();
+  }
+}
+
+/** Document symbols flattened, or none when no provider answers within two seconds. */
+async function symbolsOf(document: vscode.TextDocument): Promise<vscode.DocumentSymbol[]> {
+  const timeout = new Promise<undefined>((resolve) => setTimeout(() => resolve(undefined), 2000));
+  let symbols: unknown;
+  try {
+    symbols = await Promise.race([vscode.commands.executeCommand<unknown>('vscode.executeDocumentSymbolProvider', document.uri), timeout]);
+  } catch {
+    return [];
+  }
+  if (!Array.isArray(symbols)) return [];
+  const flat: vscode.DocumentSymbol[] = [];
+  const visit = (list: unknown[]) => {
+    for (const symbol of list) {
+      if (symbol instanceof vscode.DocumentSymbol || (symbol && typeof symbol === 'object' && 'selectionRange' in symbol)) {
+        const s = symbol as vscode.DocumentSymbol;
+        if (s.kind !== vscode.SymbolKind.Variable || flat.length < 10_000) flat.push(s);
+        if (Array.isArray(s.children)) visit(s.children);
+      }
+    }
+  };
+  visit(symbols);
+  return flat;
+}
+
+function kindOfSymbol(kind: vscode.SymbolKind): DefinitionKind {
+  const map: Partial<Record<vscode.SymbolKind, DefinitionKind>> = {
+    [vscode.SymbolKind.Function]: 'function',
+    [vscode.SymbolKind.Method]: 'method',
+    [vscode.SymbolKind.Constructor]: 'method',
+    [vscode.SymbolKind.Class]: 'class',
+    [vscode.SymbolKind.Struct]: 'class',
+    [vscode.SymbolKind.Interface]: 'interface',
+    [vscode.SymbolKind.Enum]: 'enum',
+    [vscode.SymbolKind.TypeParameter]: 'type',
+    [vscode.SymbolKind.Module]: 'module',
+    [vscode.SymbolKind.Namespace]: 'module',
+    [vscode.SymbolKind.Package]: 'import',
+  };
+  const mapped = map[kind] ?? 'variable';
+  return DEFINITION_KINDS.includes(mapped) ? mapped : 'variable';
+}
+
+export function describeResult(result: DocumentAnalysisResult): string {
+  const backend = result.backend.kind === 'webgpu' ? `WebGPU ${[result.backend.adapter.vendor, result.backend.adapter.architecture].filter(Boolean).join(' ')}` : 'CPU fallback';
+  return `${result.doc.tokenIds.length} tokens, ${result.doc.definitions.length} definitions/imports, ${result.windows} window${result.windows === 1 ? '' : 's'}, ${Math.round(result.stats.elapsedMs)} ms on ${backend} (${result.model.shortName}), read back ${(result.stats.readbackBytes / 1024).toFixed(0)} KiB`;
+}

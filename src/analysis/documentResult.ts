@@ -1,0 +1,116 @@
+/**
+ * A finished analysis of one document version, and the queries the editor views ask of it
+ * (what does the token at the cursor attend to; who attends to this definition). No `vscode`
+ * import: offsets are UTF-16 offsets into the document.
+ */
+import type { AttentionSummary, BackendInfo, ForwardStats } from '../shared/attention';
+import { attendedSources, type AttendedSource, type AttentionView, type DistanceRule, type PreparedDocument } from './documentAnalysis';
+import { isKeyword } from './keywords';
+import type { IdentifierGroup } from './tokenOffsets';
+
+export interface AnalysedModel {
+  readonly label: string;
+  readonly shortName: string;
+  readonly architecture: string;
+  readonly numLayers: number;
+  readonly numHeads: number;
+  readonly context: number;
+}
+
+export interface DocumentAnalysisResult {
+  readonly uri: string;
+  /** The document version the analysis was computed for; views never show it for another. */
+  readonly version: number;
+  readonly languageId: string;
+  /** Offset of the analysed text in the document (non-zero when a selection was analysed). */
+  readonly baseOffset: number;
+  readonly doc: PreparedDocument;
+  readonly summary: AttentionSummary;
+  readonly windows: number;
+  readonly backend: BackendInfo;
+  readonly model: AnalysedModel;
+  readonly stats: ForwardStats & { readonly elapsedMs: number };
+}
+
+/** The identifier group (or, outside identifiers, the single token) at a document offset. */
+export interface QueryAt {
+  readonly tokens: readonly number[];
+  readonly start: number;
+  readonly end: number;
+  readonly name: string;
+  readonly identifier?: IdentifierGroup;
+}
+
+/** Index of the token whose range contains `offset` (document offset), or -1. */
+export function tokenAt(result: DocumentAnalysisResult, offset: number): number {
+  const ranges = result.doc.ranges;
+  const local = offset - result.baseOffset;
+  let lo = 0;
+  let hi = ranges.length - 1;
+  while (lo <= hi) {
+    const mid = (lo + hi) >> 1;
+    const r = ranges[mid];
+    if (local < r.start) hi = mid - 1;
+    else if (local >= r.end) lo = mid + 1;
+    else return mid;
+  }
+  return -1;
+}
+
+/** What the views treat as "the token at the cursor": the whole identifier when it is one. */
+export function queryAt(result: DocumentAnalysisResult, offset: number): QueryAt | undefined {
+  const token = tokenAt(result, offset) >= 0 ? tokenAt(result, offset) : tokenAt(result, offset - 1);
+  if (token < 0) return undefined;
+  const identifier = identifierOfToken(result, token);
+  if (identifier) return { tokens: identifier.tokens, start: identifier.start + result.baseOffset, end: identifier.end + result.baseOffset, name: identifier.name, identifier };
+  const range = result.doc.ranges[token];
+  return { tokens: [token], start: range.start + result.baseOffset, end: range.end + result.baseOffset, name: result.doc.text.slice(range.start, range.end).trim() || '(whitespace)' };
+}
+
+function identifierOfToken(result: DocumentAnalysisResult, token: number): IdentifierGroup | undefined {
+  const groups = result.doc.identifiers;
+  let lo = 0;
+  let hi = groups.length - 1;
+  while (lo <= hi) {
+    const mid = (lo + hi) >> 1;
+    const g = groups[mid];
+    if (token < g.tokens[0]) hi = mid - 1;
+    else if (token > g.tokens[g.tokens.length - 1]) lo = mid + 1;
+    else return g.tokens.includes(token) ? g : undefined;
+  }
+  return undefined;
+}
+
+/** The view's layer as an index into `summary.layers` (or 'all'). */
+export function layerIndexOf(result: DocumentAnalysisResult, view: AttentionView): number | 'all' {
+  if (view.layer === 'all') return 'all';
+  const index = result.summary.layers.indexOf(view.layer);
+  return index >= 0 ? index : 'all';
+}
+
+export function sourcesFor(result: DocumentAnalysisResult, query: QueryAt, view: AttentionView, rule: DistanceRule, limit: number, threshold: number): AttendedSource[] {
+  return attendedSources(result.doc, result.summary, query.tokens, { layer: layerIndexOf(result, view), head: view.head }, rule, limit, threshold);
+}
+
+export interface Attender {
+  readonly identifier: IdentifierGroup;
+  readonly weight: number;
+  readonly tokenDistance: number;
+}
+
+/**
+ * The reverse view: for every definition, the identifiers (not keywords) that attend to it as a
+ * distant source with at least `threshold` weight, strongest first.
+ */
+export function attendersByDefinition(result: DocumentAnalysisResult, view: AttentionView, rule: DistanceRule, threshold: number): Attender[][] {
+  const byDefinition: Attender[][] = result.doc.definitions.map(() => []);
+  const resolved = { layer: layerIndexOf(result, view), head: view.head };
+  for (const identifier of result.doc.identifiers) {
+    if (isKeyword(identifier.name)) continue;
+    for (const source of attendedSources(result.doc, result.summary, identifier.tokens, resolved, rule, Number.MAX_SAFE_INTEGER, threshold)) {
+      byDefinition[source.definition].push({ identifier, weight: source.weight, tokenDistance: source.tokenDistance });
+    }
+  }
+  for (const list of byDefinition) list.sort((a, b) => b.weight - a.weight);
+  return byDefinition;
+}

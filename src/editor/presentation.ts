@@ -1,0 +1,50 @@
+/**
+ * Shared by the overlay, hover, CodeLens and commands: what the token at a position attends to,
+ * under the current view and settings, with document ranges ready for the editor.
+ */
+import * as vscode from 'vscode';
+import type { AttentionLensConfig } from '../config';
+import type { AttentionView, DistanceRule } from '../analysis/documentAnalysis';
+import { queryAt, sourcesFor, type DocumentAnalysisResult, type QueryAt } from '../analysis/documentResult';
+import type { SourceDefinition } from '../analysis/definitions';
+
+export interface PresentedSource {
+  readonly definition: SourceDefinition;
+  readonly definitionIndex: number;
+  /** The summed span (header) in the document. */
+  readonly range: vscode.Range;
+  readonly weight: number;
+  readonly tokenDistance: number;
+}
+
+export interface PresentedQuery {
+  readonly query: QueryAt;
+  readonly range: vscode.Range;
+  readonly sources: readonly PresentedSource[];
+}
+
+export function distanceRule(config: AttentionLensConfig): DistanceRule {
+  return { minDistance: config.minDistance, otherLineCounts: config.distance === 'tokensOrOtherLine' };
+}
+
+/** Maximum sources listed for one token. */
+export const SOURCES_PER_TOKEN = 8;
+
+export function presentAt(document: vscode.TextDocument, result: DocumentAnalysisResult, position: vscode.Position, view: AttentionView, config: AttentionLensConfig): PresentedQuery | undefined {
+  const query = queryAt(result, document.offsetAt(position));
+  if (!query) return undefined;
+  const sources = sourcesFor(result, query, view, distanceRule(config), SOURCES_PER_TOKEN, config.threshold).map((source) => {
+    const definition = result.doc.definitions[source.definition];
+    return { definition, definitionIndex: source.definition, range: definitionRange(document, result, definition), weight: source.weight, tokenDistance: source.tokenDistance };
+  });
+  return { query, range: new vscode.Range(document.positionAt(query.start), document.positionAt(query.end)), sources };
+}
+
+export function definitionRange(document: vscode.TextDocument, result: DocumentAnalysisResult, definition: SourceDefinition): vscode.Range {
+  return new vscode.Range(document.positionAt(result.baseOffset + definition.start), document.positionAt(result.baseOffset + definition.end));
+}
+
+export function percent(weight: number): string {
+  const value = weight * 100;
+  return value >= 9.95 ? `${value.toFixed(0)}%` : `${value.toFixed(1)}%`;
+}

@@ -1,0 +1,159 @@
+// The analysis in a real VS Code: Analyze Current File runs the model in the panel's webview
+// (WebGPU), and the overlay, hover, CodeLens and commands show what the CLI computes for the same
+// file in Node (the CPU reference engine): two engines, two hosts, one answer.
+import * as assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import * as path from 'node:path';
+import { promisify } from 'node:util';
+import * as vscode from 'vscode';
+import { takeScreenshot } from '../screenshots';
+
+const EXTENSION_ID = 'attention-lens.attention-lens';
+
+interface OverlaySnapshot {
+  query?: { name: string; range: vscode.Range };
+  sources: { name: string; kind: string; range: vscode.Range; weight: number; label: string }[];
+}
+interface AttentionLensApi {
+  overlaySnapshot(uri: string): OverlaySnapshot | undefined;
+  hasAnalysis(uri: string): boolean;
+}
+interface Outcome {
+  kind: string;
+  message?: string;
+  result?: { doc: { tokenIds: number[] }; backend: { kind: string }; windows: number };
+}
+interface CliAnalysis {
+  definitions: { kind: string; name: string; line: number }[];
+  identifiers: { name: string; line: number; column: number; sources: { definition: number; weight: number }[] }[];
+}
+
+const extension = () => {
+  const found = vscode.extensions.getExtension<AttentionLensApi>(EXTENSION_ID);
+  assert.ok(found, `${EXTENSION_ID} is loaded`);
+  return found;
+};
+
+async function configure(values: Record<string, unknown>): Promise<void> {
+  const settings = vscode.workspace.getConfiguration('attentionLens');
+  for (const [key, value] of Object.entries(values)) await settings.update(key, value, vscode.ConfigurationTarget.Global);
+}
+
+async function open(relativePath: string): Promise<vscode.TextEditor> {
+  const folder = vscode.workspace.workspaceFolders?.[0];
+  assert.ok(folder);
+  const document = await vscode.workspace.openTextDocument(vscode.Uri.joinPath(folder.uri, relativePath));
+  return vscode.window.showTextDocument(document, vscode.ViewColumn.One);
+}
+
+/** Waits until `check` returns a value (the overlay redraws on selection events). */
+async function eventually<T>(check: () => T | undefined, what: string, timeoutMs = 10_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = check();
+    if (value !== undefined) return value;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+}
+
+suite('Attention Lens: analysis, overlay, hover, CodeLens', function () {
+  this.timeout(600_000);
+  const fixtureModel = () => path.join(extension().extensionPath, 'test', 'fixtures', 'models', 'llama-f32');
+  const view = { minDistance: 8, threshold: 0.02 };
+
+  suiteSetup(async () => {
+    await extension().activate();
+    await configure({ model: fixtureModel(), minDistance: view.minDistance, threshold: view.threshold, distance: 'tokens', backend: 'auto' });
+  });
+
+  suiteTeardown(async () => {
+    await configure({ model: undefined, minDistance: undefined, threshold: undefined, distance: undefined, backend: undefined });
+  });
+
+  test('analysing a file puts the same distant sources on the overlay as the CLI computes', async () => {
+    const editor = await open('src/money.ts');
+    const outcome = (await vscode.commands.executeCommand('attentionLens.analyzeFile')) as Outcome;
+    assert.equal(outcome.kind, 'done', outcome.message);
+    assert.equal(outcome.result?.backend.kind, 'webgpu', 'the webview ran the model on WebGPU');
+    const api = extension().exports;
+    const uri = editor.document.uri.toString();
+    assert.ok(api.hasAnalysis(uri));
+
+    // The CLI, in Node on the CPU reference engine, analyses the same file with the same settings.
+    const cli = path.join(extension().extensionPath, 'out', 'cli.js');
+    const { stdout } = await promisify(execFile)(process.execPath, [cli, 'analyze', editor.document.fileName, '--model', fixtureModel(), '--backend', 'cpu', '--json', '--min-distance', String(view.minDistance), '--threshold', String(view.threshold), '--top', '8'], { maxBuffer: 64 << 20 });
+    const expected = JSON.parse(stdout) as CliAnalysis;
+    // The last identifier with sources: move the cursor there and compare.
+    const target = expected.identifiers[expected.identifiers.length - 1];
+    assert.ok(target, 'the CLI found identifiers with distant sources');
+    editor.selection = new vscode.Selection(target.line - 1, target.column - 1, target.line - 1, target.column - 1);
+    const snapshot = await eventually(() => {
+      const s = api.overlaySnapshot(uri);
+      return s?.query?.name === target.name ? s : undefined;
+    }, `the overlay for ${target.name}`);
+    const want = target.sources.map((s) => ({ name: expected.definitions[s.definition].name, line: expected.definitions[s.definition].line, weight: s.weight }));
+    const got = snapshot.sources.map((s) => ({ name: s.name, line: s.range.start.line + 1, weight: Number(s.weight.toFixed(4)) }));
+    console.log(`[integration] ${target.name} at ${target.line}:${target.column} attends to ${JSON.stringify(got)}`);
+    assert.deepEqual(got.map((s) => [s.name, s.line]), want.map((s) => [s.name, s.line]), 'the overlay decorates the definitions the CLI names, in the same order');
+    got.forEach((s, i) => assert.ok(Math.abs(s.weight - want[i].weight) < 2e-3, `weight of ${s.name}: WebGPU ${s.weight} vs CPU ${want[i].weight}`));
+
+    // The hover on that token names the same sources with their weights.
+    const hovers = (await vscode.commands.executeCommand('vscode.executeHoverProvider', editor.document.uri, editor.selection.active)) as vscode.Hover[];
+    const text = hovers.flatMap((h) => h.contents.map((c) => (typeof c === 'string' ? c : c.value))).join('\n');
+    assert.match(text, /Attention Lens/);
+    for (const source of want.slice(0, 3)) {
+      assert.ok(text.includes(`\`${source.name}\``), `the hover names ${source.name}`);
+      assert.ok(text.includes(`line ${source.line}`), `the hover gives line ${source.line}`);
+    }
+    await takeScreenshot('overlay.png');
+
+    // CodeLens: every definition gets an "attended by" count.
+    const lenses = (await vscode.commands.executeCommand('vscode.executeCodeLensProvider', editor.document.uri)) as vscode.CodeLens[];
+    const ours = lenses.filter((lens) => lens.command?.command === 'attentionLens.showAttenders');
+    assert.equal(ours.length, expected.definitions.length, 'one CodeLens per definition or import');
+    assert.ok(ours.some((lens) => /attended by \d+ token/.test(lens.command?.title ?? '')), 'at least one definition is attended by some token');
+  });
+
+  test('an edit clears the overlay at once, before any re-analysis', async () => {
+    const editor = vscode.window.activeTextEditor!;
+    const uri = editor.document.uri.toString();
+    const api = extension().exports;
+    assert.ok(api.hasAnalysis(uri), 'the previous test left an analysis');
+    assert.ok((api.overlaySnapshot(uri)?.sources.length ?? 0) > 0, 'the overlay shows sources before the edit');
+    await editor.edit((edit) => edit.insert(new vscode.Position(0, 0), '// edited\n'));
+    assert.equal(api.hasAnalysis(uri), false, 'the result of the old version is gone');
+    const snapshot = api.overlaySnapshot(uri);
+    assert.equal(snapshot?.sources.length ?? 0, 0, 'no decoration survives the edit');
+    await vscode.commands.executeCommand('workbench.action.files.revert');
+  });
+
+  test('bad inputs get a clear message, never an exception', async () => {
+    const empty = await vscode.workspace.openTextDocument({ language: 'typescript', content: '' });
+    await vscode.window.showTextDocument(empty);
+    const emptyOutcome = (await vscode.commands.executeCommand('attentionLens.analyzeFile')) as Outcome;
+    assert.equal(emptyOutcome.kind, 'refused');
+    assert.match(emptyOutcome.message ?? '', /empty/);
+
+    const binary = await vscode.workspace.openTextDocument({ language: 'plaintext', content: 'PK\u0003\u0004\u0000\u0000\u0000binary' });
+    await vscode.window.showTextDocument(binary);
+    const binaryOutcome = (await vscode.commands.executeCommand('attentionLens.analyzeFile')) as Outcome;
+    assert.equal(binaryOutcome.kind, 'refused');
+    assert.match(binaryOutcome.message ?? '', /binary/);
+
+    await configure({ maxFileTokens: 256 });
+    try {
+      const large = await vscode.workspace.openTextDocument({ language: 'typescript', content: 'export const value = 1;\n'.repeat(400) });
+      await vscode.window.showTextDocument(large);
+      const largeOutcome = (await vscode.commands.executeCommand('attentionLens.analyzeFile')) as Outcome;
+      assert.equal(largeOutcome.kind, 'refused');
+      assert.match(largeOutcome.message ?? '', /Analyze Selection/, 'a too-large file says how to analyse part of it');
+      const editor = vscode.window.activeTextEditor!;
+      editor.selection = new vscode.Selection(0, 0, 3, 0);
+      const selectionOutcome = (await vscode.commands.executeCommand('attentionLens.analyzeSelection')) as Outcome;
+      assert.equal(selectionOutcome.kind, 'done', selectionOutcome.message);
+    } finally {
+      await configure({ maxFileTokens: undefined });
+    }
+  });
+});
