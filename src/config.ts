@@ -9,7 +9,7 @@ export type DistanceMode = 'tokens' | 'tokensOrOtherLine';
 export type AutoAnalyze = 'off' | 'onOpen' | 'onSave' | 'onIdle';
 
 export interface AttentionLensConfig {
-  /** '' for the embedded default model, else a local model folder. */
+  /** '' for the embedded default model, an absolute local model folder, or a Hugging Face repo id `org/name[@revision]`. */
   readonly model: string;
   readonly backend: Backend;
   readonly topK: number;
@@ -23,6 +23,8 @@ export interface AttentionLensConfig {
   readonly overlayEnabled: boolean;
   readonly codeLensEnabled: boolean;
   readonly huggingFaceEndpoint: string;
+  /** Where downloaded models are cached; '' for the extension's global storage. */
+  readonly cacheDirectory: string;
 }
 
 /** Setting keys relative to the `attentionLens` section, as package.json declares them. */
@@ -39,6 +41,7 @@ export const SETTING_KEYS = {
   overlayEnabled: 'overlay.enabled',
   codeLensEnabled: 'codeLens.enabled',
   huggingFaceEndpoint: 'huggingFaceEndpoint',
+  cacheDirectory: 'cacheDirectory',
 } as const satisfies Record<keyof AttentionLensConfig, string>;
 
 export const DEFAULT_CONFIG: AttentionLensConfig = {
@@ -54,6 +57,7 @@ export const DEFAULT_CONFIG: AttentionLensConfig = {
   overlayEnabled: true,
   codeLensEnabled: true,
   huggingFaceEndpoint: 'https://huggingface.co',
+  cacheDirectory: '',
 };
 
 /** Reads one raw setting value; `undefined` when unset. */
@@ -95,5 +99,6 @@ export function readConfig(get: SettingGetter): AttentionLensConfig {
     overlayEnabled: flag(get(SETTING_KEYS.overlayEnabled), d.overlayEnabled),
     codeLensEnabled: flag(get(SETTING_KEYS.codeLensEnabled), d.codeLensEnabled),
     huggingFaceEndpoint: /^https?:\/\/[^\s]+$/.test(endpoint) ? endpoint : d.huggingFaceEndpoint,
+    cacheDirectory: text(get(SETTING_KEYS.cacheDirectory), d.cacheDirectory),
   };
 }

@@ -6,6 +6,8 @@
 import * as path from 'node:path';
 import * as vscode from 'vscode';
 import { AnalysisController, type AnalysisOutcome } from './analysis/analysisController';
+import { queryAt, type DocumentAnalysisResult } from './analysis/documentResult';
+import { documentView, queryView } from './panel/panelViews';
 import { COMMANDS, PANEL_VIEW_TYPE } from './commandIds';
 import { readConfig } from './config';
 import { AttendedByCodeLensProvider } from './editor/codeLensProvider';
@@ -15,7 +17,7 @@ import { distanceRule, percent, presentAt } from './editor/presentation';
 import { describeView, ViewState } from './editor/viewState';
 import { exportHtml, exportJson } from './export/exportAnalysis';
 import { AttentionPanel, type PanelHost } from './panel/attentionPanel';
-import type { WebGpuProbeResult } from './shared/protocol';
+import type { ViewRenderedMessage, WebGpuProbeResult } from './shared/protocol';
 import { AttentionStatusBar } from './statusBar';
 
 /** What `activate` returns: used by the integration tests and by other extensions. */
@@ -26,6 +28,8 @@ export interface AttentionLensApi {
   overlaySnapshot(uri: string): OverlaySnapshot | undefined;
   /** True when `uri` has an analysis for its current version. */
   hasAnalysis(uri: string): boolean;
+  /** Resolves with the next panel render that satisfies `accept` (or the latest one, if it does). */
+  whenPanelRendered(accept: (message: ViewRenderedMessage) => boolean, timeoutMs: number): Promise<ViewRenderedMessage>;
 }
 
 export function activate(context: vscode.ExtensionContext): AttentionLensApi {
@@ -54,6 +58,8 @@ function activateWith(context: vscode.ExtensionContext, log: vscode.LogOutputCha
 
   // ---- The panel (where the engine runs) -------------------------------------------------------
   let latestProbe: WebGpuProbeResult | undefined;
+  let lastPanelRender: ViewRenderedMessage | undefined;
+  const renderWaiters = new Set<(message: ViewRenderedMessage) => void>();
   const probeWaiters = new Set<(probe: WebGpuProbeResult) => void>();
   const panelHost: PanelHost = {
     extensionUri: context.extensionUri,
@@ -72,7 +78,58 @@ function activateWith(context: vscode.ExtensionContext, log: vscode.LogOutputCha
       for (const waiter of probeWaiters) waiter(probe);
       probeWaiters.clear();
     },
+    onSelectToken(uri, token) {
+      const editor = vscode.window.visibleTextEditors.find((e) => e.document.uri.toString() === uri);
+      const result = editor && controller.resultFor(editor.document);
+      const range = result?.doc.ranges[token];
+      if (!editor || !result || !range) return;
+      const position = editor.document.positionAt(result.baseOffset + range.start);
+      editor.selection = new vscode.Selection(position, position);
+      editor.revealRange(new vscode.Range(position, position), vscode.TextEditorRevealType.InCenterIfOutsideViewport);
+      void vscode.window.showTextDocument(editor.document, { viewColumn: editor.viewColumn, preserveFocus: false });
+    },
+    onSetView(layer, head, threshold) {
+      void viewState.set({ layer, head });
+      if (Math.abs(threshold - config().threshold) > 1e-9) void vscode.workspace.getConfiguration('attentionLens').update('threshold', threshold, vscode.ConfigurationTarget.Workspace);
+    },
+    onViewRendered(message) {
+      lastPanelRender = message;
+      for (const waiter of renderWaiters) waiter(message);
+    },
+    onPanelReady() {
+      panelSync.documentSent = undefined;
+      syncPanel();
+    },
   };
+
+  /** Keeps the panel on the active editor's analysis and its cursor token. */
+  const panelSync: { documentSent?: DocumentAnalysisResult; timer?: ReturnType<typeof setTimeout> } = {};
+  const syncPanel = () => {
+    const panel = AttentionPanel.instance;
+    const editor = vscode.window.activeTextEditor ?? vscode.window.visibleTextEditors.find((e) => controller.resultFor(e.document));
+    const result = editor && controller.resultFor(editor.document);
+    if (!panel || !editor || !result) return;
+    if (panelSync.documentSent !== result) {
+      panel.post(documentView(result, path.basename(editor.document.fileName)));
+      panelSync.documentSent = result;
+    }
+    const query = queryAt(result, editor.document.offsetAt(editor.selection.active));
+    panel.post(queryView(result, query, viewState.view, distanceRule(config()), config().threshold));
+  };
+  const schedulePanelSync = () => {
+    clearTimeout(panelSync.timer);
+    panelSync.timer = setTimeout(syncPanel, 80);
+  };
+  context.subscriptions.push(
+    { dispose: () => clearTimeout(panelSync.timer) },
+    vscode.window.onDidChangeTextEditorSelection((event) => {
+      if (controller.resultFor(event.textEditor.document)) schedulePanelSync();
+    }),
+    vscode.window.onDidChangeActiveTextEditor(() => schedulePanelSync()),
+    vscode.workspace.onDidChangeConfiguration((event) => {
+      if (event.affectsConfiguration('attentionLens')) schedulePanelSync();
+    }),
+  );
   context.subscriptions.push(
     vscode.window.registerWebviewPanelSerializer(PANEL_VIEW_TYPE, {
       async deserializeWebviewPanel(panel: vscode.WebviewPanel) {
@@ -97,6 +154,7 @@ function activateWith(context: vscode.ExtensionContext, log: vscode.LogOutputCha
       overlay.updateAll();
       codeLens.refresh();
       setHasAnalysis();
+      schedulePanelSync();
     },
     onOutcome(document, outcome) {
       if (outcome.kind === 'done') {
@@ -118,7 +176,10 @@ function activateWith(context: vscode.ExtensionContext, log: vscode.LogOutputCha
     attendersHighlight,
     vscode.languages.registerHoverProvider({ scheme: '*' }, new AttentionHoverProvider(controller, viewState, config)),
     vscode.languages.registerCodeLensProvider({ scheme: '*' }, codeLens),
-    viewState.onDidChange(() => codeLens.refresh()),
+    viewState.onDidChange(() => {
+      codeLens.refresh();
+      schedulePanelSync();
+    }),
     vscode.window.onDidChangeActiveTextEditor(() => setHasAnalysis()),
   );
 
@@ -384,6 +445,22 @@ function activateWith(context: vscode.ExtensionContext, log: vscode.LogOutputCha
       });
     },
     overlaySnapshot: (uri) => overlay.snapshot(uri),
+    whenPanelRendered(accept, timeoutMs) {
+      if (lastPanelRender && accept(lastPanelRender)) return Promise.resolve(lastPanelRender);
+      return new Promise((resolve, reject) => {
+        const timer = setTimeout(() => {
+          renderWaiters.delete(check);
+          reject(new Error(`The panel did not render the expected view within ${timeoutMs} ms (last: ${JSON.stringify(lastPanelRender ?? null)}).`));
+        }, timeoutMs);
+        const check = (message: ViewRenderedMessage) => {
+          if (!accept(message)) return;
+          clearTimeout(timer);
+          renderWaiters.delete(check);
+          resolve(message);
+        };
+        renderWaiters.add(check);
+      });
+    },
     hasAnalysis: (uri) => {
       const document = vscode.workspace.textDocuments.find((d) => d.uri.toString() === uri);
       return Boolean(document && controller.resultFor(document));

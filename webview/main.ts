@@ -7,21 +7,23 @@ import '@vscode-elements/elements/dist/vscode-icon/index.js';
 import { PROTOCOL_VERSION, type HostToWebviewMessage, type WebGpuProbeResult } from '../src/shared/protocol';
 import { describeAdapter, formatBytes } from '../src/shared/format';
 import { EngineHost } from './engineHost';
+import { PanelView } from './panelView';
 import { probeWebGpu } from './probe';
 import { onHostMessage, postToHost } from './vscodeApi';
 
 const app = document.getElementById('app') as HTMLElement;
 
-interface PanelView {
+interface PanelState {
   handshakeError?: string;
   probe?: WebGpuProbeResult;
   documentName?: string;
   status: string;
 }
 
-const view: PanelView = { status: 'Waiting for the extension…' };
+const view: PanelState = { status: 'Waiting for the extension…' };
 
 const engineHost = new EngineHost((message) => postToHost({ type: 'webviewError', message }));
+const panelView = new PanelView({ post: postToHost });
 
 function errorText(error: unknown): string {
   return error instanceof Error ? error.message : String(error);
@@ -79,7 +81,8 @@ function render(): void {
   analyze.textContent = 'Analyze Current File';
   analyze.addEventListener('click', () => postToHost({ type: 'runCommand', command: 'analyzeFile' }));
   statusSection.append(analyze);
-  root.append(statusSection);
+  // The analysis view first, the adapter facts below it.
+  root.replaceChildren(header, statusSection, panelView.root, adapterSection);
 
   app.replaceChildren(root);
 }
@@ -129,6 +132,12 @@ async function handle(message: HostToWebviewMessage): Promise<void> {
       view.documentName = message.documentName;
       view.status = message.status;
       break;
+    case 'documentView':
+      panelView.showDocument(message);
+      break;
+    case 'queryView':
+      panelView.showQuery(message);
+      return;
   }
   render();
 }

@@ -12,6 +12,8 @@ import { AttentionPanel, type PanelHost } from '../panel/attentionPanel';
 import type { AttentionSummary } from '../shared/attention';
 import type { LoadedModelInfo } from '../shared/protocol';
 import { loadActiveModel, type ActiveModel } from '../model/activeModel';
+import { defaultCacheRoot } from '../hub/modelCache';
+import { checkModelFits } from '../hub/memoryEstimate';
 import { DefinitionExtractor, type SourceDefinition } from './definitions';
 import { DEFINITION_KINDS, type DefinitionKind } from './definitionQueries';
 import { checkDocument } from './documentChecks';
@@ -56,6 +58,8 @@ export class AnalysisController implements vscode.Disposable {
   private model: { key: string; promise: Promise<ActiveModel> } | undefined;
   private extractor: Promise<DefinitionExtractor> | undefined;
   private readonly disposables: vscode.Disposable[] = [];
+  /** Where repo ids in `attentionLens.model` are looked up, in order (the hub commands set it). */
+  modelCacheRoots: () => readonly string[] = () => [defaultCacheRoot()];
 
   constructor(
     private readonly extensionPath: string,
@@ -77,7 +81,7 @@ export class AnalysisController implements vscode.Disposable {
         if (this.results.delete(uri)) this.events.onResultChanged(uri);
       }),
       vscode.workspace.onDidChangeConfiguration((event) => {
-        if (event.affectsConfiguration('attentionLens.model')) this.model = undefined;
+        if (event.affectsConfiguration('attentionLens.model') || event.affectsConfiguration('attentionLens.cacheDirectory')) this.model = undefined;
       }),
     );
   }
@@ -104,11 +108,16 @@ export class AnalysisController implements vscode.Disposable {
     }
   }
 
+  /** Forgets the loaded model, e.g. after a download replaced the snapshot a repo id points to. */
+  reloadModel(): void {
+    this.model = undefined;
+  }
+
   /** The active model, loaded once per setting value. */
   activeModel(): Promise<ActiveModel> {
     const key = this.config().model;
     if (!this.model || this.model.key !== key) {
-      const promise = loadActiveModel(this.extensionPath, key);
+      const promise = loadActiveModel(this.extensionPath, key, this.modelCacheRoots());
       this.model = { key, promise };
       promise.catch(() => {
         if (this.model?.promise === promise) this.model = undefined;
@@ -195,6 +204,8 @@ export class AnalysisController implements vscode.Disposable {
 
     const windows = planWindows({ numTokens: doc.tokenIds.length, context: model.spec.maxPositions, spans: doc.spans, prefixCandidates: prefixCandidates(doc.definitions) });
     const panel = AttentionPanel.createOrShow(this.panelHost, model.folder);
+    const tooLarge = await this.gpuMemoryProblem(panel, model, config, windows[0].positions.length, doc.spans.length);
+    if (tooLarge) return { kind: 'refused', message: tooLarge };
     const loaded = await this.loadInPanel(panel, model, config);
     const layers = this.layersToSummarise(model, windows[0].positions.length, doc.spans.length, options.preferredLayer);
     const summaries: AttentionSummary[] = [];
@@ -247,6 +258,21 @@ export class AnalysisController implements vscode.Disposable {
     if (response.error || !response.model) throw new Error(response.error ?? `The panel could not load ${model.label}.`);
     if (response.model.loadMs > 0) this.log.info(`Loaded ${model.label} in the panel in ${Math.round(response.model.loadMs)} ms on ${response.model.backend.kind === 'webgpu' ? `WebGPU (${response.model.backend.adapter.vendor} ${response.model.backend.adapter.architecture}, ${response.model.backend.kernelVariant} kernels)` : `the CPU fallback (${response.model.backend.reason})`}.`);
     return response.model;
+  }
+
+  /**
+   * Before loading: would the model fit on the panel's WebGPU adapter at this window size? A
+   * message with the numbers and a way out when not; undefined when it fits or the CPU runs it.
+   */
+  private async gpuMemoryProblem(panel: AttentionPanel, model: ActiveModel, config: AttentionLensConfig, windowTokens: number, spans: number): Promise<string | undefined> {
+    if (config.backend === 'cpu') return undefined;
+    const probe = await panel.whenProbed();
+    if (!probe.ok) return undefined;
+    const f16 = probe.adapter.features.includes('shader-f16');
+    const verdict = checkModelFits(model.spec, windowTokens, { f16, limits: probe.adapter.limits, modelLabel: model.label, spans });
+    if (verdict.fits) return undefined;
+    this.log.warn(verdict.message);
+    return verdict.message;
   }
 
   /** All layers when their summaries fit the readback budget; otherwise the preferred layer only. */

@@ -16,6 +16,9 @@ import type { AdapterSummary } from '../shared/attention';
 import type { AttentionEngine } from '../../webview/engine/engine';
 import type { LoadedModel } from '../../webview/engine/modelTypes';
 import { GpuEngine, summarizeAdapter, type GpuEngineOptions } from '../../webview/engine/gpu/gpuEngine';
+import { NoWebGpuAdapterError, requestEngineDevice } from '../../webview/engine/gpu/gpuDevice';
+
+export { NoWebGpuAdapterError };
 
 const chromiumDir = '/usr/lib/chromium';
 const swiftShaderIcd = path.join(chromiumDir, 'vk_swiftshader_icd.json');
@@ -24,38 +27,20 @@ const chromiumVulkanLoader = path.join(chromiumDir, 'libvulkan.so.1');
 const RTLD_NODELETE = 0x1000;
 
 /**
- * Every GPU object `create()` returned. Dawn's Node binding crashes the process when this object is
- * garbage-collected while a device lives, so they stay referenced for the life of the process.
+ * Every GPU object `create()` returned, by its options. Dawn's Node binding crashes the process
+ * when this object is garbage-collected while a device lives, so they stay referenced for the life
+ * of the process (and are reused by later engines).
  */
-const gpuInstances: GPU[] = [];
+const gpuInstances = new Map<string, GPU>();
 let globalsInstalled = false;
 
-/** The error thrown when no WebGPU adapter can be found; callers fall back to the CPU engine. */
-export class NoWebGpuAdapterError extends Error {
-  constructor(message: string) {
-    super(message);
-    this.name = 'NoWebGpuAdapterError';
-  }
-}
-
-export interface NodeGpuEngineOptions {
-  /** Overrides the kernel family picked from the adapter (tests run both on SwiftShader). */
-  readonly kernelVariant?: 'tiled' | 'register';
-  /** Weight storage on the device; 'auto' stores f16 when the adapter has `shader-f16`. */
-  readonly weightFormat?: 'auto' | 'f32' | 'f16';
-  /** Caps the bytes of one storage binding (tests force tiny budgets to exercise splitting). */
-  readonly maxBindingBytes?: number;
-}
+/** Engine options as the Node host passes them on (kernel family, weight format, binding budget). */
+export type NodeGpuEngineOptions = GpuEngineOptions;
 
 /** Creates the WebGPU engine for `model` on the Node adapter. Throws NoWebGpuAdapterError without one. */
 export async function createNodeGpuEngine(model: LoadedModel, options: NodeGpuEngineOptions = {}): Promise<AttentionEngine> {
   const { adapter, device } = await requestNodeDevice();
-  const engineOptions: GpuEngineOptions = {
-    kernelVariant: options.kernelVariant,
-    weightFormat: options.weightFormat,
-    maxBindingBytes: options.maxBindingBytes,
-  };
-  return GpuEngine.create(device, summarizeAdapter(adapter), model, engineOptions);
+  return GpuEngine.create(device, summarizeAdapter(adapter), model, options);
 }
 
 /** Describes the adapter the Node host would use, or undefined when there is none. */
@@ -68,18 +53,10 @@ export async function probeNodeAdapter(): Promise<AdapterSummary | undefined> {
   }
 }
 
-/** Requests a device with the adapter's own storage limits (the defaults are far lower). */
+/** The Node adapter and a device on it with the adapter's own storage limits (the defaults are far lower). */
 export async function requestNodeDevice(): Promise<{ adapter: GPUAdapter; device: GPUDevice }> {
   const adapter = await requestNodeAdapter();
-  const wanted: Record<string, number> = {
-    maxStorageBufferBindingSize: adapter.limits.maxStorageBufferBindingSize,
-    maxBufferSize: adapter.limits.maxBufferSize,
-    maxComputeWorkgroupStorageSize: adapter.limits.maxComputeWorkgroupStorageSize,
-    maxStorageBuffersPerShaderStage: adapter.limits.maxStorageBuffersPerShaderStage,
-  };
-  const requiredFeatures: GPUFeatureName[] = adapter.features.has('shader-f16') ? ['shader-f16'] : [];
-  const device = await adapter.requestDevice({ label: 'attention-lens device', requiredLimits: wanted, requiredFeatures });
-  return { adapter, device };
+  return { adapter, device: await requestEngineDevice(adapter) };
 }
 
 async function requestNodeAdapter(): Promise<GPUAdapter> {
@@ -91,8 +68,10 @@ async function requestNodeAdapter(): Promise<GPUAdapter> {
 
   // Without any installed Vulkan driver the default search can only fail (and prints a warning),
   // so go straight to SwiftShader when it is the one adapter this machine has.
-  if (!named && canUseSwiftShader && !hasInstalledVulkanDriver()) {
-    const adapter = await requestAdapterWith(options, true);
+  if (canUseSwiftShader && !hasInstalledVulkanDriver()) {
+    const adapter = await requestAdapterWith(options, true).catch((error: unknown) => {
+      throw noAdapter(`ATTENTION_LENS_ADAPTER=${named} matched no adapter: ${(error as Error).message}`);
+    });
     if (adapter) return adapter;
     throw noAdapter('SwiftShader from chromium was found but gave no adapter');
   }
@@ -116,8 +95,12 @@ async function requestAdapterWith(options: string[], useSwiftShader: boolean): P
     process.env.VK_ICD_FILENAMES = swiftShaderIcd;
     preloadChromiumVulkanLoader();
   }
-  const gpu = create(options);
-  gpuInstances.push(gpu);
+  const key = `${options.join(' ')}|${process.env.VK_ICD_FILENAMES ?? ''}`;
+  let gpu = gpuInstances.get(key);
+  if (!gpu) {
+    gpu = create(options);
+    gpuInstances.set(key, gpu);
+  }
   return gpu.requestAdapter({ powerPreference: 'high-performance' });
 }
 

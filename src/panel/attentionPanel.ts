@@ -5,7 +5,7 @@
 import { randomBytes } from 'node:crypto';
 import * as vscode from 'vscode';
 import { COMMANDS, PANEL_VIEW_TYPE } from '../commandIds';
-import type { HostToWebviewMessage, ModelLocation, WebGpuProbeResult, WebviewToHostMessage } from '../shared/protocol';
+import type { HostToWebviewMessage, ModelLocation, ViewRenderedMessage, WebGpuProbeResult, WebviewToHostMessage } from '../shared/protocol';
 import { WebviewChannel } from './webviewChannel';
 
 /** How long the host waits for the webview to answer a WebGPU probe (SwiftShader can be slow to start). */
@@ -16,6 +16,14 @@ export interface PanelHost {
   readonly log: vscode.LogOutputChannel;
   /** Called with every probe result the webview reports. */
   onProbe(result: WebGpuProbeResult): void;
+  /** The user picked a token in the panel. */
+  onSelectToken(uri: string, token: number): void;
+  /** The user changed the view in the panel. */
+  onSetView(layer: number | 'all', head: number | 'mean' | 'max', threshold: number): void;
+  /** A new panel said ready: it has nothing to show until the host sends it the current analysis. */
+  onPanelReady(): void;
+  /** The panel drew a query view. */
+  onViewRendered(message: ViewRenderedMessage): void;
 }
 
 export class AttentionPanel implements vscode.Disposable {
@@ -82,7 +90,14 @@ export class AttentionPanel implements vscode.Disposable {
       panel.onDidDispose(() => this.dispose()),
     );
     // The probe request is queued and goes out as soon as the webview says it is ready.
-    void this.probe();
+    this.firstProbe = this.probe();
+  }
+
+  private firstProbe: Promise<WebGpuProbeResult>;
+
+  /** The panel's first WebGPU probe (the adapter and limits the engine will get). */
+  whenProbed(): Promise<WebGpuProbeResult> {
+    return this.firstProbe;
   }
 
   /** Asks the webview to probe WebGPU; the result also reaches `host.onProbe`. */
@@ -117,6 +132,16 @@ export class AttentionPanel implements vscode.Disposable {
     switch (message.type) {
       case 'ready':
         this.host.log.info('Panel ready (protocol accepted).');
+        this.host.onPanelReady();
+        break;
+      case 'viewRendered':
+        this.host.onViewRendered(message);
+        break;
+      case 'selectToken':
+        this.host.onSelectToken(message.uri, message.token);
+        break;
+      case 'setView':
+        this.host.onSetView(message.layer, message.head, message.threshold);
         break;
       case 'webviewError':
         this.host.log.error(`Panel: ${message.message}`);

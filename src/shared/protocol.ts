@@ -12,7 +12,7 @@
 import type { AdapterSummary, AttentionSummary, BackendInfo, ForwardStats, TokenSpan } from './attention';
 
 /** Bumped whenever a message shape changes incompatibly. */
-export const PROTOCOL_VERSION = 2;
+export const PROTOCOL_VERSION = 3;
 
 /** What the webview found when it probed WebGPU. */
 export type WebGpuProbeResult =
@@ -73,7 +73,37 @@ export interface AttentionRowMessage {
   readonly error?: string;
 }
 
+/** The user clicked (or chose with the keyboard) a token in the panel: select it in the editor. */
+export interface SelectTokenMessage {
+  readonly type: 'selectToken';
+  readonly uri: string;
+  readonly token: number;
+}
+
+/** The user changed the layer/head view or the threshold in the panel. */
+export interface SetViewMessage {
+  readonly type: 'setView';
+  readonly layer: number | 'all';
+  readonly head: number | 'mean' | 'max';
+  readonly threshold: number;
+}
+
+/** The panel drew a query view: what it shows, so the host (and tests) know the panel answered. */
+export interface ViewRenderedMessage {
+  readonly type: 'viewRendered';
+  readonly uri: string;
+  readonly queryName: string | null;
+  /** The definitions listed, in order, with the weights shown. */
+  readonly sources: readonly { readonly name: string; readonly weight: number }[];
+  /** Tokens painted in the heatmap, and grid cells drawn. */
+  readonly heatedTokens: number;
+  readonly gridCells: number;
+}
+
 export type WebviewToHostMessage =
+  | ViewRenderedMessage
+  | SelectTokenMessage
+  | SetViewMessage
   | ReadyMessage
   | ProbeResultMessage
   | ModelLoadedMessage
@@ -166,7 +196,44 @@ export interface CancelMessage {
   readonly target: number;
 }
 
+/** The analysed document as the panel draws it: every token's text, and the definitions. */
+export interface DocumentViewMessage {
+  readonly type: 'documentView';
+  readonly uri: string;
+  readonly documentName: string;
+  /** Text of each token (whitespace included), in order; concatenated they give the analysed text. */
+  readonly tokens: readonly string[];
+  /** For each token, the index of the identifier it belongs to, or -1 (keywords and punctuation). */
+  readonly identifierOf: Int32Array;
+  readonly definitions: readonly { readonly kind: string; readonly name: string; readonly tokenStart: number; readonly tokenEnd: number }[];
+  readonly numLayers: number;
+  readonly numHeads: number;
+  /** Layers the summaries hold (all, unless the model was too large to summarise every layer). */
+  readonly layers: readonly number[];
+  readonly topK: number;
+}
+
+/** What the selected token attends to, for the heatmap and the layers x heads grid. */
+export interface QueryViewMessage {
+  readonly type: 'queryView';
+  readonly uri: string;
+  readonly query: { readonly name: string; readonly tokens: readonly number[] } | null;
+  readonly view: { readonly layer: number | 'all'; readonly head: number | 'mean' | 'max' };
+  readonly threshold: number;
+  /** Per document token: the attention weight the view gives it (top-k positions of the viewed heads). */
+  readonly heat: Float32Array;
+  /** Distant definitions and imports the query attends to, strongest first. */
+  readonly sources: readonly { readonly definition: number; readonly weight: number }[];
+  /** [layerIndex][head]: the largest mass the head puts on any distant definition or import. */
+  readonly cellMass: Float32Array;
+  /** [layerIndex][head][k]: the head's top source positions for the query (-1: none) and their weights. */
+  readonly cellTop: Int32Array;
+  readonly cellTopWeights: Float32Array;
+}
+
 export type HostToWebviewMessage =
+  | DocumentViewMessage
+  | QueryViewMessage
   | HandshakeMessage
   | ProbeWebGpuRequest
   | LoadModelRequest
@@ -283,6 +350,29 @@ export function parseWebviewMessage(value: unknown): WebviewToHostMessage | { re
       if (typeof value.requestId !== 'number') return { invalid: '"attentionRowResult" without a numeric requestId' };
       if (typeof value.error === 'string') return { type: 'attentionRowResult', requestId: value.requestId, error: value.error };
       return value.probs instanceof Float32Array ? { type: 'attentionRowResult', requestId: value.requestId, probs: value.probs } : { invalid: '"attentionRowResult" without Float32Array probs' };
+    case 'viewRendered':
+      return typeof value.uri === 'string' && Array.isArray(value.sources) && typeof value.heatedTokens === 'number' && typeof value.gridCells === 'number'
+        ? {
+            type: 'viewRendered',
+            uri: value.uri,
+            queryName: typeof value.queryName === 'string' ? value.queryName : null,
+            sources: (value.sources as unknown[]).filter(isRecord).map((s) => ({ name: String(s.name), weight: Number(s.weight) })),
+            heatedTokens: value.heatedTokens,
+            gridCells: value.gridCells,
+          }
+        : { invalid: '"viewRendered" with missing fields' };
+    case 'selectToken':
+      return typeof value.uri === 'string' && Number.isInteger(value.token) && (value.token as number) >= 0
+        ? { type: 'selectToken', uri: value.uri, token: value.token as number }
+        : { invalid: '"selectToken" without a uri and a token index' };
+    case 'setView': {
+      const layerOk = value.layer === 'all' || (Number.isInteger(value.layer) && (value.layer as number) >= 0);
+      const headOk = value.head === 'mean' || value.head === 'max' || (Number.isInteger(value.head) && (value.head as number) >= 0);
+      const thresholdOk = typeof value.threshold === 'number' && value.threshold >= 0 && value.threshold <= 1;
+      return layerOk && headOk && thresholdOk
+        ? { type: 'setView', layer: value.layer as number | 'all', head: value.head as number | 'mean' | 'max', threshold: value.threshold as number }
+        : { invalid: '"setView" with an invalid layer, head or threshold' };
+    }
     case 'webviewError':
       return typeof value.message === 'string'
         ? { type: 'webviewError', message: value.message }

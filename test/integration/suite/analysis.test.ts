@@ -14,9 +14,17 @@ interface OverlaySnapshot {
   query?: { name: string; range: vscode.Range };
   sources: { name: string; kind: string; range: vscode.Range; weight: number; label: string }[];
 }
+interface PanelRender {
+  uri: string;
+  queryName: string | null;
+  sources: { name: string; weight: number }[];
+  heatedTokens: number;
+  gridCells: number;
+}
 interface AttentionLensApi {
   overlaySnapshot(uri: string): OverlaySnapshot | undefined;
   hasAnalysis(uri: string): boolean;
+  whenPanelRendered(accept: (message: PanelRender) => boolean, timeoutMs: number): Promise<PanelRender>;
 }
 interface Outcome {
   kind: string;
@@ -107,6 +115,13 @@ suite('Attention Lens: analysis, overlay, hover, CodeLens', function () {
       assert.ok(text.includes(`line ${source.line}`), `the hover gives line ${source.line}`);
     }
     await takeScreenshot('overlay.png');
+
+    // The panel answers for the same token: same sources and weights, a heatmap and a full grid.
+    const rendered = await api.whenPanelRendered((m) => m.uri === uri && m.queryName === target.name, 20_000);
+    assert.deepEqual(rendered.sources.map((s) => s.name), want.map((s) => s.name), 'the panel lists the sources the overlay shows');
+    assert.ok(rendered.heatedTokens > 0, 'the panel paints a heatmap');
+    assert.equal(rendered.gridCells, 2 * 4, 'one grid cell per layer and head (2 x 4 in the fixture model)');
+    await takeScreenshot('panel.png');
 
     // CodeLens: every definition gets an "attended by" count.
     const lenses = (await vscode.commands.executeCommand('vscode.executeCodeLensProvider', editor.document.uri)) as vscode.CodeLens[];

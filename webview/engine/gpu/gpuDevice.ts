@@ -1,0 +1,44 @@
+/**
+ * Getting a device for the engine from any WebGPU implementation: the browser's navigator.gpu in
+ * the webview, or the npm `webgpu` GPU object in Node (src/node/nodeWebGpu.ts). Both request the
+ * adapter's own storage limits, because the defaults (128 MiB bindings, 256 MiB buffers) are lower
+ * than what long sequences need on most GPUs.
+ */
+import type { LoadedModel } from '../modelTypes';
+import { GpuEngine, summarizeAdapter, type GpuEngineOptions } from './gpuEngine';
+
+/** Thrown when no WebGPU adapter exists; callers fall back to the CPU engine. */
+export class NoWebGpuAdapterError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'NoWebGpuAdapterError';
+  }
+}
+
+/** Requests a device with the adapter's storage limits (and `shader-f16` when it has it). */
+export async function requestEngineDevice(adapter: GPUAdapter): Promise<GPUDevice> {
+  const limits = adapter.limits;
+  const requiredFeatures: GPUFeatureName[] = adapter.features.has('shader-f16') ? ['shader-f16'] : [];
+  return adapter.requestDevice({
+    label: 'attention-lens device',
+    requiredFeatures,
+    requiredLimits: {
+      maxStorageBufferBindingSize: limits.maxStorageBufferBindingSize,
+      maxBufferSize: limits.maxBufferSize,
+      maxComputeWorkgroupStorageSize: limits.maxComputeWorkgroupStorageSize,
+      maxStorageBuffersPerShaderStage: limits.maxStorageBuffersPerShaderStage,
+    },
+  });
+}
+
+/**
+ * Builds the engine on `gpu` (navigator.gpu in the webview). Throws NoWebGpuAdapterError when the
+ * browser has WebGPU but no adapter, or no WebGPU at all (gpu undefined).
+ */
+export async function createGpuEngineOn(gpu: GPU | undefined, model: LoadedModel, options: GpuEngineOptions = {}): Promise<GpuEngine> {
+  if (!gpu) throw new NoWebGpuAdapterError('No WebGPU adapter: this environment has no navigator.gpu; the CPU engine will run instead.');
+  const adapter = await gpu.requestAdapter({ powerPreference: 'high-performance' });
+  if (!adapter) throw new NoWebGpuAdapterError('No WebGPU adapter: navigator.gpu.requestAdapter() returned none; the CPU engine will run instead.');
+  const device = await requestEngineDevice(adapter);
+  return GpuEngine.create(device, summarizeAdapter(adapter), model, options);
+}

@@ -1,0 +1,270 @@
+/**
+ * The panel's analysis view: the file as tokens with a heatmap for the selected token, a
+ * layers x heads grid of small attention views for that token, and the view controls. Keyboard:
+ * Tab to a control or the code; in the code, Left/Right move between identifiers and Enter selects
+ * one in the editor; grid cells are buttons.
+ */
+import type { DocumentViewMessage, QueryViewMessage, WebviewToHostMessage } from '../src/shared/protocol';
+
+export interface PanelViewHost {
+  post(message: WebviewToHostMessage): void;
+}
+
+function el<K extends keyof HTMLElementTagNameMap>(tag: K, className?: string, text?: string): HTMLElementTagNameMap[K] {
+  const node = document.createElement(tag);
+  if (className) node.className = className;
+  if (text !== undefined) node.textContent = text;
+  return node;
+}
+
+export class PanelView {
+  private documentView: DocumentViewMessage | undefined;
+  private queryView: QueryViewMessage | undefined;
+  private tokenElements: HTMLSpanElement[] = [];
+  private focusToken = -1;
+  readonly root = el('section', 'analysis');
+
+  constructor(private readonly host: PanelViewHost) {}
+
+  showDocument(message: DocumentViewMessage): void {
+    this.documentView = message;
+    this.queryView = undefined;
+    this.render();
+  }
+
+  showQuery(message: QueryViewMessage): void {
+    if (!this.documentView || message.uri !== this.documentView.uri) return;
+    this.queryView = message;
+    this.paint();
+  }
+
+  clear(): void {
+    this.documentView = undefined;
+    this.queryView = undefined;
+    this.root.replaceChildren();
+  }
+
+  private render(): void {
+    const doc = this.documentView;
+    this.root.replaceChildren();
+    if (!doc) return;
+    this.root.append(this.controls(doc), el('div', 'query-summary'), el('div', 'grid'), this.code(doc));
+    this.paint();
+  }
+
+  private controls(doc: DocumentViewMessage): HTMLElement {
+    const bar = el('div', 'controls');
+    bar.setAttribute('role', 'toolbar');
+    bar.setAttribute('aria-label', 'Attention view');
+    const select = (label: string, id: string, options: Array<[string, string]>) => {
+      const wrap = el('label', 'control', label);
+      const input = el('select');
+      input.id = id;
+      for (const [value, text] of options) {
+        const option = el('option', undefined, text);
+        option.value = value;
+        input.append(option);
+      }
+      input.addEventListener('change', () => this.sendView());
+      wrap.append(input);
+      return wrap;
+    };
+    bar.append(
+      select('Layer', 'layer', [['all', 'All (strongest)'], ...doc.layers.map((l): [string, string] => [String(l), `Layer ${l}`])]),
+      select('Head', 'head', [['max', 'Max of heads'], ['mean', 'Mean of heads'], ...Array.from({ length: doc.numHeads }, (_, h): [string, string] => [String(h), `Head ${h}`])]),
+    );
+    const thresholdWrap = el('label', 'control', 'Threshold %');
+    const threshold = el('input');
+    threshold.id = 'threshold';
+    threshold.type = 'number';
+    threshold.min = '0';
+    threshold.max = '100';
+    threshold.step = '1';
+    threshold.addEventListener('change', () => this.sendView());
+    thresholdWrap.append(threshold);
+    bar.append(thresholdWrap);
+    return bar;
+  }
+
+  private sendView(): void {
+    const layer = (this.root.querySelector('#layer') as HTMLSelectElement).value;
+    const head = (this.root.querySelector('#head') as HTMLSelectElement).value;
+    const threshold = Number((this.root.querySelector('#threshold') as HTMLInputElement).value);
+    this.host.post({
+      type: 'setView',
+      layer: layer === 'all' ? 'all' : Number(layer),
+      head: head === 'max' || head === 'mean' ? head : Number(head),
+      threshold: Number.isFinite(threshold) ? Math.min(1, Math.max(0, threshold / 100)) : 0.05,
+    });
+  }
+
+  private code(doc: DocumentViewMessage): HTMLElement {
+    const pre = el('pre', 'code');
+    pre.tabIndex = 0;
+    pre.setAttribute('aria-label', `${doc.documentName} as tokens. Left and Right move between identifiers, Enter selects one in the editor.`);
+    const definitionOf = new Int32Array(doc.tokens.length).fill(-1);
+    doc.definitions.forEach((d, i) => {
+      for (let t = d.tokenStart; t < d.tokenEnd; t++) if (definitionOf[t] < 0) definitionOf[t] = i;
+    });
+    this.tokenElements = doc.tokens.map((text, i) => {
+      const span = el('span', doc.identifierOf[i] >= 0 ? 'tok q' : 'tok', text);
+      span.dataset.t = String(i);
+      if (definitionOf[i] >= 0) {
+        span.classList.add('def');
+        const d = doc.definitions[definitionOf[i]];
+        span.title = `${d.kind} ${d.name}`;
+      }
+      return span;
+    });
+    pre.append(...this.tokenElements);
+    pre.addEventListener('click', (event) => {
+      const target = (event.target as HTMLElement).closest('.tok') as HTMLElement | null;
+      if (target) this.select(Number(target.dataset.t));
+    });
+    pre.addEventListener('keydown', (event) => {
+      if (event.key === 'ArrowRight' || event.key === 'ArrowLeft') {
+        event.preventDefault();
+        this.moveFocus(event.key === 'ArrowRight' ? 1 : -1);
+      } else if (event.key === 'Enter' && this.focusToken >= 0) {
+        event.preventDefault();
+        this.select(this.focusToken);
+      }
+    });
+    return pre;
+  }
+
+  /** Moves the keyboard focus to the first token of the next (or previous) identifier. */
+  private moveFocus(direction: 1 | -1): void {
+    const doc = this.documentView;
+    if (!doc) return;
+    const starts = identifierStarts(doc);
+    if (starts.length === 0) return;
+    const from = this.focusToken < 0 ? (this.queryView?.query?.tokens[0] ?? -1) : this.focusToken;
+    const next = direction > 0 ? starts.find((t) => t > from) : [...starts].reverse().find((t) => t < from);
+    if (next === undefined) return;
+    this.tokenElements[this.focusToken]?.classList.remove('focus');
+    this.focusToken = next;
+    this.tokenElements[next].classList.add('focus');
+    this.tokenElements[next].scrollIntoView({ block: 'nearest' });
+  }
+
+  private select(token: number): void {
+    const doc = this.documentView;
+    if (!doc) return;
+    this.host.post({ type: 'selectToken', uri: doc.uri, token });
+  }
+
+  /** Applies the query view: heat, sources, grid, controls. */
+  private paint(): void {
+    const doc = this.documentView;
+    const query = this.queryView;
+    if (!doc) return;
+    const layer = this.root.querySelector('#layer') as HTMLSelectElement | null;
+    const head = this.root.querySelector('#head') as HTMLSelectElement | null;
+    const threshold = this.root.querySelector('#threshold') as HTMLInputElement | null;
+    if (query && layer && head && threshold) {
+      layer.value = String(query.view.layer);
+      head.value = String(query.view.head);
+      threshold.value = String(Math.round(query.threshold * 100));
+    }
+    const queryTokens = new Set(query?.query?.tokens ?? []);
+    this.tokenElements.forEach((span, i) => {
+      const weight = query ? query.heat[i] : 0;
+      span.style.setProperty('--heat', `${Math.round(Math.min(1, weight) * 85)}%`);
+      span.classList.toggle('hot', weight > 0.001);
+      span.classList.toggle('query', queryTokens.has(i));
+    });
+    const summary = this.root.querySelector('.query-summary') as HTMLElement;
+    summary.replaceChildren();
+    if (!query?.query) {
+      summary.append(el('p', 'muted', 'Move the cursor onto an identifier in the editor, or click one below, to see what it attends to.'));
+    } else {
+      summary.append(el('h2', undefined, `\u201c${query.query.name}\u201d attends to`));
+      if (query.sources.length === 0) summary.append(el('p', 'muted', `no distant definition or import above ${Math.round(query.threshold * 100)}%.`));
+      const list = el('ol', 'sources');
+      for (const source of query.sources) {
+        const d = doc.definitions[source.definition];
+        const item = el('li');
+        const button = el('button', 'link', `${d.kind} ${d.name}`);
+        button.addEventListener('click', () => this.select(d.tokenStart));
+        const bar = el('span', 'bar');
+        bar.style.setProperty('--w', `${Math.round(source.weight * 100)}%`);
+        item.append(el('span', 'weight', `${(source.weight * 100).toFixed(source.weight >= 0.1 ? 0 : 1)}%`), bar, button);
+        list.append(item);
+      }
+      summary.append(list);
+      const first = this.tokenElements[query.query.tokens[0]];
+      first?.scrollIntoView({ block: 'nearest' });
+    }
+    this.paintGrid(doc, query);
+    if (query) {
+      this.host.post({
+        type: 'viewRendered',
+        uri: query.uri,
+        queryName: query.query?.name ?? null,
+        sources: query.sources.map((s) => ({ name: doc.definitions[s.definition].name, weight: s.weight })),
+        heatedTokens: this.tokenElements.filter((t) => t.classList.contains('hot')).length,
+        gridCells: this.root.querySelectorAll('.cell').length,
+      });
+    }
+  }
+
+  private paintGrid(doc: DocumentViewMessage, query: QueryViewMessage | undefined): void {
+    const grid = this.root.querySelector('.grid') as HTMLElement;
+    grid.replaceChildren();
+    if (!query?.query) return;
+    const H = doc.numHeads;
+    const k = doc.topK;
+    const n = doc.tokens.length;
+    grid.append(el('h2', undefined, 'Layers x heads'));
+    const table = el('div', 'cells');
+    table.style.setProperty('--heads', String(H));
+    table.setAttribute('role', 'grid');
+    table.append(el('span', 'axis'));
+    for (let h = 0; h < H; h++) table.append(el('span', 'axis', `H${h}`));
+    doc.layers.forEach((layer, li) => {
+      table.append(el('span', 'axis', `L${layer}`));
+      for (let h = 0; h < H; h++) {
+        const cell = li * H + h;
+        const mass = query.cellMass[cell];
+        const button = el('button', 'cell');
+        const selected = (query.view.layer === layer || query.view.layer === 'all') && query.view.head === h;
+        button.classList.toggle('selected', selected);
+        button.style.setProperty('--mass', `${Math.round(Math.min(1, mass) * 85)}%`);
+        button.title = `Layer ${layer}, head ${h}: ${Math.round(mass * 100)}% on its strongest distant definition or import`;
+        button.setAttribute('aria-label', button.title);
+        const canvas = el('canvas');
+        canvas.width = 64;
+        canvas.height = 14;
+        const context = canvas.getContext('2d');
+        if (context) {
+          // Where in the file this head looks: one mark per top position, opacity by weight.
+          context.fillStyle = getComputedStyle(document.body).getPropertyValue('--vscode-charts-blue') || '#4fc1ff';
+          for (let j = 0; j < k; j++) {
+            const position = query.cellTop[cell * k + j];
+            if (position < 0) continue;
+            context.globalAlpha = Math.max(0.15, query.cellTopWeights[cell * k + j]);
+            context.fillRect(Math.floor((position / Math.max(1, n - 1)) * 62), 1, 2, 12);
+          }
+        }
+        button.append(canvas);
+        button.addEventListener('click', () => {
+          const threshold = query.threshold;
+          this.host.post({ type: 'setView', layer, head: h, threshold });
+        });
+        table.append(button);
+      }
+    });
+    grid.append(table);
+    grid.append(el('p', 'muted', 'Each cell: where that head looks from the selected token (marks along the file, top positions) and, as its background, its largest mass on a distant definition or import. Click a cell to view that head.'));
+  }
+}
+
+/** The first token of each identifier, in order. */
+function identifierStarts(doc: DocumentViewMessage): number[] {
+  const starts: number[] = [];
+  for (let t = 0; t < doc.identifierOf.length; t++) {
+    if (doc.identifierOf[t] >= 0 && (t === 0 || doc.identifierOf[t - 1] !== doc.identifierOf[t])) starts.push(t);
+  }
+  return starts;
+}
