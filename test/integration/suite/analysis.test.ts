@@ -130,6 +130,46 @@ suite('Attention Lens: analysis, overlay, hover, CodeLens', function () {
     assert.ok(ours.some((lens) => /attended by \d+ token/.test(lens.command?.title ?? '')), 'at least one definition is attended by some token');
   });
 
+  test('sources at cursor lists what the overlay shows, and export writes JSON and a standalone HTML page', async () => {
+    const editor = vscode.window.activeTextEditor!;
+    const api = extension().exports;
+    const snapshot = api.overlaySnapshot(editor.document.uri.toString());
+    assert.ok(snapshot && snapshot.sources.length > 0);
+    // The command shows a quick pick; close it the way a user pressing Escape would.
+    const listing = vscode.commands.executeCommand('attentionLens.showSourcesAtCursor') as Thenable<{ name: string; weight: number }[]>;
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    await vscode.commands.executeCommand('workbench.action.closeQuickOpen');
+    const listed = await listing;
+    assert.deepEqual(listed.map((s) => s.name), snapshot.sources.map((s) => s.name));
+
+    const folder = vscode.workspace.workspaceFolders![0].uri;
+    const jsonTarget = vscode.Uri.joinPath(folder, 'money.attention.json');
+    const htmlTarget = vscode.Uri.joinPath(folder, 'money.attention.html');
+    await vscode.commands.executeCommand('attentionLens.exportAnalysis', { format: 'json', target: jsonTarget });
+    await vscode.commands.executeCommand('attentionLens.exportAnalysis', { format: 'html', target: htmlTarget });
+    const exported = JSON.parse(new TextDecoder().decode(await vscode.workspace.fs.readFile(jsonTarget)));
+    assert.equal(exported.format, 'attention-lens-analysis');
+    assert.equal(exported.tokens.length, exported.tokens.filter((t: { id: number }) => Number.isInteger(t.id)).length);
+    assert.ok(exported.definitions.some((d: { name: string }) => d.name === snapshot.sources[0].name));
+    const html = new TextDecoder().decode(await vscode.workspace.fs.readFile(htmlTarget));
+    assert.match(html, /^<!DOCTYPE html>/);
+    assert.ok(!/(src|href)=["']https?:/.test(html), 'the page loads nothing from the network');
+    assert.match(html, /class="ident"/, 'identifiers are clickable in the page');
+  });
+
+  test('an edit during an analysis discards its result', async () => {
+    const editor = await open('src/csv.ts');
+    const running = vscode.commands.executeCommand('attentionLens.analyzeFile') as Thenable<Outcome>;
+    // The edit lands while the run is still loading the model and tokenizing.
+    await editor.edit((edit) => edit.insert(new vscode.Position(0, 0), '// changed while analysing\n'));
+    const outcome = await running;
+    assert.equal(outcome.kind, 'stale', outcome.message);
+    assert.match(outcome.message ?? '', /changed during the analysis/);
+    assert.equal(extension().exports.hasAnalysis(editor.document.uri.toString()), false, 'no result is kept for the edited document');
+    await vscode.commands.executeCommand('workbench.action.files.revert');
+    await open('src/money.ts');
+  });
+
   test('an edit clears the overlay at once, before any re-analysis', async () => {
     const editor = vscode.window.activeTextEditor!;
     const uri = editor.document.uri.toString();
