@@ -183,6 +183,34 @@ suite('Attention Lens: analysis, overlay, hover, CodeLens', function () {
     await vscode.commands.executeCommand('workbench.action.files.revert');
   });
 
+  test('with autoAnalyze onSave, saving a file analyses it without a command', async () => {
+    await configure({ autoAnalyze: 'onSave' });
+    try {
+      const editor = await open('src/csv.ts');
+      const uri = editor.document.uri.toString();
+      assert.equal(extension().exports.hasAnalysis(uri), false);
+      await editor.edit((edit) => edit.insert(new vscode.Position(0, 0), '// saved\n'));
+      await editor.document.save();
+      await eventually(() => (extension().exports.hasAnalysis(uri) ? true : undefined), 'the analysis after saving', 60_000);
+    } finally {
+      await configure({ autoAnalyze: undefined });
+      await open('src/money.ts');
+    }
+  });
+
+  test('with the CPU backend the same analysis runs on the CPU reference, and says so', async () => {
+    await configure({ backend: 'cpu' });
+    try {
+      await open('src/money.ts');
+      const outcome = (await vscode.commands.executeCommand('attentionLens.analyzeFile')) as Outcome & { result?: { backend: { kind: string; reason?: string } } };
+      assert.equal(outcome.kind, 'done', outcome.message);
+      assert.equal(outcome.result?.backend.kind, 'cpu');
+      assert.match(outcome.result?.backend.reason ?? '', /backend setting is "cpu"/);
+    } finally {
+      await configure({ backend: 'auto' });
+    }
+  });
+
   test('bad inputs get a clear message, never an exception', async () => {
     const empty = await vscode.workspace.openTextDocument({ language: 'typescript', content: '' });
     await vscode.window.showTextDocument(empty);
