@@ -16,6 +16,7 @@ import { AttentionOverlay, type OverlaySnapshot } from './editor/overlay';
 import { distanceRule, percent, presentAt } from './editor/presentation';
 import { describeView, ViewState } from './editor/viewState';
 import { exportHtml, exportJson } from './export/exportAnalysis';
+import { ModelHub, type ChooseModelArgs } from './hub/modelHub';
 import { AttentionPanel, type PanelHost } from './panel/attentionPanel';
 import type { ViewRenderedMessage, WebGpuProbeResult } from './shared/protocol';
 import { AttentionStatusBar } from './statusBar';
@@ -240,6 +241,17 @@ function activateWith(context: vscode.ExtensionContext, log: vscode.LogOutputCha
     editor.revealRange(range, vscode.TextEditorRevealType.InCenterIfOutsideViewport);
   };
 
+  // ---- Models from the Hugging Face Hub (choose, download, cache, token) --------------------------
+  const modelHub = new ModelHub({ context, log, config, models: controller });
+  controller.modelCacheRoots = () => modelHub.cacheRoots();
+  context.subscriptions.push(
+    modelHub,
+    vscode.commands.registerCommand(COMMANDS.manageModelCache, () => modelHub.manageCache()),
+    vscode.commands.registerCommand(COMMANDS.setHubToken, () => modelHub.setToken()),
+    vscode.commands.registerCommand(COMMANDS.clearHubToken, () => modelHub.clearToken()),
+  );
+  // ---- End of the Hugging Face Hub block ----------------------------------------------------------
+
   // ---- Commands ----------------------------------------------------------------------------------
   context.subscriptions.push(
     vscode.commands.registerCommand(COMMANDS.analyzeFile, async (uri?: vscode.Uri) => {
@@ -301,37 +313,7 @@ function activateWith(context: vscode.ExtensionContext, log: vscode.LogOutputCha
       if (head) await viewState.set({ ...viewState.view, head: head.value });
       return viewState.view;
     }),
-    vscode.commands.registerCommand(COMMANDS.chooseModel, async () => {
-      const current = config().model;
-      const pick = await vscode.window.showQuickPick(
-        [
-          { label: '$(package) Embedded default model', description: current === '' ? 'current' : '', detail: 'Small Llama-architecture code model shipped with the extension; works offline.', value: 'default' },
-          { label: '$(folder-opened) Open a local folder...', description: current !== '' ? `current: ${current}` : '', detail: 'A Hugging Face model folder: config.json, model.safetensors (or shards), tokenizer.json.', value: 'folder' },
-          { label: '$(cloud-download) Download from the Hugging Face Hub...', detail: 'Not available in this version yet: download the model on a machine with access and open its folder.', value: 'hub' },
-        ],
-        { title: 'Attention Lens: choose model' },
-      );
-      if (!pick) return undefined;
-      if (pick.value === 'hub') {
-        void vscode.window.showInformationMessage('Attention Lens: downloading from the Hugging Face Hub is not available in this version yet. Download the model folder (config.json, model.safetensors, tokenizer.json) and choose "Open a local folder...".');
-        return undefined;
-      }
-      let value = '';
-      if (pick.value === 'folder') {
-        const folder = await vscode.window.showOpenDialog({ canSelectFolders: true, canSelectFiles: false, canSelectMany: false, title: 'Choose a Hugging Face model folder' });
-        if (!folder?.[0]) return undefined;
-        value = folder[0].fsPath;
-      }
-      await vscode.workspace.getConfiguration('attentionLens').update('model', value, vscode.ConfigurationTarget.Global);
-      controller.clear();
-      try {
-        const model = await controller.activeModel();
-        void vscode.window.showInformationMessage(`Attention Lens: using ${model.label} (${model.spec.architecture}, ${model.spec.numLayers} layers x ${model.spec.numHeads} heads).`);
-      } catch (error) {
-        void vscode.window.showErrorMessage(`Attention Lens: ${error instanceof Error ? error.message : String(error)}`);
-      }
-      return value;
-    }),
+    vscode.commands.registerCommand(COMMANDS.chooseModel, (args?: ChooseModelArgs) => modelHub.chooseModel(args)),
     vscode.commands.registerCommand(COMMANDS.showSourcesAtCursor, async () => {
       const editor = activeEditorOrSay();
       const result = editor && resultOrSay(editor);

@@ -16,6 +16,7 @@ import type { AttentionSummary, BackendInfo } from '../shared/attention';
 import { loadModelFolder } from '../node/modelFolder';
 import { loadTokenizerFile } from '../node/tokenizer';
 import { CliError } from './cliError';
+import { resolveModelArgument } from './pull';
 import { createEngine } from './forward';
 
 export const ANALYZE_USAGE = `Usage: attention-lens analyze FILE [options]
@@ -23,7 +24,9 @@ export const ANALYZE_USAGE = `Usage: attention-lens analyze FILE [options]
 For each identifier in FILE, prints the distant definitions and imports the model attends to most.
 
 Options:
-  --model DIR           Hugging Face model folder (default: the embedded default model)
+  --model DIR|REPO      Hugging Face model folder, or a repo id (org/name[@revision]) downloaded
+                        with "attention-lens pull" (default: the embedded default model)
+  --cache DIR           the model cache for --model REPO (default: as for pull)
   --json                print the analysis as JSON instead of a table
   --backend KIND        webgpu (default; falls back to cpu when no adapter exists) or cpu
   --language ID         VS Code language id (default: from the file extension)
@@ -43,6 +46,7 @@ export function defaultModelFolder(): string {
 interface AnalyzeOptions {
   readonly file: string;
   readonly model: string;
+  readonly cache?: string;
   readonly json: boolean;
   readonly backend: 'auto' | 'webgpu' | 'cpu';
   readonly language?: string;
@@ -60,6 +64,7 @@ function parseOptions(args: string[]): AnalyzeOptions | undefined {
       args,
       options: {
         model: { type: 'string' },
+        cache: { type: 'string' },
         json: { type: 'boolean' },
         backend: { type: 'string' },
         language: { type: 'string' },
@@ -99,6 +104,7 @@ function parseOptions(args: string[]): AnalyzeOptions | undefined {
   return {
     file: positionals[0],
     model: values.model ?? defaultModelFolder(),
+    cache: values.cache,
     json: values.json === true,
     backend: backend as AnalyzeOptions['backend'],
     language: values.language,
@@ -116,12 +122,13 @@ export async function runAnalyze(args: string[], log: (line: string) => void): P
   const text = await readSourceFile(options.file);
   const languageId = options.language ?? languageIdForFile(options.file);
 
-  const model = await loadModelFolder(options.model);
-  const tokenizerFile = path.join(path.resolve(options.model), 'tokenizer.json');
+  const modelFolder = path.resolve(await resolveModelArgument(options.model, options.cache));
+  const model = await loadModelFolder(modelFolder);
+  const tokenizerFile = path.join(modelFolder, 'tokenizer.json');
   try {
     await fs.access(tokenizerFile);
   } catch {
-    throw new CliError(`${path.resolve(options.model)} has no tokenizer.json; analyze needs the model's tokenizer.`);
+    throw new CliError(`${modelFolder} has no tokenizer.json; analyze needs the model's tokenizer.`);
   }
   const tokenizer = await loadTokenizerFile(tokenizerFile);
   const extractor = await DefinitionExtractor.create((name) => fs.readFile(path.join(__dirname, 'tree-sitter', name)));
@@ -169,7 +176,7 @@ export async function runAnalyze(args: string[], log: (line: string) => void): P
       `${JSON.stringify({
         file: path.resolve(options.file),
         languageId,
-        model: { folder: path.resolve(options.model), architecture: spec.architecture, layers: spec.numLayers, heads: spec.numHeads, context },
+        model: { folder: modelFolder, architecture: spec.architecture, layers: spec.numLayers, heads: spec.numHeads, context },
         backend,
         tokens: doc.tokenIds.length,
         windows: windows.length,

@@ -14,15 +14,18 @@ import { loadModelFolder } from '../node/modelFolder';
 import { loadTokenizerFile } from '../node/tokenizer';
 import { createNodeGpuEngine } from '../node/nodeWebGpu';
 import { CliError } from './cliError';
+import { resolveModelArgument } from './pull';
 
-export const FORWARD_USAGE = `Usage: attention-lens forward --model DIR (--text-file FILE | --token-ids IDS) [options]
+export const FORWARD_USAGE = `Usage: attention-lens forward --model DIR|REPO (--text-file FILE | --token-ids IDS) [options]
 
 Runs one forward pass and prints JSON:
   { "tokenIds": [...], "logits": [last position, every vocabulary entry],
     "attention": [{ "layer", "head", "query", "probs": [query + 1 values] }], "backend": {...} }
 
 Options:
-  --model DIR           Hugging Face model folder (config.json, model.safetensors or shards)
+  --model DIR|REPO      Hugging Face model folder (config.json, model.safetensors or shards), or a
+                        repo id (org/name[@revision]) downloaded with "attention-lens pull"
+  --cache DIR           the model cache for --model REPO (default: as for pull)
   --text-file FILE      text to tokenize with DIR/tokenizer.json
   --token-ids IDS       comma-separated token ids, e.g. 1,2,3
   --backend KIND        webgpu (default; falls back to cpu when no adapter exists) or cpu
@@ -50,6 +53,7 @@ export async function runForward(args: string[], log: (line: string) => void): P
       args,
       options: {
         model: { type: 'string' },
+        cache: { type: 'string' },
         'text-file': { type: 'string' },
         'token-ids': { type: 'string' },
         backend: { type: 'string' },
@@ -66,7 +70,7 @@ export async function runForward(args: string[], log: (line: string) => void): P
     process.stdout.write(`${FORWARD_USAGE}\n`);
     return;
   }
-  if (!values.model) throw new CliError('forward needs --model DIR, the model folder.');
+  if (!values.model) throw new CliError('forward needs --model DIR (the model folder) or --model REPO (a pulled repo id).');
   if ((values['text-file'] === undefined) === (values['token-ids'] === undefined)) {
     throw new CliError('forward needs exactly one of --text-file FILE or --token-ids IDS.');
   }
@@ -77,8 +81,9 @@ export async function runForward(args: string[], log: (line: string) => void): P
   const queries = (values.attention ?? []).map(parseAttentionQuery);
   const explicitIds = values['token-ids'] !== undefined ? parseTokenIds(values['token-ids']) : undefined;
 
-  const model = await loadModelFolder(values.model);
-  const tokenIds = explicitIds ?? (await tokenizeFile(values['text-file']!, values.model));
+  const modelFolder = await resolveModelArgument(values.model, values.cache);
+  const model = await loadModelFolder(modelFolder);
+  const tokenIds = explicitIds ?? (await tokenizeFile(values['text-file']!, modelFolder));
   checkAgainstModel(model, tokenIds, queries);
 
   const engine = await createEngine(model, backend as 'auto' | 'webgpu' | 'cpu', log);

@@ -10,6 +10,7 @@ import { TokenizerFormatError } from '../node/tokenizer';
 import { CliError } from './cliError';
 import { ANALYZE_USAGE, runAnalyze } from './analyze';
 import { FORWARD_USAGE, runForward } from './forward';
+import { PULL_USAGE, runPull } from './pull';
 
 interface Subcommand {
   readonly summary: string;
@@ -20,6 +21,7 @@ interface Subcommand {
 const SUBCOMMANDS: Readonly<Record<string, Subcommand>> = {
   forward: { summary: 'run one forward pass and print logits and attention rows as JSON', usage: FORWARD_USAGE, run: runForward },
   analyze: { summary: 'show which distant definitions and imports each identifier of a file attends to', usage: ANALYZE_USAGE, run: runAnalyze },
+  pull: { summary: 'download a model from the Hugging Face Hub into the model cache', usage: PULL_USAGE, run: runPull },
 };
 
 function usage(): string {

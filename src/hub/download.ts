@@ -126,6 +126,7 @@ export async function downloadModel(ref: RepoRef, options: DownloadOptions): Pro
   }
   await cache.writeRef(ref, sha);
   await fs.rm(path.join(cache.repoFolder(ref.repo), 'incomplete', sha), { recursive: true, force: true });
+  await fs.rmdir(path.join(cache.repoFolder(ref.repo), 'incomplete')).catch(() => undefined);
   log(`${ref.repo}@${ref.revision}: ${fetched.length ? `downloaded ${fetched.join(', ')}` : 'all files were already cached'}; model folder ${folder}.`);
   return { ref, sha, folder, spec, fetched, offline: false };
 }

@@ -133,14 +133,16 @@ export class HubClient {
     const tokenHint = this.options.token
       ? 'The token that was sent does not give access: check it with "Attention Lens: Set Hugging Face Token" (or HF_TOKEN for the CLI).'
       : 'Set an access token with "Attention Lens: Set Hugging Face Token" (or HF_TOKEN for the CLI).';
-    if (errorCode === 'RepoNotFound' || errorCode === 'RevisionNotFound' || errorCode === 'EntryNotFound' || status === 404) {
-      return new HubError('notFound', `${this.endpoint} has no ${what} (HTTP ${status}${errorCode ? ` ${errorCode}` : ''}). Check the repo id (org/name) and the revision; private repos also answer this way without a token.`);
-    }
-    if (errorCode === 'GatedRepo' || status === 403) {
-      return new HubError('forbidden', `Access to ${what} is forbidden (HTTP ${status}). If the model is gated, accept its license on its page on ${this.endpoint} with your account. ${tokenHint}`);
+    if (status === 404) {
+      return new HubError('notFound', `${this.endpoint} has no ${what} (HTTP 404${errorCode ? ` ${errorCode}` : ''}). Check the repo id (org/name) and the revision (a branch, tag or commit).`);
     }
     if (status === 401) {
-      return new HubError('unauthorized', `${what} needs authentication (HTTP 401): the repo is private or gated. ${tokenHint}`);
+      // The hub answers 401 both for private or gated repos without a token and for ids that do not exist.
+      const gated = errorCode === 'GatedRepo' ? ' The model is gated: accept its license on its page with your account, then use a token of that account.' : '';
+      return new HubError('unauthorized', `${what} needs authentication (HTTP 401): either the repo id is wrong, or the repo is private or gated.${gated} Check the id (org/name), then: ${tokenHint}`);
+    }
+    if (status === 403) {
+      return new HubError('forbidden', `Access to ${what} is forbidden (HTTP 403${errorCode ? ` ${errorCode}` : ''}). If the model is gated, accept its license on its page on ${this.endpoint} with your account. ${tokenHint}`);
     }
     return new HubError('badResponse', `${this.endpoint} answered HTTP ${status} for ${what}${body ? `: ${body.replace(/\s+/g, ' ')}` : ''}. Try again later.`);
   }

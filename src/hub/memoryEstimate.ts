@@ -28,6 +28,9 @@ export interface MemoryEstimate {
   readonly largestBufferBytes: number;
 }
 
+/** The engine computes attention probabilities in blocks of at most this many bytes (gpuEngine.ts). */
+const PROBABILITY_BLOCK_BYTES = 128 * 1024 * 1024;
+
 /** A budget for device memory when the adapter does not say (WebGPU exposes no total). */
 export const DEFAULT_GPU_BUDGET_BYTES = 4 * 1024 ** 3;
 
@@ -56,7 +59,7 @@ export function estimateGpuMemory(spec: ModelSpec, context: number, options: { f
   // residual, normed, projected [n, d]; v [n, kv]; attended [n, q]; up (+ gate) [n, inter]; rope table.
   const perPass = n * (3 * d + kv + q + inter * (spec.mlp === 'swiglu' ? 2 : 1)) * f + (spec.positional === 'rope' ? n * spec.headDim * f : 0);
   const keptQk = spec.numLayers * n * (q + kv) * f;
-  const probabilityBytes = Math.min(spec.numHeads * n * n * f, Math.max(n * f, options.limits.maxStorageBufferBindingSize));
+  const probabilityBytes = Math.max(n * f, Math.min(spec.numHeads * n * n * f, PROBABILITY_BLOCK_BYTES, options.limits.maxStorageBufferBindingSize));
   const summaryBytes = spec.numLayers * spec.numHeads * n * (2 * (options.topK ?? 4) + (options.spans ?? 0)) * f;
   const activationBytes = perPass + keptQk;
   const largestBufferBytes = n * Math.max(d, q, inter) * f;
