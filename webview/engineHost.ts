@@ -6,10 +6,10 @@
 import type { AnalysisPayload, AnalyzeRequest, LoadModelRequest, LoadedModelInfo, ModelLocation } from '../src/shared/protocol';
 import { CpuEngine } from './engine/cpu/cpuEngine';
 import type { AttentionEngine } from './engine/engine';
-import { GpuEngine } from './engine/gpu/gpuEngine';
+import { GpuEngine, summarizeAdapter } from './engine/gpu/gpuEngine';
 import { loadModel, type ModelFileSource } from './engine/modelLoader';
 import type { LoadedModel } from './engine/modelTypes';
-import { summarizeAdapter } from './probe';
+import { requestEngineDevice } from './engine/gpu/gpuDevice';
 
 /** Reads model files over HTTP(S) from a webview resource URL. */
 class FetchedModelFiles implements ModelFileSource {
@@ -94,16 +94,7 @@ export class EngineHost {
       if (backend === 'webgpu') throw new Error(`${reason}, and the attentionLens.backend setting is "webgpu". Set it to "auto" to use the CPU fallback.`);
       return new CpuEngine(model, reason);
     }
-    const device = await adapter.requestDevice({
-      label: 'attention-lens webview device',
-      requiredLimits: {
-        maxStorageBufferBindingSize: adapter.limits.maxStorageBufferBindingSize,
-        maxBufferSize: adapter.limits.maxBufferSize,
-        maxComputeWorkgroupStorageSize: adapter.limits.maxComputeWorkgroupStorageSize,
-        maxStorageBuffersPerShaderStage: adapter.limits.maxStorageBuffersPerShaderStage,
-      },
-      requiredFeatures: adapter.features.has('shader-f16') ? ['shader-f16'] : [],
-    });
+    const device = await requestEngineDevice(adapter);
     void device.lost.then((info) => {
       if (info.reason === 'destroyed') return;
       this.engine = undefined;

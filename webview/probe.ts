@@ -2,7 +2,7 @@
  * Probes WebGPU in the webview: adapter info, features and the limits the engine plans with.
  * Never throws: a missing API or adapter becomes `{ ok: false, error }` for the host to show.
  */
-import type { AdapterSummary } from '../src/shared/attention';
+import { summarizeAdapter } from './engine/gpu/gpuEngine';
 import type { WebGpuProbeResult } from '../src/shared/protocol';
 
 export async function probeWebGpu(gpu: GPU | undefined = globalThis.navigator?.gpu): Promise<WebGpuProbeResult> {
@@ -17,26 +17,4 @@ export async function probeWebGpu(gpu: GPU | undefined = globalThis.navigator?.g
   }
   if (!adapter) return { ok: false, error: 'requestAdapter returned no adapter (no usable GPU or software adapter)' };
   return { ok: true, adapter: summarizeAdapter(adapter) };
-}
-
-/** The adapter facts shared with the host; also used by the engine in Node. */
-export function summarizeAdapter(adapter: GPUAdapter): AdapterSummary {
-  const info = adapter.info;
-  const limits = adapter.limits;
-  return {
-    vendor: info.vendor,
-    architecture: info.architecture,
-    device: info.device,
-    description: info.description,
-    // `isFallbackAdapter` moved from the adapter to its info; accept both.
-    isFallbackAdapter: Boolean((info as GPUAdapterInfo & { isFallbackAdapter?: boolean }).isFallbackAdapter ?? (adapter as GPUAdapter & { isFallbackAdapter?: boolean }).isFallbackAdapter),
-    features: [...adapter.features].map(String).sort(),
-    limits: {
-      maxBufferSize: limits.maxBufferSize,
-      maxStorageBufferBindingSize: limits.maxStorageBufferBindingSize,
-      maxComputeInvocationsPerWorkgroup: limits.maxComputeInvocationsPerWorkgroup,
-      maxComputeWorkgroupStorageSize: limits.maxComputeWorkgroupStorageSize,
-      maxStorageBuffersPerShaderStage: limits.maxStorageBuffersPerShaderStage,
-    },
-  };
 }

@@ -15,10 +15,14 @@ export class NoWebGpuAdapterError extends Error {
   }
 }
 
-/** Requests a device with the adapter's storage limits (and `shader-f16` when it has it). */
+/**
+ * Requests a device with the adapter's storage limits, plus `shader-f16` (selects f16 weight
+ * storage) and `timestamp-query` (times the summary passes) when the adapter has them.
+ */
 export async function requestEngineDevice(adapter: GPUAdapter): Promise<GPUDevice> {
   const limits = adapter.limits;
-  const requiredFeatures: GPUFeatureName[] = adapter.features.has('shader-f16') ? ['shader-f16'] : [];
+  const wanted: GPUFeatureName[] = ['shader-f16', 'timestamp-query'];
+  const requiredFeatures = wanted.filter((feature) => adapter.features.has(feature));
   return adapter.requestDevice({
     label: 'attention-lens device',
     requiredFeatures,

@@ -12,12 +12,18 @@
  *
  * Each layer's post-rope Q and K stay resident, so attentionRow() recomputes one exact row with the
  * same scores kernel the forward pass used.
+ *
+ * Timing: the summary kernels run in their own compute passes between the forward pass's blocks.
+ * With `timestamp-query` their GPU time is measured and reported as summaryMs (plus the readback's
+ * wall time); forwardMs is the rest of the wall time. Without timestamps summaryMs is the readback
+ * alone and forwardMs includes the summary kernels.
  */
 import type { AdapterSummary, AttentionRequest, AttentionSummary, BackendInfo, ForwardResult } from '../../../src/shared/attention';
 import type { AttentionEngine } from '../engine';
 import type { LoadedModel, ModelSpec } from '../modelTypes';
 import { type DeviceLinear, type DeviceMatrix, type DeviceNorm, type DeviceWeights, destroyWeights, uploadWeights } from './deviceWeights';
 import { type KernelConstants, KernelLibrary, type KernelName, WORKGROUP_SIZE, dispatch, grid1d } from './kernels';
+import { MAX_TIMED_PASSES, PassTimer } from './passTimer';
 
 export type KernelVariant = 'tiled' | 'register';
 
@@ -78,6 +84,11 @@ interface Pipelines {
 }
 
 const MAX_HEAD_DIM = 256;
+/**
+ * Largest probability block by default: the smallest storage-binding limit seen (lavapipe). Larger
+ * blocks save no time worth the memory: a [9, 4096, 4096] layer would take 604 MB in one block.
+ */
+const DEFAULT_PROBABILITY_BLOCK_BYTES = 128 * 1024 * 1024;
 const TILED_SCORES_KEYS = 16;
 
 /** Describes a GPUAdapter in the project's shared form. */
@@ -122,6 +133,7 @@ export class GpuEngine implements AttentionEngine {
   private readonly summaryBuffers: LayerSummaryBuffers[] = [];
   private readonly bindingBudget: number;
   private readonly zeros: GPUBuffer;
+  private timer?: PassTimer;
   private lastRun?: LastRun;
   private deviceError?: Error;
   private intentionalDestroy = false;
@@ -201,7 +213,7 @@ export class GpuEngine implements AttentionEngine {
 
   /** Device memory held now: resident weights plus scratch, summary and staging buffers. */
   memoryStats(): GpuMemoryStats {
-    let scratchBytes = this.kernels.uniformBufferBytes + this.zeros.size;
+    let scratchBytes = this.kernels.uniformBufferBytes + this.zeros.size + (this.timer?.bytes ?? 0);
     for (const buffer of this.scratch.values()) scratchBytes += buffer.size;
     for (const buffer of [...this.layerQ, ...this.layerK]) scratchBytes += buffer?.size ?? 0;
     for (const set of this.summaryBuffers) {
@@ -244,31 +256,7 @@ export class GpuEngine implements AttentionEngine {
     this.kernels.trimUniforms();
     this.lastRun = undefined;
 
-    const H = s.numHeads;
-    const d = s.hiddenSize;
-    const qWidth = s.numHeads * s.headDim;
-    const kvWidth = s.numKvHeads * s.headDim;
-    const inter = s.intermediateSize;
-    const f = 4;
-    const x = this.buffer('residual [n, hidden]', n * d * f);
-    const h = this.buffer('normed [n, hidden]', n * d * f);
-    const v = this.buffer('v [n, kv_heads * head_dim]', n * kvWidth * f);
-    const attended = this.buffer('attended [n, heads * head_dim]', n * qWidth * f);
-    const projected = this.buffer('projected [n, hidden]', n * d * f);
-    const up = this.buffer('mlp up [n, intermediate]', n * inter * f);
-    const gate = s.mlp === 'swiglu' ? this.buffer('mlp gate [n, intermediate]', n * inter * f) : undefined;
-    const ids = this.buffer('token ids [n]', n * 4);
-    this.device.queue.writeBuffer(ids, 0, Uint32Array.from(tokenIds));
-    const cosSin = s.positional === 'rope' ? this.buffer('rope cos/sin [n, head_dim / 2, 2]', n * s.headDim * f) : undefined;
-    if (cosSin) this.device.queue.writeBuffer(cosSin, 0, ropeTable(n, s.headDim, s.ropeTheta));
-    const spanBuffer = this.buffer('spans [S, 2]', numSpans * 8);
-    if (numSpans > 0) {
-      this.device.queue.writeBuffer(spanBuffer, 0, Uint32Array.from(spans.flatMap((span) => [span.start, span.end])));
-    }
-    const plan = this.planBlocks(n);
-    const probs = this.buffer('probabilities block [heads, queries, n]', plan.headsPerBlock * plan.queriesPerBlock * n * f);
-    const summaryLayouts = layers.map((_, index) => this.summaryBuffersFor(index, n, k, numSpans));
-
+    // Allocation failures (out of memory) inside the scopes become this run's error.
     this.device.pushErrorScope('out-of-memory');
     this.device.pushErrorScope('validation');
     let scopesOpen = true;
@@ -280,6 +268,33 @@ export class GpuEngine implements AttentionEngine {
       return outOfMemory ?? validation;
     };
     try {
+      const H = s.numHeads;
+      const d = s.hiddenSize;
+      const qWidth = s.numHeads * s.headDim;
+      const kvWidth = s.numKvHeads * s.headDim;
+      const inter = s.intermediateSize;
+      const f = 4;
+      const x = this.buffer('residual [n, hidden]', n * d * f);
+      const h = this.buffer('normed [n, hidden]', n * d * f);
+      const v = this.buffer('v [n, kv_heads * head_dim]', n * kvWidth * f);
+      const attended = this.buffer('attended [n, heads * head_dim]', n * qWidth * f);
+      const projected = this.buffer('projected [n, hidden]', n * d * f);
+      const up = this.buffer('mlp up [n, intermediate]', n * inter * f);
+      const gate = s.mlp === 'swiglu' ? this.buffer('mlp gate [n, intermediate]', n * inter * f) : undefined;
+      const ids = this.buffer('token ids [n]', n * 4);
+      this.device.queue.writeBuffer(ids, 0, Uint32Array.from(tokenIds));
+      const cosSin = s.positional === 'rope' ? this.buffer('rope cos/sin [n, head_dim / 2, 2]', n * s.headDim * f) : undefined;
+      if (cosSin) this.device.queue.writeBuffer(cosSin, 0, ropeTable(n, s.headDim, s.ropeTheta));
+      const spanBuffer = this.buffer('spans [S, 2]', numSpans * 8);
+      if (numSpans > 0) {
+        this.device.queue.writeBuffer(spanBuffer, 0, Uint32Array.from(spans.flatMap((span) => [span.start, span.end])));
+      }
+      const plan = this.planBlocks(n);
+      const probs = this.buffer('probabilities block [heads, queries, n]', plan.headsPerBlock * plan.queriesPerBlock * n * f);
+      const summaryLayouts = layers.map((_, index) => this.summaryBuffersFor(index, n, k, numSpans));
+      const blocksPerLayer = Math.ceil(H / plan.headsPerBlock) * Math.ceil(n / plan.queriesPerBlock);
+      const timer = this.passTimer(layers.length * (blocksPerLayer + 1));
+
       // Embedding (+ learned positions).
       let encoder = this.device.createCommandEncoder({ label: 'embedding' });
       let pass = encoder.beginComputePass({ label: 'embedding' });
@@ -290,7 +305,7 @@ export class GpuEngine implements AttentionEngine {
       pass.end();
       this.device.queue.submit([encoder.finish()]);
 
-      let previousLayerDone: Promise<undefined> | undefined;
+      let previousLayerDone: Promise<void> | undefined;
       for (let l = 0; l < s.numLayers; l++) {
         const layerWeights = this.weights.layers[l];
         const q = this.layerBuffer(this.layerQ, `layer ${l} q [n, heads * head_dim]`, l, n * qWidth * f);
@@ -317,10 +332,15 @@ export class GpuEngine implements AttentionEngine {
             const blockParams = this.kernels.uniform([...block, s.numHeads, s.numKvHeads, s.headDim]);
             dispatch(this.device, pass, p.output, [blockParams, probs, v, attended], grid1d(headCount * queryCount * s.headDim));
             if (summary) {
-              dispatch(this.device, pass, p.topK, [this.kernels.uniform(block), probs, summary.topIndices, summary.topWeights], grid1d(headCount * queryCount));
+              // Summaries run in their own pass so that timestamp queries can time them.
+              pass.end();
+              const summaryPass = encoder.beginComputePass({ label: `layer ${l} summaries`, timestampWrites: timer?.nextPass() });
+              dispatch(this.device, summaryPass, p.topK, [this.kernels.uniform(block), probs, summary.topIndices, summary.topWeights], grid1d(headCount * queryCount));
               if (numSpans > 0) {
-                dispatch(this.device, pass, p.spanMass, [this.kernels.uniform([...block, numSpans]), probs, spanBuffer, summary.spanMass], grid1d(headCount * queryCount * numSpans));
+                dispatch(this.device, summaryPass, p.spanMass, [this.kernels.uniform([...block, numSpans]), probs, spanBuffer, summary.spanMass], grid1d(headCount * queryCount * numSpans));
               }
+              summaryPass.end();
+              pass = encoder.beginComputePass({ label: `layer ${l} (continued)` });
             }
           }
         }
@@ -337,15 +357,18 @@ export class GpuEngine implements AttentionEngine {
           this.linear(pass, p, layerWeights.down, up, projected, n);
         }
         dispatch(this.device, pass, p.add, [this.kernels.uniform([n * d]), x, projected], grid1d(n * d));
-        if (summary && numSpans > 0) {
-          dispatch(this.device, pass, p.headReduce, [this.kernels.uniform([n, H, numSpans]), summary.spanMass, summary.spanMean, summary.spanMax], grid1d(n * numSpans));
-        }
         pass.end();
+        if (summary && numSpans > 0) {
+          const reducePass = encoder.beginComputePass({ label: `layer ${l} head reduction`, timestampWrites: timer?.nextPass() });
+          dispatch(this.device, reducePass, p.headReduce, [this.kernels.uniform([n, H, numSpans]), summary.spanMass, summary.spanMean, summary.spanMax], grid1d(n * numSpans));
+          reducePass.end();
+        }
         if (summary) copySummaryToStaging(encoder, summary, n, H, k, numSpans);
         this.device.queue.submit([encoder.finish()]);
         // Keep one layer queued ahead while waiting, so the device never idles on the abort check.
         if (previousLayerDone) await previousLayerDone;
-        previousLayerDone = this.device.queue.onSubmittedWorkDone() as Promise<undefined>;
+        // A lost device rejects this; the loss itself is reported through deviceError.
+        previousLayerDone = this.device.queue.onSubmittedWorkDone().catch(() => undefined);
         this.throwIfDeviceFailed();
         throwIfAborted(signal);
       }
@@ -362,12 +385,16 @@ export class GpuEngine implements AttentionEngine {
       this.linear(pass, p, { weight: this.weights.lmHead }, lastNormed, logits, 1);
       pass.end();
       encoder.copyBufferToBuffer(logits, 0, logitsStaging, 0, s.vocabSize * f);
+      timer?.resolve(encoder);
       this.device.queue.submit([encoder.finish()]);
       await this.device.queue.onSubmittedWorkDone();
       const failure = await popScopes();
       if (failure) throw new Error(`The WebGPU forward pass failed: ${failure.message}`);
       this.throwIfDeviceFailed();
-      const forwardMs = now() - forwardStart;
+      const wallMs = now() - forwardStart;
+      // The summary kernels ran interleaved with the forward pass; their GPU time moves to summaryMs.
+      const summaryKernelMs = Math.min(wallMs, timer ? await timer.totalMs() : 0);
+      const forwardMs = wallMs - summaryKernelMs;
 
       const summaryStart = now();
       const lastLogits = new Float32Array(await readStaging(logitsStaging, s.vocabSize * f));
@@ -378,7 +405,7 @@ export class GpuEngine implements AttentionEngine {
         summary,
         lastLogits,
         backend: this.backend,
-        stats: { forwardMs, summaryMs: now() - summaryStart, readbackBytes },
+        stats: { forwardMs, summaryMs: summaryKernelMs + (now() - summaryStart), readbackBytes },
       };
     } finally {
       const failure = await popScopes();
@@ -489,10 +516,24 @@ export class GpuEngine implements AttentionEngine {
     dispatch(this.device, pass, p.scores, [params, q, k, probs], groups);
   }
 
+  /**
+   * The timer for a run with `passes` summary passes, or undefined when the device has no
+   * timestamp queries or the run has more passes than one query set holds.
+   */
+  private passTimer(passes: number): PassTimer | undefined {
+    if (!this.device.features.has('timestamp-query') || passes > MAX_TIMED_PASSES || passes === 0) return undefined;
+    if (!this.timer || this.timer.capacity < passes) {
+      this.timer?.destroy();
+      this.timer = new PassTimer(this.device, Math.max(passes, 64));
+    }
+    this.timer.reset();
+    return this.timer;
+  }
+
   /** Splits a layer's [H, n, n] probabilities into blocks that each fit one storage binding. */
   private planBlocks(n: number): BlockPlan {
     const H = this.spec.numHeads;
-    const rowsPerBlock = Math.floor(this.bindingBudget / (n * 4));
+    const rowsPerBlock = Math.floor(Math.min(this.bindingBudget, DEFAULT_PROBABILITY_BLOCK_BYTES) / (n * 4));
     if (rowsPerBlock < 1) {
       throw new Error(`one attention row of ${n} tokens needs ${n * 4} bytes, over this adapter's storage-binding limit; analyse fewer tokens`);
     }
@@ -620,6 +661,8 @@ export class GpuEngine implements AttentionEngine {
     this.layerK.length = 0;
     for (const set of this.summaryBuffers) for (const buffer of Object.values(set) as GPUBuffer[]) buffer.destroy();
     this.summaryBuffers.length = 0;
+    this.timer?.destroy();
+    this.timer = undefined;
   }
 
   private checkUsable(): void {

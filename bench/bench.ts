@@ -1,0 +1,234 @@
+/**
+ * `npm run bench`: times the WebGPU forward pass with on-device attention summaries, per model and
+ * sequence length, next to PyTorch (CPU, eager, float32) computing the same forward pass with every
+ * layer's attention probabilities materialised (bench/torch_forward.py, run with /usr/bin/python3).
+ *
+ * Usage: node out/bench/bench.js [--models a,b] [--lengths 256,1024] [--synthetic smollm2]
+ *        [--synthetic-layers N] [--variant tiled|register] [--repeats R] [--top-k K] [--no-torch]
+ *        [--max-seconds S]
+ * Models are fixture names (test/fixtures/models) or model folders. By default: every fixture model
+ * plus a SmolLM2-135M-shaped random model cut to 2 layers. Lengths above a model's maximum
+ * positions are replaced by that maximum. On CPU-backed adapters the default lengths stop at 1024,
+ * and a length whose estimated run time exceeds --max-seconds (default 60) is skipped with a note.
+ */
+import * as childProcess from 'node:child_process';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import type { AttentionRequest } from '../src/shared/attention';
+import { createNodeGpuEngine, probeNodeAdapter } from '../src/node/nodeWebGpu';
+import { loadModelFolder } from '../src/node/modelFolder';
+import { GpuEngine } from '../webview/engine/gpu/gpuEngine';
+import { FIXTURE_MODELS, seededRandom } from '../test/gpu/gpuTestSupport';
+import { SMOLLM2_135M, writeSyntheticLlama } from '../test/gpu/syntheticModel';
+
+/** The repository root: this bundle runs from out/bench. */
+const repoRoot = path.resolve(__dirname, '..', '..');
+
+function fixtureDir(name: string): string {
+  return path.join(repoRoot, 'test', 'fixtures', 'models', name);
+}
+
+interface Options {
+  models: string[];
+  lengths?: number[];
+  synthetic?: string;
+  syntheticLayers: number;
+  variant?: 'tiled' | 'register';
+  repeats: number;
+  topK: number;
+  torch: boolean;
+  /** Longer lengths are skipped when the estimated time of one run exceeds this. */
+  maxSeconds: number;
+}
+
+interface Row {
+  model: string;
+  n: number;
+  forwardMs: number;
+  summaryMs: number;
+  readbackBytes: number;
+  fullAttentionBytes: number;
+  gpuBytes: number;
+  peakRssBytes: number;
+  torchMs?: number;
+}
+
+function parseArgs(argv: string[]): Options {
+  const options: Options = { models: [...FIXTURE_MODELS], synthetic: 'smollm2', syntheticLayers: 2, repeats: 2, topK: 8, torch: true, maxSeconds: 60 };
+  let modelsGiven = false;
+  let syntheticGiven = false;
+  for (let i = 0; i < argv.length; i++) {
+    const value = () => {
+      const next = argv[++i];
+      if (next === undefined) throw new Error(`${argv[i - 1]} needs a value`);
+      return next;
+    };
+    switch (argv[i]) {
+      case '--models':
+        options.models = value().split(',').filter(Boolean);
+        modelsGiven = true;
+        break;
+      case '--lengths':
+        options.lengths = value().split(',').map(Number);
+        break;
+      case '--synthetic':
+        options.synthetic = value();
+        syntheticGiven = true;
+        break;
+      case '--synthetic-layers':
+        options.syntheticLayers = Number(value());
+        break;
+      case '--variant':
+        options.variant = value() as 'tiled' | 'register';
+        break;
+      case '--repeats':
+        options.repeats = Number(value());
+        break;
+      case '--top-k':
+        options.topK = Number(value());
+        break;
+      case '--max-seconds':
+        options.maxSeconds = Number(value());
+        break;
+      case '--no-torch':
+        options.torch = false;
+        break;
+      default:
+        throw new Error(`unknown argument ${argv[i]}; see the comment at the top of bench/bench.ts`);
+    }
+  }
+  // Naming models without --synthetic benchmarks just those models.
+  if (modelsGiven && !syntheticGiven) options.synthetic = undefined;
+  if (options.synthetic && options.synthetic !== 'smollm2') throw new Error(`--synthetic knows only "smollm2", not ${options.synthetic}`);
+  return options;
+}
+
+function median(values: number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted[Math.floor(sorted.length / 2)];
+}
+
+function torchTimes(folder: string, lengths: number[]): Record<string, number> | string {
+  const script = path.join(repoRoot, 'bench', 'torch_forward.py');
+  const result = childProcess.spawnSync('/usr/bin/python3', [script, folder, ...lengths.map(String)], { encoding: 'utf8' });
+  if (result.status !== 0) return `torch failed: ${(result.stderr || result.error?.message || '').trim().split('\n').pop()}`;
+  return (JSON.parse(result.stdout.trim().split('\n').pop()!) as { ms: Record<string, number> }).ms;
+}
+
+async function benchModel(label: string, folder: string, lengths: number[], options: Options): Promise<Row[]> {
+  const model = await loadModelFolder(folder);
+  const { spec } = model;
+  const fitting = [...new Set(lengths.map((n) => Math.min(n, spec.maxPositions)))];
+  const engine = await createNodeGpuEngine(model, { kernelVariant: options.variant });
+  const rows: Row[] = [];
+  const skipped: string[] = [];
+  try {
+    for (const n of fitting) {
+      const previous = rows[rows.length - 1];
+      // Attention grows with n^2: estimate conservatively from the previous length.
+      const estimateMs = previous ? previous.forwardMs * (n / previous.n) ** 2 : 0;
+      if (estimateMs > options.maxSeconds * 1000) {
+        skipped.push(`n=${n} (about ${(estimateMs / 1000).toFixed(0)} s a run)`);
+        continue;
+      }
+      const random = seededRandom(n);
+      const tokenIds = Array.from({ length: n }, () => Math.floor(random() * spec.vocabSize));
+      // Eight spans of up to 16 tokens spread over the sequence, as definitions and imports would be.
+      const spans = Array.from({ length: 8 }, (_, i) => {
+        const start = Math.floor((i * n) / 8);
+        return { start, end: Math.min(n, start + 16) };
+      });
+      const request: AttentionRequest = { tokenIds, spans, topK: options.topK };
+      await engine.run(request); // warm-up: pipelines for this k, buffers for this n
+      const forward: number[] = [];
+      const summary: number[] = [];
+      let readbackBytes = 0;
+      for (let r = 0; r < options.repeats; r++) {
+        const result = await engine.run(request);
+        forward.push(result.stats.forwardMs);
+        summary.push(result.stats.summaryMs);
+        readbackBytes = result.stats.readbackBytes;
+      }
+      rows.push({
+        model: label,
+        n,
+        forwardMs: median(forward),
+        summaryMs: median(summary),
+        readbackBytes,
+        fullAttentionBytes: spec.numLayers * spec.numHeads * n * n * 4,
+        gpuBytes: engine instanceof GpuEngine ? engine.memoryStats().totalBytes : 0,
+        peakRssBytes: process.resourceUsage().maxRSS * 1024,
+      });
+      process.stderr.write(`  ${label} n=${n}: ${median(forward).toFixed(1)} ms\n`);
+    }
+  } finally {
+    engine.dispose();
+  }
+  if (skipped.length > 0) process.stderr.write(`  ${label}: skipped ${skipped.join(', ')}; raise --max-seconds to run them\n`);
+  if (options.torch && rows.length > 0) {
+    const times = torchTimes(folder, rows.map((row) => row.n));
+    if (typeof times === 'string') process.stderr.write(`  ${label}: ${times}\n`);
+    else for (const row of rows) row.torchMs = times[String(row.n)];
+  }
+  return rows;
+}
+
+function formatBytes(bytes: number): string {
+  if (bytes < 1024) return `${bytes} B`;
+  if (bytes < 1024 * 1024) return `${(bytes / 1024).toFixed(1)} KiB`;
+  return `${(bytes / 1024 / 1024).toFixed(1)} MiB`;
+}
+
+function printTable(rows: Row[]): void {
+  const header = ['model', 'n', 'forward ms', 'summary ms', 'readback', '(full P)', 'GPU buffers', 'peak RSS', 'torch+P ms', 'torch/webgpu'];
+  const lines = rows.map((row) => [
+    row.model,
+    String(row.n),
+    row.forwardMs.toFixed(1),
+    row.summaryMs.toFixed(1),
+    formatBytes(row.readbackBytes),
+    formatBytes(row.fullAttentionBytes),
+    formatBytes(row.gpuBytes),
+    formatBytes(row.peakRssBytes),
+    row.torchMs === undefined ? '-' : row.torchMs.toFixed(1),
+    row.torchMs === undefined ? '-' : `${(row.torchMs / row.forwardMs).toFixed(2)}x`,
+  ]);
+  const widths = header.map((title, i) => Math.max(title.length, ...lines.map((line) => line[i].length)));
+  const format = (cells: string[]) => cells.map((cell, i) => (i < 1 ? cell.padEnd(widths[i]) : cell.padStart(widths[i]))).join('  ');
+  console.log(format(header));
+  console.log(widths.map((w) => '-'.repeat(w)).join('  '));
+  for (const line of lines) console.log(format(line));
+}
+
+async function main(): Promise<void> {
+  const options = parseArgs(process.argv.slice(2));
+  const adapter = await probeNodeAdapter();
+  if (!adapter) throw new Error('No WebGPU adapter: nothing to benchmark (see src/node/nodeWebGpu.ts for how adapters are found).');
+  const variant = options.variant ?? (adapter.isFallbackAdapter ? 'register' : 'tiled');
+  console.log(`adapter: ${adapter.description || adapter.device} (${adapter.vendor}/${adapter.architecture})${adapter.isFallbackAdapter ? ', CPU-backed fallback' : ''}; kernels: ${variant}`);
+  const lengths = options.lengths ?? (adapter.isFallbackAdapter ? [256, 1024] : [256, 1024, 2048, 4096]);
+  console.log(`lengths: ${lengths.join(', ')} (capped at each model's maximum positions); top-k ${options.topK}, 8 spans; median of ${options.repeats} runs after a warm-up`);
+  console.log('torch+P: PyTorch CPU eager float32 forward with all attention probabilities materialised (bench/torch_forward.py)\n');
+
+  const rows: Row[] = [];
+  for (const name of options.models) {
+    const folder = fs.existsSync(fixtureDir(name)) ? fixtureDir(name) : name;
+    rows.push(...(await benchModel(path.basename(folder), folder, lengths, options)));
+  }
+  if (options.synthetic === 'smollm2') {
+    const shape = { ...SMOLLM2_135M, numLayers: options.syntheticLayers };
+    const folder = writeSyntheticLlama(shape, 1);
+    try {
+      rows.push(...(await benchModel(`smollm2-shape ${shape.numLayers}L`, folder, lengths, options)));
+    } finally {
+      fs.rmSync(folder, { recursive: true, force: true });
+    }
+  }
+  console.log('');
+  printTable(rows);
+}
+
+main().catch((error: unknown) => {
+  console.error(error instanceof Error ? error.message : error);
+  process.exit(1);
+});

@@ -1,0 +1,306 @@
+/**
+ * Every WGSL kernel against its plain-TypeScript reference op (webview/engine/cpu/ops.ts) on random
+ * shapes, including sizes that are not multiples of the tile or workgroup sizes, for both kernel
+ * families (register-blocked and workgroup-tiled) where an op has both. Prints the max difference.
+ */
+import { test } from 'node:test';
+import * as assert from 'node:assert/strict';
+import { requestNodeDevice } from '../../src/node/nodeWebGpu';
+import * as ops from '../../webview/engine/cpu/ops';
+import { float32ToFloat16Bits, float16BitsToFloat32 } from '../../webview/engine/tensorData';
+import { KernelLibrary, WORKGROUP_SIZE, dispatch, grid1d, type KernelConstants, type KernelName } from '../../webview/engine/gpu/kernels';
+import { KERNEL_VARIANTS, maxAbsDiff, randomArray, seededRandom, withAdapter } from './gpuTestSupport';
+
+/** Uploads arrays, runs single kernels and reads results back. */
+class Harness {
+  readonly library: KernelLibrary;
+  private readonly buffers: GPUBuffer[] = [];
+
+  constructor(readonly device: GPUDevice) {
+    this.library = new KernelLibrary(device);
+  }
+
+  upload(data: Float32Array | Uint32Array | Int32Array | Uint16Array, label = 'input'): GPUBuffer {
+    const bytes = Math.max(16, Math.ceil(data.byteLength / 16) * 16);
+    const buffer = this.device.createBuffer({ label, size: bytes, usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC, mappedAtCreation: true });
+    new Uint8Array(buffer.getMappedRange()).set(new Uint8Array(data.buffer, data.byteOffset, data.byteLength));
+    buffer.unmap();
+    this.buffers.push(buffer);
+    return buffer;
+  }
+
+  output(count: number, label = 'output'): GPUBuffer {
+    return this.upload(new Float32Array(count), label);
+  }
+
+  async run(name: KernelName, constants: KernelConstants, buffers: GPUBuffer[], groups: [number, number?, number?]): Promise<void> {
+    const pipeline = await this.library.pipeline(name, constants);
+    const encoder = this.device.createCommandEncoder({ label: `test ${name}` });
+    const pass = encoder.beginComputePass({ label: `test ${name}` });
+    dispatch(this.device, pass, pipeline, buffers, groups);
+    pass.end();
+    this.device.pushErrorScope('validation');
+    this.device.queue.submit([encoder.finish()]);
+    const error = await this.device.popErrorScope();
+    if (error) throw new Error(`${name}: ${error.message}`);
+  }
+
+  async read(buffer: GPUBuffer, count: number): Promise<Float32Array> {
+    const staging = this.device.createBuffer({ label: 'test staging', size: Math.max(16, count * 4), usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST });
+    const encoder = this.device.createCommandEncoder({ label: 'test readback' });
+    encoder.copyBufferToBuffer(buffer, 0, staging, 0, count * 4);
+    this.device.queue.submit([encoder.finish()]);
+    await staging.mapAsync(GPUMapMode.READ);
+    const values = new Float32Array(staging.getMappedRange().slice(0, count * 4));
+    staging.destroy();
+    return values;
+  }
+
+  async readInt(buffer: GPUBuffer, count: number): Promise<Int32Array> {
+    return new Int32Array((await this.read(buffer, count)).buffer);
+  }
+
+  dispose(): void {
+    this.buffers.forEach((buffer) => buffer.destroy());
+    this.library.dispose();
+    this.device.destroy();
+  }
+}
+
+async function withHarness(t: import('node:test').TestContext, body: (h: Harness) => Promise<void>): Promise<void> {
+  await withAdapter(t, async () => {
+    const { device } = await requestNodeDevice();
+    const harness = new Harness(device);
+    try {
+      await body(harness);
+    } finally {
+      harness.dispose();
+    }
+  });
+}
+
+const wg = { WORKGROUP_SIZE };
+const TOLERANCE = 1e-4;
+
+function report(name: string, diff: number, tolerance = TOLERANCE): void {
+  console.log(`${name}: max |diff| ${diff.toExponential(2)}`);
+  assert.ok(diff <= tolerance, `${name}: max difference ${diff} exceeds ${tolerance}`);
+}
+
+/** f16 bits of `values`, and the values they round to. */
+function toHalves(values: Float32Array): { bits: Uint16Array; rounded: Float32Array } {
+  const bits = new Uint16Array(values.length + (values.length % 2));
+  const rounded = new Float32Array(values.length);
+  for (let i = 0; i < values.length; i++) {
+    bits[i] = float32ToFloat16Bits(values[i]);
+    rounded[i] = float16BitsToFloat32(bits[i]);
+  }
+  return { bits, rounded };
+}
+
+const LINEAR_SHAPES = [
+  { n: 5, inDim: 37, outDim: 70 },
+  { n: 67, inDim: 64, outDim: 130 },
+  { n: 1, inDim: 96, outDim: 300 },
+];
+
+for (const variant of KERNEL_VARIANTS) {
+  for (const f16 of [false, true]) {
+    test(`linear_${variant} (${f16 ? 'f16' : 'f32'} weights, split into two row chunks) matches ops.linear`, async (t) => {
+      await withHarness(t, async (h) => {
+        const random = seededRandom(7);
+        let worst = 0;
+        for (const { n, inDim, outDim } of LINEAR_SHAPES) {
+          for (const withBias of [false, true]) {
+            const x = randomArray(random, n * inDim);
+            let w = randomArray(random, outDim * inDim, 0.5);
+            const bias = withBias ? randomArray(random, outDim) : undefined;
+            const halves = f16 ? toHalves(w) : undefined;
+            if (halves) w = halves.rounded;
+            const expected = ops.linear(x, w, bias, n, inDim, outDim);
+            const xBuffer = h.upload(x);
+            const y = h.output(n * outDim);
+            // Two chunks of rows exercise the col_start offset that split weights use.
+            const split = Math.ceil(outDim / 2);
+            for (const [start, count] of [[0, split], [split, outDim - split]]) {
+              const part = halves
+                ? h.upload(halves.bits.slice(start * inDim, (start + count) * inDim))
+                : h.upload(w.slice(start * inDim, (start + count) * inDim));
+              const params = h.library.uniform([n, inDim, outDim, start, count, withBias ? 1 : 0]);
+              const constants = variant === 'tiled' ? { WEIGHT_F16: f16 ? 1 : 0 } : { ...wg, WEIGHT_F16: f16 ? 1 : 0 };
+              const groups: [number, number] =
+                variant === 'tiled' ? [Math.ceil(count / 64), Math.ceil(n / 64)] : [Math.ceil(count / 4 / WORKGROUP_SIZE), Math.ceil(n / 4)];
+              await h.run(`linear_${variant}`, constants, [params, xBuffer, part, bias ? h.upload(bias) : h.output(4), y], groups);
+            }
+            worst = Math.max(worst, maxAbsDiff(await h.read(y, n * outDim), expected));
+          }
+        }
+        report(`linear_${variant} ${f16 ? 'f16' : 'f32'}`, worst);
+      });
+    });
+  }
+}
+
+test('rmsnorm and layernorm match ops.rmsNorm and ops.layerNorm', async (t) => {
+  await withHarness(t, async (h) => {
+    const random = seededRandom(11);
+    for (const [n, d] of [[3, 64], [70, 37]]) {
+      const x = randomArray(random, n * d, 3);
+      const weight = randomArray(random, d);
+      const bias = randomArray(random, d);
+      const out = h.output(n * d);
+      await h.run('rmsnorm', wg, [h.library.uniform([n, d], [1e-5]), h.upload(x), h.upload(weight), out], [Math.ceil(n / WORKGROUP_SIZE)]);
+      report(`rmsnorm n=${n} d=${d}`, maxAbsDiff(await h.read(out, n * d), ops.rmsNorm(x, weight, n, d, 1e-5)));
+      await h.run('layernorm', wg, [h.library.uniform([n, d], [1e-5]), h.upload(x), h.upload(weight), h.upload(bias), out], [Math.ceil(n / WORKGROUP_SIZE)]);
+      report(`layernorm n=${n} d=${d}`, maxAbsDiff(await h.read(out, n * d), ops.layerNorm(x, weight, bias, n, d, 1e-5)));
+    }
+  });
+});
+
+test('rope rotates like ops.applyRope (rotate-half pairing)', async (t) => {
+  await withHarness(t, async (h) => {
+    const random = seededRandom(13);
+    const n = 45;
+    const heads = 3;
+    const headDim = 16;
+    const theta = 10000;
+    const x = randomArray(random, n * heads * headDim);
+    const expected = x.slice();
+    ops.applyRope(expected, n, heads, headDim, theta);
+    const half = headDim / 2;
+    const table = new Float32Array(n * half * 2);
+    for (let p = 0; p < n; p++) {
+      for (let i = 0; i < half; i++) {
+        const angle = p / Math.pow(theta, (2 * i) / headDim);
+        table[(p * half + i) * 2] = Math.cos(angle);
+        table[(p * half + i) * 2 + 1] = Math.sin(angle);
+      }
+    }
+    const buffer = h.upload(x);
+    await h.run('rope', wg, [h.library.uniform([n, heads, headDim]), buffer, h.upload(table)], grid1d(n * heads * half));
+    report('rope', maxAbsDiff(await h.read(buffer, x.length), expected));
+  });
+});
+
+test('embedding gathers rows across table chunks, f32 and f16', async (t) => {
+  await withHarness(t, async (h) => {
+    const random = seededRandom(17);
+    const vocab = 50;
+    const d = 24;
+    const table = randomArray(random, vocab * d);
+    const ids = Uint32Array.from({ length: 33 }, () => Math.floor(random() * vocab));
+    for (const f16 of [false, true]) {
+      const halves = toHalves(table);
+      const values = f16 ? halves.rounded : table;
+      const expected = ops.embed(ids, values, d);
+      const out = h.output(ids.length * d);
+      const idBuffer = h.upload(ids);
+      for (const [start, count] of [[0, 20], [20, 30]]) {
+        const part = f16 ? h.upload(halves.bits.slice(start * d, (start + count) * d)) : h.upload(table.slice(start * d, (start + count) * d));
+        await h.run('embedding', { ...wg, WEIGHT_F16: f16 ? 1 : 0 }, [h.library.uniform([ids.length, d, start, count]), idBuffer, part, out], grid1d(ids.length * d));
+      }
+      report(`embedding ${f16 ? 'f16' : 'f32'}`, maxAbsDiff(await h.read(out, ids.length * d), expected), 0);
+    }
+  });
+});
+
+test('add, silu_mul and gelu match ops.add, ops.swiglu and ops.geluTanh', async (t) => {
+  await withHarness(t, async (h) => {
+    const random = seededRandom(19);
+    const count = 1000;
+    const a = randomArray(random, count, 6);
+    const b = randomArray(random, count, 6);
+    const target = h.upload(a);
+    await h.run('add', wg, [h.library.uniform([count]), target, h.upload(b)], grid1d(count));
+    report('add', maxAbsDiff(await h.read(target, count), ops.add(a, b)), 0);
+    const gate = h.upload(a);
+    await h.run('silu_mul', wg, [h.library.uniform([count]), gate, h.upload(b)], grid1d(count));
+    report('silu_mul', maxAbsDiff(await h.read(gate, count), ops.swiglu(a, b)));
+    const wide = randomArray(random, count, 40);
+    const x = h.upload(wide);
+    await h.run('gelu', wg, [h.library.uniform([count]), x], grid1d(count));
+    report('gelu', maxAbsDiff(await h.read(x, count), ops.geluTanh(wide)));
+  });
+});
+
+for (const variant of KERNEL_VARIANTS) {
+  test(`attention_scores_${variant} + attention_output + summaries match the CPU ops, in head/query blocks`, async (t) => {
+    await withHarness(t, async (h) => {
+      const random = seededRandom(23);
+      const n = 37;
+      const H = 4;
+      const Hkv = 2;
+      const d = 16;
+      const q = randomArray(random, n * H * d, 2);
+      const k = randomArray(random, n * Hkv * d, 2);
+      const v = randomArray(random, n * Hkv * d);
+      const expectedProbs = ops.causalAttentionProbs(q, k, n, H, Hkv, d);
+      const expectedOut = ops.attentionOutput(expectedProbs, v, n, H, Hkv, d);
+      const spans = [{ start: 0, end: 5 }, { start: 3, end: 30 }, { start: 36, end: 37 }];
+      const topK = 5;
+      const request = { tokenIds: new Array(n).fill(0), spans, topK };
+      const expectedSummary = ops.summarizeAttention([expectedProbs], [0], n, H, request);
+
+      const qBuffer = h.upload(q);
+      const kBuffer = h.upload(k);
+      const vBuffer = h.upload(v);
+      const out = h.output(n * H * d);
+      const topIndices = h.output(H * n * topK);
+      const topWeights = h.output(H * n * topK);
+      const spanBuffer = h.upload(Uint32Array.from(spans.flatMap((s) => [s.start, s.end])));
+      const spanMass = h.output(H * n * spans.length);
+      const spanMean = h.output(n * spans.length);
+      const spanMax = h.output(n * spans.length);
+      const probsAll = new Float32Array(H * n * n);
+      // Blocks of 3 heads x 17 queries leave partial blocks in both directions.
+      const headsPerBlock = 3;
+      const queriesPerBlock = 17;
+      const scoresName: KernelName = `attention_scores_${variant}`;
+      const scoresConstants = variant === 'tiled' ? { HEAD_DIM: d } : wg;
+      for (let head0 = 0; head0 < H; head0 += headsPerBlock) {
+        const headCount = Math.min(headsPerBlock, H - head0);
+        for (let query0 = 0; query0 < n; query0 += queriesPerBlock) {
+          const queryCount = Math.min(queriesPerBlock, n - query0);
+          const probs = h.output(headCount * queryCount * n);
+          const block = [n, head0, headCount, query0, queryCount];
+          const scoresParams = h.library.uniform([...block, H, Hkv, d], [1 / Math.sqrt(d)]);
+          const groups: [number, number] = variant === 'tiled' ? [Math.ceil(queryCount / 16), headCount] : grid1d(headCount * queryCount);
+          await h.run(scoresName, scoresConstants, [scoresParams, qBuffer, kBuffer, probs], groups);
+          await h.run('attention_output', wg, [h.library.uniform([...block, H, Hkv, d]), probs, vBuffer, out], grid1d(headCount * queryCount * d));
+          await h.run('topk', { ...wg, TOP_K: topK }, [h.library.uniform(block), probs, topIndices, topWeights], grid1d(headCount * queryCount));
+          await h.run('span_mass', wg, [h.library.uniform([...block, spans.length]), probs, spanBuffer, spanMass], grid1d(headCount * queryCount * spans.length));
+          const values = await h.read(probs, headCount * queryCount * n);
+          for (let hh = 0; hh < headCount; hh++) {
+            for (let qq = 0; qq < queryCount; qq++) {
+              const query = query0 + qq;
+              const source = (hh * queryCount + qq) * n;
+              probsAll.set(values.subarray(source, source + query + 1), ((head0 + hh) * n + query) * n);
+            }
+          }
+        }
+      }
+      await h.run('head_reduce', wg, [h.library.uniform([n, H, spans.length]), spanMass, spanMean, spanMax], grid1d(n * spans.length));
+      report(`attention_scores_${variant} probabilities`, maxAbsDiff(probsAll, expectedProbs));
+      report(`attention_output (after ${variant} scores)`, maxAbsDiff(await h.read(out, n * H * d), expectedOut));
+      assert.deepEqual([...(await h.readInt(topIndices, H * n * topK))], [...expectedSummary.topIndices], 'top-k indices');
+      report('topk weights', maxAbsDiff(await h.read(topWeights, H * n * topK), expectedSummary.topWeights));
+      report('span_mass', maxAbsDiff(await h.read(spanMass, H * n * spans.length), expectedSummary.spanMass));
+      report('head_reduce mean', maxAbsDiff(await h.read(spanMean, n * spans.length), expectedSummary.spanMassMean));
+      report('head_reduce max', maxAbsDiff(await h.read(spanMax, n * spans.length), expectedSummary.spanMassMax));
+    });
+  });
+}
+
+test('topk keeps the lower position first among equal weights and pads short rows with -1', async (t) => {
+  await withHarness(t, async (h) => {
+    const n = 6;
+    // One head, one block: rows of a uniform causal distribution are all ties.
+    const probs = new Float32Array(n * n);
+    for (let q = 0; q < n; q++) for (let j = 0; j <= q; j++) probs[q * n + j] = 1 / (q + 1);
+    const topK = 3;
+    const indices = h.output(n * topK);
+    const weights = h.output(n * topK);
+    await h.run('topk', { ...wg, TOP_K: topK }, [h.library.uniform([n, 0, 1, 0, n]), h.upload(probs), indices, weights], grid1d(n));
+    assert.deepEqual([...(await h.readInt(indices, n * topK))], [0, -1, -1, 0, 1, -1, 0, 1, 2, 0, 1, 2, 0, 1, 2, 0, 1, 2]);
+  });
+});
