@@ -31,13 +31,13 @@ function run(command, args, env = {}) {
   return result.status ?? 1;
 }
 
-/** Environment that lets Dawn find a software Vulkan adapter when no GPU driver is configured. */
+/**
+ * Environment for the GPU tiers. The Node host finds an adapter itself (a real GPU's Vulkan driver,
+ * else SwiftShader from Debian's chromium; see src/node/nodeWebGpu.ts); the Vulkan loader only
+ * needs a private runtime directory so it does not log an error line.
+ */
 function gpuEnv() {
   const env = {};
-  const swiftshader = '/usr/lib/chromium/vk_swiftshader_icd.json';
-  if (!process.env.VK_ICD_FILENAMES && !process.env.VK_DRIVER_FILES && !process.env.ATTENTION_LENS_REAL_GPU && existsSync(swiftshader)) {
-    env.VK_ICD_FILENAMES = swiftshader;
-  }
   if (!process.env.XDG_RUNTIME_DIR) {
     const runtime = join(outputDir, 'xdg-runtime');
     mkdirSync(runtime, { recursive: true, mode: 0o700 });

@@ -91,10 +91,10 @@ async function requestNodeAdapter(): Promise<GPUAdapter> {
 }
 
 async function requestAdapterWith(options: string[], useSwiftShader: boolean): Promise<GPUAdapter | null> {
-  if (useSwiftShader) {
-    process.env.VK_ICD_FILENAMES = swiftShaderIcd;
-    preloadChromiumVulkanLoader();
-  }
+  if (useSwiftShader) process.env.VK_ICD_FILENAMES = swiftShaderIcd;
+  // Without a system Vulkan loader, chromium's copy is the only way to reach any Vulkan driver,
+  // including one named by a VK_ICD_FILENAMES the user set.
+  preloadChromiumVulkanLoader();
   const key = `${options.join(' ')}|${process.env.VK_ICD_FILENAMES ?? ''}`;
   let gpu = gpuInstances.get(key);
   if (!gpu) {
