@@ -1,0 +1,221 @@
+#!/usr/bin/env python3
+"""Stage 3: train the default Llama code model.
+
+CUDA when present (or --device cuda), else CPU.  Checkpoints (model + AdamW + RNG state) go to
+training/work/ckpt/latest.pt every --ckpt-every seconds and at the end; `--resume` continues
+from it bit-for-bit in schedule.  Reproducible from --seed when the schedule is token-based
+(the default); `--until HH:MM` (UTC) additionally compresses the remaining LR schedule so that
+it has fully decayed by that wall-clock time (used for fixed-length CPU sessions).
+
+Data: random windows of the train token stream (files of one directory adjacent, so related
+files share identifiers).  To speed up induction-head formation, some windows get a copied span
+(a piece of the same window pasted again later: natural repetition), and some get a repeated
+random-token segment (loss on its first copy is masked).  The last --long-frac of training runs
+at --long-seq (1024) so attention works beyond 512 positions.
+
+Usage:  nice -n 19 /usr/bin/python3 training/train.py [--resume] [--max-tokens N] [--until 15:25]
+                                                      [--device cuda] [--threads 2]
+"""
+import argparse
+import datetime
+import json
+import math
+import os
+import shutil
+import sys
+import time
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from metrics import heldout_loss, induction_scores  # noqa: E402
+from model import DEFAULT_CONFIG, Llama  # noqa: E402
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+WORK = os.path.join(HERE, "work")
+CKPT_DIR = os.path.join(WORK, "ckpt")
+LOG = os.path.join(WORK, "train_log.txt")
+
+
+def log(msg):
+    line = "%s %s" % (datetime.datetime.utcnow().strftime("%Y-%m-%d %H:%M:%S"), msg)
+    print(line, flush=True)
+    with open(LOG, "a") as f:
+        f.write(line + "\n")
+
+
+def parse_until(s):
+    if not s:
+        return None
+    now = datetime.datetime.utcnow()
+    hh, mm = map(int, s.split(":"))
+    t = now.replace(hour=hh, minute=mm, second=0, microsecond=0)
+    if t <= now:
+        t += datetime.timedelta(days=1)
+    return time.time() + (t - now).total_seconds()
+
+
+def make_batch(data, batch, seq, rng, args, vocab):
+    starts = rng.integers(0, len(data) - seq - 2, size=batch)
+    x = np.stack([data[s:s + seq + 1].astype(np.int64) for s in starts])
+    mask = np.ones((batch, seq), dtype=bool)
+    for b in range(batch):
+        r = rng.random()
+        if r < args.copy_prob:  # paste a span of this window again later
+            L = int(rng.integers(16, 129))
+            s = int(rng.integers(0, seq // 2 - L)) if seq // 2 - L > 0 else 0
+            d = int(rng.integers(s + L + 8, seq + 1 - L))
+            x[b, d:d + L] = x[b, s:s + L]
+        elif r < args.copy_prob + args.rand_prob:  # repeated random-token segment
+            L = int(rng.integers(10, 81))
+            seg = rng.integers(257, vocab, size=L)
+            s = int(rng.integers(1, seq // 2 - L))
+            d = int(rng.integers(s + L, seq + 1 - L))
+            x[b, s:s + L] = seg
+            x[b, d:d + L] = seg
+            mask[b, s - 1:s + L - 1] = False  # first copy is unpredictable
+    x = torch.from_numpy(x)
+    y = x[:, 1:].clone()
+    y[~torch.from_numpy(mask)] = -100
+    return x[:, :-1], y
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--resume", action="store_true")
+    ap.add_argument("--max-tokens", type=float, default=40e6)
+    ap.add_argument("--until", default=None, help="UTC HH:MM by which the LR schedule must end")
+    ap.add_argument("--device", default="auto")
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--seed", type=int, default=1234)
+    ap.add_argument("--batch", type=int, default=4)
+    ap.add_argument("--seq", type=int, default=512)
+    ap.add_argument("--long-seq", type=int, default=1024)
+    ap.add_argument("--long-frac", type=float, default=0.15)
+    ap.add_argument("--lr", type=float, default=2e-3)
+    ap.add_argument("--min-lr-frac", type=float, default=0.1)
+    ap.add_argument("--warmup", type=int, default=300)
+    ap.add_argument("--wd", type=float, default=0.1)
+    ap.add_argument("--copy-prob", type=float, default=0.3)
+    ap.add_argument("--rand-prob", type=float, default=0.15)
+    ap.add_argument("--ckpt-every", type=float, default=300, help="seconds")
+    ap.add_argument("--eval-every", type=int, default=500, help="steps")
+    ap.add_argument("--config", default=None, help="JSON overrides of the model config")
+    args = ap.parse_args()
+
+    device = ("cuda" if torch.cuda.is_available() else "cpu") if args.device == "auto" else args.device
+    torch.set_num_threads(args.threads)
+    os.makedirs(CKPT_DIR, exist_ok=True)
+    data = np.fromfile(os.path.join(WORK, "data", "train.bin"), dtype=np.uint16)
+    valid = np.fromfile(os.path.join(WORK, "data", "valid.bin"), dtype=np.uint16)
+    latest = os.path.join(CKPT_DIR, "latest.pt")
+
+    if args.resume and os.path.exists(latest):
+        ck = torch.load(latest, map_location="cpu")
+        config = ck["config"]
+        saved = ck["args"]
+        for k in ("max_tokens", "lr", "min_lr_frac", "warmup", "batch", "seq", "long_seq",
+                  "long_frac", "copy_prob", "rand_prob", "wd", "seed"):
+            if getattr(args, k) == ap.get_default(k):
+                setattr(args, k, saved[k])  # keep the run's settings unless overridden
+    else:
+        ck = None
+        config = dict(DEFAULT_CONFIG)
+        if args.config:
+            config.update(json.loads(args.config))
+    torch.manual_seed(args.seed)
+    model = Llama(config).to(device)
+    decay = [p for n, p in model.named_parameters() if p.dim() >= 2]
+    no_decay = [p for n, p in model.named_parameters() if p.dim() < 2]
+    opt = torch.optim.AdamW([{"params": decay, "weight_decay": args.wd},
+                             {"params": no_decay, "weight_decay": 0.0}],
+                            lr=args.lr, betas=(0.9, 0.95), eps=1e-8)
+    rng = np.random.default_rng(args.seed)
+    step, tokens, progress = 0, 0, 0.0
+    if ck is not None:
+        model.load_state_dict(ck["model"])
+        opt.load_state_dict(ck["opt"])
+        rng.bit_generator.state = ck["rng"]
+        torch.set_rng_state(ck["torch_rng"])
+        step, tokens, progress = ck["step"], ck["tokens"], ck["progress"]
+        log("resumed from %s: step %d, %.2fM tokens, progress %.3f" % (latest, step, tokens / 1e6, progress))
+    else:
+        with open(LOG, "a") as f:
+            f.write("\n")
+        log("new run: %d params, config %s" % (model.num_params(), json.dumps(config)))
+    log("args %s, device %s, threads %d, train stream %d tokens" % (json.dumps(vars(args)), device,
+                                                                    torch.get_num_threads(), len(data)))
+
+    until = parse_until(args.until)
+    t_res, p_res = time.time(), progress
+    time_rate = (1.0 - p_res) / max(1.0, until - t_res) if until else 0.0
+
+    def save(tag=None):
+        state = {"model": model.state_dict(), "opt": opt.state_dict(), "rng": rng.bit_generator.state,
+                 "torch_rng": torch.get_rng_state(), "step": step, "tokens": tokens,
+                 "progress": progress, "config": config, "args": vars(args)}
+        tmp = latest + ".tmp"
+        torch.save(state, tmp)
+        os.replace(tmp, latest)
+        if tag:
+            shutil.copyfile(latest, os.path.join(CKPT_DIR, tag + ".pt"))
+
+    last_ck = time.time()
+    t_win, tok_win, loss_win, n_win = time.time(), 0, 0.0, 0
+    next_snapshot = (int(tokens // 5e6) + 1) * 5e6
+    model.train()
+    while progress < 1.0:
+        long_phase = progress >= 1.0 - args.long_frac
+        seq = args.long_seq if long_phase else args.seq
+        batch = max(1, args.batch * args.seq // seq)
+        x, y = make_batch(data, batch, seq, rng, args, config["vocab_size"])
+        x, y = x.to(device), y.to(device)
+        warm = min(1.0, (step + 1) / args.warmup)
+        cos = 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
+        lr = args.lr * warm * (args.min_lr_frac + (1 - args.min_lr_frac) * cos)
+        for gr in opt.param_groups:
+            gr["lr"] = lr
+        logits = model(x)
+        loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]).float(), y.reshape(-1), ignore_index=-100)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+        step += 1
+        tokens += batch * seq
+        progress = max(progress, tokens / args.max_tokens,
+                       (p_res + (time.time() - t_res) * time_rate) if until else 0.0)
+        tok_win += batch * seq
+        loss_win += loss.item()
+        n_win += 1
+        if step % 50 == 0:
+            dt = time.time() - t_win
+            log("step %d tokens %.3fM progress %.3f seq %d lr %.2e loss %.4f tok/s %.0f" % (
+                step, tokens / 1e6, progress, seq, lr, loss_win / n_win, tok_win / dt))
+            t_win, tok_win, loss_win, n_win = time.time(), 0, 0.0, 0
+        if step % args.eval_every == 0:
+            model.eval()
+            t0 = time.time()
+            vl = heldout_loss(model, valid, seq=512, n_windows=8, device=device)
+            ind = induction_scores(model, n_seq=4, device=device)
+            best = np.unravel_index(ind.argmax(), ind.shape)
+            log("eval step %d tokens %.3fM val_loss %.4f induction_max %.3f (layer %d head %d) "
+                "layer_max %s [%.1fs]" % (step, tokens / 1e6, vl, ind.max(), best[0], best[1],
+                                          [round(float(v), 3) for v in ind.max(axis=1)], time.time() - t0))
+            model.train()
+            t_win = time.time()
+        if time.time() - last_ck > args.ckpt_every:
+            tag = None
+            if tokens >= next_snapshot:
+                tag = "tokens_%03dM" % int(tokens // 1e6)
+                next_snapshot += 5e6
+            save(tag)
+            last_ck = time.time()
+    save("final")
+    log("done: step %d, %.2fM tokens" % (step, tokens / 1e6))
+
+
+if __name__ == "__main__":
+    main()
