@@ -6,7 +6,8 @@
 //                Vulkan adapter (SwiftShader from Debian's chromium) is used when no GPU is present.
 //                With CI=true a missing adapter fails the run; elsewhere the tier skips with a reason.
 //   integration  mocha suites inside a real VS Code (desktop when it can be had, else code-server
-//                driven by headless Chromium; see test/integration/runTests.ts)
+//                driven by headless Chromium; see test/integration/runTests.ts), then the packaged
+//                .vsix built, installed and run there (test/integration/vsix/runVsixTests.ts)
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync } from 'node:fs';
 import { dirname, join } from 'node:path';
@@ -75,6 +76,17 @@ for (const tier of tiers) {
     result = { status, pass: summary.passes, fail: summary.failures, skipped: summary.pending };
   }
   results.push({ tier, ...result });
+  // --- The packaged extension (part of the integration tier): npm run package, the .vsix's
+  // contents, --install-extension, and the installed copy activating and analysing in VS Code.
+  // See test/integration/vsix/runVsixTests.ts.
+  if (tier === 'integration') {
+    const summaryFile = join(outputDir, 'vsix-summary.json');
+    rmSync(summaryFile, { force: true });
+    const status = run(process.execPath, [join(root, 'out', 'test', 'integration', 'vsix', 'runVsixTests.js')], { ...gpuEnv(), ATTENTION_LENS_TEST_OUTPUT: outputDir });
+    const summary = existsSync(summaryFile) ? JSON.parse(readFileSync(summaryFile, 'utf8')) : { passes: 0, failures: status === 0 ? 0 : 1, pending: 0 };
+    results.push({ tier: '  .vsix', status, pass: summary.passes, fail: summary.failures, skipped: summary.pending });
+  }
+  // --- end of the packaged-extension check.
 }
 
 console.log('\n[test] ===== summary =====');

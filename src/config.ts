@@ -20,6 +20,8 @@ export interface AttentionLensConfig {
   readonly autoAnalyze: AutoAnalyze;
   readonly idleDelayMs: number;
   readonly maxFileTokens: number;
+  /** Tokens per forward pass (0: the model's context). */
+  readonly contextWindow: number;
   readonly overlayEnabled: boolean;
   readonly codeLensEnabled: boolean;
   readonly huggingFaceEndpoint: string;
@@ -38,6 +40,7 @@ export const SETTING_KEYS = {
   autoAnalyze: 'autoAnalyze',
   idleDelayMs: 'idleDelayMs',
   maxFileTokens: 'maxFileTokens',
+  contextWindow: 'contextWindow',
   overlayEnabled: 'overlay.enabled',
   codeLensEnabled: 'codeLens.enabled',
   huggingFaceEndpoint: 'huggingFaceEndpoint',
@@ -54,6 +57,7 @@ export const DEFAULT_CONFIG: AttentionLensConfig = {
   autoAnalyze: 'off',
   idleDelayMs: 1500,
   maxFileTokens: 16384,
+  contextWindow: 1024,
   overlayEnabled: true,
   codeLensEnabled: true,
   huggingFaceEndpoint: 'https://huggingface.co',
@@ -96,6 +100,7 @@ export function readConfig(get: SettingGetter): AttentionLensConfig {
     autoAnalyze: oneOf(get(SETTING_KEYS.autoAnalyze), ['off', 'onOpen', 'onSave', 'onIdle'], d.autoAnalyze),
     idleDelayMs: integerIn(get(SETTING_KEYS.idleDelayMs), 200, 60_000, d.idleDelayMs),
     maxFileTokens: integerIn(get(SETTING_KEYS.maxFileTokens), 256, 262_144, d.maxFileTokens),
+    contextWindow: get(SETTING_KEYS.contextWindow) === 0 ? 0 : integerIn(get(SETTING_KEYS.contextWindow), 64, 131_072, d.contextWindow),
     overlayEnabled: flag(get(SETTING_KEYS.overlayEnabled), d.overlayEnabled),
     codeLensEnabled: flag(get(SETTING_KEYS.codeLensEnabled), d.codeLensEnabled),
     huggingFaceEndpoint: /^https?:\/\/[^\s]+$/.test(endpoint) ? endpoint : d.huggingFaceEndpoint,

@@ -202,7 +202,8 @@ export class AnalysisController implements vscode.Disposable {
     }
     if (token.isCancellationRequested) return { kind: 'cancelled', message: 'The analysis was cancelled.' };
 
-    const windows = planWindows({ numTokens: doc.tokenIds.length, context: model.spec.maxPositions, spans: doc.spans, prefixCandidates: prefixCandidates(doc.definitions) });
+    const context = config.contextWindow > 0 ? Math.min(config.contextWindow, model.spec.maxPositions) : model.spec.maxPositions;
+    const windows = planWindows({ numTokens: doc.tokenIds.length, context, spans: doc.spans, prefixCandidates: prefixCandidates(doc.definitions) });
     const panel = AttentionPanel.createOrShow(this.panelHost, model.folder);
     const tooLarge = await this.gpuMemoryProblem(panel, model, config, windows[0].positions.length, doc.spans.length);
     if (tooLarge) return { kind: 'refused', message: tooLarge };
@@ -247,7 +248,7 @@ export class AnalysisController implements vscode.Disposable {
       summary,
       windows: windows.length,
       backend,
-      model: { label: model.label, shortName: model.shortName, architecture: model.spec.architecture, numLayers: model.spec.numLayers, numHeads: model.spec.numHeads, context: model.spec.maxPositions },
+      model: { label: model.label, shortName: model.shortName, architecture: model.spec.architecture, numLayers: model.spec.numLayers, numHeads: model.spec.numHeads, context },
       stats: { forwardMs, summaryMs, readbackBytes, elapsedMs: performance.now() - started },
     };
     return { kind: 'done', result };

@@ -10,6 +10,8 @@ import { WebviewChannel } from './webviewChannel';
 
 /** How long the host waits for the webview to answer a WebGPU probe (SwiftShader can be slow to start). */
 const PROBE_TIMEOUT_MS = 60_000;
+/** How long a new panel may take to say `ready` before requests to it fail with a message. */
+const PANEL_START_TIMEOUT_MS = 45_000;
 
 export interface PanelHost {
   readonly extensionUri: vscode.Uri;
@@ -85,6 +87,7 @@ export class AttentionPanel implements vscode.Disposable {
     });
     panel.iconPath = vscode.Uri.joinPath(host.extensionUri, 'media', 'icon.png');
     panel.webview.html = this.html(panel.webview);
+    this.channel.expectReadyWithin(PANEL_START_TIMEOUT_MS, `The Attention Lens panel did not start within ${PANEL_START_TIMEOUT_MS / 1000} s (its script did not load; see "Developer: Open Webview Developer Tools"). Close the panel and try again, or reinstall the extension.`);
     this.disposables.push(
       panel.webview.onDidReceiveMessage((raw: unknown) => this.channel.receive(raw)),
       panel.onDidDispose(() => this.dispose()),

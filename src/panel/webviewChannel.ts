@@ -47,6 +47,9 @@ export class WebviewChannel {
   private readonly queue: HostToWebviewMessage[] = [];
   private readonly pending = new Map<number, PendingRequest>();
   private nextRequestId = 1;
+  /** Set when the webview did not say ready in time: requests fail at once instead of waiting. */
+  private startFailure: string | undefined;
+  private startTimer: ReturnType<typeof setTimeout> | undefined;
 
   constructor(
     private readonly post: (message: HostToWebviewMessage) => PromiseLike<boolean>,
@@ -56,6 +59,19 @@ export class WebviewChannel {
   /** True once the webview said `ready` with the right protocol version. */
   get isReady(): boolean {
     return this.ready;
+  }
+
+  /**
+   * Fails everything that waits, and every later request, when the webview has not said `ready`
+   * within `ms` (its script did not load, or crashed before the handshake). A late `ready` heals.
+   */
+  expectReadyWithin(ms: number, message: string): void {
+    clearTimeout(this.startTimer);
+    this.startTimer = setTimeout(() => {
+      if (this.ready || this.closed) return;
+      this.startFailure = message;
+      this.failPending(message);
+    }, ms);
   }
 
   /** Sends now if the webview is ready, else queues in order until it is. */
@@ -71,6 +87,7 @@ export class WebviewChannel {
    */
   request<R extends RequestWithoutId>(message: R, timeoutMs: number, onId?: (requestId: number) => void): Promise<ResponseFor[R['type']]> {
     if (this.closed) return Promise.reject(new Error('The Attention Lens panel is closed.'));
+    if (this.startFailure) return Promise.reject(new Error(this.startFailure));
     const requestId = this.nextRequestId++;
     onId?.(requestId);
     return new Promise<ResponseFor[R['type']]>((resolve, reject) => {
@@ -99,6 +116,8 @@ export class WebviewChannel {
       }
       // A reloaded webview says ready again; whatever it had pending is gone with it.
       this.ready = true;
+      this.startFailure = undefined;
+      clearTimeout(this.startTimer);
       for (const queued of this.queue.splice(0)) void this.post(queued);
       this.events.onMessage(message);
       return;
@@ -120,14 +139,23 @@ export class WebviewChannel {
   /** The webview went away (panel closed or reloading): fail what waits and queue again. */
   reset(reason: string): void {
     this.ready = false;
+    this.failPending(reason);
+  }
+
+  private failPending(reason: string): void {
     for (const [id, pending] of this.pending) {
       clearTimeout(pending.timer);
       pending.reject(new Error(reason));
       this.pending.delete(id);
     }
+    // Requests that never went out are answered already: do not send them later.
+    const unanswered = this.queue.filter((message) => !('requestId' in message));
+    this.queue.splice(0, this.queue.length, ...unanswered);
   }
 
+
   dispose(): void {
+    clearTimeout(this.startTimer);
     this.reset('The Attention Lens panel was closed.');
     this.closed = true;
     this.queue.length = 0;

@@ -80,3 +80,19 @@ test('an answer to an unknown request and malformed input are reported, not thro
   assert.equal(problems.length, 2);
   assert.equal(received.length, 1, 'only the ready message reaches the handler');
 });
+
+test('a webview that never says ready fails its requests with a message instead of hanging', async () => {
+  const { channel, posted } = makeChannel();
+  const waiting = channel.request({ type: 'probeWebGpu' }, 60_000);
+  channel.expectReadyWithin(20, 'the panel did not start');
+  await assert.rejects(waiting, /did not start/);
+  await assert.rejects(channel.request({ type: 'probeWebGpu' }, 60_000), /did not start/, 'later requests fail at once');
+  channel.receive({ type: 'ready', protocolVersion: PROTOCOL_VERSION });
+  assert.deepEqual(posted.map((m) => m.type), ['handshake'], 'the failed request is not sent after all');
+  const healed = channel.request({ type: 'probeWebGpu' }, 5000);
+  const sent = posted[posted.length - 1];
+  assert.equal(sent.type, 'probeWebGpu');
+  channel.receive({ type: 'probeResult', requestId: sent.type === 'probeWebGpu' ? sent.requestId : -1, probe: { ok: false, error: 'late but fine' } });
+  assert.deepEqual((await healed).probe, { ok: false, error: 'late but fine' });
+  channel.dispose();
+});
