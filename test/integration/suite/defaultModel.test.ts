@@ -1,0 +1,85 @@
+// The issue's acceptance scenario with the embedded default model, in the real VS Code: on a file of
+// more than 2,000 tokens, the cursor on a use of an imported name highlights its import line with a
+// weight, the hover says so, and the panel shows the same token's attention. Which use the model
+// links to its import is the model's business: the CLI (Node, CPU reference engine) finds one, and
+// the editor (webview, WebGPU) must show exactly that.
+import * as assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import * as path from 'node:path';
+import { promisify } from 'node:util';
+import * as vscode from 'vscode';
+import { takeScreenshot } from '../screenshots';
+
+const EXTENSION_ID = 'attention-lens.attention-lens';
+
+interface Api {
+  overlaySnapshot(uri: string): { query?: { name: string }; sources: { name: string; kind: string; range: vscode.Range; weight: number; label: string }[] } | undefined;
+  whenPanelRendered(accept: (m: { uri: string; queryName: string | null; sources: { name: string; weight: number }[] }) => boolean, timeoutMs: number): Promise<{ sources: { name: string; weight: number }[] }>;
+}
+interface CliAnalysis {
+  tokens: number;
+  windows: number;
+  definitions: { kind: string; name: string; line: number }[];
+  identifiers: { name: string; line: number; column: number; sources: { definition: number; weight: number; tokenDistance: number }[] }[];
+}
+
+suite('Attention Lens: the default model on a long file', function () {
+  this.timeout(900_000);
+
+  test('a use of an imported name far from its import highlights the import with its weight, in overlay, hover and panel', async () => {
+    const found = vscode.extensions.getExtension<Api>(EXTENSION_ID);
+    assert.ok(found);
+    await found.activate();
+    const api = found.exports;
+    const settings = vscode.workspace.getConfiguration('attentionLens');
+    for (const key of ['model', 'minDistance', 'threshold', 'distance', 'backend', 'contextWindow']) await settings.update(key, undefined, vscode.ConfigurationTarget.Global);
+
+    const folder = vscode.workspace.workspaceFolders![0].uri;
+    const document = await vscode.workspace.openTextDocument(vscode.Uri.joinPath(folder, 'src', 'inventory.ts'));
+    const editor = await vscode.window.showTextDocument(document, vscode.ViewColumn.One);
+
+    // What the model attends to, computed in Node by the CLI with the same defaults.
+    const cli = path.join(found.extensionPath, 'out', 'cli.js');
+    const { stdout } = await promisify(execFile)(process.execPath, [cli, 'analyze', document.fileName, '--backend', 'cpu', '--json', '--context', '1024', '--threshold', '0.05', '--top', '8'], { maxBuffer: 64 << 20 });
+    const expected = JSON.parse(stdout) as CliAnalysis;
+    assert.ok(expected.tokens >= 2000, `the file has ${expected.tokens} tokens with the default tokenizer`);
+    const importUses = expected.identifiers.filter((identifier) =>
+      identifier.sources.some((s) => expected.definitions[s.definition].kind === 'import' && expected.definitions[s.definition].name.split(/,\s*/).includes(identifier.name)),
+    );
+    assert.ok(importUses.length > 0, 'the default model links at least one distant use of an imported name to its import (CLI, CPU engine)');
+    const target = importUses[importUses.length - 1];
+    const importSource = target.sources.find((s) => expected.definitions[s.definition].kind === 'import' && expected.definitions[s.definition].name.split(/,\s*/).includes(target.name))!;
+    const importLine = expected.definitions[importSource.definition].line;
+    console.log(`[integration] default model: ${expected.tokens} tokens, ${expected.windows} windows; ${importUses.length} uses of imported names attend to their import; checking ${target.name} at ${target.line}:${target.column} -> import on line ${importLine} (${(importSource.weight * 100).toFixed(1)}%, ${importSource.tokenDistance} tokens back)`);
+
+    const outcome = (await vscode.commands.executeCommand('attentionLens.analyzeFile')) as { kind: string; message?: string; result?: { windows: number; backend: { kind: string } } };
+    assert.equal(outcome.kind, 'done', outcome.message);
+    assert.equal(outcome.result?.windows, expected.windows, 'the editor used the same windows as the CLI');
+
+    editor.selection = new vscode.Selection(target.line - 1, target.column - 1, target.line - 1, target.column - 1);
+    editor.revealRange(editor.selection, vscode.TextEditorRevealType.InCenter);
+    const deadline = Date.now() + 10_000;
+    let snapshot = api.overlaySnapshot(document.uri.toString());
+    while (snapshot?.query?.name !== target.name && Date.now() < deadline) {
+      await new Promise((resolve) => setTimeout(resolve, 50));
+      snapshot = api.overlaySnapshot(document.uri.toString());
+    }
+    assert.equal(snapshot?.query?.name, target.name);
+    const highlighted = snapshot!.sources.find((s) => s.kind === 'import' && s.range.start.line + 1 === importLine);
+    assert.ok(highlighted, `the import on line ${importLine} is decorated (overlay shows ${JSON.stringify(snapshot!.sources.map((s) => [s.kind, s.range.start.line + 1]))})`);
+    assert.ok(Math.abs(highlighted.weight - importSource.weight) < 2e-3, `weight in the editor ${highlighted.weight} vs CLI ${importSource.weight}`);
+    assert.match(highlighted.label, /^\d+(\.\d)?% from /, 'the decoration carries a weight label');
+
+    const hovers = (await vscode.commands.executeCommand('vscode.executeHoverProvider', document.uri, editor.selection.active)) as vscode.Hover[];
+    const hoverText = hovers.flatMap((h) => h.contents.map((c) => (typeof c === 'string' ? c : c.value))).join('\n');
+    assert.ok(hoverText.includes(`line ${importLine}]`), `the hover links to line ${importLine}`);
+    assert.match(hoverText, new RegExp(`\\*\\*${(importSource.weight * 100).toFixed(importSource.weight >= 0.0995 ? 0 : 1).replace('.', '\\.')}%\\*\\* import`), 'the hover gives the import its weight');
+
+    const rendered = await api.whenPanelRendered((m) => m.uri === document.uri.toString() && m.queryName === target.name, 30_000);
+    assert.ok(rendered.sources.some((s) => Math.abs(s.weight - importSource.weight) < 2e-3), 'the panel lists the import with the same weight');
+    await takeScreenshot('default-model-overlay.png');
+    await vscode.commands.executeCommand('editor.action.showHover');
+    await new Promise((resolve) => setTimeout(resolve, 800));
+    await takeScreenshot('default-model-hover.png');
+  });
+});
