@@ -237,6 +237,8 @@ suite('Attention Lens: analysis, overlay, hover, CodeLens', function () {
       assert.equal(selectionOutcome.kind, 'done', selectionOutcome.message);
     } finally {
       await configure({ maxFileTokens: undefined });
+      // Close the scratch documents without saving them.
+      for (let i = 0; i < 3; i++) await vscode.commands.executeCommand('workbench.action.revertAndCloseActiveEditor');
     }
   });
 });
