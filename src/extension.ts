@@ -404,7 +404,7 @@ function activateWith(context: vscode.ExtensionContext, log: vscode.LogOutputCha
       if (event.contentChanges.length === 0) return;
       const key = event.document.uri.toString();
       // Documents that had an analysis are analysed again once typing pauses, so the view stays alive.
-      if (config().autoAnalyze === 'onIdle' || (config().autoAnalyze !== 'off' && analysed.has(key))) schedule(event.document, config().idleDelayMs);
+      if (config().autoAnalyze === 'onIdle' || analysed.has(key)) schedule(event.document, config().idleDelayMs);
     }),
   );
   context.subscriptions.push(

@@ -41,7 +41,7 @@ export interface AnalysisRequestOptions {
 }
 
 export type AnalysisOutcome =
-  | { readonly kind: 'done'; readonly result: DocumentAnalysisResult }
+  | { readonly kind: 'done'; readonly result: DocumentAnalysisResult; readonly warnings: readonly string[] }
   | { readonly kind: 'refused' | 'cancelled' | 'stale' | 'failed'; readonly message: string };
 
 export interface AnalysisEvents {
@@ -251,7 +251,7 @@ export class AnalysisController implements vscode.Disposable {
       model: { label: model.label, shortName: model.shortName, architecture: model.spec.architecture, numLayers: model.spec.numLayers, numHeads: model.spec.numHeads, context },
       stats: { forwardMs, summaryMs, readbackBytes, elapsedMs: performance.now() - started },
     };
-    return { kind: 'done', result };
+    return { kind: 'done', result, warnings: problems.map((p) => p.message) };
   }
 
   private async loadInPanel(panel: AttentionPanel, model: ActiveModel, config: AttentionLensConfig): Promise<LoadedModelInfo> {

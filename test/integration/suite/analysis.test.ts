@@ -29,6 +29,7 @@ interface AttentionLensApi {
 interface Outcome {
   kind: string;
   message?: string;
+  warnings?: string[];
   result?: { doc: { tokenIds: number[] }; backend: { kind: string }; windows: number };
 }
 interface CliAnalysis {
@@ -196,6 +197,38 @@ suite('Attention Lens: analysis, overlay, hover, CodeLens', function () {
       await configure({ autoAnalyze: undefined });
       await open('src/money.ts');
     }
+  });
+
+  test('minified, invalid UTF-8, read-only virtual documents and notebook cells are analysed, each with its note', async () => {
+    const analyse = async (uri: vscode.Uri) => (await vscode.commands.executeCommand('attentionLens.analyzeFile', uri)) as Outcome;
+
+    const minified = await vscode.workspace.openTextDocument({ language: 'javascript', content: `var a=1;${'a=a+1;'.repeat(600)}` });
+    const minifiedOutcome = await analyse(minified.uri);
+    assert.equal(minifiedOutcome.kind, 'done', minifiedOutcome.message);
+    assert.ok(minifiedOutcome.warnings?.some((w) => /looks minified/.test(w)), JSON.stringify(minifiedOutcome.warnings));
+
+    const folder = vscode.workspace.workspaceFolders![0].uri;
+    const latin1 = vscode.Uri.joinPath(folder, 'latin1.ts');
+    await vscode.workspace.fs.writeFile(latin1, Uint8Array.from([...Buffer.from('export const caf = "caf'), 0xe9, ...Buffer.from('";\n')]));
+    const invalidOutcome = await analyse(latin1);
+    assert.equal(invalidOutcome.kind, 'done', invalidOutcome.message);
+    assert.ok(invalidOutcome.warnings?.some((w) => /not valid in its encoding/.test(w)), JSON.stringify(invalidOutcome.warnings));
+
+    const scheme = 'attention-lens-test';
+    const provider = vscode.workspace.registerTextDocumentContentProvider(scheme, { provideTextDocumentContent: () => "import { a } from './a';\nexport function f() { return a; }\n" });
+    try {
+      const virtual = await vscode.workspace.openTextDocument(vscode.Uri.parse(`${scheme}:/virtual.ts`));
+      await vscode.languages.setTextDocumentLanguage(virtual, 'typescript');
+      const virtualOutcome = await analyse(virtual.uri);
+      assert.equal(virtualOutcome.kind, 'done', virtualOutcome.message);
+    } finally {
+      provider.dispose();
+    }
+
+    const notebook = await vscode.workspace.openNotebookDocument('jupyter-notebook', new vscode.NotebookData([new vscode.NotebookCellData(vscode.NotebookCellKind.Code, 'import os\nprint(os.getcwd())\n', 'python')]));
+    const cellOutcome = await analyse(notebook.cellAt(0).document.uri);
+    assert.equal(cellOutcome.kind, 'done', cellOutcome.message);
+    assert.ok(cellOutcome.warnings?.some((w) => /notebook cell on its own/.test(w)), JSON.stringify(cellOutcome.warnings));
   });
 
   test('with the CPU backend the same analysis runs on the CPU reference, and says so', async () => {

@@ -82,7 +82,6 @@ suite('Attention Lens: the default model on a long file', function () {
     await new Promise((resolve) => setTimeout(resolve, 800));
     await takeScreenshot('default-model-hover.png');
     // The import itself, decorated with the weight the use gives it.
-    await vscode.commands.executeCommand('hideHover');
     editor.revealRange(new vscode.Range(0, 0, 0, 0), vscode.TextEditorRevealType.AtTop);
     await new Promise((resolve) => setTimeout(resolve, 500));
     await takeScreenshot('default-model-import.png');
