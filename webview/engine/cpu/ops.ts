@@ -113,29 +113,9 @@ export function causalAttentionProbs(
   d: number,
 ): Float32Array {
   const probs = new Float32Array(H * n * n);
-  const scale = 1 / Math.sqrt(d);
-  const group = H / Hkv;
-  const scores = new Float64Array(n);
+  // Row by row through causalAttentionRow, so a single row and the full tensor agree exactly.
   for (let h = 0; h < H; h++) {
-    const kvHead = Math.floor(h / group);
-    for (let i = 0; i < n; i++) {
-      const qOffset = (i * H + h) * d;
-      let max = -Infinity;
-      for (let j = 0; j <= i; j++) {
-        const kOffset = (j * Hkv + kvHead) * d;
-        let dot = 0;
-        for (let c = 0; c < d; c++) dot += q[qOffset + c] * k[kOffset + c];
-        scores[j] = dot * scale;
-        if (scores[j] > max) max = scores[j];
-      }
-      let total = 0;
-      for (let j = 0; j <= i; j++) {
-        scores[j] = Math.exp(scores[j] - max);
-        total += scores[j];
-      }
-      const rowOffset = (h * n + i) * n;
-      for (let j = 0; j <= i; j++) probs[rowOffset + j] = scores[j] / total;
-    }
+    for (let i = 0; i < n; i++) probs.set(causalAttentionRow(q, k, n, H, Hkv, d, h, i), (h * n + i) * n);
   }
   return probs;
 }
