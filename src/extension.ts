@@ -13,9 +13,9 @@ import { readConfig } from './config';
 import { AttendedByCodeLensProvider } from './editor/codeLensProvider';
 import { AttentionHoverProvider } from './editor/hoverProvider';
 import { AttentionOverlay, type OverlaySnapshot } from './editor/overlay';
-import { distanceRule, percent, presentAt } from './editor/presentation';
-import { describeView, ViewState } from './editor/viewState';
-import { exportHtml, exportJson } from './export/exportAnalysis';
+import { distanceRule } from './editor/presentation';
+import { registerViewCommands } from './editor/viewCommands';
+import { ViewState } from './editor/viewState';
 import { ModelHub, type ChooseModelArgs } from './hub/modelHub';
 import { AttentionPanel, type PanelHost } from './panel/attentionPanel';
 import type { ViewRenderedMessage, WebGpuProbeResult } from './shared/protocol';
@@ -169,12 +169,10 @@ function activateWith(context: vscode.ExtensionContext, log: vscode.LogOutputCha
   });
   const overlay = new AttentionOverlay(context.extensionUri, controller, viewState, config);
   const codeLens = new AttendedByCodeLensProvider(controller, viewState, config);
-  const attendersHighlight = vscode.window.createTextEditorDecorationType({ backgroundColor: new vscode.ThemeColor('attentionLens.queryBackground'), borderRadius: '2px' });
   context.subscriptions.push(
     controller,
     overlay,
     codeLens,
-    attendersHighlight,
     vscode.languages.registerHoverProvider({ scheme: '*' }, new AttentionHoverProvider(controller, viewState, config)),
     vscode.languages.registerCodeLensProvider({ scheme: '*' }, codeLens),
     viewState.onDidChange(() => {
@@ -210,37 +208,6 @@ function activateWith(context: vscode.ExtensionContext, log: vscode.LogOutputCha
     return editor;
   };
 
-  const resultOrSay = (editor: vscode.TextEditor) => {
-    const result = controller.resultFor(editor.document);
-    if (!result) {
-      void vscode.window.showInformationMessage(
-        controller.isRunning(editor.document) ? 'Attention Lens: the analysis of this file is still running.' : 'Attention Lens: this file has no current analysis. Run "Attention Lens: Analyze Current File".',
-      );
-    }
-    return result;
-  };
-
-  /** Layer and head counts of the model the views refer to. */
-  const modelShape = async (): Promise<{ layers: number; heads: number } | undefined> => {
-    const editor = vscode.window.activeTextEditor;
-    const result = editor ? controller.resultFor(editor.document) : controller.allResults()[0];
-    if (result) return { layers: result.model.numLayers, heads: result.model.numHeads };
-    try {
-      const model = await controller.activeModel();
-      return { layers: model.spec.numLayers, heads: model.spec.numHeads };
-    } catch (error) {
-      void vscode.window.showErrorMessage(`Attention Lens: ${error instanceof Error ? error.message : String(error)}`);
-      return undefined;
-    }
-  };
-
-  const reveal = async (uri: string, range: vscode.Range) => {
-    const document = await vscode.workspace.openTextDocument(vscode.Uri.parse(uri));
-    const editor = await vscode.window.showTextDocument(document, { preserveFocus: false, preview: true });
-    editor.selection = new vscode.Selection(range.start, range.end);
-    editor.revealRange(range, vscode.TextEditorRevealType.InCenterIfOutsideViewport);
-  };
-
   // ---- Models from the Hugging Face Hub (choose, download, cache, token) --------------------------
   const modelHub = new ModelHub({ context, log, config, models: controller });
   controller.modelCacheRoots = () => modelHub.cacheRoots();
@@ -253,6 +220,7 @@ function activateWith(context: vscode.ExtensionContext, log: vscode.LogOutputCha
   // ---- End of the Hugging Face Hub block ----------------------------------------------------------
 
   // ---- Commands ----------------------------------------------------------------------------------
+  registerViewCommands(context, { controller, viewState, config, codeLens, activeEditorOrSay });
   context.subscriptions.push(
     vscode.commands.registerCommand(COMMANDS.analyzeFile, async (uri?: vscode.Uri) => {
       const document = uri instanceof vscode.Uri ? await vscode.workspace.openTextDocument(uri) : activeEditorOrSay()?.document;
@@ -276,103 +244,7 @@ function activateWith(context: vscode.ExtensionContext, log: vscode.LogOutputCha
       void vscode.window.showInformationMessage(`Attention Lens overlay ${enabled ? 'on' : 'off'}.`);
       return enabled;
     }),
-    vscode.commands.registerCommand(COMMANDS.selectLayerHead, async () => {
-      const shape = await modelShape();
-      if (!shape) return undefined;
-      const current = viewState.view;
-      const layerPick = await vscode.window.showQuickPick(
-        [{ label: 'All layers', description: 'the strongest layer for each source', value: 'all' as const }, ...Array.from({ length: shape.layers }, (_, i) => ({ label: `Layer ${i}`, description: '', value: i }))].map((item) => ({ ...item, picked: item.value === current.layer })),
-        { title: 'Attention Lens: layer', placeHolder: `Now: ${describeView(current)}` },
-      );
-      if (!layerPick) return undefined;
-      const headPick = await vscode.window.showQuickPick(
-        [{ label: 'Max of heads', value: 'max' as const }, { label: 'Mean of heads', value: 'mean' as const }, ...Array.from({ length: shape.heads }, (_, i) => ({ label: `Head ${i}`, value: i }))],
-        { title: 'Attention Lens: head', placeHolder: `Layer: ${layerPick.label}` },
-      );
-      if (!headPick) return undefined;
-      await viewState.set({ layer: layerPick.value, head: headPick.value });
-      return viewState.view;
-    }),
-    vscode.commands.registerCommand(COMMANDS.selectAggregation, async () => {
-      const shape = await modelShape();
-      if (!shape) return undefined;
-      const pick = await vscode.window.showQuickPick(
-        [
-          { label: 'Max of heads', description: 'a source counts as strongly as the head that attends to it most', value: 'max' as const },
-          { label: 'Mean of heads', description: 'the average over all heads of the layer', value: 'mean' as const },
-          { label: 'Single head...', description: 'one head of the chosen layer', value: 'single' as const },
-        ],
-        { title: 'Attention Lens: aggregation over heads', placeHolder: `Now: ${describeView(viewState.view)}` },
-      );
-      if (!pick) return undefined;
-      if (pick.value !== 'single') {
-        await viewState.set({ ...viewState.view, head: pick.value });
-        return viewState.view;
-      }
-      const head = await vscode.window.showQuickPick(Array.from({ length: shape.heads }, (_, i) => ({ label: `Head ${i}`, value: i })), { title: 'Attention Lens: head' });
-      if (head) await viewState.set({ ...viewState.view, head: head.value });
-      return viewState.view;
-    }),
     vscode.commands.registerCommand(COMMANDS.chooseModel, (args?: ChooseModelArgs) => modelHub.chooseModel(args)),
-    vscode.commands.registerCommand(COMMANDS.showSourcesAtCursor, async () => {
-      const editor = activeEditorOrSay();
-      const result = editor && resultOrSay(editor);
-      if (!editor || !result) return undefined;
-      const presented = presentAt(editor.document, result, editor.selection.active, viewState.view, config());
-      if (!presented || presented.sources.length === 0) {
-        void vscode.window.showInformationMessage(`Attention Lens: ${presented ? `\`${presented.query.name}\`` : 'the cursor'} attends to no distant definition or import above ${percent(config().threshold)} (${describeView(viewState.view)}).`);
-        return [];
-      }
-      const pick = await vscode.window.showQuickPick(
-        presented.sources.map((s) => ({ label: `${percent(s.weight)}  ${s.definition.name}`, description: `${s.definition.kind}, line ${s.range.start.line + 1}`, detail: `${s.tokenDistance} tokens back`, source: s })),
-        { title: `Attention Lens: what \`${presented.query.name}\` attends to (${describeView(viewState.view)})`, matchOnDescription: true },
-      );
-      if (pick) await reveal(editor.document.uri.toString(), pick.source.range);
-      return presented.sources.map((s) => ({ name: s.definition.name, kind: s.definition.kind, line: s.range.start.line, weight: s.weight }));
-    }),
-    vscode.commands.registerCommand(COMMANDS.showAttenders, async (uri: string, index: number) => {
-      const document = vscode.workspace.textDocuments.find((d) => d.uri.toString() === uri);
-      const result = document && controller.resultFor(document);
-      if (!document || !result || !result.doc.definitions[index]) {
-        void vscode.window.showInformationMessage('Attention Lens: that analysis is no longer current. Analyse the file again.');
-        return [];
-      }
-      const attenders = codeLens.attenders(result)[index];
-      const definition = result.doc.definitions[index];
-      const ranges = attenders.map((a) => new vscode.Range(document.positionAt(result.baseOffset + a.identifier.start), document.positionAt(result.baseOffset + a.identifier.end)));
-      const editor = vscode.window.visibleTextEditors.find((e) => e.document === document);
-      editor?.setDecorations(attendersHighlight, ranges);
-      if (attenders.length > 0) {
-        const pick = await vscode.window.showQuickPick(
-          attenders.map((a, i) => ({ label: `${percent(a.weight)}  ${a.identifier.name}`, description: `line ${ranges[i].start.line + 1}`, detail: `${a.tokenDistance} tokens after the ${definition.kind}`, range: ranges[i] })),
-          { title: `Attention Lens: tokens attending to ${definition.kind} ${definition.name}` },
-        );
-        if (pick) await reveal(uri, pick.range);
-      } else {
-        void vscode.window.showInformationMessage(`Attention Lens: no distant token gives ${definition.kind} ${definition.name} at least ${percent(config().threshold)} of its attention.`);
-      }
-      editor?.setDecorations(attendersHighlight, []);
-      return attenders.map((a, i) => ({ name: a.identifier.name, line: ranges[i].start.line, weight: a.weight }));
-    }),
-    vscode.commands.registerCommand(COMMANDS.revealRange, async (uri: string, startLine: number, startCharacter: number, endLine: number, endCharacter: number) => {
-      await reveal(uri, new vscode.Range(startLine, startCharacter, endLine, endCharacter));
-    }),
-    vscode.commands.registerCommand(COMMANDS.exportAnalysis, async (options?: { format?: 'json' | 'html'; target?: vscode.Uri }) => {
-      const editor = activeEditorOrSay();
-      const result = editor && resultOrSay(editor);
-      if (!editor || !result) return undefined;
-      const format = options?.format ?? (await vscode.window.showQuickPick([{ label: 'JSON', value: 'json' as const }, { label: 'HTML page with heatmap', value: 'html' as const }], { title: 'Attention Lens: export format' }))?.value;
-      if (!format) return undefined;
-      const base = path.basename(editor.document.fileName || 'untitled').replace(/\.[^.]+$/, '');
-      const defaultUri = vscode.Uri.joinPath(vscode.workspace.workspaceFolders?.[0]?.uri ?? vscode.Uri.file(path.dirname(editor.document.fileName)), `${base}.attention.${format}`);
-      const target = options?.target ?? (await vscode.window.showSaveDialog({ defaultUri, filters: format === 'json' ? { JSON: ['json'] } : { HTML: ['html'] } }));
-      if (!target) return undefined;
-      const exported = exportJson(result, viewState.view, distanceRule(config()), config().threshold);
-      const content = format === 'json' ? `${JSON.stringify(exported, null, 1)}\n` : exportHtml(result, exported, path.basename(editor.document.fileName));
-      await vscode.workspace.fs.writeFile(target, new TextEncoder().encode(content));
-      void vscode.window.showInformationMessage(`Attention Lens: exported to ${target.fsPath}.`);
-      return target;
-    }),
     vscode.commands.registerCommand(COMMANDS.clear, () => {
       controller.clear();
       statusBar.showIdle();
