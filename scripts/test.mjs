@@ -12,6 +12,7 @@ import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { ensureSystemPackages } from './tools.mjs';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const requested = process.argv.slice(2);
@@ -57,6 +58,16 @@ function nodeTests(dir, env) {
   const text = existsSync(tap) ? readFileSync(tap, 'utf8') : '';
   const count = (name) => Number((text.match(new RegExp(`^# ${name} (\\d+)$`, 'm')) ?? [])[1] ?? 0);
   return { status, pass: count('pass'), fail: count('fail') + count('cancelled'), skipped: count('skipped') + count('todo') };
+}
+
+if (tiers.includes('gpu') || tiers.includes('integration')) {
+  // Chromium (SwiftShader for WebGPU without a GPU, the browser of the offline VS Code) and friends.
+  try {
+    await ensureSystemPackages({ log: (line) => console.log(line) });
+  } catch (error) {
+    console.error(`[test] ${error instanceof Error ? error.message : error}`);
+    process.exit(1);
+  }
 }
 
 console.log('[test] building');

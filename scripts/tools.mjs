@@ -7,6 +7,10 @@
 // Each tool is installed into its own folder and marked complete by a stamp file written last;
 // a folder without its stamp is a partial install and is removed and redone.
 //
+// On Debian/Ubuntu it first makes sure the system packages are there (Chromium: the browser the
+// workbench runs in and the SwiftShader Vulkan driver WebGPU uses without a GPU; the build tools
+// code-server's native addons need), installing them with apt-get when running as root.
+//
 // Usage: node scripts/tools.mjs [--print-json] [--check]
 //   (no flag)     install what is missing, print the paths
 //   --print-json  install what is missing, print {toolsDir, node24, codeServerEntry} as JSON on stdout
@@ -76,6 +80,34 @@ async function installPackage(folder, packageSpec, env, log) {
   log(`[tools] installed ${packageSpec} in ${((Date.now() - started) / 1000).toFixed(0)} s`);
 }
 
+/** Debian packages the offline VS Code and the GPU tests need. */
+export const SYSTEM_PACKAGES = ['chromium', 'libkrb5-dev', 'pkg-config', 'build-essential'];
+
+function missingSystemPackages() {
+  return SYSTEM_PACKAGES.filter((name) => {
+    const query = spawnSync('dpkg-query', ['-W', '-f=${Status}', name], { encoding: 'utf8' });
+    return query.status !== 0 || !query.stdout.includes('install ok installed');
+  });
+}
+
+/**
+ * Installs the missing system packages with apt-get when this is a Debian-like system and we are
+ * root; otherwise says which command to run. Elsewhere (no dpkg) it checks nothing.
+ */
+export async function ensureSystemPackages({ log = (line) => console.error(line) } = {}) {
+  if (spawnSync('dpkg-query', ['--version']).status !== 0) return;
+  const missing = missingSystemPackages();
+  if (missing.length === 0) return;
+  const isRoot = typeof process.getuid === 'function' && process.getuid() === 0;
+  if (!isRoot || spawnSync('apt-get', ['--version']).status !== 0) {
+    throw new Error(`missing system packages: ${missing.join(' ')}. Install them with:\n  sudo apt-get install -y ${missing.join(' ')}`);
+  }
+  log(`[tools] installing system packages: ${missing.join(' ')}`);
+  const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' };
+  await run('apt-get', ['update', '-q'], { env, cwd: process.cwd() }, log);
+  await run('apt-get', ['install', '-y', '-q', '--no-install-recommends', ...missing], { env, cwd: process.cwd() }, log);
+}
+
 function missingBuildPrerequisites() {
   const missing = [];
   if (spawnSync('pkg-config', ['--exists', 'krb5-gssapi']).status !== 0) missing.push('libkrb5-dev (and pkg-config)');
@@ -139,6 +171,7 @@ async function withLock(dir, log, body) {
  * The first install takes about 3-4 minutes and 800 MB; later calls return at once.
  */
 export async function ensureTools({ log = (line) => console.error(line) } = {}) {
+  await ensureSystemPackages({ log });
   const dir = toolsDir();
   const paths = toolPaths(dir);
   if (toolsReady(dir)) return paths;
