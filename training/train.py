@@ -69,7 +69,7 @@ def make_batch(data, batch, seq, rng, args, vocab):
             d = int(rng.integers(s + L + 8, seq + 1 - L))
             x[b, d:d + L] = x[b, s:s + L]
         elif r < args.copy_prob + args.rand_prob:  # repeated random-token segment
-            L = int(rng.integers(10, 81))
+            L = int(rng.integers(args.rand_min, min(args.rand_max, seq // 2 - 2) + 1))
             seg = rng.integers(257, vocab, size=L)
             s = int(rng.integers(1, seq // 2 - L))
             d = int(rng.integers(s + L, seq + 1 - L))
@@ -100,6 +100,8 @@ def main():
     ap.add_argument("--wd", type=float, default=0.1)
     ap.add_argument("--copy-prob", type=float, default=0.3)
     ap.add_argument("--rand-prob", type=float, default=0.15)
+    ap.add_argument("--rand-min", type=int, default=10, help="random segment length range")
+    ap.add_argument("--rand-max", type=int, default=80)
     ap.add_argument("--ckpt-every", type=float, default=300, help="seconds")
     ap.add_argument("--eval-every", type=int, default=500, help="steps")
     ap.add_argument("--config", default=None, help="JSON overrides of the model config")
@@ -117,8 +119,8 @@ def main():
         config = ck["config"]
         saved = ck["args"]
         for k in ("max_tokens", "lr", "min_lr_frac", "warmup", "batch", "seq", "long_seq",
-                  "long_frac", "copy_prob", "rand_prob", "wd", "seed"):
-            if getattr(args, k) == ap.get_default(k):
+                  "long_frac", "copy_prob", "rand_prob", "rand_min", "rand_max", "wd", "seed"):
+            if getattr(args, k) == ap.get_default(k) and k in saved:
                 setattr(args, k, saved[k])  # keep the run's settings unless overridden
     else:
         ck = None
