@@ -115,7 +115,22 @@ function activateWith(context: vscode.ExtensionContext, log: vscode.LogOutputCha
       panelSync.documentSent = result;
     }
     const query = queryAt(result, editor.document.offsetAt(editor.selection.active));
-    panel.post(queryView(result, query, viewState.view, distanceRule(config()), config().threshold));
+    const view = viewState.view;
+    const message = queryView(result, query, view, distanceRule(config()), config().threshold);
+    panel.post(message);
+    // A single head of a one-window analysis: replace the top-k heatmap by the exact rows.
+    if (query && typeof view.layer === 'number' && typeof view.head === 'number' && result.runId !== undefined) {
+      const { layer, head } = view;
+      void (async () => {
+        const heat = new Float32Array(message.heat.length);
+        for (const q of query.tokens) {
+          const row = await controller.exactRow(result, layer, head, q);
+          if (!row) return;
+          for (let p = 0; p < row.length; p++) if (row[p] > heat[p]) heat[p] = row[p];
+        }
+        if (panelSync.documentSent === result) panel.post({ ...message, heat, heatSource: 'exact' });
+      })();
+    }
   };
   const schedulePanelSync = () => {
     clearTimeout(panelSync.timer);

@@ -53,6 +53,8 @@ export class EngineHost {
   private readonly running = new Map<number, AbortController>();
   /** Engine work runs one request at a time: the engine reuses its device buffers across runs. */
   private tail: Promise<unknown> = Promise.resolve();
+  /** The `analyze` request the engine's buffers hold the run of (attention rows come from it). */
+  private lastRunId: number | undefined;
 
   constructor(private readonly onDeviceLost: DeviceLostHandler) {}
 
@@ -73,6 +75,7 @@ export class EngineHost {
     this.engine?.dispose();
     this.engine = undefined;
     this.loadedKey = undefined;
+    this.lastRunId = undefined;
     const model = await loadModel(new FetchedModelFiles(request.model));
     this.engine = await this.createEngine(model, request.backend);
     this.loadedKey = key;
@@ -120,7 +123,9 @@ export class EngineHost {
     try {
       if (controller.signal.aborted) throw Object.assign(new Error('The analysis was cancelled.'), { name: 'AbortError' });
       const engine = this.requireEngine();
+      this.lastRunId = undefined;
       const result = await engine.run({ tokenIds: request.tokenIds, spans: request.spans, topK: request.topK, layers: request.layers }, controller.signal);
+      this.lastRunId = request.requestId;
       return { summary: result.summary, backend: result.backend, stats: result.stats };
     } finally {
       this.running.delete(request.requestId);
@@ -131,7 +136,10 @@ export class EngineHost {
     this.running.get(requestId)?.abort();
   }
 
-  attentionRow(layer: number, head: number, query: number): Promise<Float32Array> {
-    return this.exclusive(() => this.requireEngine().attentionRow(layer, head, query));
+  attentionRow(layer: number, head: number, query: number, afterRun: number): Promise<Float32Array> {
+    return this.exclusive(async () => {
+      if (this.lastRunId !== afterRun) throw new Error('The engine has run another analysis since; analyse the file again for exact rows.');
+      return this.requireEngine().attentionRow(layer, head, query);
+    });
   }
 }

@@ -119,7 +119,7 @@ async function handle(message: HostToWebviewMessage): Promise<void> {
       return;
     case 'attentionRow':
       try {
-        const probs = await engineHost.attentionRow(message.layer, message.head, message.query);
+        const probs = await engineHost.attentionRow(message.layer, message.head, message.query, message.afterRun);
         postToHost({ type: 'attentionRowResult', requestId: message.requestId, probs });
       } catch (error) {
         postToHost({ type: 'attentionRowResult', requestId: message.requestId, error: errorText(error) });

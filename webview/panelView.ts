@@ -193,6 +193,11 @@ export class PanelView {
         list.append(item);
       }
       summary.append(list);
+      const layerText = query.view.layer === 'all' ? 'all layers' : `layer ${query.view.layer}`;
+      const headText = typeof query.view.head === 'number' ? `head ${query.view.head}` : `${query.view.head} of heads`;
+      summary.append(
+        el('p', 'muted legend', query.heatSource === 'exact' ? `Heatmap: the exact attention row of ${layerText}, ${headText}.` : `Heatmap: the top ${doc.topK} positions of each viewed head (${layerText}, ${headText}).`),
+      );
       const first = this.tokenElements[query.query.tokens[0]];
       first?.scrollIntoView({ block: 'nearest' });
     }
@@ -201,6 +206,7 @@ export class PanelView {
       this.host.post({
         type: 'viewRendered',
         uri: query.uri,
+        heatSource: query.heatSource,
         queryName: query.query?.name ?? null,
         sources: query.sources.map((s) => ({ name: doc.definitions[s.definition].name, weight: s.weight })),
         heatedTokens: this.tokenElements.filter((t) => t.classList.contains('hot')).length,

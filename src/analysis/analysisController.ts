@@ -214,6 +214,7 @@ export class AnalysisController implements vscode.Disposable {
     let forwardMs = 0;
     let summaryMs = 0;
     let backend = loaded.backend;
+    let lastRequestId = -1;
     for (const window of windows) {
       if (token.isCancellationRequested) return { kind: 'cancelled', message: 'The analysis was cancelled.' };
       let requestId = -1;
@@ -227,6 +228,7 @@ export class AnalysisController implements vscode.Disposable {
         if (response.cancelled) return { kind: 'cancelled', message: 'The analysis was cancelled.' };
         if (response.error || !response.result) return { kind: 'failed', message: response.error ?? 'The panel returned no result.' };
         summaries.push(response.result.summary);
+        lastRequestId = requestId;
         readbackBytes += response.result.stats.readbackBytes;
         forwardMs += response.result.stats.forwardMs;
         summaryMs += response.result.stats.summaryMs;
@@ -250,6 +252,7 @@ export class AnalysisController implements vscode.Disposable {
       backend,
       model: { label: model.label, shortName: model.shortName, architecture: model.spec.architecture, numLayers: model.spec.numLayers, numHeads: model.spec.numHeads, context },
       stats: { forwardMs, summaryMs, readbackBytes, elapsedMs: performance.now() - started },
+      runId: windows.length === 1 ? lastRequestId : undefined,
     };
     return { kind: 'done', result, warnings: problems.map((p) => p.message) };
   }
@@ -284,6 +287,21 @@ export class AnalysisController implements vscode.Disposable {
     const layer = preferredLayer !== undefined && preferredLayer < L ? preferredLayer : L - 1;
     this.log.info(`Summarising layer ${layer} only: all ${L} layers would read back ${Math.round((perLayer * L) / 1048576)} MiB per window.`);
     return [layer];
+  }
+
+  /**
+   * The exact probability row of (layer, head, query) for a one-window analysis whose run the
+   * panel's engine still holds; undefined otherwise (the views then use the top-k summaries).
+   */
+  async exactRow(result: DocumentAnalysisResult, layer: number, head: number, query: number): Promise<Float32Array | undefined> {
+    const panel = AttentionPanel.instance;
+    if (result.runId === undefined || !panel) return undefined;
+    try {
+      const response = await panel.request({ type: 'attentionRow', layer, head, query, afterRun: result.runId }, 30_000);
+      return response.probs;
+    } catch {
+      return undefined;
+    }
   }
 
   /** Tree-sitter definitions, plus document symbols a language extension reports that tree-sitter missed. */

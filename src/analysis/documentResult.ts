@@ -30,6 +30,8 @@ export interface DocumentAnalysisResult {
   readonly backend: BackendInfo;
   readonly model: AnalysedModel;
   readonly stats: ForwardStats & { readonly elapsedMs: number };
+  /** The `analyze` request of a one-window analysis: exact attention rows can be asked of its run. */
+  readonly runId?: number;
 }
 
 /** The identifier group (or, outside identifiers, the single token) at a document offset. */

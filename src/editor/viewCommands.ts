@@ -57,9 +57,14 @@ export function registerViewCommands(context: vscode.ExtensionContext, deps: Vie
   };
 
   context.subscriptions.push(
-    vscode.commands.registerCommand(COMMANDS.selectLayerHead, async () => {
+    vscode.commands.registerCommand(COMMANDS.selectLayerHead, async (choice?: { layer: number | 'all'; head: number | 'mean' | 'max' }) => {
       const shape = await modelShape();
       if (!shape) return undefined;
+      // Keybindings and tests may name the view directly.
+      if (choice && (choice.layer === 'all' || (Number.isInteger(choice.layer) && choice.layer < shape.layers)) && (choice.head === 'mean' || choice.head === 'max' || (Number.isInteger(choice.head) && choice.head < shape.heads))) {
+        await viewState.set({ layer: choice.layer, head: choice.head });
+        return viewState.view;
+      }
       const current = viewState.view;
       const layerPick = await vscode.window.showQuickPick(
         [{ label: 'All layers', description: 'the strongest layer for each source', value: 'all' as const }, ...Array.from({ length: shape.layers }, (_, i) => ({ label: `Layer ${i}`, description: '', value: i }))].map((item) => ({ ...item, picked: item.value === current.layer })),

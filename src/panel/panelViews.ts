@@ -48,7 +48,7 @@ export function queryView(result: DocumentAnalysisResult, query: QueryAt | undef
   const cellTop = new Int32Array(L * H * k).fill(-1);
   const cellTopWeights = new Float32Array(L * H * k);
   if (!query) {
-    return { type: 'queryView', uri: result.uri, query: null, view, threshold, heat, sources: [], cellMass, cellTop, cellTopWeights };
+    return { type: 'queryView', uri: result.uri, query: null, view, threshold, heat, heatSource: 'topK', sources: [], cellMass, cellTop, cellTopWeights };
   }
   const first = query.tokens[0];
   // Distant spans: the ones the overlay may show for this query.
@@ -82,5 +82,5 @@ export function queryView(result: DocumentAnalysisResult, query: QueryAt | undef
   }
   if (view.head === 'mean' && layerIndex === 'all') for (let p = 0; p < n; p++) heat[p] /= L;
   const sources = attendedSources(doc, summary, query.tokens, { layer: layerIndex, head: view.head }, rule, 16, threshold).map((s) => ({ definition: s.definition, weight: s.weight }));
-  return { type: 'queryView', uri: result.uri, query: { name: query.name, tokens: query.tokens }, view, threshold, heat, sources, cellMass, cellTop, cellTopWeights };
+  return { type: 'queryView', uri: result.uri, query: { name: query.name, tokens: query.tokens }, view, threshold, heat, heatSource: 'topK', sources, cellMass, cellTop, cellTopWeights };
 }

@@ -97,6 +97,7 @@ export interface ViewRenderedMessage {
   readonly sources: readonly { readonly name: string; readonly weight: number }[];
   /** Tokens painted in the heatmap, and grid cells drawn. */
   readonly heatedTokens: number;
+  readonly heatSource: 'exact' | 'topK';
   readonly gridCells: number;
 }
 
@@ -185,6 +186,8 @@ export interface AnalyzeRequest {
 export interface AttentionRowRequest {
   readonly type: 'attentionRow';
   readonly requestId: number;
+  /** The `analyze` request whose run the row must come from; the answer is an error if the engine ran another since. */
+  readonly afterRun: number;
   readonly layer: number;
   readonly head: number;
   readonly query: number;
@@ -220,8 +223,13 @@ export interface QueryViewMessage {
   readonly query: { readonly name: string; readonly tokens: readonly number[] } | null;
   readonly view: { readonly layer: number | 'all'; readonly head: number | 'mean' | 'max' };
   readonly threshold: number;
-  /** Per document token: the attention weight the view gives it (top-k positions of the viewed heads). */
+  /**
+   * Per document token: the attention weight the view gives it. 'exact': the head's full
+   * probability row (a single layer and head of a one-window analysis); 'topK': the top-k positions
+   * of the viewed heads.
+   */
   readonly heat: Float32Array;
+  readonly heatSource: 'exact' | 'topK';
   /** Distant definitions and imports the query attends to, strongest first. */
   readonly sources: readonly { readonly definition: number; readonly weight: number }[];
   /** [layerIndex][head]: the largest mass the head puts on any distant definition or import. */
@@ -358,6 +366,7 @@ export function parseWebviewMessage(value: unknown): WebviewToHostMessage | { re
             queryName: typeof value.queryName === 'string' ? value.queryName : null,
             sources: (value.sources as unknown[]).filter(isRecord).map((s) => ({ name: String(s.name), weight: Number(s.weight) })),
             heatedTokens: value.heatedTokens,
+            heatSource: value.heatSource === 'exact' ? 'exact' : 'topK',
             gridCells: value.gridCells,
           }
         : { invalid: '"viewRendered" with missing fields' };

@@ -16,6 +16,7 @@ interface OverlaySnapshot {
 }
 interface PanelRender {
   uri: string;
+  heatSource: 'exact' | 'topK';
   queryName: string | null;
   sources: { name: string; weight: number }[];
   heatedTokens: number;
@@ -156,6 +157,23 @@ suite('Attention Lens: analysis, overlay, hover, CodeLens', function () {
     assert.match(html, /^<!DOCTYPE html>/);
     assert.ok(!/(src|href)=["']https?:/.test(html), 'the page loads nothing from the network');
     assert.match(html, /class="ident"/, 'identifiers are clickable in the page');
+  });
+
+  test('for a single head of a one-window analysis the panel paints the exact attention row', async () => {
+    const document = await vscode.workspace.openTextDocument({ language: 'typescript', content: "import { a } from './a';\nconst b = a + a;\n" });
+    const editor = await vscode.window.showTextDocument(document);
+    const outcome = (await vscode.commands.executeCommand('attentionLens.analyzeFile')) as Outcome;
+    assert.equal(outcome.kind, 'done', outcome.message);
+    assert.equal(outcome.result?.windows, 1);
+    await vscode.commands.executeCommand('attentionLens.selectLayerHead', { layer: 1, head: 2 });
+    try {
+      editor.selection = new vscode.Selection(1, 14, 1, 14);
+      const rendered = await extension().exports.whenPanelRendered((m) => m.uri === document.uri.toString() && m.queryName === 'a' && m.heatSource === 'exact', 20_000);
+      assert.ok(rendered.heatedTokens >= 5, `an exact row weighs every earlier token (${rendered.heatedTokens} painted)`);
+    } finally {
+      await vscode.commands.executeCommand('attentionLens.selectLayerHead', { layer: 'all', head: 'max' });
+      await vscode.commands.executeCommand('workbench.action.revertAndCloseActiveEditor');
+    }
   });
 
   test('an edit during an analysis discards its result', async () => {
