@@ -133,6 +133,11 @@ directory adjacent). To speed up induction-head formation, {int(a['copy_prob'] *
 ## Known limits
 - Tiny (a few million parameters) and trained for a few CPU-hours: completions are poor, loss is
   far above real code models. It is meant for visualising attention, not for generating code.
+- Long-range attention: the CPU budget (about {ck['tokens'] / 1e6:.0f}M tokens) is below where induction
+  heads usually form in models this small (~16-32M tokens at this batch size). Check the induction
+  score and distant-reference hit rate above before trusting long-range arrows: a low score means
+  attention to earlier identifiers is mostly local/diffuse, not reference-following. Training the
+  same pipeline longer (or on a GPU, minutes) is the fix: `training/train.py --resume --restart-schedule --max-tokens N`.
 - Languages: JavaScript, TypeScript and Python only; other languages tokenize fine (byte-level)
   but the model has not seen them.
 - Attention beyond {a['long_seq']} tokens was never trained (rotary allows longer inputs, quality

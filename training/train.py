@@ -64,7 +64,7 @@ def make_batch(data, batch, seq, rng, args, vocab):
     for b in range(batch):
         r = rng.random()
         if r < args.copy_prob:  # paste a span of this window again later
-            L = int(rng.integers(16, 129))
+            L = int(rng.integers(16, min(128, seq // 2 - 8) + 1))
             s = int(rng.integers(0, seq // 2 - L)) if seq // 2 - L > 0 else 0
             d = int(rng.integers(s + L + 8, seq + 1 - L))
             x[b, d:d + L] = x[b, s:s + L]
@@ -105,6 +105,9 @@ def main():
     ap.add_argument("--ckpt-every", type=float, default=300, help="seconds")
     ap.add_argument("--eval-every", type=int, default=500, help="steps")
     ap.add_argument("--config", default=None, help="JSON overrides of the model config")
+    ap.add_argument("--restart-schedule", action="store_true",
+                    help="with --resume: recompute the schedule position as tokens / --max-tokens "
+                         "(to train a finished run longer, e.g. --max-tokens 40000000)")
     args = ap.parse_args()
 
     device = ("cuda" if torch.cuda.is_available() else "cpu") if args.device == "auto" else args.device
@@ -142,6 +145,8 @@ def main():
         rng.bit_generator.state = ck["rng"]
         torch.set_rng_state(ck["torch_rng"])
         step, tokens, progress = ck["step"], ck["tokens"], ck["progress"]
+        if args.restart_schedule:
+            progress = tokens / args.max_tokens
         log("resumed from %s: step %d, %.2fM tokens, progress %.3f" % (latest, step, tokens / 1e6, progress))
     else:
         with open(LOG, "a") as f:
