@@ -59,12 +59,16 @@ for (const name of FIXTURE_MODELS) {
 test('forward --backend webgpu on the embedded default model matches the PyTorch model within 1e-3', async (t) => {
   await withAdapter(t, async () => {
     const folder = path.join(repoRoot, 'default-model');
-    const golden = JSON.parse(await import('node:fs').then((fs) => fs.promises.readFile(path.join(folder, 'golden.json'), 'utf8'))) as { tokenIds: number[]; lastLogits: number[] };
-    const run = await runCli(['forward', '--backend', 'webgpu', '--model', folder, '--token-ids', golden.tokenIds.join(',')]);
+    const golden = JSON.parse(await import('node:fs').then((fs) => fs.promises.readFile(path.join(folder, 'golden.json'), 'utf8'))) as { tokenIds: number[]; lastLogits: number[]; attention: number[][][][] };
+    const n = golden.tokenIds.length;
+    const rows = [[0, 0, n - 1], [1, 7, n - 1], [1, 3, Math.floor(n / 2)]];
+    const run = await runCli(['forward', '--backend', 'webgpu', '--model', folder, '--token-ids', golden.tokenIds.join(','), ...rows.flatMap(([l, h, q]) => ['--attention', `${l}:${h}:${q}`])]);
     assert.equal(run.status, 0, run.stderr);
     const output = JSON.parse(run.stdout) as ForwardOutput;
     const logitDiff = maxAbsDiff(output.logits, golden.lastLogits);
-    console.log(`cli forward default-model on WebGPU: max |logit diff| vs PyTorch ${logitDiff.toExponential(2)}`);
+    const probDiff = Math.max(...output.attention.map((row) => maxAbsDiff(row.probs, golden.attention[row.layer][row.head][row.query])));
+    console.log(`cli forward default-model on WebGPU: max |logit diff| vs PyTorch ${logitDiff.toExponential(2)}, max |prob diff| ${probDiff.toExponential(2)}`);
     assert.ok(logitDiff <= 1e-3, `logits differ by ${logitDiff}`);
+    assert.ok(probDiff <= 1e-4, `probabilities differ by ${probDiff}`);
   });
 });
