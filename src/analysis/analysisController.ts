@@ -26,8 +26,6 @@ const LOAD_TIMEOUT_MS = 10 * 60_000;
 const WINDOW_TIMEOUT_MS = 10 * 60_000;
 /** Runs shorter than this finish without a progress notification. */
 const PROGRESS_DELAY_MS = 600;
-/** Top positions kept per (layer, head, token). */
-const SUMMARY_TOP_K = 4;
 /** Readback budget per window, bytes: beyond it only the selected layer is summarised. */
 const WINDOW_READBACK_BUDGET = 96 * 1024 * 1024;
 
@@ -208,7 +206,7 @@ export class AnalysisController implements vscode.Disposable {
     const tooLarge = await this.gpuMemoryProblem(panel, model, config, windows[0].positions.length, doc.spans.length);
     if (tooLarge) return { kind: 'refused', message: tooLarge };
     const loaded = await this.loadInPanel(panel, model, config);
-    const layers = this.layersToSummarise(model, windows[0].positions.length, doc.spans.length, options.preferredLayer);
+    const layers = this.layersToSummarise(model, windows[0].positions.length, doc.spans.length, config.topK, options.preferredLayer);
     const summaries: AttentionSummary[] = [];
     let readbackBytes = 0;
     let forwardMs = 0;
@@ -221,7 +219,7 @@ export class AnalysisController implements vscode.Disposable {
       const cancelListener = token.onCancellationRequested(() => panel.post({ type: 'cancel', target: requestId }));
       try {
         const response = await panel.request(
-          { type: 'analyze', tokenIds: window.positions.map((p) => doc.tokenIds[p]), spans: window.spans, topK: SUMMARY_TOP_K, layers },
+          { type: 'analyze', tokenIds: window.positions.map((p) => doc.tokenIds[p]), spans: window.spans, topK: config.topK, layers },
           WINDOW_TIMEOUT_MS,
           (id) => (requestId = id),
         );
@@ -280,9 +278,9 @@ export class AnalysisController implements vscode.Disposable {
   }
 
   /** All layers when their summaries fit the readback budget; otherwise the preferred layer only. */
-  private layersToSummarise(model: ActiveModel, windowTokens: number, spans: number, preferredLayer: number | undefined): number[] | undefined {
+  private layersToSummarise(model: ActiveModel, windowTokens: number, spans: number, topK: number, preferredLayer: number | undefined): number[] | undefined {
     const { numLayers: L, numHeads: H } = model.spec;
-    const perLayer = H * windowTokens * (2 * SUMMARY_TOP_K + spans + 2) * 4;
+    const perLayer = H * windowTokens * (2 * topK + spans + 2) * 4;
     if (perLayer * L <= WINDOW_READBACK_BUDGET) return undefined;
     const layer = preferredLayer !== undefined && preferredLayer < L ? preferredLayer : L - 1;
     this.log.info(`Summarising layer ${layer} only: all ${L} layers would read back ${Math.round((perLayer * L) / 1048576)} MiB per window.`);
