@@ -35,7 +35,8 @@ Options:
   --head H              one head (0-based), "mean" or "max" over heads (default: max)
   --threshold W         ignore attention mass below W (default 0.05)
   --top N               sources per identifier (default 3)
-  --context N           tokens per window (default: the model's context)
+  --context N           tokens per window (default 1024, as the extension's attentionLens.contextWindow;
+                        0: the model's full context)
   -h, --help            show this help`;
 
 /** The embedded default model, next to the built CLI (out/cli.js -> default-model/). */
@@ -112,7 +113,7 @@ function parseOptions(args: string[]): AnalyzeOptions | undefined {
     view: { layer, head },
     threshold,
     top: integer('top', values.top, 3, 1),
-    context: values.context === undefined ? undefined : integer('context', values.context, 0, 16),
+    context: values.context === undefined ? 1024 : values.context === '0' ? 0 : integer('context', values.context, 0, 16),
   };
 }
 
@@ -142,7 +143,7 @@ export async function runAnalyze(args: string[], log: (line: string) => void): P
   if (typeof options.view.layer === 'number' && options.view.layer >= spec.numLayers) throw new CliError(`--layer ${options.view.layer}: the model has ${spec.numLayers} layers.`);
   if (typeof options.view.head === 'number' && options.view.head >= spec.numHeads) throw new CliError(`--head ${options.view.head}: the model has ${spec.numHeads} heads per layer.`);
 
-  const context = Math.min(options.context ?? spec.maxPositions, spec.maxPositions);
+  const context = options.context ? Math.min(options.context, spec.maxPositions) : spec.maxPositions;
   const windows = planWindows({ numTokens: doc.tokenIds.length, context, spans: doc.spans, prefixCandidates: prefixCandidates(doc.definitions) });
   const engine = await createEngine(model, options.backend, log);
   const started = performance.now();
