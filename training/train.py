@@ -102,6 +102,14 @@ def main():
     ap.add_argument("--rand-prob", type=float, default=0.15)
     ap.add_argument("--rand-min", type=int, default=10, help="random segment length range")
     ap.add_argument("--rand-max", type=int, default=80)
+    ap.add_argument("--schedule", default="cosine", choices=["cosine", "wsd"],
+                    help="cosine decay over the run, or warmup-stable-decay (constant LR, then a linear "
+                         "decay over the last --decay-frac)")
+    ap.add_argument("--decay-frac", type=float, default=0.2)
+    ap.add_argument("--prev-aux", type=float, default=0.0,
+                    help="weight of an auxiliary loss that pulls layer 0 head --prev-head towards "
+                         "the previous token (seeds the first half of the induction circuit)")
+    ap.add_argument("--prev-head", type=int, default=0)
     ap.add_argument("--ckpt-every", type=float, default=300, help="seconds")
     ap.add_argument("--eval-every", type=int, default=500, help="steps")
     ap.add_argument("--config", default=None, help="JSON overrides of the model config")
@@ -122,7 +130,8 @@ def main():
         config = ck["config"]
         saved = ck["args"]
         for k in ("max_tokens", "lr", "min_lr_frac", "warmup", "batch", "seq", "long_seq",
-                  "long_frac", "copy_prob", "rand_prob", "rand_min", "rand_max", "wd", "seed"):
+                  "long_frac", "copy_prob", "rand_prob", "rand_min", "rand_max", "wd", "seed",
+                  "schedule", "decay_frac", "prev_aux", "prev_head"):
             if getattr(args, k) == ap.get_default(k) and k in saved:
                 setattr(args, k, saved[k])  # keep the run's settings unless overridden
     else:
@@ -180,12 +189,23 @@ def main():
         x, y = make_batch(data, batch, seq, rng, args, config["vocab_size"])
         x, y = x.to(device), y.to(device)
         warm = min(1.0, (step + 1) / args.warmup)
-        cos = 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
-        lr = args.lr * warm * (args.min_lr_frac + (1 - args.min_lr_frac) * cos)
+        if args.schedule == "wsd":
+            shape = min(1.0, (1.0 - min(1.0, progress)) / args.decay_frac)
+        else:
+            shape = 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
+        lr = args.lr * warm * (args.min_lr_frac + (1 - args.min_lr_frac) * shape)
         for gr in opt.param_groups:
             gr["lr"] = lr
-        logits = model(x)
+        if args.prev_aux > 0:
+            logits, attns = model(x, want_attn=True)
+        else:
+            logits = model(x)
         loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]).float(), y.reshape(-1), ignore_index=-100)
+        if args.prev_aux > 0:
+            # layer 0, one head: -log attention on the previous token (positions 1..T-1)
+            p0 = attns[0][:, args.prev_head]
+            i = torch.arange(1, p0.shape[-1], device=p0.device)
+            loss = loss + args.prev_aux * -torch.log(p0[:, i, i - 1].float() + 1e-6).mean()
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
