@@ -275,8 +275,13 @@ async function streamTo(
       const fail = (error: Error) => {
         if (failed) return;
         failed = true;
-        out.destroy();
-        reject(error);
+        // Settle only once the file is closed: a write already handed to the OS can still land
+        // after destroy(), and the next attempt measures the partial file to resume from it.
+        if (out.closed) reject(error);
+        else {
+          out.once('close', () => reject(error));
+          out.destroy();
+        }
       };
       response.on('error', fail);
       response.on('aborted', () => fail(Object.assign(new Error('the connection closed mid-file'), { code: 'ECONNRESET' })));

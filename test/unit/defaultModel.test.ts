@@ -45,3 +45,30 @@ test('CPU engine logits match the PyTorch default model within 1e-3', async () =
   assert.ok(maxDiff <= 1e-3, `max |logit diff| ${maxDiff}`);
   engine.dispose();
 });
+
+test('the default model has an induction head: the second copy of a random sequence attends to the token after its first copy', async () => {
+  // What makes the overlay point at earlier occurrences of an identifier. Same measure as
+  // training/report.py: [EOT] R R, R = 50 random merge tokens; score = mean attention from each
+  // token of the second copy to the token after its earlier occurrence.
+  const model = await loadModelFolder(folder);
+  const engine = new CpuEngine(model, 'test');
+  let seed = 12345;
+  const random = () => ((seed = (Math.imul(seed, 1103515245) + 12345) >>> 0) / 2 ** 32);
+  const length = 50;
+  const r = Array.from({ length }, () => 257 + Math.floor(random() * (model.spec.vocabSize - 257)));
+  await engine.run({ tokenIds: [0, ...r, ...r], spans: [], topK: 1 });
+  let best = { score: 0, layer: -1, head: -1 };
+  for (let layer = 0; layer < model.spec.numLayers; layer++) {
+    for (let head = 0; head < model.spec.numHeads; head++) {
+      let sum = 0;
+      for (let j = 0; j < length - 1; j++) {
+        const query = 1 + length + j; // R[j] in the second copy
+        sum += (await engine.attentionRow(layer, head, query))[2 + j]; // R[j + 1] in the first copy
+      }
+      if (sum / (length - 1) > best.score) best = { score: sum / (length - 1), layer, head };
+    }
+  }
+  console.log(`default model: best induction score ${best.score.toFixed(3)} (layer ${best.layer}, head ${best.head})`);
+  assert.ok(best.score >= 0.3, `best induction score ${best.score.toFixed(3)} (layer ${best.layer}, head ${best.head}) < 0.3`);
+  engine.dispose();
+});
