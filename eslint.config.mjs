@@ -14,11 +14,18 @@ export default tseslint.config(
     },
   },
   {
-    // The protocol and engine run in the webview and in Node: no editor or DOM-only imports there.
-    files: ['src/shared/**/*.ts', 'webview/engine/**/*.ts'],
+    // The protocol and the engine run in the webview and in Node: no editor or Node imports there.
+    // Only the Node hosts and the ONNX Runtime backend (which runs in Node) may use Node modules.
+    files: ['src/shared/**/*.ts', 'engine/**/*.ts'],
+    ignores: ['engine/hosts/node*.ts', 'engine/onnx/**/*.ts'],
     rules: {
       'no-restricted-imports': ['error', { paths: ['vscode'], patterns: ['node:*', 'fs', 'path', 'child_process'] }],
     },
+  },
+  {
+    // Nothing in the engine may import the editor.
+    files: ['engine/hosts/node*.ts', 'engine/onnx/**/*.ts'],
+    rules: { 'no-restricted-imports': ['error', { paths: ['vscode'] }] },
   },
   {
     // esbuild's text loader gives WGSL sources as a default export; only the shim declares it.

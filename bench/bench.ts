@@ -14,10 +14,10 @@
 import * as childProcess from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import type { AttentionRequest } from '../src/shared/attention';
-import { createNodeGpuEngine, probeNodeAdapter } from '../src/node/nodeWebGpu';
-import { loadModelFolder } from '../src/node/modelFolder';
-import { GpuEngine } from '../webview/engine/gpu/gpuEngine';
+import type { AttentionRequest } from '../engine/attention';
+import { createNodeGpuEngine, probeNodeAdapter } from '../engine/hosts/nodeWebGpu';
+import { loadModelFolder } from '../engine/hosts/nodeModelFolder';
+import { GpuEngine } from '../engine/webgpu/gpuEngine';
 import { FIXTURE_MODELS, seededRandom } from '../test/gpu/gpuTestSupport';
 import { SMOLLM2_135M, writeSyntheticLlama } from '../test/gpu/syntheticModel';
 
@@ -203,7 +203,7 @@ function printTable(rows: Row[]): void {
 async function main(): Promise<void> {
   const options = parseArgs(process.argv.slice(2));
   const adapter = await probeNodeAdapter();
-  if (!adapter) throw new Error('No WebGPU adapter: nothing to benchmark (see src/node/nodeWebGpu.ts for how adapters are found).');
+  if (!adapter) throw new Error('No WebGPU adapter: nothing to benchmark (see engine/hosts/nodeWebGpu.ts for how adapters are found).');
   const variant = options.variant ?? (adapter.isFallbackAdapter ? 'register' : 'tiled');
   console.log(`adapter: ${adapter.description || adapter.device} (${adapter.vendor}/${adapter.architecture})${adapter.isFallbackAdapter ? ', CPU-backed fallback' : ''}; kernels: ${variant}`);
   const lengths = options.lengths ?? (adapter.isFallbackAdapter ? [256, 1024] : [256, 1024, 2048, 4096]);

@@ -35,7 +35,7 @@ function run(command, args, env = {}) {
 
 /**
  * Environment for the GPU tiers. The Node host finds an adapter itself (a real GPU's Vulkan driver,
- * else SwiftShader from Debian's chromium; see src/node/nodeWebGpu.ts); the Vulkan loader only
+ * else SwiftShader from Debian's chromium; see engine/hosts/nodeWebGpu.ts); the Vulkan loader only
  * needs a private runtime directory so it does not log an error line.
  */
 function gpuEnv() {

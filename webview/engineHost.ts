@@ -4,12 +4,12 @@
  * user allows it), and answers analysis and attention-row requests.
  */
 import type { AnalysisPayload, AnalyzeRequest, LoadModelRequest, LoadedModelInfo, ModelLocation } from '../src/shared/protocol';
-import { CpuEngine } from './engine/cpu/cpuEngine';
-import type { AttentionEngine } from './engine/engine';
-import { GpuEngine, summarizeAdapter } from './engine/gpu/gpuEngine';
-import { loadModel, type ModelFileSource } from './engine/modelLoader';
-import type { LoadedModel } from './engine/modelTypes';
-import { requestEngineDevice } from './engine/gpu/gpuDevice';
+import { ReferenceEngine } from '../engine/reference/referenceEngine';
+import type { AttentionEngine } from '../engine/engine';
+import { GpuEngine, summarizeAdapter } from '../engine/webgpu/gpuEngine';
+import { loadModel, type ModelFileSource } from '../engine/model/modelLoader';
+import type { LoadedModel } from '../engine/model/modelTypes';
+import { requestEngineDevice } from '../engine/webgpu/gpuDevice';
 
 /** Reads model files over HTTP(S) from a webview resource URL. */
 class FetchedModelFiles implements ModelFileSource {
@@ -89,13 +89,13 @@ export class EngineHost {
   }
 
   private async createEngine(model: LoadedModel, backend: LoadModelRequest['backend']): Promise<AttentionEngine> {
-    if (backend === 'cpu') return new CpuEngine(model, 'the attentionLens.backend setting is "cpu"');
+    if (backend === 'cpu') return new ReferenceEngine(model, 'the attentionLens.backend setting is "cpu"');
     const gpu = navigator.gpu;
     const adapter = gpu ? await gpu.requestAdapter({ powerPreference: 'high-performance' }) : null;
     if (!adapter) {
       const reason = gpu ? 'no WebGPU adapter in this webview' : 'WebGPU is not available in this webview';
       if (backend === 'webgpu') throw new Error(`${reason}, and the attentionLens.backend setting is "webgpu". Set it to "auto" to use the CPU fallback.`);
-      return new CpuEngine(model, reason);
+      return new ReferenceEngine(model, reason);
     }
     const device = await requestEngineDevice(adapter);
     void device.lost.then((info) => {

@@ -2,7 +2,7 @@
  * Probes WebGPU in the webview: adapter info, features and the limits the engine plans with.
  * Never throws: a missing API or adapter becomes `{ ok: false, error }` for the host to show.
  */
-import { summarizeAdapter } from './engine/gpu/gpuEngine';
+import { summarizeAdapter } from '../engine/webgpu/gpuEngine';
 import type { WebGpuProbeResult } from '../src/shared/protocol';
 
 export async function probeWebGpu(gpu: GPU | undefined = globalThis.navigator?.gpu): Promise<WebGpuProbeResult> {

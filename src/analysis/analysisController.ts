@@ -9,7 +9,7 @@ import * as path from 'node:path';
 import * as vscode from 'vscode';
 import type { AttentionLensConfig } from '../config';
 import { AttentionPanel, type PanelHost } from '../panel/attentionPanel';
-import type { AttentionSummary } from '../shared/attention';
+import type { AttentionSummary } from '../../engine/attention';
 import type { LoadedModelInfo } from '../shared/protocol';
 import { loadActiveModel, type ActiveModel } from '../model/activeModel';
 import { defaultCacheRoot } from '../hub/modelCache';

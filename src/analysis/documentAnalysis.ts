@@ -3,7 +3,7 @@
  * tokenize, map tokens to ranges, find definitions and imports, turn them into token spans for the
  * engine, and afterwards read the summaries back as "this identifier attends to those definitions".
  */
-import type { AttentionSummary, TokenSpan } from '../shared/attention';
+import type { AttentionSummary, TokenSpan } from '../../engine/attention';
 import type { SourceDefinition } from './definitions';
 import { alignTokens, identifierGroups, type IdentifierGroup, type TokenRange, type TokenSpelling } from './tokenOffsets';
 

@@ -3,7 +3,7 @@
  * (what does the token at the cursor attend to; who attends to this definition). No `vscode`
  * import: offsets are UTF-16 offsets into the document.
  */
-import type { AttentionSummary, BackendInfo, ForwardStats } from '../shared/attention';
+import type { AttentionSummary, BackendInfo, ForwardStats } from '../../engine/attention';
 import { attendedSources, type AttendedSource, type AttentionView, type DistanceRule, type PreparedDocument } from './documentAnalysis';
 import { isKeyword } from './keywords';
 import type { IdentifierGroup } from './tokenOffsets';

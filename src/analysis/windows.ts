@@ -5,7 +5,7 @@
  * window, the one that gives it the most preceding context; the windows' summaries are merged back
  * into one document-level summary in document positions.
  */
-import type { AttentionSummary, TokenSpan } from '../shared/attention';
+import type { AttentionSummary, TokenSpan } from '../../engine/attention';
 
 export interface AnalysisWindow {
   /** Document token position of each window position (prefix first, then the chunk). */

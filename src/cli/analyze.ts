@@ -12,8 +12,8 @@ import { attendedSources, prepareDocument, type AttentionView } from '../analysi
 import { isKeyword } from '../analysis/keywords';
 import { languageIdForFile } from '../analysis/languages';
 import { mergeWindowSummaries, planWindows, prefixCandidates } from '../analysis/windows';
-import type { AttentionSummary, BackendInfo } from '../shared/attention';
-import { loadModelFolder } from '../node/modelFolder';
+import type { AttentionSummary, BackendInfo } from '../../engine/attention';
+import { loadModelFolder } from '../../engine/hosts/nodeModelFolder';
 import { loadTokenizerFile } from '../node/tokenizer';
 import { CliError } from './cliError';
 import { resolveModelArgument } from './pull';

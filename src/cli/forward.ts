@@ -6,13 +6,13 @@
 import * as fs from 'node:fs/promises';
 import * as path from 'node:path';
 import { parseArgs } from 'node:util';
-import type { BackendInfo } from '../shared/attention';
-import type { AttentionEngine } from '../../webview/engine/engine';
-import { CpuEngine } from '../../webview/engine/cpu/cpuEngine';
-import type { LoadedModel } from '../../webview/engine/modelTypes';
-import { loadModelFolder } from '../node/modelFolder';
+import type { BackendInfo } from '../../engine/attention';
+import type { AttentionEngine } from '../../engine/engine';
+import { ReferenceEngine } from '../../engine/reference/referenceEngine';
+import type { LoadedModel } from '../../engine/model/modelTypes';
+import { loadModelFolder } from '../../engine/hosts/nodeModelFolder';
 import { loadTokenizerFile } from '../node/tokenizer';
-import { createNodeGpuEngine } from '../node/nodeWebGpu';
+import { createNodeGpuEngine } from '../../engine/hosts/nodeWebGpu';
 import { CliError } from './cliError';
 import { resolveModelArgument } from './pull';
 
@@ -100,7 +100,7 @@ export async function runForward(args: string[], log: (line: string) => void): P
 
 /** The engine the CLI runs: WebGPU, or the CPU reference when asked or when no adapter exists (said on stderr). */
 export async function createEngine(model: LoadedModel, backend: 'auto' | 'webgpu' | 'cpu', log: (line: string) => void): Promise<AttentionEngine> {
-  if (backend === 'cpu') return new CpuEngine(model, 'requested with --backend cpu');
+  if (backend === 'cpu') return new ReferenceEngine(model, 'requested with --backend cpu');
   try {
     return await createNodeGpuEngine(model);
   } catch (error) {
@@ -108,7 +108,7 @@ export async function createEngine(model: LoadedModel, backend: 'auto' | 'webgpu
     const detail = error.message.replace(/^no webgpu adapter:?\s*/i, '');
     if (backend === 'webgpu') throw new CliError(`--backend webgpu: no WebGPU adapter: ${detail}`, 1);
     log(`attention-lens: no WebGPU adapter (${detail}); running the CPU reference engine instead.`);
-    return new CpuEngine(model, `no WebGPU adapter: ${detail}`);
+    return new ReferenceEngine(model, `no WebGPU adapter: ${detail}`);
   }
 }
 

@@ -5,7 +5,7 @@
  * Exit codes: 0 success, 1 the run failed, 2 bad arguments or unusable input files (one line on
  * stderr, no stack; set ATTENTION_LENS_DEBUG=1 for stacks).
  */
-import { ModelFormatError } from '../../webview/engine/modelFormatError';
+import { ModelFormatError } from '../../engine/model/modelFormatError';
 import { TokenizerFormatError } from '../node/tokenizer';
 import { CliError } from './cliError';
 import { ANALYZE_USAGE, runAnalyze } from './analyze';

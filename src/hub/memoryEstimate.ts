@@ -5,7 +5,7 @@
  * model that cannot run is refused with numbers and a suggestion instead of failing inside the GPU.
  * Pure: no vscode, no Node APIs.
  */
-import type { ModelSpec } from '../../webview/engine/modelTypes';
+import type { ModelSpec } from '../../engine/model/modelTypes';
 
 export interface GpuLimits {
   readonly maxBufferSize: number;

@@ -7,8 +7,8 @@
 import * as fs from 'node:fs/promises';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { parseModelConfig } from '../../webview/engine/modelConfig';
-import type { ModelSpec } from '../../webview/engine/modelTypes';
+import { parseModelConfig } from '../../engine/model/modelConfig';
+import type { ModelSpec } from '../../engine/model/modelTypes';
 import { tokenizerFromJson, type TextTokenizer } from '../node/tokenizer';
 import { defaultCacheRoot, ModelCache } from '../hub/modelCache';
 import { classifyModelSetting, formatRepoRef } from '../hub/repoRef';

@@ -9,7 +9,7 @@
  * - The webview sends `ready` (with its PROTOCOL_VERSION) first. The host queues its messages until
  *   `ready` arrives, and refuses a webview speaking another protocol version.
  */
-import type { AdapterSummary, AttentionSummary, BackendInfo, ForwardStats, TokenSpan } from './attention';
+import type { AdapterSummary, AttentionSummary, BackendInfo, ForwardStats, TokenSpan } from '../../engine/attention';
 
 /** Bumped whenever a message shape changes incompatibly. */
 export const PROTOCOL_VERSION = 3;

@@ -8,12 +8,12 @@
 import { test } from 'node:test';
 import * as assert from 'node:assert/strict';
 import * as fs from 'node:fs';
-import type { AttentionRequest, ForwardResult } from '../../src/shared/attention';
-import { createNodeGpuEngine } from '../../src/node/nodeWebGpu';
-import { loadModelFolder } from '../../src/node/modelFolder';
-import { CpuEngine } from '../../webview/engine/cpu/cpuEngine';
-import type { AttentionEngine } from '../../webview/engine/engine';
-import type { LoadedModel } from '../../webview/engine/modelTypes';
+import type { AttentionRequest, ForwardResult } from '../../engine/attention';
+import { createNodeGpuEngine } from '../../engine/hosts/nodeWebGpu';
+import { loadModelFolder } from '../../engine/hosts/nodeModelFolder';
+import { ReferenceEngine } from '../../engine/reference/referenceEngine';
+import type { AttentionEngine } from '../../engine/engine';
+import type { LoadedModel } from '../../engine/model/modelTypes';
 import { FIXTURE_MODELS, KERNEL_VARIANTS, fixtureDir, maxAbsDiff, readGolden, seededRandom, withAdapter, type Golden } from './gpuTestSupport';
 import { TINY_LONG, writeSyntheticLlama } from './syntheticModel';
 
@@ -83,7 +83,7 @@ for (const name of FIXTURE_MODELS) {
         const engine = await createNodeGpuEngine(model, { kernelVariant, weightFormat: 'f32' });
         try {
           const result = await engine.run(request);
-          const cpuResult = await new CpuEngine(model, 'oracle').run(request);
+          const cpuResult = await new ReferenceEngine(model, 'oracle').run(request);
           assert.equal(result.backend.kind, 'webgpu');
           assert.equal(result.backend.kind === 'webgpu' && result.backend.kernelVariant, kernelVariant);
           const diffs = await compare(engine, result, cpuResult, golden, model, async (l, h, q) => golden.attention[l][h][q]);
@@ -177,7 +177,7 @@ for (const kernelVariant of KERNEL_VARIANTS) {
         const spans = [{ start: 0, end: 40 }, { start: 100, end: 180 }, { start: 400, end: 401 }];
         const request: AttentionRequest = { tokenIds, spans, topK: 8 };
         const engine = await createNodeGpuEngine(model, { kernelVariant, maxBindingBytes: kernelVariant === 'tiled' ? 2 * n * n * 4 : undefined });
-        const cpu = new CpuEngine(model, 'oracle');
+        const cpu = new ReferenceEngine(model, 'oracle');
         try {
           const result = await engine.run(request);
           const cpuResult = await cpu.run(request);

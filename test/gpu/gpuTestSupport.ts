@@ -6,7 +6,7 @@
 import type { TestContext } from 'node:test';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { NoWebGpuAdapterError, requestNodeDevice } from '../../src/node/nodeWebGpu';
+import { NoWebGpuAdapterError, requestNodeDevice } from '../../engine/hosts/nodeWebGpu';
 
 /** The repository root: the bundled tests run from out/test/gpu. */
 export const repoRoot = path.resolve(__dirname, '..', '..', '..');

@@ -1,14 +1,14 @@
 /**
- * Every WGSL kernel against its plain-TypeScript reference op (webview/engine/cpu/ops.ts) on random
+ * Every WGSL kernel against its plain-TypeScript reference op (engine/reference/ops.ts) on random
  * shapes, including sizes that are not multiples of the tile or workgroup sizes, for both kernel
  * families (register-blocked and workgroup-tiled) where an op has both. Prints the max difference.
  */
 import { test } from 'node:test';
 import * as assert from 'node:assert/strict';
-import { requestNodeDevice } from '../../src/node/nodeWebGpu';
-import * as ops from '../../webview/engine/cpu/ops';
-import { float32ToFloat16Bits, float16BitsToFloat32 } from '../../webview/engine/tensorData';
-import { KernelLibrary, WORKGROUP_SIZE, dispatch, grid1d, type KernelConstants, type KernelName } from '../../webview/engine/gpu/kernels';
+import { requestNodeDevice } from '../../engine/hosts/nodeWebGpu';
+import * as ops from '../../engine/reference/ops';
+import { float32ToFloat16Bits, float16BitsToFloat32 } from '../../engine/model/tensorData';
+import { KernelLibrary, WORKGROUP_SIZE, dispatch, grid1d, type KernelConstants, type KernelName } from '../../engine/webgpu/kernels';
 import { KERNEL_VARIANTS, maxAbsDiff, randomArray, seededRandom, withAdapter } from './gpuTestSupport';
 
 /** Uploads arrays, runs single kernels and reads results back. */

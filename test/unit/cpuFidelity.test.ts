@@ -5,8 +5,8 @@
  */
 import { test } from 'node:test';
 import * as assert from 'node:assert/strict';
-import { CpuEngine } from '../../webview/engine/cpu/cpuEngine';
-import { loadModelFolder } from '../../src/node/modelFolder';
+import { ReferenceEngine } from '../../engine/reference/referenceEngine';
+import { loadModelFolder } from '../../engine/hosts/nodeModelFolder';
 import { FIXTURE_MODELS, fixtureDir, readGolden, type Golden } from './fixtureModels';
 
 const LOGIT_TOLERANCE = 1e-3;
@@ -23,9 +23,9 @@ function goldenTopK(row: number[], k: number): { indices: number[]; tied: boolea
   return { indices, tied };
 }
 
-async function runFixture(name: string): Promise<{ engine: CpuEngine; golden: Golden; result: Awaited<ReturnType<CpuEngine['run']>> }> {
+async function runFixture(name: string): Promise<{ engine: ReferenceEngine; golden: Golden; result: Awaited<ReturnType<ReferenceEngine['run']>> }> {
   const golden = readGolden(name);
-  const engine = new CpuEngine(await loadModelFolder(fixtureDir(name)), 'test');
+  const engine = new ReferenceEngine(await loadModelFolder(fixtureDir(name)), 'test');
   const spans = [{ start: 0, end: 3 }, { start: 10, end: 20 }, { start: 25, end: 26 }];
   const result = await engine.run({ tokenIds: golden.tokenIds, spans, topK: TOP_K });
   return { engine, golden, result };
@@ -81,7 +81,7 @@ for (const name of FIXTURE_MODELS) {
 
 test('a run limited to some layers still serves attentionRow for the others', async () => {
   const golden = readGolden('llama-f32');
-  const engine = new CpuEngine(await loadModelFolder(fixtureDir('llama-f32')), 'test');
+  const engine = new ReferenceEngine(await loadModelFolder(fixtureDir('llama-f32')), 'test');
   const result = await engine.run({ tokenIds: golden.tokenIds, spans: [], topK: 1, layers: [1] });
   assert.deepEqual(result.summary.layers, [1]);
   assert.equal(result.summary.topIndices.length, 4 * golden.tokenIds.length);
@@ -91,14 +91,14 @@ test('a run limited to some layers still serves attentionRow for the others', as
 
 test('a prefix of the sequence gives the golden attention of that prefix (causality)', async () => {
   const golden = readGolden('qwen2-f16');
-  const engine = new CpuEngine(await loadModelFolder(fixtureDir('qwen2-f16')), 'test');
+  const engine = new ReferenceEngine(await loadModelFolder(fixtureDir('qwen2-f16')), 'test');
   await engine.run({ tokenIds: golden.tokenIds.slice(0, 12), spans: [], topK: 2 });
   const row = await engine.attentionRow(1, 3, 11);
   row.forEach((value, i) => assert.ok(Math.abs(value - golden.attention[1][3][11][i]) <= PROB_TOLERANCE));
 });
 
 test('bad requests are refused with messages that say what is wrong', async () => {
-  const engine = new CpuEngine(await loadModelFolder(fixtureDir('gpt2-f32')), 'test');
+  const engine = new ReferenceEngine(await loadModelFolder(fixtureDir('gpt2-f32')), 'test');
   const base = { spans: [], topK: 4 };
   await assert.rejects(engine.run({ ...base, tokenIds: [1, 300] }), /token id 300 at position 1 is outside the model's vocabulary \(0\.\.299\)/);
   await assert.rejects(engine.run({ ...base, tokenIds: new Array(65).fill(1) }), /the sequence has 65 tokens but the model accepts at most 64/);
@@ -112,7 +112,7 @@ test('bad requests are refused with messages that say what is wrong', async () =
 });
 
 test('an aborted run rejects with an AbortError', async () => {
-  const engine = new CpuEngine(await loadModelFolder(fixtureDir('llama-f32')), 'test');
+  const engine = new ReferenceEngine(await loadModelFolder(fixtureDir('llama-f32')), 'test');
   const controller = new AbortController();
   const running = engine.run({ tokenIds: readGolden('llama-f32').tokenIds, spans: [], topK: 1 }, controller.signal);
   controller.abort();

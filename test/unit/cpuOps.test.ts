@@ -1,8 +1,8 @@
 import { test } from 'node:test';
 import * as assert from 'node:assert/strict';
-import * as ops from '../../webview/engine/cpu/ops';
-import { float16BitsToFloat32, float32ToFloat16Bits, toFloat16Bits, toFloat32 } from '../../webview/engine/tensorData';
-import type { HostTensor, TensorDType } from '../../webview/engine/modelTypes';
+import * as ops from '../../engine/reference/ops';
+import { float16BitsToFloat32, float32ToFloat16Bits, toFloat16Bits, toFloat32 } from '../../engine/model/tensorData';
+import type { HostTensor, TensorDType } from '../../engine/model/modelTypes';
 
 function tensor(dtype: TensorDType, words: Uint16Array | Float32Array): HostTensor {
   return { name: 't', dtype, shape: [words.length], bytes: new Uint8Array(words.buffer) };

@@ -4,8 +4,8 @@ import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { test } from 'node:test';
-import { CpuEngine } from '../../webview/engine/cpu/cpuEngine';
-import { loadModelFolder } from '../../src/node/modelFolder';
+import { ReferenceEngine } from '../../engine/reference/referenceEngine';
+import { loadModelFolder } from '../../engine/hosts/nodeModelFolder';
 import { loadTokenizerFile } from '../../src/node/tokenizer';
 import { repoRoot } from './fixtureModels';
 
@@ -37,7 +37,7 @@ test('the default tokenizer encodes the golden text to the golden ids and round-
 
 test('CPU engine logits match the PyTorch default model within 1e-3', async () => {
   const golden = JSON.parse(fs.readFileSync(path.join(folder, 'golden.json'), 'utf8')) as DefaultGolden;
-  const engine = new CpuEngine(await loadModelFolder(folder), 'test');
+  const engine = new ReferenceEngine(await loadModelFolder(folder), 'test');
   const result = await engine.run({ tokenIds: golden.tokenIds, spans: [], topK: 1 });
   let maxDiff = 0;
   golden.lastLogits.forEach((value, i) => (maxDiff = Math.max(maxDiff, Math.abs(value - result.lastLogits[i]))));
@@ -51,7 +51,7 @@ test('the default model has an induction head: the second copy of a random seque
   // training/report.py: [EOT] R R, R = 50 random merge tokens; score = mean attention from each
   // token of the second copy to the token after its earlier occurrence.
   const model = await loadModelFolder(folder);
-  const engine = new CpuEngine(model, 'test');
+  const engine = new ReferenceEngine(model, 'test');
   let seed = 12345;
   const random = () => ((seed = (Math.imul(seed, 1103515245) + 12345) >>> 0) / 2 ** 32);
   const length = 50;

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { attendedSources, prepareDocument, spanMassFor, tokenSpanOf, type DocumentTokenizer } from '../../src/analysis/documentAnalysis';
 import type { SourceDefinition } from '../../src/analysis/definitions';
-import type { AttentionSummary } from '../../src/shared/attention';
+import type { AttentionSummary } from '../../engine/attention';
 
 /** A whitespace/punctuation tokenizer spelled byte-level, enough to exercise the mapping. */
 const tokenizer: DocumentTokenizer = {

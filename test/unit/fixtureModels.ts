@@ -5,7 +5,7 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import type { ModelFileSource } from '../../webview/engine/modelLoader';
+import type { ModelFileSource } from '../../engine/model/modelLoader';
 
 /** The repository root: the bundled tests run from out/test/unit. */
 export const repoRoot = path.resolve(__dirname, '..', '..', '..');

@@ -12,7 +12,7 @@ import { defaultCacheRoot, ModelCache } from '../../src/hub/modelCache';
 import { RECOMMENDED_MODELS } from '../../src/hub/recommendedModels';
 import { classifyModelSetting, formatRepoRef, parseRepoRef } from '../../src/hub/repoRef';
 import { loadActiveModel } from '../../src/model/activeModel';
-import { parseModelConfig } from '../../webview/engine/modelConfig';
+import { parseModelConfig } from '../../engine/model/modelConfig';
 import { fixtureDir } from './fixtureModels';
 
 const SHA_A = 'a'.repeat(40);

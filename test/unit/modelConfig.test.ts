@@ -2,8 +2,8 @@ import { test } from 'node:test';
 import * as assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { parseModelConfig } from '../../webview/engine/modelConfig';
-import { ModelFormatError } from '../../webview/engine/modelFormatError';
+import { parseModelConfig } from '../../engine/model/modelConfig';
+import { ModelFormatError } from '../../engine/model/modelFormatError';
 import { fixtureDir } from './fixtureModels';
 
 const FILE = 'models/x/config.json';

@@ -3,11 +3,11 @@ import * as assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { ModelFormatError } from '../../webview/engine/modelFormatError';
-import { loadModel } from '../../webview/engine/modelLoader';
-import { parseSafetensors } from '../../webview/engine/safetensors';
-import { toFloat32 } from '../../webview/engine/tensorData';
-import { loadModelFolder, ModelFolder } from '../../src/node/modelFolder';
+import { ModelFormatError } from '../../engine/model/modelFormatError';
+import { loadModel } from '../../engine/model/modelLoader';
+import { parseSafetensors } from '../../engine/model/safetensors';
+import { toFloat32 } from '../../engine/model/tensorData';
+import { loadModelFolder, ModelFolder } from '../../engine/hosts/nodeModelFolder';
 import { FIXTURE_MODELS, fixtureDir, MemorySource, writeSafetensors, type RawTensor } from './fixtureModels';
 
 async function rejects(promise: Promise<unknown>, file: string, pattern: RegExp): Promise<void> {

@@ -1,8 +1,8 @@
 import { test } from 'node:test';
 import * as assert from 'node:assert/strict';
-import { ModelFormatError } from '../../webview/engine/modelFormatError';
-import { parseSafetensors } from '../../webview/engine/safetensors';
-import { toFloat32 } from '../../webview/engine/tensorData';
+import { ModelFormatError } from '../../engine/model/modelFormatError';
+import { parseSafetensors } from '../../engine/model/safetensors';
+import { toFloat32 } from '../../engine/model/tensorData';
 import { f32Tensor, writeSafetensors } from './fixtureModels';
 
 const FILE = 'models/tiny/model.safetensors';

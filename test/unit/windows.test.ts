@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { mergeWindowSummaries, planWindows } from '../../src/analysis/windows';
-import type { AttentionSummary, TokenSpan } from '../../src/shared/attention';
+import type { AttentionSummary, TokenSpan } from '../../engine/attention';
 
 test('a file that fits the context is one window over all tokens', () => {
   const windows = planWindows({ numTokens: 100, context: 128, spans: [{ start: 0, end: 5 }], prefixCandidates: [0] });

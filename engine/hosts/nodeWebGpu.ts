@@ -12,11 +12,11 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { create, globals } from 'webgpu';
-import type { AdapterSummary } from '../shared/attention';
-import type { AttentionEngine } from '../../webview/engine/engine';
-import type { LoadedModel } from '../../webview/engine/modelTypes';
-import { GpuEngine, summarizeAdapter, type GpuEngineOptions } from '../../webview/engine/gpu/gpuEngine';
-import { NoWebGpuAdapterError, requestEngineDevice } from '../../webview/engine/gpu/gpuDevice';
+import type { AdapterSummary } from '../attention';
+import type { AttentionEngine } from '../engine';
+import type { LoadedModel } from '../model/modelTypes';
+import { GpuEngine, summarizeAdapter, type GpuEngineOptions } from '../webgpu/gpuEngine';
+import { NoWebGpuAdapterError, requestEngineDevice } from '../webgpu/gpuDevice';
 
 export { NoWebGpuAdapterError };
 

@@ -4,7 +4,7 @@
  * engine is built from them. All arrays are float32, flattened row-major in the order the shape
  * comments give. Sums accumulate in float64 (JavaScript numbers) before being stored.
  */
-import type { AttentionRequest, AttentionSummary, TokenSpan } from '../../../src/shared/attention';
+import type { AttentionRequest, AttentionSummary, TokenSpan } from '../attention';
 
 /** y = x W^T + b. x: [n, inDim], w: [outDim, inDim] (nn.Linear layout), bias: [outDim]. Returns [n, outDim]. */
 export function linear(

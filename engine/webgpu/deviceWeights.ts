@@ -7,8 +7,8 @@
  * storage-binding budget is split by rows into chunks, each its own buffer; kernels run once per
  * chunk. Norm weights, biases and position embeddings are small and always f32.
  */
-import type { HostTensor, LayerWeights, LoadedModel, NormWeights } from '../modelTypes';
-import { toFloat16Bits, toFloat32 } from '../tensorData';
+import type { HostTensor, LayerWeights, LoadedModel, NormWeights } from '../model/modelTypes';
+import { toFloat16Bits, toFloat32 } from '../model/tensorData';
 
 /** One row chunk of a matrix: rows rowStart .. rowStart + rowCount of the full [rows, cols]. */
 export interface MatrixChunk {

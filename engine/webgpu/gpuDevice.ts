@@ -1,10 +1,10 @@
 /**
  * Getting a device for the engine from any WebGPU implementation: the browser's navigator.gpu in
- * the webview, or the npm `webgpu` GPU object in Node (src/node/nodeWebGpu.ts). Both request the
+ * the webview, or the npm `webgpu` GPU object in Node (engine/hosts/nodeWebGpu.ts). Both request the
  * adapter's own storage limits, because the defaults (128 MiB bindings, 256 MiB buffers) are lower
  * than what long sequences need on most GPUs.
  */
-import type { LoadedModel } from '../modelTypes';
+import type { LoadedModel } from '../model/modelTypes';
 import { GpuEngine, summarizeAdapter, type GpuEngineOptions } from './gpuEngine';
 
 /** Thrown when no WebGPU adapter exists; callers fall back to the CPU engine. */

@@ -2,8 +2,8 @@
  * The one interface both engines implement: the WebGPU engine (webview and Node) and the CPU
  * reference (the oracle for GPU tests and the fallback when no adapter exists).
  */
-import type { AttentionRequest, BackendInfo, ForwardResult } from '../../src/shared/attention';
-import type { ModelSpec } from './modelTypes';
+import type { AttentionRequest, BackendInfo, ForwardResult } from './attention';
+import type { ModelSpec } from './model/modelTypes';
 
 export interface AttentionEngine {
   readonly spec: ModelSpec;

@@ -5,9 +5,9 @@
  */
 import * as fs from 'node:fs/promises';
 import * as path from 'node:path';
-import { ModelFormatError } from '../../webview/engine/modelFormatError';
-import { CONFIG_FILE, loadModel, type ModelFileSource } from '../../webview/engine/modelLoader';
-import type { LoadedModel } from '../../webview/engine/modelTypes';
+import { ModelFormatError } from '../model/modelFormatError';
+import { CONFIG_FILE, loadModel, type ModelFileSource } from '../model/modelLoader';
+import type { LoadedModel } from '../model/modelTypes';
 
 export class ModelFolder implements ModelFileSource {
   private constructor(readonly label: string) {}

@@ -1,7 +1,7 @@
 /**
  * The WebGPU engine: the model's forward pass in WGSL kernels, with the exact attention
  * probabilities summarised on the device. The same code runs in the webview (navigator.gpu) and in
- * Node (npm `webgpu`, see src/node/nodeWebGpu.ts): it is built from a GPUDevice, the adapter's
+ * Node (npm `webgpu`, see engine/hosts/nodeWebGpu.ts): it is built from a GPUDevice, the adapter's
  * description and a LoadedModel.
  *
  * Invariant: the attention tensor [layers, heads, n, n] never leaves the device. Each layer's
@@ -18,9 +18,9 @@
  * wall time); forwardMs is the rest of the wall time. Without timestamps summaryMs is the readback
  * alone and forwardMs includes the summary kernels.
  */
-import type { AdapterSummary, AttentionRequest, AttentionSummary, BackendInfo, ForwardResult } from '../../../src/shared/attention';
+import type { AdapterSummary, AttentionRequest, AttentionSummary, BackendInfo, ForwardResult } from '../attention';
 import type { AttentionEngine } from '../engine';
-import type { LoadedModel, ModelSpec } from '../modelTypes';
+import type { LoadedModel, ModelSpec } from '../model/modelTypes';
 import { type DeviceLinear, type DeviceMatrix, type DeviceNorm, type DeviceWeights, destroyWeights, uploadWeights } from './deviceWeights';
 import { type KernelConstants, KernelLibrary, type KernelName, WORKGROUP_SIZE, dispatch, grid1d } from './kernels';
 import { MAX_TIMED_PASSES, PassTimer } from './passTimer';

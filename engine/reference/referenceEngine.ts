@@ -8,10 +8,10 @@
  * summarised as soon as it is computed, and only the post-rope Q and K of every layer are kept, from
  * which attentionRow() recomputes an exact row.
  */
-import type { AttentionRequest, AttentionSummary, BackendInfo, ForwardResult } from '../../../src/shared/attention';
+import type { AttentionRequest, AttentionSummary, BackendInfo, ForwardResult } from '../attention';
 import type { AttentionEngine } from '../engine';
-import type { LinearWeights, LoadedModel, ModelSpec, NormWeights } from '../modelTypes';
-import { toFloat32 } from '../tensorData';
+import type { LinearWeights, LoadedModel, ModelSpec, NormWeights } from '../model/modelTypes';
+import { toFloat32 } from '../model/tensorData';
 import * as ops from './ops';
 
 interface F32Linear {
@@ -43,7 +43,7 @@ interface LastRun {
   readonly keys: Float32Array[];
 }
 
-export class CpuEngine implements AttentionEngine {
+export class ReferenceEngine implements AttentionEngine {
   readonly spec: ModelSpec;
   readonly backend: BackendInfo;
   private readonly tokenEmbedding: Float32Array;
