@@ -2,6 +2,7 @@
 //   out/extension.js        extension host (node, cjs, `vscode` external)
 //   out/webview/main.js     webview: panel UI + WebGPU engine (browser, esm, .wgsl as text)
 //   out/cli.js              the `attention-lens` command line (node, cjs)
+//   out/onnxWorker.js       the ONNX Runtime engine's worker thread (node, cjs)
 //   out/test/**.js          unit, gpu and integration tests (node, cjs)
 //   out/bench/*.js          benchmarks (node, cjs)
 // Usage: node esbuild.js [--watch] [--production]
@@ -34,7 +35,7 @@ const common = {
 };
 
 // Native or runtime-resolved packages stay outside the Node bundles.
-const nodeExternals = ['vscode', 'webgpu', 'mocha', 'playwright-core', '@vscode/test-electron'];
+const nodeExternals = ['vscode', 'webgpu', 'onnxruntime-node', 'mocha', 'playwright-core', '@vscode/test-electron'];
 
 const builds = [
   {
@@ -53,6 +54,15 @@ const builds = [
     format: 'cjs',
     external: nodeExternals,
     banner: { js: '#!/usr/bin/env node' },
+  },
+  {
+    // The ONNX Runtime engine's worker thread (engine/hosts/nodeOnnx.ts starts it).
+    ...common,
+    entryPoints: { onnxWorker: 'engine/onnx/onnxWorker.ts' },
+    outdir: 'out',
+    platform: 'node',
+    format: 'cjs',
+    external: nodeExternals,
   },
   {
     ...common,

@@ -45,10 +45,24 @@ export type BackendInfo =
       readonly kernelVariant: 'tiled' | 'register';
     }
   | {
-      readonly kind: 'cpu';
-      /** Why the CPU reference ran (e.g. "no WebGPU adapter", or "requested with --backend cpu"). */
+      /** The CPU engine at native speed: the model as an ONNX graph in ONNX Runtime (Node only). */
+      readonly kind: 'onnxruntime';
+      /** onnxruntime-node's version. */
+      readonly version: string;
+      /** Threads of ONNX Runtime's intra-op pool. */
+      readonly threads: number;
+      /** Why this engine ran (e.g. "the only WebGPU adapter is a software one"). */
+      readonly reason: string;
+    }
+  | {
+      /** The plain TypeScript reference engine: the oracle, slow. */
+      readonly kind: 'reference';
+      /** Why the reference ran (e.g. "ONNX Runtime could not load: ...", or "requested with --backend reference"). */
       readonly reason: string;
     };
+
+/** The engines a user can ask for: `cpu` is ONNX Runtime, `reference` the TypeScript oracle. */
+export type BackendKind = BackendInfo['kind'];
 
 /** The facts about a WebGPU adapter that the UI and logs show. */
 export interface AdapterSummary {

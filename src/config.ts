@@ -4,7 +4,9 @@
  * module is tested without VS Code.
  */
 
-export type Backend = 'auto' | 'webgpu' | 'cpu';
+import { BACKEND_SETTINGS, type BackendSetting } from '../engine/backendPolicy';
+
+export type Backend = BackendSetting;
 export type DistanceMode = 'tokens' | 'tokensOrOtherLine';
 export type AutoAnalyze = 'off' | 'onOpen' | 'onSave' | 'onIdle';
 
@@ -12,6 +14,8 @@ export interface AttentionLensConfig {
   /** '' for the embedded default model, an absolute local model folder, or a Hugging Face repo id `org/name[@revision]`. */
   readonly model: string;
   readonly backend: Backend;
+  /** ONNX Runtime threads in the extension host (0: every core). */
+  readonly cpuThreads: number;
   readonly topK: number;
   readonly minDistance: number;
   readonly distance: DistanceMode;
@@ -20,7 +24,7 @@ export interface AttentionLensConfig {
   readonly autoAnalyze: AutoAnalyze;
   readonly idleDelayMs: number;
   readonly maxFileTokens: number;
-  /** Tokens per forward pass (0: the model's context). */
+  /** Tokens per forward pass (0: automatic, by backend; see engine/backendPolicy.ts windowTokens). */
   readonly contextWindow: number;
   readonly overlayEnabled: boolean;
   readonly codeLensEnabled: boolean;
@@ -33,6 +37,7 @@ export interface AttentionLensConfig {
 export const SETTING_KEYS = {
   model: 'model',
   backend: 'backend',
+  cpuThreads: 'cpuThreads',
   topK: 'topK',
   minDistance: 'minDistance',
   distance: 'distance',
@@ -50,6 +55,7 @@ export const SETTING_KEYS = {
 export const DEFAULT_CONFIG: AttentionLensConfig = {
   model: '',
   backend: 'auto',
+  cpuThreads: 0,
   topK: 8,
   minDistance: 64,
   distance: 'tokens',
@@ -57,7 +63,7 @@ export const DEFAULT_CONFIG: AttentionLensConfig = {
   autoAnalyze: 'off',
   idleDelayMs: 1500,
   maxFileTokens: 16384,
-  contextWindow: 1024,
+  contextWindow: 0,
   overlayEnabled: true,
   codeLensEnabled: true,
   huggingFaceEndpoint: 'https://huggingface.co',
@@ -92,7 +98,8 @@ export function readConfig(get: SettingGetter): AttentionLensConfig {
   const endpoint = text(get(SETTING_KEYS.huggingFaceEndpoint), d.huggingFaceEndpoint).replace(/\/+$/, '');
   return {
     model: text(get(SETTING_KEYS.model), d.model),
-    backend: oneOf(get(SETTING_KEYS.backend), ['auto', 'webgpu', 'cpu'], d.backend),
+    backend: oneOf(get(SETTING_KEYS.backend), BACKEND_SETTINGS, d.backend),
+    cpuThreads: integerIn(get(SETTING_KEYS.cpuThreads), 0, 256, d.cpuThreads),
     topK: integerIn(get(SETTING_KEYS.topK), 1, 64, d.topK),
     minDistance: integerIn(get(SETTING_KEYS.minDistance), 0, 1_000_000, d.minDistance),
     distance: oneOf(get(SETTING_KEYS.distance), ['tokens', 'tokensOrOtherLine'], d.distance),

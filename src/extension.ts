@@ -19,7 +19,9 @@ import { ViewState } from './editor/viewState';
 import { ModelHub, type ChooseModelArgs } from './hub/modelHub';
 import { AttentionPanel, type PanelHost } from './panel/attentionPanel';
 import type { ViewRenderedMessage, WebGpuProbeResult } from './shared/protocol';
-import { AttentionStatusBar } from './statusBar';
+import { AttentionStatusBar, ENGINE_NAMES } from './statusBar';
+import { chooseBackend } from '../engine/backendPolicy';
+import { onnxRuntimeProblem } from '../engine/hosts/nodeOnnx';
 
 /** What `activate` returns: used by the integration tests and by other extensions. */
 export interface AttentionLensApi {
@@ -67,14 +69,16 @@ function activateWith(context: vscode.ExtensionContext, log: vscode.LogOutputCha
     log,
     onProbe(probe) {
       latestProbe = probe;
-      if (!controller.allResults().length) statusBar.showProbe(probe);
+      const choice = chooseBackend(config().backend, probe.ok ? { adapter: probe.adapter, onnxProblem: onnxRuntimeProblem() } : { adapterProblem: probe.error, onnxProblem: onnxRuntimeProblem() });
+      if (!controller.allResults().length) statusBar.showProbe(probe, choice);
+      log.info(choice.error !== undefined ? `Engine: none can run: ${choice.error}` : `Engine: ${ENGINE_NAMES[choice.kind]} (${choice.reason}).`);
       if (probe.ok) {
         const a = probe.adapter;
         log.info(`WebGPU adapter: vendor=${a.vendor || '?'} architecture=${a.architecture || '?'} device=${a.device || '?'} description=${a.description || '?'} fallback=${a.isFallbackAdapter}`);
         log.info(`WebGPU features: ${a.features.join(', ') || 'none'}`);
         log.info(`WebGPU limits: ${Object.entries(a.limits).map(([k, v]) => `${k}=${v}`).join(' ')}`);
       } else {
-        log.warn(`No WebGPU adapter in the panel: ${probe.error}. The CPU reference implementation will be used.`);
+        log.warn(`No WebGPU adapter in the panel: ${probe.error}.`);
       }
       for (const waiter of probeWaiters) waiter(probe);
       probeWaiters.clear();

@@ -3,6 +3,11 @@ import * as vscode from 'vscode';
 import { COMMANDS } from './commandIds';
 import { describeAdapter, formatBytes } from './shared/format';
 import type { WebGpuProbeResult } from './shared/protocol';
+import type { BackendKind } from '../engine/attention';
+import { describeBackend, type BackendChoice } from '../engine/backendPolicy';
+
+/** Short engine names for the status bar. */
+export const ENGINE_NAMES: Record<BackendKind, string> = { webgpu: 'WebGPU', onnxruntime: 'CPU (ONNX Runtime)', reference: 'CPU reference (slow)' };
 import type { DocumentAnalysisResult } from './analysis/documentResult';
 
 export class AttentionStatusBar implements vscode.Disposable {
@@ -21,23 +26,28 @@ export class AttentionStatusBar implements vscode.Disposable {
     this.item.show();
   }
 
-  showProbe(probe: WebGpuProbeResult): void {
+  /** What the panel's probe means for the engine: the policy's choice for the current setting. */
+  showProbe(probe: WebGpuProbeResult, choice: BackendChoice): void {
+    const tooltip = new vscode.MarkdownString(undefined, true);
+    tooltip.appendMarkdown(`**Attention Lens**\n\n`);
+    if (choice.error !== undefined) {
+      this.item.text = '$(warning) Attention Lens: no engine';
+      tooltip.appendMarkdown(escape(choice.error));
+    } else {
+      this.item.text = `$(eye) Attention Lens: ${ENGINE_NAMES[choice.kind]}`;
+      tooltip.appendMarkdown(`- Engine: ${ENGINE_NAMES[choice.kind]} (${escape(choice.reason)})\n`);
+    }
     if (probe.ok) {
       const adapter = probe.adapter;
       const name = describeAdapter(adapter.vendor, adapter.architecture, adapter.description);
-      this.item.text = `$(eye) WebGPU: ${name}`;
-      const tooltip = new vscode.MarkdownString(undefined, true);
-      tooltip.appendMarkdown(`**Attention Lens** runs the model on WebGPU.\n\n`);
-      tooltip.appendMarkdown(`- Adapter: ${escape(name)}${adapter.isFallbackAdapter ? ' (software fallback adapter)' : ''}\n`);
+      tooltip.appendMarkdown(`- WebGPU adapter: ${escape(name)}${adapter.isFallbackAdapter ? ' (software fallback adapter)' : ''}\n`);
       tooltip.appendMarkdown(`- Features: ${adapter.features.length ? escape(adapter.features.join(', ')) : 'none'}\n`);
       tooltip.appendMarkdown(`- Max storage binding: ${formatBytes(adapter.limits.maxStorageBufferBindingSize)}\n`);
-      this.item.tooltip = tooltip;
-      this.item.backgroundColor = undefined;
     } else {
-      this.item.text = '$(warning) Attention Lens: CPU fallback';
-      this.item.tooltip = `No WebGPU adapter in the panel (${probe.error}). Analyses run on the CPU reference implementation, which is much slower.`;
-      this.item.backgroundColor = new vscode.ThemeColor('statusBarItem.warningBackground');
+      tooltip.appendMarkdown(`- No WebGPU adapter in the panel: ${escape(probe.error)}\n`);
     }
+    this.item.tooltip = tooltip;
+    this.item.backgroundColor = choice.error !== undefined || choice.kind === 'reference' ? new vscode.ThemeColor('statusBarItem.warningBackground') : undefined;
     this.item.show();
   }
 
@@ -50,7 +60,7 @@ export class AttentionStatusBar implements vscode.Disposable {
 
   /** Model, token count, time and backend of a finished analysis; says when windows were used. */
   showResult(result: DocumentAnalysisResult): void {
-    const backend = result.backend.kind === 'webgpu' ? describeAdapter(result.backend.adapter.vendor, result.backend.adapter.architecture, result.backend.adapter.description) : 'CPU fallback';
+    const backend = result.backend.kind === 'webgpu' ? `WebGPU ${describeAdapter(result.backend.adapter.vendor, result.backend.adapter.architecture, result.backend.adapter.description)}` : ENGINE_NAMES[result.backend.kind];
     const seconds = result.stats.elapsedMs >= 1000 ? `${(result.stats.elapsedMs / 1000).toFixed(1)} s` : `${Math.round(result.stats.elapsedMs)} ms`;
     const windows = result.windows > 1 ? ` · ${result.windows} windows` : '';
     this.item.text = `$(eye) ${result.model.shortName} · ${result.doc.tokenIds.length.toLocaleString('en-US')} tok · ${seconds} · ${backend}${windows}`;
@@ -64,12 +74,12 @@ export class AttentionStatusBar implements vscode.Disposable {
 `);
     if (result.windows > 1) tooltip.appendMarkdown(`- Longer than the model's context: analysed in ${result.windows} overlapping windows, each starting with the file's imports and top-level signatures
 `);
-    tooltip.appendMarkdown(`- Backend: ${result.backend.kind === 'webgpu' ? `WebGPU, ${escape(backend)}${result.backend.adapter.isFallbackAdapter ? ' (software adapter)' : ''}` : `CPU fallback (${escape(result.backend.reason)})`}
+    tooltip.appendMarkdown(`- Engine: ${escape(describeBackend(result.backend))}
 `);
     tooltip.appendMarkdown(`- Time: ${seconds} (forward ${Math.round(result.stats.forwardMs)} ms, summaries ${Math.round(result.stats.summaryMs)} ms); read back ${formatBytes(result.stats.readbackBytes)}
 `);
     this.item.tooltip = tooltip;
-    this.item.backgroundColor = result.backend.kind === 'cpu' ? new vscode.ThemeColor('statusBarItem.warningBackground') : undefined;
+    this.item.backgroundColor = result.backend.kind === 'reference' ? new vscode.ThemeColor('statusBarItem.warningBackground') : undefined;
     this.item.show();
   }
 

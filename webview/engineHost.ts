@@ -69,7 +69,7 @@ export class EngineHost {
   }
 
   private async loadNow(request: LoadModelRequest): Promise<LoadedModelInfo> {
-    const key = `${request.model.baseUri}|${request.backend}`;
+    const key = `${request.model.baseUri}|${request.backend}|${request.reason}`;
     const started = performance.now();
     if (this.engine && this.loadedKey === key) return this.describe(request.model.label, 0);
     this.engine?.dispose();
@@ -77,7 +77,7 @@ export class EngineHost {
     this.loadedKey = undefined;
     this.lastRunId = undefined;
     const model = await loadModel(new FetchedModelFiles(request.model));
-    this.engine = await this.createEngine(model, request.backend);
+    this.engine = await this.createEngine(model, request);
     this.loadedKey = key;
     return this.describe(request.model.label, performance.now() - started);
   }
@@ -88,14 +88,13 @@ export class EngineHost {
     return { label, architecture: spec.architecture, numLayers: spec.numLayers, numHeads: spec.numHeads, vocabSize: spec.vocabSize, maxPositions: spec.maxPositions, backend: engine.backend, loadMs };
   }
 
-  private async createEngine(model: LoadedModel, backend: LoadModelRequest['backend']): Promise<AttentionEngine> {
-    if (backend === 'cpu') return new ReferenceEngine(model, 'the attentionLens.backend setting is "cpu"');
+  private async createEngine(model: LoadedModel, request: LoadModelRequest): Promise<AttentionEngine> {
+    if (request.backend === 'reference') return new ReferenceEngine(model, request.reason);
     const gpu = navigator.gpu;
     const adapter = gpu ? await gpu.requestAdapter({ powerPreference: 'high-performance' }) : null;
     if (!adapter) {
       const reason = gpu ? 'no WebGPU adapter in this webview' : 'WebGPU is not available in this webview';
-      if (backend === 'webgpu') throw new Error(`${reason}, and the attentionLens.backend setting is "webgpu". Set it to "auto" to use the CPU fallback.`);
-      return new ReferenceEngine(model, reason);
+      throw new Error(`${reason}. Set attentionLens.backend to "auto" or "cpu" to run on the CPU.`);
     }
     const device = await requestEngineDevice(adapter);
     void device.lost.then((info) => {

@@ -102,7 +102,7 @@ async function handle(message: HostToWebviewMessage): Promise<void> {
     case 'loadModel':
       try {
         const model = await engineHost.load(message);
-        view.status = `Model: ${model.label} (${model.architecture}, ${model.numLayers} layers x ${model.numHeads} heads) on ${model.backend.kind === 'webgpu' ? 'WebGPU' : 'the CPU fallback'}.`;
+        view.status = `Model: ${model.label} (${model.architecture}, ${model.numLayers} layers x ${model.numHeads} heads) on ${model.backend.kind === 'webgpu' ? 'WebGPU' : 'the TypeScript reference engine'}.`;
         postToHost({ type: 'modelLoaded', requestId: message.requestId, model });
       } catch (error) {
         postToHost({ type: 'modelLoaded', requestId: message.requestId, error: errorText(error) });

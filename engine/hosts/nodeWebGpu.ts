@@ -59,7 +59,8 @@ export async function requestNodeDevice(): Promise<{ adapter: GPUAdapter; device
   return { adapter, device: await requestEngineDevice(adapter) };
 }
 
-async function requestNodeAdapter(): Promise<GPUAdapter> {
+/** The adapter the Node host uses; throws NoWebGpuAdapterError (with what to install) without one. */
+export async function requestNodeAdapter(): Promise<GPUAdapter> {
   prepareEnvironment();
   const named = process.env.ATTENTION_LENS_ADAPTER?.trim();
   const options = named ? [`adapter=${named}`] : [];

@@ -1,6 +1,6 @@
 /**
  * Plain-TypeScript reference implementations of every operation the WebGPU engine runs, one
- * function per kernel. They are the oracle the GPU kernels are tested against, and the CPU fallback
+ * function per kernel. They are the oracle the GPU kernels are tested against, and the reference
  * engine is built from them. All arrays are float32, flattened row-major in the order the shape
  * comments give. Sums accumulate in float64 (JavaScript numbers) before being stored.
  */

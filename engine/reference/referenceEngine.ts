@@ -13,6 +13,7 @@ import type { AttentionEngine } from '../engine';
 import type { LinearWeights, LoadedModel, ModelSpec, NormWeights } from '../model/modelTypes';
 import { toFloat32 } from '../model/tensorData';
 import * as ops from './ops';
+import { checkLayerIndex, validateAttentionRequest, validateTokenIds } from '../requestChecks';
 
 interface F32Linear {
   readonly weight: Float32Array;
@@ -57,7 +58,7 @@ export class ReferenceEngine implements AttentionEngine {
   /** Widens every weight to float32 once. `reason` says why the CPU engine runs (shown to users). */
   constructor(model: LoadedModel, reason: string) {
     this.spec = model.spec;
-    this.backend = { kind: 'cpu', reason };
+    this.backend = { kind: 'reference', reason };
     const w = model.weights;
     this.tokenEmbedding = toFloat32(w.tokenEmbedding);
     this.positionEmbedding = w.positionEmbedding ? toFloat32(w.positionEmbedding) : undefined;
@@ -78,9 +79,9 @@ export class ReferenceEngine implements AttentionEngine {
 
   async run(request: AttentionRequest, signal?: AbortSignal): Promise<ForwardResult> {
     this.checkUsable();
-    const tokenIds = this.validateTokens(request.tokenIds);
+    const tokenIds = validateTokenIds(request.tokenIds, this.spec);
     const n = tokenIds.length;
-    const layers = this.validateRequest(request, n);
+    const layers = validateAttentionRequest(request, n, this.spec);
     const wanted = new Set(layers);
     const layerSummaries = new Map<number, AttentionSummary>();
     const queries: Float32Array[] = [];
@@ -112,9 +113,9 @@ export class ReferenceEngine implements AttentionEngine {
     const run = this.lastRun;
     if (!run) throw new Error('attentionRow needs a completed run; call run() first');
     const s = this.spec;
-    checkIndex('layer', layer, s.numLayers);
-    checkIndex('head', head, s.numHeads);
-    checkIndex('query', query, run.numTokens);
+    checkLayerIndex('layer', layer, s.numLayers);
+    checkLayerIndex('head', head, s.numHeads);
+    checkLayerIndex('query', query, run.numTokens);
     return ops.causalAttentionRow(run.queries[layer], run.keys[layer], run.numTokens, s.numHeads, s.numKvHeads, s.headDim, head, query);
   }
 
@@ -178,38 +179,6 @@ export class ReferenceEngine implements AttentionEngine {
       : ops.layerNorm(x, weights.weight, weights.bias!, n, s.hiddenSize, s.normEps);
   }
 
-  private validateTokens(ids: ArrayLike<number>): Int32Array {
-    const { vocabSize, maxPositions } = this.spec;
-    if (ids.length < 1) throw new RangeError('the token sequence is empty; give at least one token');
-    if (ids.length > maxPositions) {
-      throw new RangeError(`the sequence has ${ids.length} tokens but the model accepts at most ${maxPositions}; analyse a shorter range`);
-    }
-    const out = new Int32Array(ids.length);
-    for (let i = 0; i < ids.length; i++) {
-      const id = ids[i];
-      if (!Number.isInteger(id) || id < 0 || id >= vocabSize) {
-        throw new RangeError(`token id ${id} at position ${i} is outside the model's vocabulary (0..${vocabSize - 1})`);
-      }
-      out[i] = id;
-    }
-    return out;
-  }
-
-  /** Checks topK, layers and spans; returns the layers to summarise. */
-  private validateRequest(request: AttentionRequest, n: number): number[] {
-    if (!Number.isInteger(request.topK) || request.topK < 1 || request.topK > 64) {
-      throw new RangeError(`topK must be an integer in 1..64, not ${request.topK}`);
-    }
-    for (const span of request.spans) {
-      if (!Number.isInteger(span.start) || !Number.isInteger(span.end) || span.start < 0 || span.end <= span.start || span.end > n) {
-        throw new RangeError(`span [${span.start}, ${span.end}) is not a non-empty range of the ${n} token positions`);
-      }
-    }
-    const layers = request.layers ? [...request.layers] : Array.from({ length: this.spec.numLayers }, (_, i) => i);
-    for (const layer of layers) checkIndex('layer', layer, this.spec.numLayers);
-    return layers;
-  }
-
   private checkUsable(): void {
     if (this.disposed) throw new Error('the CPU engine was disposed');
   }
@@ -253,12 +222,6 @@ function linear(weights: LinearWeights): F32Linear {
 
 function norm(weights: NormWeights): F32Norm {
   return { weight: toFloat32(weights.weight), bias: weights.bias ? toFloat32(weights.bias) : undefined };
-}
-
-function checkIndex(what: string, value: number, count: number): void {
-  if (!Number.isInteger(value) || value < 0 || value >= count) {
-    throw new RangeError(`${what} ${value} is out of range (0..${count - 1})`);
-  }
 }
 
 /** Lets pending events (an abort) run, then throws an AbortError if the signal fired. */

@@ -24,6 +24,7 @@ import type { LoadedModel, ModelSpec } from '../model/modelTypes';
 import { type DeviceLinear, type DeviceMatrix, type DeviceNorm, type DeviceWeights, destroyWeights, uploadWeights } from './deviceWeights';
 import { type KernelConstants, KernelLibrary, type KernelName, WORKGROUP_SIZE, dispatch, grid1d } from './kernels';
 import { MAX_TIMED_PASSES, PassTimer } from './passTimer';
+import { checkLayerIndex, validateAttentionRequest, validateTokenIds } from '../requestChecks';
 
 export type KernelVariant = 'tiled' | 'register';
 
@@ -242,9 +243,9 @@ export class GpuEngine implements AttentionEngine {
   private async runNow(request: AttentionRequest, signal?: AbortSignal): Promise<ForwardResult> {
     this.checkUsable();
     const s = this.spec;
-    const tokenIds = validateTokens(request.tokenIds, s);
+    const tokenIds = validateTokenIds(request.tokenIds, s);
     const n = tokenIds.length;
-    const layers = validateRequest(request, n, s);
+    const layers = validateAttentionRequest(request, n, s);
     const spans = request.spans;
     const numSpans = spans.length;
     const k = request.topK;
@@ -418,9 +419,9 @@ export class GpuEngine implements AttentionEngine {
     const run = this.lastRun;
     if (!run) throw new Error('attentionRow needs a completed run; call run() first');
     const s = this.spec;
-    checkIndex('layer', layer, s.numLayers);
-    checkIndex('head', head, s.numHeads);
-    checkIndex('query', query, run.n);
+    checkLayerIndex('layer', layer, s.numLayers);
+    checkLayerIndex('head', head, s.numHeads);
+    checkLayerIndex('query', query, run.n);
     const p = await this.pipelines(1);
     const n = run.n;
     const rowBuffer = this.buffer('attention row [1, 1, n]', n * 4);
@@ -719,43 +720,6 @@ function ropeTable(n: number, headDim: number, theta: number): Float32Array<Arra
     }
   }
   return table;
-}
-
-function validateTokens(ids: ArrayLike<number>, spec: ModelSpec): Int32Array {
-  if (ids.length < 1) throw new RangeError('the token sequence is empty; give at least one token');
-  if (ids.length > spec.maxPositions) {
-    throw new RangeError(`the sequence has ${ids.length} tokens but the model accepts at most ${spec.maxPositions}; analyse a shorter range`);
-  }
-  const out = new Int32Array(ids.length);
-  for (let i = 0; i < ids.length; i++) {
-    const id = ids[i];
-    if (!Number.isInteger(id) || id < 0 || id >= spec.vocabSize) {
-      throw new RangeError(`token id ${id} at position ${i} is outside the model's vocabulary (0..${spec.vocabSize - 1})`);
-    }
-    out[i] = id;
-  }
-  return out;
-}
-
-/** Checks topK, layers and spans; returns the layers to summarise. */
-function validateRequest(request: AttentionRequest, n: number, spec: ModelSpec): number[] {
-  if (!Number.isInteger(request.topK) || request.topK < 1 || request.topK > 64) {
-    throw new RangeError(`topK must be an integer in 1..64, not ${request.topK}`);
-  }
-  for (const span of request.spans) {
-    if (!Number.isInteger(span.start) || !Number.isInteger(span.end) || span.start < 0 || span.end <= span.start || span.end > n) {
-      throw new RangeError(`span [${span.start}, ${span.end}) is not a non-empty range of the ${n} token positions`);
-    }
-  }
-  const layers = request.layers ? [...request.layers] : Array.from({ length: spec.numLayers }, (_, i) => i);
-  for (const layer of layers) checkIndex('layer', layer, spec.numLayers);
-  return layers;
-}
-
-function checkIndex(what: string, value: number, count: number): void {
-  if (!Number.isInteger(value) || value < 0 || value >= count) {
-    throw new RangeError(`${what} ${value} is out of range (0..${count - 1})`);
-  }
 }
 
 function throwIfAborted(signal?: AbortSignal): void {

@@ -9,8 +9,12 @@ import * as path from 'node:path';
 import * as vscode from 'vscode';
 import type { AttentionLensConfig } from '../config';
 import { AttentionPanel, type PanelHost } from '../panel/attentionPanel';
-import type { AttentionSummary } from '../../engine/attention';
+import type { AdapterSummary, AttentionSummary, BackendInfo } from '../../engine/attention';
+import { chooseBackend, describeBackend, needsAdapterProbe, windowTokens, type BackendChoice, type BackendFacts } from '../../engine/backendPolicy';
+import { loadModelFolder } from '../../engine/hosts/nodeModelFolder';
+import { NodeOnnxEngine, OnnxRuntimeUnavailableError, onnxRuntimeProblem } from '../../engine/hosts/nodeOnnx';
 import type { LoadedModelInfo } from '../shared/protocol';
+import { HostOnnxEngine, PanelEngine, type AnalysisEngine } from './analysisEngines';
 import { loadActiveModel, type ActiveModel } from '../model/activeModel';
 import { defaultCacheRoot } from '../hub/modelCache';
 import { checkModelFits } from '../hub/memoryEstimate';
@@ -21,9 +25,8 @@ import { prepareDocument } from './documentAnalysis';
 import type { DocumentAnalysisResult } from './documentResult';
 import { mergeWindowSummaries, planWindows, prefixCandidates } from './windows';
 
-/** Time limits for webview requests; SwiftShader (a CPU adapter) is slow on large models. */
+/** Time limit for loading a model in the webview; SwiftShader (a CPU adapter) is slow on large models. */
 const LOAD_TIMEOUT_MS = 10 * 60_000;
-const WINDOW_TIMEOUT_MS = 10 * 60_000;
 /** Runs shorter than this finish without a progress notification. */
 const PROGRESS_DELAY_MS = 600;
 /** Readback budget per window, bytes: beyond it only the selected layer is summarised. */
@@ -54,6 +57,8 @@ export class AnalysisController implements vscode.Disposable {
   private readonly results = new Map<string, DocumentAnalysisResult>();
   private readonly running = new Map<string, vscode.CancellationTokenSource>();
   private model: { key: string; promise: Promise<ActiveModel> } | undefined;
+  /** The CPU engine (ONNX Runtime) of the extension host, for one model, thread count and reason. */
+  private hostEngine: { key: string; promise: Promise<HostOnnxEngine> } | undefined;
   private extractor: Promise<DefinitionExtractor> | undefined;
   private readonly disposables: vscode.Disposable[] = [];
   /** Where repo ids in `attentionLens.model` are looked up, in order (the hub commands set it). */
@@ -79,7 +84,7 @@ export class AnalysisController implements vscode.Disposable {
         if (this.results.delete(uri)) this.events.onResultChanged(uri);
       }),
       vscode.workspace.onDidChangeConfiguration((event) => {
-        if (event.affectsConfiguration('attentionLens.model') || event.affectsConfiguration('attentionLens.cacheDirectory')) this.model = undefined;
+        if (event.affectsConfiguration('attentionLens.model') || event.affectsConfiguration('attentionLens.cacheDirectory')) this.reloadModel();
       }),
     );
   }
@@ -109,6 +114,13 @@ export class AnalysisController implements vscode.Disposable {
   /** Forgets the loaded model, e.g. after a download replaced the snapshot a repo id points to. */
   reloadModel(): void {
     this.model = undefined;
+    this.releaseHostEngine();
+  }
+
+  private releaseHostEngine(): void {
+    const previous = this.hostEngine;
+    this.hostEngine = undefined;
+    void previous?.promise.then((engine) => engine.dispose(), () => undefined);
   }
 
   /** The active model, loaded once per setting value. */
@@ -200,40 +212,37 @@ export class AnalysisController implements vscode.Disposable {
     }
     if (token.isCancellationRequested) return { kind: 'cancelled', message: 'The analysis was cancelled.' };
 
-    const context = config.contextWindow > 0 ? Math.min(config.contextWindow, model.spec.maxPositions) : model.spec.maxPositions;
-    const windows = planWindows({ numTokens: doc.tokenIds.length, context, spans: doc.spans, prefixCandidates: prefixCandidates(doc.definitions) });
     const panel = AttentionPanel.createOrShow(this.panelHost, model.folder);
-    const tooLarge = await this.gpuMemoryProblem(panel, model, config, windows[0].positions.length, doc.spans.length);
-    if (tooLarge) return { kind: 'refused', message: tooLarge };
-    const loaded = await this.loadInPanel(panel, model, config);
+    const facts = await this.backendFacts(panel, config);
+    const choice = chooseBackend(config.backend, facts);
+    if (choice.error !== undefined) return { kind: 'failed', message: choice.error };
+    const planned = { kind: choice.kind, adapter: choice.kind === 'webgpu' ? facts.adapter : undefined };
+    const context = windowTokens(config.contextWindow, planned, model.spec.maxPositions);
+    const windows = planWindows({ numTokens: doc.tokenIds.length, context, spans: doc.spans, prefixCandidates: prefixCandidates(doc.definitions) });
+    if (choice.kind === 'webgpu') {
+      const tooLarge = this.gpuMemoryProblem(facts.adapter, model, windows[0].positions.length, doc.spans.length);
+      if (tooLarge) return { kind: 'refused', message: tooLarge };
+    }
+    const engine = await this.engineFor(choice, panel, model, config);
+    if (token.isCancellationRequested) return { kind: 'cancelled', message: 'The analysis was cancelled.' };
     const layers = this.layersToSummarise(model, windows[0].positions.length, doc.spans.length, config.topK, options.preferredLayer);
     const summaries: AttentionSummary[] = [];
     let readbackBytes = 0;
     let forwardMs = 0;
     let summaryMs = 0;
-    let backend = loaded.backend;
-    let lastRequestId = -1;
+    let backend: BackendInfo = engine.backend;
+    let lastRunId = -1;
     for (const window of windows) {
       if (token.isCancellationRequested) return { kind: 'cancelled', message: 'The analysis was cancelled.' };
-      let requestId = -1;
-      const cancelListener = token.onCancellationRequested(() => panel.post({ type: 'cancel', target: requestId }));
-      try {
-        const response = await panel.request(
-          { type: 'analyze', tokenIds: window.positions.map((p) => doc.tokenIds[p]), spans: window.spans, topK: config.topK, layers },
-          WINDOW_TIMEOUT_MS,
-          (id) => (requestId = id),
-        );
-        if (response.cancelled) return { kind: 'cancelled', message: 'The analysis was cancelled.' };
-        if (response.error || !response.result) return { kind: 'failed', message: response.error ?? 'The panel returned no result.' };
-        summaries.push(response.result.summary);
-        lastRequestId = requestId;
-        readbackBytes += response.result.stats.readbackBytes;
-        forwardMs += response.result.stats.forwardMs;
-        summaryMs += response.result.stats.summaryMs;
-        backend = response.result.backend;
-      } finally {
-        cancelListener.dispose();
-      }
+      const outcome = await engine.runWindow({ tokenIds: window.positions.map((p) => doc.tokenIds[p]), spans: window.spans, topK: config.topK, layers }, token);
+      if (outcome.kind === 'cancelled') return { kind: 'cancelled', message: 'The analysis was cancelled.' };
+      if (outcome.kind === 'failed') return { kind: 'failed', message: outcome.message };
+      summaries.push(outcome.summary);
+      lastRunId = outcome.runId;
+      readbackBytes += outcome.stats.readbackBytes;
+      forwardMs += outcome.stats.forwardMs;
+      summaryMs += outcome.stats.summaryMs;
+      backend = outcome.backend;
     }
     if (document.version !== version) {
       return { kind: 'stale', message: `${fileName} changed during the analysis; its result was discarded.` };
@@ -250,28 +259,68 @@ export class AnalysisController implements vscode.Disposable {
       backend,
       model: { label: model.label, shortName: model.shortName, architecture: model.spec.architecture, numLayers: model.spec.numLayers, numHeads: model.spec.numHeads, context },
       stats: { forwardMs, summaryMs, readbackBytes, elapsedMs: performance.now() - started },
-      runId: windows.length === 1 ? lastRequestId : undefined,
+      runId: windows.length === 1 ? lastRunId : undefined,
     };
     return { kind: 'done', result, warnings: problems.map((p) => p.message) };
   }
 
-  private async loadInPanel(panel: AttentionPanel, model: ActiveModel, config: AttentionLensConfig): Promise<LoadedModelInfo> {
-    const response = await panel.request({ type: 'loadModel', model: panel.modelLocation(model.label, model.folder, model.files), backend: config.backend }, LOAD_TIMEOUT_MS);
+  /** What the backend policy needs: the panel's WebGPU adapter (only when the setting asks about it) and whether ONNX Runtime loads here. */
+  private async backendFacts(panel: AttentionPanel, config: AttentionLensConfig): Promise<BackendFacts> {
+    const onnxProblem = onnxRuntimeProblem();
+    if (!needsAdapterProbe(config.backend)) return { onnxProblem };
+    const probe = await panel.whenProbed();
+    return probe.ok ? { adapter: probe.adapter, onnxProblem } : { adapterProblem: probe.error, onnxProblem };
+  }
+
+  /** The engine for the policy's choice, loaded with the model; the reference (in the panel) when ONNX Runtime cannot start. */
+  private async engineFor(choice: BackendChoice & { kind: NonNullable<BackendChoice['kind']> }, panel: AttentionPanel, model: ActiveModel, config: AttentionLensConfig): Promise<AnalysisEngine> {
+    if (choice.kind === 'onnxruntime') {
+      try {
+        return await this.hostOnnxEngine(model, config, choice.reason);
+      } catch (error) {
+        if (!(error instanceof OnnxRuntimeUnavailableError)) throw error;
+        const reason = `${choice.reason}; ONNX Runtime could not start (${error.message}), so the slow TypeScript reference engine runs`;
+        this.log.warn(`The CPU engine is unavailable: ${reason}.`);
+        return new PanelEngine(panel, (await this.loadInPanel(panel, model, 'reference', reason)).backend);
+      }
+    }
+    return new PanelEngine(panel, (await this.loadInPanel(panel, model, choice.kind, choice.reason)).backend);
+  }
+
+  private hostOnnxEngine(model: ActiveModel, config: AttentionLensConfig, reason: string): Promise<HostOnnxEngine> {
+    const key = `${model.folder}|${config.cpuThreads}|${reason}`;
+    if (this.hostEngine?.key !== key) {
+      this.releaseHostEngine();
+      const started = performance.now();
+      const promise = (async () => {
+        const loaded = await loadModelFolder(model.folder);
+        const engine = new HostOnnxEngine(await NodeOnnxEngine.create(loaded, { threads: config.cpuThreads, reason }));
+        this.log.info(`Loaded ${model.label} in ${Math.round(performance.now() - started)} ms on ${describeBackend(engine.backend)}.`);
+        return engine;
+      })();
+      this.hostEngine = { key, promise };
+      promise.catch(() => {
+        if (this.hostEngine?.promise === promise) this.hostEngine = undefined;
+      });
+    }
+    return this.hostEngine!.promise;
+  }
+
+  private async loadInPanel(panel: AttentionPanel, model: ActiveModel, backend: 'webgpu' | 'reference', reason: string): Promise<LoadedModelInfo> {
+    const response = await panel.request({ type: 'loadModel', model: panel.modelLocation(model.label, model.folder, model.files), backend, reason }, LOAD_TIMEOUT_MS);
     if (response.error || !response.model) throw new Error(response.error ?? `The panel could not load ${model.label}.`);
-    if (response.model.loadMs > 0) this.log.info(`Loaded ${model.label} in the panel in ${Math.round(response.model.loadMs)} ms on ${response.model.backend.kind === 'webgpu' ? `WebGPU (${response.model.backend.adapter.vendor} ${response.model.backend.adapter.architecture}, ${response.model.backend.kernelVariant} kernels)` : `the CPU fallback (${response.model.backend.reason})`}.`);
+    if (response.model.loadMs > 0) this.log.info(`Loaded ${model.label} in the panel in ${Math.round(response.model.loadMs)} ms on ${describeBackend(response.model.backend)}.`);
     return response.model;
   }
 
   /**
-   * Before loading: would the model fit on the panel's WebGPU adapter at this window size? A
-   * message with the numbers and a way out when not; undefined when it fits or the CPU runs it.
+   * Before loading on WebGPU: would the model fit on the panel's adapter at this window size? A
+   * message with the numbers and a way out when not; undefined when it fits.
    */
-  private async gpuMemoryProblem(panel: AttentionPanel, model: ActiveModel, config: AttentionLensConfig, windowTokens: number, spans: number): Promise<string | undefined> {
-    if (config.backend === 'cpu') return undefined;
-    const probe = await panel.whenProbed();
-    if (!probe.ok) return undefined;
-    const f16 = probe.adapter.features.includes('shader-f16');
-    const verdict = checkModelFits(model.spec, windowTokens, { f16, limits: probe.adapter.limits, modelLabel: model.label, spans });
+  private gpuMemoryProblem(adapter: AdapterSummary | undefined, model: ActiveModel, windowTokens: number, spans: number): string | undefined {
+    if (!adapter) return undefined;
+    const f16 = adapter.features.includes('shader-f16');
+    const verdict = checkModelFits(model.spec, windowTokens, { f16, limits: adapter.limits, modelLabel: model.label, spans });
     if (verdict.fits) return undefined;
     this.log.warn(verdict.message);
     return verdict.message;
@@ -292,14 +341,13 @@ export class AnalysisController implements vscode.Disposable {
    * panel's engine still holds; undefined otherwise (the views then use the top-k summaries).
    */
   async exactRow(result: DocumentAnalysisResult, layer: number, head: number, query: number): Promise<Float32Array | undefined> {
-    const panel = AttentionPanel.instance;
-    if (result.runId === undefined || !panel) return undefined;
-    try {
-      const response = await panel.request({ type: 'attentionRow', layer, head, query, afterRun: result.runId }, 30_000);
-      return response.probs;
-    } catch {
-      return undefined;
+    if (result.runId === undefined) return undefined;
+    if (result.backend.kind === 'onnxruntime') {
+      const engine = await this.hostEngine?.promise.catch(() => undefined);
+      return engine?.exactRow(result.runId, layer, head, query);
     }
+    const panel = AttentionPanel.instance;
+    return panel ? new PanelEngine(panel, result.backend).exactRow(result.runId, layer, head, query) : undefined;
   }
 
   /** Tree-sitter definitions, plus document symbols a language extension reports that tree-sitter missed. */
@@ -319,6 +367,7 @@ export class AnalysisController implements vscode.Disposable {
 
   dispose(): void {
     for (const source of this.running.values()) source.cancel();
+    this.releaseHostEngine();
     while (this.disposables.length) this.disposables.pop()?.dispose();
   }
 }
@@ -366,6 +415,5 @@ function kindOfSymbol(kind: vscode.SymbolKind): DefinitionKind {
 }
 
 export function describeResult(result: DocumentAnalysisResult): string {
-  const backend = result.backend.kind === 'webgpu' ? `WebGPU ${[result.backend.adapter.vendor, result.backend.adapter.architecture].filter(Boolean).join(' ')}` : 'CPU fallback';
-  return `${result.doc.tokenIds.length} tokens, ${result.doc.definitions.length} definitions/imports, ${result.windows} window${result.windows === 1 ? '' : 's'}, ${Math.round(result.stats.elapsedMs)} ms on ${backend} (${result.model.shortName}), read back ${(result.stats.readbackBytes / 1024).toFixed(0)} KiB`;
+  return `${result.doc.tokenIds.length} tokens, ${result.doc.definitions.length} definitions/imports, ${result.windows} window${result.windows === 1 ? '' : 's'} of <= ${result.model.context} tokens, ${Math.round(result.stats.elapsedMs)} ms on ${describeBackend(result.backend)} (${result.model.shortName}), read back ${(result.stats.readbackBytes / 1024).toFixed(0)} KiB`;
 }

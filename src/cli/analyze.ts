@@ -17,7 +17,8 @@ import { loadModelFolder } from '../../engine/hosts/nodeModelFolder';
 import { loadTokenizerFile } from '../node/tokenizer';
 import { CliError } from './cliError';
 import { resolveModelArgument } from './pull';
-import { createEngine } from './forward';
+import { createEngine, parseBackend, parseThreads } from './forward';
+import { describeBackend, windowTokens, type BackendSetting } from '../../engine/backendPolicy';
 
 export const ANALYZE_USAGE = `Usage: attention-lens analyze FILE [options]
 
@@ -28,15 +29,18 @@ Options:
                         with "attention-lens pull" (default: the embedded default model)
   --cache DIR           the model cache for --model REPO (default: as for pull)
   --json                print the analysis as JSON instead of a table
-  --backend KIND        webgpu (default; falls back to cpu when no adapter exists) or cpu
+  --backend KIND        auto (default): WebGPU on a hardware adapter, else the CPU engine;
+                        webgpu; cpu (ONNX Runtime, native); reference (the TypeScript oracle)
+  --threads N           CPU engine threads (default: every core)
   --language ID         VS Code language id (default: from the file extension)
   --min-distance N      a source is distant when it ends at least N tokens before (default 64)
   --layer L             one layer (0-based) or "all" (default: all, strongest layer per source)
   --head H              one head (0-based), "mean" or "max" over heads (default: max)
   --threshold W         ignore attention mass below W (default 0.05)
   --top N               sources per identifier (default 3)
-  --context N           tokens per window (default 1024, as the extension's attentionLens.contextWindow;
-                        0: the model's full context)
+  --context N           tokens per window (default 0: automatic, as the extension's
+                        attentionLens.contextWindow: the model's full context on ONNX Runtime or a
+                        hardware GPU, 1024 on the reference engine or a software adapter)
   -h, --help            show this help`;
 
 /** The embedded default model, next to the built CLI (out/cli.js -> default-model/). */
@@ -49,7 +53,8 @@ interface AnalyzeOptions {
   readonly model: string;
   readonly cache?: string;
   readonly json: boolean;
-  readonly backend: 'auto' | 'webgpu' | 'cpu';
+  readonly backend: BackendSetting;
+  readonly threads?: number;
   readonly language?: string;
   readonly minDistance: number;
   readonly view: AttentionView;
@@ -68,6 +73,7 @@ function parseOptions(args: string[]): AnalyzeOptions | undefined {
         cache: { type: 'string' },
         json: { type: 'boolean' },
         backend: { type: 'string' },
+        threads: { type: 'string' },
         language: { type: 'string' },
         'min-distance': { type: 'string' },
         layer: { type: 'string' },
@@ -94,8 +100,8 @@ function parseOptions(args: string[]): AnalyzeOptions | undefined {
     if (!/^\d+$/.test(text) || Number(text) < min) throw new CliError(`--${name} expects an integer >= ${min}, not "${text}".`);
     return Number(text);
   };
-  const backend = values.backend ?? 'auto';
-  if (!['auto', 'webgpu', 'cpu'].includes(backend)) throw new CliError(`--backend must be webgpu or cpu, not "${backend}".`);
+  const backend = parseBackend(values.backend);
+  const threads = parseThreads(values.threads);
   const layerText = values.layer ?? 'all';
   const layer = layerText === 'all' ? 'all' : integer('layer', layerText, 0, 0);
   const headText = values.head ?? 'max';
@@ -107,13 +113,14 @@ function parseOptions(args: string[]): AnalyzeOptions | undefined {
     model: values.model ?? defaultModelFolder(),
     cache: values.cache,
     json: values.json === true,
-    backend: backend as AnalyzeOptions['backend'],
+    backend,
+    threads,
     language: values.language,
     minDistance: integer('min-distance', values['min-distance'], 64, 0),
     view: { layer, head },
     threshold,
     top: integer('top', values.top, 3, 1),
-    context: values.context === undefined ? 1024 : values.context === '0' ? 0 : integer('context', values.context, 0, 16),
+    context: values.context === undefined || values.context === '0' ? 0 : integer('context', values.context, 0, 16),
   };
 }
 
@@ -143,9 +150,9 @@ export async function runAnalyze(args: string[], log: (line: string) => void): P
   if (typeof options.view.layer === 'number' && options.view.layer >= spec.numLayers) throw new CliError(`--layer ${options.view.layer}: the model has ${spec.numLayers} layers.`);
   if (typeof options.view.head === 'number' && options.view.head >= spec.numHeads) throw new CliError(`--head ${options.view.head}: the model has ${spec.numHeads} heads per layer.`);
 
-  const context = options.context ? Math.min(options.context, spec.maxPositions) : spec.maxPositions;
+  const engine = await createEngine(model, options.backend, options.threads, log);
+  const context = windowTokens(options.context ?? 0, engine.backend, spec.maxPositions);
   const windows = planWindows({ numTokens: doc.tokenIds.length, context, spans: doc.spans, prefixCandidates: prefixCandidates(doc.definitions) });
-  const engine = await createEngine(model, options.backend, log);
   const started = performance.now();
   let summary: AttentionSummary;
   let backend: BackendInfo;
@@ -170,7 +177,7 @@ export async function runAnalyze(args: string[], log: (line: string) => void): P
     .filter((row) => row.sources.length > 0);
 
   const lineOf = lineIndex(text);
-  const backendText = backend.kind === 'webgpu' ? `WebGPU (${[backend.adapter.vendor, backend.adapter.architecture].filter(Boolean).join(' ') || backend.adapter.description})` : `CPU (${backend.reason})`;
+  const backendText = describeBackend(backend);
   if (options.json) {
     const definitionJson = (d: SourceDefinition, i: number) => ({ kind: d.kind, name: d.name, line: lineOf(d.start).line + 1, tokenSpan: doc.spans[i] });
     process.stdout.write(

@@ -8,11 +8,11 @@ import * as path from 'node:path';
 import { parseArgs } from 'node:util';
 import type { BackendInfo } from '../../engine/attention';
 import type { AttentionEngine } from '../../engine/engine';
-import { ReferenceEngine } from '../../engine/reference/referenceEngine';
+import { BACKEND_SETTINGS, describeBackend, type BackendSetting } from '../../engine/backendPolicy';
 import type { LoadedModel } from '../../engine/model/modelTypes';
 import { loadModelFolder } from '../../engine/hosts/nodeModelFolder';
 import { loadTokenizerFile } from '../node/tokenizer';
-import { createNodeGpuEngine } from '../../engine/hosts/nodeWebGpu';
+import { BackendUnavailableError, createNodeEngine } from '../../engine/hosts/nodeEngines';
 import { CliError } from './cliError';
 import { resolveModelArgument } from './pull';
 
@@ -28,7 +28,9 @@ Options:
   --cache DIR           the model cache for --model REPO (default: as for pull)
   --text-file FILE      text to tokenize with DIR/tokenizer.json
   --token-ids IDS       comma-separated token ids, e.g. 1,2,3
-  --backend KIND        webgpu (default; falls back to cpu when no adapter exists) or cpu
+  --backend KIND        auto (default): WebGPU on a hardware adapter, else the CPU engine;
+                        webgpu; cpu (ONNX Runtime, native); reference (the TypeScript oracle)
+  --threads N           CPU engine threads (default: every core)
   --attention L:H:Q     print the attention row of layer L, head H, query Q (0-based); repeatable
   -h, --help            show this help`;
 
@@ -57,6 +59,7 @@ export async function runForward(args: string[], log: (line: string) => void): P
         'text-file': { type: 'string' },
         'token-ids': { type: 'string' },
         backend: { type: 'string' },
+        threads: { type: 'string' },
         attention: { type: 'string', multiple: true },
         help: { type: 'boolean', short: 'h' },
       },
@@ -74,10 +77,8 @@ export async function runForward(args: string[], log: (line: string) => void): P
   if ((values['text-file'] === undefined) === (values['token-ids'] === undefined)) {
     throw new CliError('forward needs exactly one of --text-file FILE or --token-ids IDS.');
   }
-  const backend = values.backend ?? 'auto';
-  if (!['auto', 'webgpu', 'cpu'].includes(backend)) {
-    throw new CliError(`--backend must be webgpu or cpu, not "${backend}".`);
-  }
+  const backend = parseBackend(values.backend);
+  const threads = parseThreads(values.threads);
   const queries = (values.attention ?? []).map(parseAttentionQuery);
   const explicitIds = values['token-ids'] !== undefined ? parseTokenIds(values['token-ids']) : undefined;
 
@@ -86,7 +87,7 @@ export async function runForward(args: string[], log: (line: string) => void): P
   const tokenIds = explicitIds ?? (await tokenizeFile(values['text-file']!, modelFolder));
   checkAgainstModel(model, tokenIds, queries);
 
-  const engine = await createEngine(model, backend as 'auto' | 'webgpu' | 'cpu', log);
+  const engine = await createEngine(model, backend, threads, log);
   try {
     const result = await engine.run({ tokenIds, spans: [], topK: 1 });
     const attention = [];
@@ -98,18 +99,31 @@ export async function runForward(args: string[], log: (line: string) => void): P
   }
 }
 
-/** The engine the CLI runs: WebGPU, or the CPU reference when asked or when no adapter exists (said on stderr). */
-export async function createEngine(model: LoadedModel, backend: 'auto' | 'webgpu' | 'cpu', log: (line: string) => void): Promise<AttentionEngine> {
-  if (backend === 'cpu') return new ReferenceEngine(model, 'requested with --backend cpu');
+/** Parses --backend: auto (default), webgpu, cpu (ONNX Runtime) or reference. */
+export function parseBackend(text: string | undefined): BackendSetting {
+  const backend = (text ?? 'auto') as BackendSetting;
+  if (!BACKEND_SETTINGS.includes(backend)) throw new CliError(`--backend must be one of ${BACKEND_SETTINGS.join(', ')}, not "${text}".`);
+  return backend;
+}
+
+/** Parses --threads (a positive integer); undefined means every core. */
+export function parseThreads(text: string | undefined): number | undefined {
+  if (text === undefined) return undefined;
+  if (!/^\d+$/.test(text) || Number(text) < 1) throw new CliError(`--threads expects a positive integer, not "${text}".`);
+  return Number(text);
+}
+
+/** The engine the policy picks for --backend; says on stderr which one runs and why. */
+export async function createEngine(model: LoadedModel, backend: BackendSetting, threads: number | undefined, log: (line: string) => void): Promise<AttentionEngine> {
+  let engine: AttentionEngine;
   try {
-    return await createNodeGpuEngine(model);
+    engine = await createNodeEngine(model, backend, { threads });
   } catch (error) {
-    if (!(error instanceof Error) || error.name !== 'NoWebGpuAdapterError') throw error;
-    const detail = error.message.replace(/^no webgpu adapter:?\s*/i, '');
-    if (backend === 'webgpu') throw new CliError(`--backend webgpu: no WebGPU adapter: ${detail}`, 1);
-    log(`attention-lens: no WebGPU adapter (${detail}); running the CPU reference engine instead.`);
-    return new ReferenceEngine(model, `no WebGPU adapter: ${detail}`);
+    if (error instanceof BackendUnavailableError) throw new CliError(`--backend ${backend}: ${error.message}`, 1);
+    throw error;
   }
+  log(`attention-lens: engine: ${describeBackend(engine.backend)}`);
+  return engine;
 }
 
 function parseAttentionQuery(text: string): AttentionQuery {

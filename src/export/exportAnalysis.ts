@@ -3,6 +3,7 @@
  * distant sources it attends to under the current view) and a self-contained HTML page with the
  * file as a heatmap: click an identifier to see the definitions and imports it attends to.
  */
+import { describeBackend } from '../../engine/backendPolicy';
 import type { AttentionView, DistanceRule } from '../analysis/documentAnalysis';
 import { attendedSources } from '../analysis/documentAnalysis';
 import { layerIndexOf, type DocumentAnalysisResult } from '../analysis/documentResult';
@@ -86,7 +87,7 @@ export function exportHtml(result: DocumentAnalysisResult, exported: ExportedAna
   closeUntil(text.length);
   html += escapeHtml(text.slice(cursor));
   const data = JSON.stringify({ identifiers: exported.identifiers.map((g) => g.sources), definitions: exported.definitions.map((d) => `${d.kind} ${d.name}`) }).replace(/</g, '\\u003c');
-  const backend = result.backend.kind === 'webgpu' ? `WebGPU (${result.backend.adapter.vendor} ${result.backend.adapter.architecture})` : 'CPU fallback';
+  const backend = describeBackend(result.backend);
   return `<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>Attention Lens: ${escapeHtml(title)}</title>
 <style>

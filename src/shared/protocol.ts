@@ -169,7 +169,13 @@ export interface LoadModelRequest {
   readonly type: 'loadModel';
   readonly requestId: number;
   readonly model: ModelLocation;
-  readonly backend: 'auto' | 'webgpu' | 'cpu';
+  /**
+   * The engine the host's backend policy chose for the panel (engine/backendPolicy.ts): WebGPU, or
+   * the TypeScript reference. ONNX Runtime runs in the extension host, never in the webview.
+   */
+  readonly backend: 'webgpu' | 'reference';
+  /** Why the reference runs, shown to the user (unused for WebGPU). */
+  readonly reason: string;
 }
 
 /** Runs the forward pass on tokens the host produced and summarises attention over `spans`. */
@@ -286,7 +292,8 @@ function isProbeResult(value: unknown): value is WebGpuProbeResult {
 
 function isBackendInfo(value: unknown): value is BackendInfo {
   if (!isRecord(value)) return false;
-  if (value.kind === 'cpu') return typeof value.reason === 'string';
+  if (value.kind === 'reference') return typeof value.reason === 'string';
+  if (value.kind === 'onnxruntime') return typeof value.reason === 'string' && typeof value.version === 'string' && typeof value.threads === 'number';
   return value.kind === 'webgpu' && isAdapterSummary(value.adapter) && typeof value.f16Storage === 'boolean' && (value.kernelVariant === 'tiled' || value.kernelVariant === 'register');
 }
 

@@ -22,11 +22,15 @@ function ownLines(stderr: string): string[] {
   return stderr.split('\n').filter((line) => line.startsWith('attention-lens:'));
 }
 
-test('forward --backend cpu prints the golden logits and attention row', () => {
+for (const [backend, kind, engineLine] of [
+  ['cpu', 'onnxruntime', /^attention-lens: engine: ONNX Runtime \d+\.\d+\.\d+ on the CPU, \d+ threads? \(requested \(backend "cpu"\)\)$/],
+  ['reference', 'reference', /^attention-lens: engine: the TypeScript reference engine \(requested \(backend "reference"\)\)$/],
+] as const) test(`forward --backend ${backend} prints the golden logits and attention row and names the engine`, () => {
   const golden = readGolden('llama-f32');
-  const run = cli(['forward', '--backend', 'cpu', '--model', fixtureDir('llama-f32'), '--token-ids', golden.tokenIds.join(','), '--attention', '1:2:5', '--attention', '0:3:39']);
+  const run = cli(['forward', '--backend', backend, '--model', fixtureDir('llama-f32'), '--token-ids', golden.tokenIds.join(','), '--attention', '1:2:5', '--attention', '0:3:39']);
   assert.equal(run.status, 0, run.stderr);
-  assert.equal(run.stderr, '');
+  assert.equal(ownLines(run.stderr).length, 1, run.stderr);
+  assert.match(ownLines(run.stderr)[0], engineLine);
   const output = JSON.parse(run.stdout) as {
     tokenIds: number[];
     logits: number[];
@@ -43,7 +47,8 @@ test('forward --backend cpu prints the golden logits and attention row', () => {
     assert.equal(row.probs.length, row.query + 1);
     row.probs.forEach((value, i) => assert.ok(Math.abs(value - expected[i]) <= 1e-4, `${row.layer}:${row.head}:${row.query}[${i}]`));
   }
-  assert.deepEqual(output.backend, { kind: 'cpu', reason: 'requested with --backend cpu' });
+  assert.equal(output.backend.kind, kind);
+  assert.equal(output.backend.reason, `requested (backend "${backend}")`);
 });
 
 test('forward --text-file tokenizes with the model folder\'s tokenizer.json', () => {
@@ -77,7 +82,7 @@ test('bad arguments and bad model folders exit 2 with one line on stderr', () =>
     [['forward', '--model', model, '--token-ids', '1,2', '--attention', '0:4:0'], /--attention 0:4:0 names head 4 \(the model has 4 per layer\)/],
     [['forward', '--model', model, '--token-ids', '1,2', '--attention', '0:0:2'], /names query 2 \(the input has 2 tokens\)/],
     [['forward', '--model', model, '--token-ids', '1,300'], /token id 300 at position 1 is outside the model's vocabulary \(0\.\.299\)/],
-    [['forward', '--model', model, '--token-ids', '1', '--backend', 'metal'], /--backend must be webgpu or cpu/],
+    [['forward', '--model', model, '--token-ids', '1', '--backend', 'metal'], /--backend must be one of auto, webgpu, cpu, reference, not "metal"/],
     [['forward', '--model', model, '--token-ids', '1', '--top'], /Unknown option '--top'/],
     [['forward', '--model', path.join(repoRoot, 'no-such-model'), '--token-ids', '1'], /model folder .*no-such-model does not exist/],
     [['forward', '--model', fixtureDir('gpt2-f32'), '--text-file', __filename], /has no tokenizer\.json/],
@@ -102,16 +107,16 @@ test('--help prints usage and exits 0', () => {
   }
 });
 
-test('without a WebGPU adapter the default backend falls back to the CPU and says so; --backend webgpu fails', { skip: process.platform !== 'linux' && 'hiding adapters via VK_ICD_FILENAMES works on Linux only' }, () => {
+test('without a WebGPU adapter the default backend runs the CPU engine (ONNX Runtime) and says why; --backend webgpu fails', { skip: process.platform !== 'linux' && 'hiding adapters via VK_ICD_FILENAMES works on Linux only' }, () => {
   const noAdapter = { VK_ICD_FILENAMES: path.join(repoRoot, 'no-such-icd.json'), ATTENTION_LENS_ADAPTER: '' };
   const args = ['forward', '--model', fixtureDir('llama-f32'), '--token-ids', '1,2,3'];
   const fallback = cli(args, noAdapter);
   assert.equal(fallback.status, 0, fallback.stderr);
   const output = JSON.parse(fallback.stdout) as { backend: { kind: string; reason: string } };
-  assert.equal(output.backend.kind, 'cpu');
-  assert.match(output.backend.reason, /^no WebGPU adapter: /);
+  assert.equal(output.backend.kind, 'onnxruntime');
+  assert.match(output.backend.reason, /^no WebGPU adapter \(/);
   assert.deepEqual(ownLines(fallback.stderr).length, 1);
-  assert.match(ownLines(fallback.stderr)[0], /no WebGPU adapter .* running the CPU reference engine instead/);
+  assert.match(ownLines(fallback.stderr)[0], /^attention-lens: engine: ONNX Runtime .* on the CPU, .*\(no WebGPU adapter \(/);
 
   const explicit = cli([...args, '--backend', 'webgpu'], noAdapter);
   assert.equal(explicit.status, 1);

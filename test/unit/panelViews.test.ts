@@ -41,7 +41,7 @@ function result(): DocumentAnalysisResult {
   return {
     uri: 'file:///a.ts', version: 1, languageId: 'typescript', baseOffset: 0, doc,
     summary: { numTokens: n, layers: [0], numHeads: H, topK: k, topIndices, topWeights, numSpans: 1, spanMass, spanMassMean, spanMassMax },
-    windows: 1, backend: { kind: 'cpu', reason: 'test' },
+    windows: 1, backend: { kind: 'reference', reason: 'test' },
     model: { label: 'm', shortName: 'm', architecture: 'LlamaForCausalLM', numLayers: 1, numHeads: H, context: 64 },
     stats: { forwardMs: 1, summaryMs: 1, readbackBytes: 0, elapsedMs: 2 },
   };

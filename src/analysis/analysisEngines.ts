@@ -1,0 +1,111 @@
+/**
+ * Where the windows of an analysis run: the engine the backend policy chose, behind one small
+ * interface for the controller.
+ *  - PanelEngine: WebGPU (or the TypeScript reference) inside the panel's webview, over the typed
+ *    protocol.
+ *  - HostOnnxEngine: ONNX Runtime in a worker thread of the extension host (engine/hosts/nodeOnnx.ts);
+ *    the webview is not involved and the extension host's event loop stays free.
+ */
+import type * as vscode from 'vscode';
+import type { AttentionSummary, BackendInfo, ForwardStats, TokenSpan } from '../../engine/attention';
+import type { NodeOnnxEngine } from '../../engine/hosts/nodeOnnx';
+import type { AttentionPanel } from '../panel/attentionPanel';
+
+/** Time limit for one window in the webview; SwiftShader (a CPU adapter) is slow on large models. */
+const WINDOW_TIMEOUT_MS = 10 * 60_000;
+
+export interface WindowRequest {
+  readonly tokenIds: readonly number[];
+  readonly spans: readonly TokenSpan[];
+  readonly topK: number;
+  readonly layers?: readonly number[];
+}
+
+export type WindowOutcome =
+  | { readonly kind: 'done'; readonly summary: AttentionSummary; readonly backend: BackendInfo; readonly stats: ForwardStats; readonly runId: number }
+  | { readonly kind: 'cancelled' }
+  | { readonly kind: 'failed'; readonly message: string };
+
+export interface AnalysisEngine {
+  /** The engine as it was loaded (which implementation, on what, and why). */
+  readonly backend: BackendInfo;
+  runWindow(request: WindowRequest, token: vscode.CancellationToken): Promise<WindowOutcome>;
+  /** The exact row of (layer, head, query) when `runId` is still the engine's latest run; undefined otherwise. */
+  exactRow(runId: number, layer: number, head: number, query: number): Promise<Float32Array | undefined>;
+}
+
+export class PanelEngine implements AnalysisEngine {
+  constructor(
+    private readonly panel: AttentionPanel,
+    readonly backend: BackendInfo,
+  ) {}
+
+  async runWindow(request: WindowRequest, token: vscode.CancellationToken): Promise<WindowOutcome> {
+    let requestId = -1;
+    const cancelListener = token.onCancellationRequested(() => this.panel.post({ type: 'cancel', target: requestId }));
+    try {
+      const response = await this.panel.request(
+        { type: 'analyze', tokenIds: [...request.tokenIds], spans: request.spans, topK: request.topK, layers: request.layers },
+        WINDOW_TIMEOUT_MS,
+        (id) => (requestId = id),
+      );
+      if (response.cancelled) return { kind: 'cancelled' };
+      if (response.error || !response.result) return { kind: 'failed', message: response.error ?? 'The panel returned no result.' };
+      return { kind: 'done', ...response.result, runId: requestId };
+    } finally {
+      cancelListener.dispose();
+    }
+  }
+
+  async exactRow(runId: number, layer: number, head: number, query: number): Promise<Float32Array | undefined> {
+    try {
+      const response = await this.panel.request({ type: 'attentionRow', layer, head, query, afterRun: runId }, 30_000);
+      return response.probs;
+    } catch {
+      return undefined;
+    }
+  }
+}
+
+export class HostOnnxEngine implements AnalysisEngine {
+  private lastRunId = 0;
+  private nextRunId = 1;
+
+  constructor(private readonly engine: NodeOnnxEngine) {}
+
+  get backend(): BackendInfo {
+    return this.engine.backend;
+  }
+
+  async runWindow(request: WindowRequest, token: vscode.CancellationToken): Promise<WindowOutcome> {
+    if (token.isCancellationRequested) return { kind: 'cancelled' };
+    const controller = new AbortController();
+    const listener = token.onCancellationRequested(() => controller.abort());
+    const runId = this.nextRunId++;
+    // Whatever happens, the worker's last run is no longer the one rows were promised for.
+    this.lastRunId = 0;
+    try {
+      const result = await this.engine.run(request, controller.signal);
+      this.lastRunId = runId;
+      return { kind: 'done', summary: result.summary, backend: result.backend, stats: result.stats, runId };
+    } catch (error) {
+      if (error instanceof Error && error.name === 'AbortError') return { kind: 'cancelled' };
+      return { kind: 'failed', message: `The CPU engine (ONNX Runtime) failed: ${error instanceof Error ? error.message : String(error)}` };
+    } finally {
+      listener.dispose();
+    }
+  }
+
+  async exactRow(runId: number, layer: number, head: number, query: number): Promise<Float32Array | undefined> {
+    if (runId !== this.lastRunId) return undefined;
+    try {
+      return await this.engine.attentionRow(layer, head, query);
+    } catch {
+      return undefined;
+    }
+  }
+
+  dispose(): void {
+    this.engine.dispose();
+  }
+}
