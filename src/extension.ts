@@ -29,6 +29,8 @@ export interface AttentionLensApi {
   whenProbed(timeoutMs: number): Promise<WebGpuProbeResult>;
   /** What the overlay shows in the visible editor of `uri` (VS Code cannot read decorations back). */
   overlaySnapshot(uri: string): OverlaySnapshot | undefined;
+  /** The status bar item's text (which engine ran, on what). */
+  statusBarText(): string;
   /** True when `uri` has an analysis for its current version. */
   hasAnalysis(uri: string): boolean;
   /** Resolves with the next panel render that satisfies `accept` (or the latest one, if it does). */
@@ -318,6 +320,7 @@ function activateWith(context: vscode.ExtensionContext, log: vscode.LogOutputCha
       });
     },
     overlaySnapshot: (uri) => overlay.snapshot(uri),
+    statusBarText: () => statusBar.text,
     whenPanelRendered(accept, timeoutMs) {
       if (lastPanelRender && accept(lastPanelRender)) return Promise.resolve(lastPanelRender);
       return new Promise((resolve, reject) => {

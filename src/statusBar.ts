@@ -19,6 +19,11 @@ export class AttentionStatusBar implements vscode.Disposable {
     this.showIdle();
   }
 
+  /** What the item shows now (for the integration tests). */
+  get text(): string {
+    return this.item.text;
+  }
+
   showIdle(): void {
     this.item.text = '$(eye) Attention Lens';
     this.item.tooltip = 'Attention Lens: open the panel to probe WebGPU and see attention.';

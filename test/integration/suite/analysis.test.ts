@@ -24,6 +24,7 @@ interface PanelRender {
 }
 interface AttentionLensApi {
   overlaySnapshot(uri: string): OverlaySnapshot | undefined;
+  statusBarText(): string;
   hasAnalysis(uri: string): boolean;
   whenPanelRendered(accept: (message: PanelRender) => boolean, timeoutMs: number): Promise<PanelRender>;
 }
@@ -81,16 +82,22 @@ suite('Attention Lens: analysis, overlay, hover, CodeLens', function () {
     await configure({ model: undefined, minDistance: undefined, threshold: undefined, distance: undefined, backend: undefined });
   });
 
-  test('analysing a file puts the same distant sources on the overlay as the CLI computes', async () => {
+  test('analysing a file on WebGPU puts the same distant sources on the overlay as the CLI computes on ONNX Runtime', async () => {
     const editor = await open('src/money.ts');
-    const outcome = (await vscode.commands.executeCommand('attentionLens.analyzeFile')) as Outcome;
+    await configure({ backend: 'webgpu' });
+    let outcome: Outcome;
+    try {
+      outcome = (await vscode.commands.executeCommand('attentionLens.analyzeFile')) as Outcome;
+    } finally {
+      await configure({ backend: 'auto' });
+    }
     assert.equal(outcome.kind, 'done', outcome.message);
     assert.equal(outcome.result?.backend.kind, 'webgpu', 'the webview ran the model on WebGPU');
     const api = extension().exports;
     const uri = editor.document.uri.toString();
     assert.ok(api.hasAnalysis(uri));
 
-    // The CLI, in Node on the CPU reference engine, analyses the same file with the same settings.
+    // The CLI, in Node on the CPU engine (ONNX Runtime), analyses the same file with the same settings.
     const cli = path.join(extension().extensionPath, 'out', 'cli.js');
     const { stdout } = await promisify(execFile)(process.execPath, [cli, 'analyze', editor.document.fileName, '--model', fixtureModel(), '--backend', 'cpu', '--json', '--min-distance', String(view.minDistance), '--threshold', String(view.threshold), '--top', '8'], { maxBuffer: 64 << 20 });
     const expected = JSON.parse(stdout) as CliAnalysis;
@@ -106,7 +113,7 @@ suite('Attention Lens: analysis, overlay, hover, CodeLens', function () {
     const got = snapshot.sources.map((s) => ({ name: s.name, line: s.range.start.line + 1, weight: Number(s.weight.toFixed(4)) }));
     console.log(`[integration] ${target.name} at ${target.line}:${target.column} attends to ${JSON.stringify(got)}`);
     assert.deepEqual(got.map((s) => [s.name, s.line]), want.map((s) => [s.name, s.line]), 'the overlay decorates the definitions the CLI names, in the same order');
-    got.forEach((s, i) => assert.ok(Math.abs(s.weight - want[i].weight) < 2e-3, `weight of ${s.name}: WebGPU ${s.weight} vs CPU ${want[i].weight}`));
+    got.forEach((s, i) => assert.ok(Math.abs(s.weight - want[i].weight) < 2e-3, `weight of ${s.name}: WebGPU ${s.weight} vs ONNX Runtime ${want[i].weight}`));
 
     // The hover on that token names the same sources with their weights.
     const hovers = (await vscode.commands.executeCommand('vscode.executeHoverProvider', editor.document.uri, editor.selection.active)) as vscode.Hover[];
@@ -249,17 +256,31 @@ suite('Attention Lens: analysis, overlay, hover, CodeLens', function () {
     assert.ok(cellOutcome.warnings?.some((w) => /notebook cell on its own/.test(w)), JSON.stringify(cellOutcome.warnings));
   });
 
-  test('with the CPU backend the same analysis runs on the CPU reference, and says so', async () => {
-    await configure({ backend: 'cpu' });
+  test('each backend setting runs the engine the policy names, says why, and finds the same sources', async () => {
+    type Ran = Outcome & { result?: { backend: { kind: string; reason?: string }; summary: { topIndices: Record<string, number> } } };
+    const api = extension().exports;
+    const runs: Record<string, Ran> = {};
     try {
-      await open('src/money.ts');
-      const outcome = (await vscode.commands.executeCommand('attentionLens.analyzeFile')) as Outcome & { result?: { backend: { kind: string; reason?: string } } };
-      assert.equal(outcome.kind, 'done', outcome.message);
-      assert.equal(outcome.result?.backend.kind, 'cpu');
-      assert.match(outcome.result?.backend.reason ?? '', /backend setting is "cpu"/);
+      for (const backend of ['auto', 'cpu', 'reference'] as const) {
+        await configure({ backend });
+        const editor = await open('src/money.ts');
+        runs[backend] = (await vscode.commands.executeCommand('attentionLens.analyzeFile')) as Ran;
+        assert.equal(runs[backend].kind, 'done', runs[backend].message);
+        assert.ok(api.hasAnalysis(editor.document.uri.toString()));
+      }
     } finally {
       await configure({ backend: 'auto' });
     }
+    // The test VS Code's only adapter is SwiftShader, a software one: auto picks ONNX Runtime.
+    assert.equal(runs.auto.result?.backend.kind, 'onnxruntime');
+    assert.match(runs.auto.result?.backend.reason ?? '', /the only WebGPU adapter is a software one/);
+    assert.equal(runs.cpu.result?.backend.kind, 'onnxruntime');
+    assert.match(runs.cpu.result?.backend.reason ?? '', /requested \(backend "cpu"\)/);
+    assert.equal(runs.reference.result?.backend.kind, 'reference');
+    assert.match(runs.reference.result?.backend.reason ?? '', /requested \(backend "reference"\)/);
+    const status = api.statusBarText();
+    console.log(`[integration] status bar after the reference run: ${status}`);
+    assert.match(status, /CPU reference/);
   });
 
   test('bad inputs get a clear message, never an exception', async () => {

@@ -30,7 +30,10 @@ const ALLOWED: RegExp[] = [
   /^extension\.vsixmanifest$/,
   /^\[Content_Types\]\.xml$/,
   /^extension\/(package\.json|readme\.md|LICENSE\.txt|changelog\.md)$/,
-  /^extension\/out\/extension\.js$/,
+  /^extension\/out\/(extension|onnxWorker)\.js$/,
+  // ONNX Runtime for this package's platform only (scripts/package.mjs stages it).
+  /^extension\/out\/node_modules\/onnxruntime-node\/(package\.json|LICENSE|dist\/[\w-]+\.js|bin\/napi-v6\/linux\/x64\/[\w.]+)$/,
+  /^extension\/out\/node_modules\/onnxruntime-common\/(package\.json|LICENSE|dist\/cjs\/[\w-]+\.js)$/,
   /^extension\/out\/webview\/(main\.js|codicon\.css|codicon\.ttf)$/,
   /^extension\/out\/tree-sitter\/[\w-]+\.wasm$/,
   /^extension\/media\/.+/,
@@ -44,7 +47,8 @@ const FORBIDDEN: { pattern: RegExp; why: string }[] = [
   { pattern: /^extension\/webview\//, why: 'webview sources' },
   { pattern: /^extension\/test\//, why: 'tests and fixtures' },
   { pattern: /^extension\/out\/(test|bench)\//, why: 'built tests or benchmarks' },
-  { pattern: /(^|\/)node_modules\//, why: 'node_modules (the bundles must be self-contained)' },
+  { pattern: /(^|\/)node_modules\/(?!onnxruntime-(node|common)\/)/, why: 'node_modules other than ONNX Runtime (the bundles must be self-contained)' },
+  { pattern: /\/bin\/napi-v6\/(?!linux\/x64\/)/, why: "another platform's ONNX Runtime binary (the linux-x64 package carries only its own)" },
   { pattern: /^extension\/training\//, why: 'training scripts' },
   { pattern: /^extension\/sample-workspace\//, why: 'the sample workspace' },
   { pattern: /\.map$/, why: 'a source map' },
@@ -55,6 +59,11 @@ const REQUIRED = [
   'extension/readme.md',
   'extension/LICENSE.txt',
   'extension/out/extension.js',
+  'extension/out/onnxWorker.js',
+  'extension/out/node_modules/onnxruntime-node/package.json',
+  'extension/out/node_modules/onnxruntime-node/bin/napi-v6/linux/x64/onnxruntime_binding.node',
+  'extension/out/node_modules/onnxruntime-node/bin/napi-v6/linux/x64/libonnxruntime.so.1',
+  'extension/out/node_modules/onnxruntime-common/package.json',
   'extension/out/webview/main.js',
   'extension/out/webview/codicon.css',
   'extension/out/webview/codicon.ttf',
@@ -139,14 +148,15 @@ function checkContents(vsix: string, copy: string): boolean {
   }
   const files = entries.filter((entry) => entry.name.startsWith('extension/'));
   const total = files.reduce((sum, entry) => sum + entry.size, 0);
-  return record(`${VSIX} holds what runs and nothing else`, problems, `${files.length} files, ${(total / 1048576).toFixed(1)} MB unpacked: bundles, ${grammars.length} tree-sitter wasm, codicons, media, default model; no sources, tests, node_modules, training or maps`);
+  return record(`${VSIX} holds what runs and nothing else`, problems, `${files.length} files, ${(total / 1048576).toFixed(1)} MB unpacked (${(fs.statSync(vsix).size / 1048576).toFixed(1)} MB packed): bundles, ONNX Runtime for linux-x64, ${grammars.length} tree-sitter wasm, codicons, media, default model; no sources, tests, other node_modules, training or maps`);
 }
 
-/** Node built-ins and `vscode` are all the installed extension host bundle may require. */
+/** Node built-ins, `vscode` and the ONNX Runtime the package ships are all the installed extension host bundles may require. */
 function checkRequires(installedDir: string): boolean {
   const bundle = path.join(installedDir, 'out', 'extension.js');
   const problems: string[] = [];
-  const allowed = new Set(['vscode', ...builtinModules, ...builtinModules.map((name) => `node:${name}`)]);
+  const allowed = new Set(['vscode', 'onnxruntime-node', ...builtinModules, ...builtinModules.map((name) => `node:${name}`)]);
+  if (!fs.existsSync(path.join(installedDir, 'out', 'node_modules', 'onnxruntime-node', 'package.json'))) problems.push('the installed copy has no out/node_modules/onnxruntime-node (scripts/package.mjs stages it)');
   const required = fs.existsSync(bundle) ? [...new Set([...fs.readFileSync(bundle, 'utf8').matchAll(/\brequire\(\s*["']([^"']+)["']\s*\)/g)].map((match) => match[1]))] : [];
   if (!fs.existsSync(bundle)) problems.push(`${bundle} is missing`);
   for (const name of required) if (!allowed.has(name)) problems.push(`out/extension.js requires "${name}", which is not in the package (bundle it, or ship it)`);

@@ -56,5 +56,7 @@ suite('Attention Lens installed from the .vsix', () => {
     assert.equal(outcome?.kind, 'done', outcome?.message);
     console.log(`[vsix] analysed src/money.ts: ${outcome.result?.doc.tokenIds.length} tokens on ${outcome.result?.backend.kind}`);
     assert.ok((outcome.result?.doc.tokenIds.length ?? 0) > 0, 'the analysis tokenized the file');
+    // The linux-x64 package carries ONNX Runtime; with only a software WebGPU adapter, auto runs it.
+    assert.equal(outcome.result?.backend.kind, 'onnxruntime', `the installed package ran ${JSON.stringify(outcome.result?.backend)}`);
   });
 });
