@@ -1,9 +1,15 @@
 /**
- * `npm run bench`: times the WebGPU forward pass with on-device attention summaries, per model and
- * sequence length, next to PyTorch (CPU, eager, float32) computing the same forward pass with every
- * layer's attention probabilities materialised (bench/torch_forward.py, run with /usr/bin/python3).
+ * `npm run bench`: two tables from one run on one machine.
+ *  1. CPU engines: the TypeScript reference, ONNX Runtime (the CPU engine) and PyTorch eager with
+ *     every attention probability materialised, for the default model and a SmolLM2-135M-shaped
+ *     random model (all 30 layers) at n = 256, 1024, 2048, with the share of ONNX Runtime's measured
+ *     GEMM peak the pass reaches (bench/cpuBench.ts).
+ *  2. WebGPU: the forward pass with on-device attention summaries, per model and sequence length,
+ *     next to PyTorch (CPU, eager, float32) computing the same forward pass with every layer's
+ *     attention probabilities materialised (bench/torch_forward.py, run with /usr/bin/python3).
  *
- * Usage: node out/bench/bench.js [--models a,b] [--lengths 256,1024] [--synthetic smollm2]
+ * Usage: node out/bench/bench.js [--no-cpu | --cpu-only] [--threads T] [--cpu-lengths 256,1024,2048]
+ *        [--models a,b] [--lengths 256,1024] [--synthetic smollm2]
  *        [--synthetic-layers N] [--variant tiled|register] [--repeats R] [--top-k K] [--no-torch]
  *        [--max-seconds S]
  * Models are fixture names (test/fixtures/models) or model folders. By default: every fixture model
@@ -13,7 +19,9 @@
  */
 import * as childProcess from 'node:child_process';
 import * as fs from 'node:fs';
+import * as os from 'node:os';
 import * as path from 'node:path';
+import { benchCpuModel, formatCpuTable, measureGemmPeak, onnxThreadCount, type CpuRow } from './cpuBench';
 import type { AttentionRequest } from '../engine/attention';
 import { createNodeGpuEngine, probeNodeAdapter } from '../engine/hosts/nodeWebGpu';
 import { loadModelFolder } from '../engine/hosts/nodeModelFolder';
@@ -39,6 +47,11 @@ interface Options {
   torch: boolean;
   /** Longer lengths are skipped when the estimated time of one run exceeds this. */
   maxSeconds: number;
+  cpu: boolean;
+  webgpu: boolean;
+  /** ONNX Runtime and PyTorch threads (undefined: every core). */
+  threads?: number;
+  cpuLengths: number[];
 }
 
 interface Row {
@@ -54,7 +67,7 @@ interface Row {
 }
 
 function parseArgs(argv: string[]): Options {
-  const options: Options = { models: [path.join(repoRoot, 'default-model'), ...FIXTURE_MODELS], synthetic: 'smollm2', syntheticLayers: 2, repeats: 2, topK: 8, torch: true, maxSeconds: 60 };
+  const options: Options = { models: [path.join(repoRoot, 'default-model'), ...FIXTURE_MODELS], synthetic: 'smollm2', syntheticLayers: 2, repeats: 2, topK: 8, torch: true, maxSeconds: 60, cpu: true, webgpu: true, cpuLengths: [256, 1024, 2048] };
   let modelsGiven = false;
   let syntheticGiven = false;
   for (let i = 0; i < argv.length; i++) {
@@ -93,6 +106,18 @@ function parseArgs(argv: string[]): Options {
       case '--no-torch':
         options.torch = false;
         break;
+      case '--no-cpu':
+        options.cpu = false;
+        break;
+      case '--cpu-only':
+        options.webgpu = false;
+        break;
+      case '--threads':
+        options.threads = Number(value());
+        break;
+      case '--cpu-lengths':
+        options.cpuLengths = value().split(',').map(Number);
+        break;
       default:
         throw new Error(`unknown argument ${argv[i]}; see the comment at the top of bench/bench.ts`);
     }
@@ -108,9 +133,9 @@ function median(values: number[]): number {
   return sorted[Math.floor(sorted.length / 2)];
 }
 
-function torchTimes(folder: string, lengths: number[]): Record<string, number> | string {
+function torchTimes(folder: string, lengths: number[], threads?: number): Record<string, number> | string {
   const script = path.join(repoRoot, 'bench', 'torch_forward.py');
-  const result = childProcess.spawnSync('/usr/bin/python3', [script, folder, ...lengths.map(String)], { encoding: 'utf8' });
+  const result = childProcess.spawnSync('/usr/bin/python3', [script, folder, ...lengths.map(String), ...(threads ? ['--threads', String(threads)] : [])], { encoding: 'utf8' });
   if (result.status !== 0) return `torch failed: ${(result.stderr || result.error?.message || '').trim().split('\n').pop()}`;
   return (JSON.parse(result.stdout.trim().split('\n').pop()!) as { ms: Record<string, number> }).ms;
 }
@@ -200,8 +225,30 @@ function printTable(rows: Row[]): void {
   for (const line of lines) console.log(format(line));
 }
 
+async function cpuTables(options: Options): Promise<void> {
+  const threads = onnxThreadCount(options.threads);
+  const peak = await measureGemmPeak(threads);
+  console.log(`CPU engines on ${os.cpus()[0]?.model ?? 'this CPU'} (${os.availableParallelism()} cores), ${threads} thread${threads === 1 ? '' : 's'} for ONNX Runtime and PyTorch`);
+  console.log(`ONNX Runtime MatMul [1024, 576] x [576, 1536] here: ${peak.toFixed(1)} GFLOP/s (the "GEMM peak" below)`);
+  console.log(`lengths: ${options.cpuLengths.join(', ')}; top-k ${options.topK}, 8 spans; ONNX Runtime: median of ${options.repeats} runs after a first run; reference: one run\n`);
+  const rows: CpuRow[] = [];
+  const cpuOptions = { threads, repeats: options.repeats, topK: options.topK, maxSeconds: options.maxSeconds, torchTimes: (folder: string, lengths: number[], t: number) => (options.torch ? torchTimes(folder, lengths, t) : 'torch skipped (--no-torch)') };
+  rows.push(...(await benchCpuModel('default-model', path.join(repoRoot, 'default-model'), options.cpuLengths, cpuOptions)));
+  const folder = writeSyntheticLlama(SMOLLM2_135M, 1);
+  try {
+    rows.push(...(await benchCpuModel(`smollm2-shape ${SMOLLM2_135M.numLayers}L`, folder, options.cpuLengths, cpuOptions)));
+  } finally {
+    fs.rmSync(folder, { recursive: true, force: true });
+  }
+  console.log('');
+  for (const line of formatCpuTable(rows, peak, formatBytes)) console.log(line);
+  console.log('');
+}
+
 async function main(): Promise<void> {
   const options = parseArgs(process.argv.slice(2));
+  if (options.cpu) await cpuTables(options);
+  if (!options.webgpu) return;
   const adapter = await probeNodeAdapter();
   if (!adapter) throw new Error('No WebGPU adapter: nothing to benchmark (see engine/hosts/nodeWebGpu.ts for how adapters are found).');
   const variant = options.variant ?? (adapter.isFallbackAdapter ? 'register' : 'tiled');

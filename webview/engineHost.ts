@@ -6,10 +6,9 @@
 import type { AnalysisPayload, AnalyzeRequest, LoadModelRequest, LoadedModelInfo, ModelLocation } from '../src/shared/protocol';
 import { ReferenceEngine } from '../engine/reference/referenceEngine';
 import type { AttentionEngine } from '../engine/engine';
-import { GpuEngine, summarizeAdapter } from '../engine/webgpu/gpuEngine';
+import { createBrowserGpuEngine } from '../engine/hosts/browserWebGpu';
 import { loadModel, type ModelFileSource } from '../engine/model/modelLoader';
 import type { LoadedModel } from '../engine/model/modelTypes';
-import { requestEngineDevice } from '../engine/webgpu/gpuDevice';
 
 /** Reads model files over HTTP(S) from a webview resource URL. */
 class FetchedModelFiles implements ModelFileSource {
@@ -90,20 +89,11 @@ export class EngineHost {
 
   private async createEngine(model: LoadedModel, request: LoadModelRequest): Promise<AttentionEngine> {
     if (request.backend === 'reference') return new ReferenceEngine(model, request.reason);
-    const gpu = navigator.gpu;
-    const adapter = gpu ? await gpu.requestAdapter({ powerPreference: 'high-performance' }) : null;
-    if (!adapter) {
-      const reason = gpu ? 'no WebGPU adapter in this webview' : 'WebGPU is not available in this webview';
-      throw new Error(`${reason}. Set attentionLens.backend to "auto" or "cpu" to run on the CPU.`);
-    }
-    const device = await requestEngineDevice(adapter);
-    void device.lost.then((info) => {
-      if (info.reason === 'destroyed') return;
+    return createBrowserGpuEngine(model, (message) => {
       this.engine = undefined;
       this.loadedKey = undefined;
-      this.onDeviceLost(`The GPU device was lost (${info.message || info.reason}). The next analysis loads the model again.`);
+      this.onDeviceLost(`The GPU device was lost (${message}). The next analysis loads the model again.`);
     });
-    return GpuEngine.create(device, summarizeAdapter(adapter), model);
   }
 
   private requireEngine(): AttentionEngine {

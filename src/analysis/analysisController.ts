@@ -199,8 +199,15 @@ export class AnalysisController implements vscode.Disposable {
 
     const model = await this.activeModel();
     const started = performance.now();
+    // Which engine runs depends on the panel's WebGPU probe; the probe and, for the CPU engine, its
+    // loading (a worker thread) go on while this thread tokenizes and finds definitions.
+    const panel = AttentionPanel.createOrShow(this.panelHost, model.folder);
+    const decided = this.backendFacts(panel, config).then((facts) => ({ facts, choice: chooseBackend(config.backend, facts) }));
+    const preloaded = decided.then(({ choice }) => (choice.kind === 'onnxruntime' ? this.engineFor(choice, panel, model, config) : undefined));
+    preloaded.catch(() => undefined);
     const definitions = await this.findDefinitions(document, text, baseOffset, range);
     const doc = prepareDocument(text, model.tokenizer, definitions);
+    const preparedMs = performance.now() - started;
     if (doc.tokenIds.length > config.maxFileTokens) {
       return {
         kind: 'refused',
@@ -212,18 +219,18 @@ export class AnalysisController implements vscode.Disposable {
     }
     if (token.isCancellationRequested) return { kind: 'cancelled', message: 'The analysis was cancelled.' };
 
-    const panel = AttentionPanel.createOrShow(this.panelHost, model.folder);
-    const facts = await this.backendFacts(panel, config);
-    const choice = chooseBackend(config.backend, facts);
+    const { facts, choice } = await decided;
     if (choice.error !== undefined) return { kind: 'failed', message: choice.error };
     const planned = { kind: choice.kind, adapter: choice.kind === 'webgpu' ? facts.adapter : undefined };
     const context = windowTokens(config.contextWindow, planned, model.spec.maxPositions);
     const windows = planWindows({ numTokens: doc.tokenIds.length, context, spans: doc.spans, prefixCandidates: prefixCandidates(doc.definitions) });
     if (choice.kind === 'webgpu') {
+      // Checked before anything is loaded on the GPU.
       const tooLarge = this.gpuMemoryProblem(facts.adapter, model, windows[0].positions.length, doc.spans.length);
       if (tooLarge) return { kind: 'refused', message: tooLarge };
     }
-    const engine = await this.engineFor(choice, panel, model, config);
+    const engine = (await preloaded) ?? (await this.engineFor(choice, panel, model, config));
+    const engineReadyMs = performance.now() - started;
     if (token.isCancellationRequested) return { kind: 'cancelled', message: 'The analysis was cancelled.' };
     const layers = this.layersToSummarise(model, windows[0].positions.length, doc.spans.length, config.topK, options.preferredLayer);
     const summaries: AttentionSummary[] = [];
@@ -258,7 +265,7 @@ export class AnalysisController implements vscode.Disposable {
       windows: windows.length,
       backend,
       model: { label: model.label, shortName: model.shortName, architecture: model.spec.architecture, numLayers: model.spec.numLayers, numHeads: model.spec.numHeads, context },
-      stats: { forwardMs, summaryMs, readbackBytes, elapsedMs: performance.now() - started },
+      stats: { forwardMs, summaryMs, readbackBytes, elapsedMs: performance.now() - started, preparedMs, engineReadyMs },
       runId: windows.length === 1 ? lastRunId : undefined,
     };
     return { kind: 'done', result, warnings: problems.map((p) => p.message) };
@@ -415,5 +422,5 @@ function kindOfSymbol(kind: vscode.SymbolKind): DefinitionKind {
 }
 
 export function describeResult(result: DocumentAnalysisResult): string {
-  return `${result.doc.tokenIds.length} tokens, ${result.doc.definitions.length} definitions/imports, ${result.windows} window${result.windows === 1 ? '' : 's'} of <= ${result.model.context} tokens, ${Math.round(result.stats.elapsedMs)} ms on ${describeBackend(result.backend)} (${result.model.shortName}), read back ${(result.stats.readbackBytes / 1024).toFixed(0)} KiB`;
+  return `${result.doc.tokenIds.length} tokens, ${result.doc.definitions.length} definitions/imports, ${result.windows} window${result.windows === 1 ? '' : 's'} of <= ${result.model.context} tokens, ${Math.round(result.stats.elapsedMs)} ms${result.stats.preparedMs !== undefined ? ` (tokens and definitions ready at ${Math.round(result.stats.preparedMs)} ms, engine at ${Math.round(result.stats.engineReadyMs ?? 0)} ms, forward passes ${Math.round(result.stats.forwardMs)} ms)` : ''} on ${describeBackend(result.backend)} (${result.model.shortName}), read back ${(result.stats.readbackBytes / 1024).toFixed(0)} KiB`;
 }

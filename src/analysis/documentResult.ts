@@ -29,7 +29,11 @@ export interface DocumentAnalysisResult {
   readonly windows: number;
   readonly backend: BackendInfo;
   readonly model: AnalysedModel;
-  readonly stats: ForwardStats & { readonly elapsedMs: number };
+  /**
+   * Timings from the start of the run, ms: `preparedMs` when tokens and definitions were ready,
+   * `engineReadyMs` when the engine was loaded (both overlap: the engine loads in parallel).
+   */
+  readonly stats: ForwardStats & { readonly elapsedMs: number; readonly preparedMs?: number; readonly engineReadyMs?: number };
   /** The `analyze` request of a one-window analysis: exact attention rows can be asked of its run. */
   readonly runId?: number;
 }

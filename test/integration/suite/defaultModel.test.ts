@@ -53,7 +53,7 @@ suite('Attention Lens: the default model on a long file', function () {
     console.log(`[integration] default model: ${expected.tokens} tokens, ${expected.windows} windows; ${importUses.length} uses of imported names attend to their import; checking ${target.name} at ${target.line}:${target.column} -> import on line ${importLine} (${(importSource.weight * 100).toFixed(1)}%, ${importSource.tokenDistance} tokens back)`);
 
     const started = Date.now();
-    const outcome = (await vscode.commands.executeCommand('attentionLens.analyzeFile')) as { kind: string; message?: string; result?: { windows: number; backend: { kind: string; reason: string } } };
+    const outcome = (await vscode.commands.executeCommand('attentionLens.analyzeFile')) as { kind: string; message?: string; result?: { windows: number; backend: { kind: string; reason: string }; stats: Record<string, number> } };
     assert.equal(outcome.kind, 'done', outcome.message);
     // No hardware GPU here (SwiftShader only): the default policy runs the CPU engine.
     assert.equal(outcome.result?.backend.kind, 'onnxruntime', `ran on ${JSON.stringify(outcome.result?.backend)}`);
@@ -74,7 +74,7 @@ suite('Attention Lens: the default model on a long file', function () {
     assert.match(highlighted.label, /^\d+(\.\d)?% from /, 'the decoration carries a weight label');
 
     const hovers = (await vscode.commands.executeCommand('vscode.executeHoverProvider', document.uri, editor.selection.active)) as vscode.Hover[];
-    console.log(`[integration] default model: first hover ${Date.now() - started} ms after Analyze Current File (${expected.tokens} tokens, ${outcome.result?.windows} windows, ${outcome.result?.backend.kind}: ${outcome.result?.backend.reason})`);
+    console.log(`[integration] default model: first hover ${Date.now() - started} ms after Analyze Current File (${expected.tokens} tokens, ${outcome.result?.windows} windows, ${outcome.result?.backend.kind}: ${outcome.result?.backend.reason}; timings ${JSON.stringify(outcome.result?.stats)})`);
     const hoverText = hovers.flatMap((h) => h.contents.map((c) => (typeof c === 'string' ? c : c.value))).join('\n');
     assert.ok(hoverText.includes(`line ${importLine}]`), `the hover links to line ${importLine}`);
     assert.match(hoverText, new RegExp(`\\*\\*${(importSource.weight * 100).toFixed(importSource.weight >= 0.0995 ? 0 : 1).replace('.', '\\.')}%\\*\\* import`), 'the hover gives the import its weight');

@@ -33,7 +33,7 @@ const ALLOWED: RegExp[] = [
   /^extension\/out\/(extension|onnxWorker)\.js$/,
   // ONNX Runtime for this package's platform only (scripts/package.mjs stages it).
   /^extension\/out\/node_modules\/onnxruntime-node\/(package\.json|LICENSE|dist\/[\w-]+\.js|bin\/napi-v6\/linux\/x64\/[\w.]+)$/,
-  /^extension\/out\/node_modules\/onnxruntime-common\/(package\.json|LICENSE|dist\/cjs\/[\w-]+\.js)$/,
+  /^extension\/out\/node_modules\/onnxruntime-common\/(package\.json|LICENSE|dist\/cjs\/([\w-]+\.js|package\.json))$/,
   /^extension\/out\/webview\/(main\.js|codicon\.css|codicon\.ttf)$/,
   /^extension\/out\/tree-sitter\/[\w-]+\.wasm$/,
   /^extension\/media\/.+/,

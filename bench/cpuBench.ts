@@ -1,0 +1,173 @@
+/**
+ * The CPU columns of `npm run bench`, all measured in the same run on the same cores: the TypeScript
+ * reference engine, the ONNX Runtime engine (through its worker thread, as the editor and CLI run
+ * it) and PyTorch eager with every attention probability materialised (bench/torch_forward.py),
+ * plus the GEMM throughput ONNX Runtime reaches here on one plain MatMul, against which the
+ * engine's effective FLOP rate is put.
+ */
+import * as ort from 'onnxruntime-node';
+import { onnx } from 'onnx-proto';
+import type { AttentionRequest } from '../engine/attention';
+import type { AttentionEngine } from '../engine/engine';
+import { NodeOnnxEngine, onnxThreadCount } from '../engine/hosts/nodeOnnx';
+import { loadModelFolder } from '../engine/hosts/nodeModelFolder';
+import type { ModelSpec } from '../engine/model/modelTypes';
+import { ReferenceEngine } from '../engine/reference/referenceEngine';
+import { seededRandom } from '../test/gpu/gpuTestSupport';
+
+export interface CpuRow {
+  model: string;
+  n: number;
+  referenceMs?: number;
+  referenceNote?: string;
+  onnxMs: number;
+  /** ONNX Runtime's first run at this length (arena growth, page faults), for the record. */
+  onnxFirstMs: number;
+  readbackBytes: number;
+  fullAttentionBytes: number;
+  torchMs?: number;
+  /** Useful floating-point work of one pass (projections, MLP, causal QK^T and PV, last-row logits). */
+  flops: number;
+}
+
+export interface CpuBenchOptions {
+  readonly threads: number;
+  readonly repeats: number;
+  readonly topK: number;
+  /** The reference is skipped at lengths whose estimated run time exceeds this. */
+  readonly maxSeconds: number;
+  readonly torchTimes: (folder: string, lengths: number[], threads: number) => Record<string, number> | string;
+}
+
+/** FLOPs of one forward pass with causal attention (half the n x n products) and logits for the last row only. */
+export function forwardFlops(spec: ModelSpec, n: number): number {
+  const d = spec.hiddenSize;
+  const q = spec.numHeads * spec.headDim;
+  const kv = spec.numKvHeads * spec.headDim;
+  const mlpMatrices = spec.mlp === 'swiglu' ? 3 : 2;
+  const perLayer = 2 * n * d * (q + 2 * kv) + 2 * n * q * d + 2 * n * d * spec.intermediateSize * mlpMatrices + 2 * 2 * spec.numHeads * spec.headDim * (n * (n + 1)) / 2;
+  return spec.numLayers * perLayer + 2 * d * spec.vocabSize;
+}
+
+function median(values: number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted[Math.floor(sorted.length / 2)];
+}
+
+function requestFor(spec: ModelSpec, n: number, topK: number): AttentionRequest {
+  const random = seededRandom(n);
+  const tokenIds = Array.from({ length: n }, () => Math.floor(random() * spec.vocabSize));
+  // Eight spans of up to 16 tokens spread over the sequence, as definitions and imports would be.
+  const spans = Array.from({ length: 8 }, (_, i) => {
+    const start = Math.floor((i * n) / 8);
+    return { start, end: Math.min(n, start + 16) };
+  });
+  return { tokenIds, spans, topK };
+}
+
+async function timeRuns(engine: AttentionEngine, request: AttentionRequest, repeats: number): Promise<{ first: number; median: number; readbackBytes: number }> {
+  let started = performance.now();
+  const warm = await engine.run(request);
+  const first = performance.now() - started;
+  const times: number[] = [];
+  for (let r = 0; r < repeats; r++) {
+    started = performance.now();
+    await engine.run(request);
+    times.push(performance.now() - started);
+  }
+  return { first, median: median(times), readbackBytes: warm.stats.readbackBytes };
+}
+
+export async function benchCpuModel(label: string, folder: string, lengths: number[], options: CpuBenchOptions): Promise<CpuRow[]> {
+  const model = await loadModelFolder(folder);
+  const { spec } = model;
+  const fitting = [...new Set(lengths.map((n) => Math.min(n, spec.maxPositions)))];
+  const rows: CpuRow[] = [];
+  const onnxEngine = await NodeOnnxEngine.create(model, { threads: options.threads, reason: 'benchmark' });
+  try {
+    for (const n of fitting) {
+      const request = requestFor(spec, n, options.topK);
+      const timed = await timeRuns(onnxEngine, request, options.repeats);
+      rows.push({ model: label, n, onnxMs: timed.median, onnxFirstMs: timed.first, readbackBytes: timed.readbackBytes, fullAttentionBytes: spec.numLayers * spec.numHeads * n * n * 4, flops: forwardFlops(spec, n) });
+      process.stderr.write(`  ${label} n=${n}: ONNX Runtime ${timed.median.toFixed(1)} ms\n`);
+    }
+  } finally {
+    onnxEngine.dispose();
+  }
+  // The reference computes single-threaded in float64; estimate from its rate on the first length.
+  const reference = new ReferenceEngine(model, 'benchmark');
+  let flopsPerMs: number | undefined;
+  for (const row of rows) {
+    const estimateMs = flopsPerMs ? row.flops / flopsPerMs : 0;
+    if (estimateMs > options.maxSeconds * 1000) {
+      row.referenceNote = `~${(estimateMs / 1000).toFixed(0)} s (skipped)`;
+      continue;
+    }
+    const started = performance.now();
+    await reference.run(requestFor(spec, row.n, options.topK));
+    row.referenceMs = performance.now() - started;
+    flopsPerMs = row.flops / row.referenceMs;
+    process.stderr.write(`  ${label} n=${row.n}: reference ${row.referenceMs.toFixed(0)} ms\n`);
+  }
+  reference.dispose();
+  const times = options.torchTimes(folder, rows.map((row) => row.n), options.threads);
+  if (typeof times === 'string') process.stderr.write(`  ${label}: ${times}\n`);
+  else for (const row of rows) row.torchMs = times[String(row.n)];
+  return rows;
+}
+
+/** GFLOP/s of one ONNX Runtime MatMul [m, k] x [k, n] (a constant weight, as in the model graph), median of several runs. */
+export async function measureGemmPeak(threads: number, m = 1024, k = 576, n = 1536): Promise<number> {
+  const { DataType } = onnx.TensorProto;
+  const random = seededRandom(7);
+  const weight = Float32Array.from({ length: k * n }, () => random() - 0.5);
+  const model = onnx.ModelProto.encode(
+    onnx.ModelProto.create({
+      irVersion: 8,
+      opsetImport: [{ domain: '', version: 17 }],
+      graph: {
+        name: 'gemm',
+        node: [{ opType: 'MatMul', input: ['x', 'w'], output: ['y'] }],
+        initializer: [{ name: 'w', dims: [k, n], dataType: DataType.FLOAT, rawData: new Uint8Array(weight.buffer) }],
+        input: [{ name: 'x', type: { tensorType: { elemType: DataType.FLOAT, shape: { dim: [{ dimValue: m }, { dimValue: k }] } } } }],
+        output: [{ name: 'y', type: { tensorType: { elemType: DataType.FLOAT, shape: { dim: [{ dimValue: m }, { dimValue: n }] } } } }],
+      },
+    }),
+  ).finish();
+  const session = await ort.InferenceSession.create(model, { intraOpNumThreads: threads, interOpNumThreads: 1, graphOptimizationLevel: 'all' });
+  const x = new ort.Tensor('float32', Float32Array.from({ length: m * k }, () => random() - 0.5), [m, k]);
+  const times: number[] = [];
+  for (let r = 0; r < 12; r++) {
+    const started = performance.now();
+    await session.run({ x });
+    times.push(performance.now() - started);
+  }
+  await session.release();
+  return (2 * m * k * n) / (median(times.slice(2)) * 1e6);
+}
+
+export function formatCpuTable(rows: CpuRow[], gemmPeak: number, formatBytes: (bytes: number) => string): string[] {
+  const header = ['model', 'n', 'reference ms', 'ONNX Runtime ms', '(first run)', 'torch+P ms', 'ORT/torch', 'reference/ORT', 'ORT GFLOP/s', 'of GEMM peak', 'readback', '(full P)'];
+  const lines = rows.map((row) => {
+    const gflops = row.flops / (row.onnxMs * 1e6);
+    return [
+      row.model,
+      String(row.n),
+      row.referenceMs !== undefined ? row.referenceMs.toFixed(0) : row.referenceNote ?? '-',
+      row.onnxMs.toFixed(1),
+      row.onnxFirstMs.toFixed(0),
+      row.torchMs === undefined ? '-' : row.torchMs.toFixed(1),
+      row.torchMs === undefined ? '-' : `${(row.onnxMs / row.torchMs).toFixed(2)}x`,
+      row.referenceMs === undefined ? '-' : `${(row.referenceMs / row.onnxMs).toFixed(0)}x`,
+      gflops.toFixed(1),
+      `${((gflops / gemmPeak) * 100).toFixed(0)}%`,
+      formatBytes(row.readbackBytes),
+      formatBytes(row.fullAttentionBytes),
+    ];
+  });
+  const widths = header.map((title, i) => Math.max(title.length, ...lines.map((line) => line[i].length)));
+  const format = (cells: string[]) => cells.map((cell, i) => (i < 1 ? cell.padEnd(widths[i]) : cell.padStart(widths[i]))).join('  ');
+  return [format(header), widths.map((w) => '-'.repeat(w)).join('  '), ...lines.map(format)];
+}
+
+export { onnxThreadCount };
