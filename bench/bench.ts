@@ -229,8 +229,8 @@ async function cpuTables(options: Options): Promise<void> {
   const threads = onnxThreadCount(options.threads);
   const peak = await measureGemmPeak(threads);
   console.log(`CPU engines on ${os.cpus()[0]?.model ?? 'this CPU'} (${os.availableParallelism()} cores), ${threads} thread${threads === 1 ? '' : 's'} for ONNX Runtime and PyTorch`);
-  console.log(`ONNX Runtime MatMul [1024, 576] x [576, 1536] here: ${peak.toFixed(1)} GFLOP/s (the "GEMM peak" below)`);
-  console.log(`lengths: ${options.cpuLengths.join(', ')}; top-k ${options.topK}, 8 spans; ONNX Runtime: median of ${options.repeats} runs after a first run; reference: one run\n`);
+  console.log(`ONNX Runtime GEMM here (12 chained MatMuls [2048, 576] x [576, 576] in one session): ${peak.toFixed(1)} GFLOP/s (the "GEMM peak" below)`);
+  console.log(`lengths: ${options.cpuLengths.join(', ')}; top-k ${options.topK}, 8 spans; ONNX Runtime: median of ${Math.max(5, options.repeats)} runs after two warm-up runs (the first is shown); reference: one run\n`);
   const rows: CpuRow[] = [];
   const cpuOptions = { threads, repeats: options.repeats, topK: options.topK, maxSeconds: options.maxSeconds, torchTimes: (folder: string, lengths: number[], t: number) => (options.torch ? torchTimes(folder, lengths, t) : 'torch skipped (--no-torch)') };
   rows.push(...(await benchCpuModel('default-model', path.join(repoRoot, 'default-model'), options.cpuLengths, cpuOptions)));

@@ -102,7 +102,8 @@ export function applyRope(
 
 /**
  * Causal softmax(q k^T / sqrt(d)) per head. q: [n, H, d], k: [n, Hkv, d]; query head h reads KV
- * head floor(h / (H / Hkv)). Returns [H, n, n] with row i zero beyond column i.
+ * head floor(h / (H / Hkv)). Returns [H, n, n] with row i zero beyond column i. `blocked(i, j)`
+ * removes key j from query i's softmax (a knockout); a query always keeps itself.
  */
 export function causalAttentionProbs(
   q: Float32Array,
@@ -111,11 +112,12 @@ export function causalAttentionProbs(
   H: number,
   Hkv: number,
   d: number,
+  blocked?: (query: number, key: number) => boolean,
 ): Float32Array {
   const probs = new Float32Array(H * n * n);
   // Row by row through causalAttentionRow, so a single row and the full tensor agree exactly.
   for (let h = 0; h < H; h++) {
-    for (let i = 0; i < n; i++) probs.set(causalAttentionRow(q, k, n, H, Hkv, d, h, i), (h * n + i) * n);
+    for (let i = 0; i < n; i++) probs.set(causalAttentionRow(q, k, n, H, Hkv, d, h, i, blocked && ((key) => key !== i && blocked(i, key))), (h * n + i) * n);
   }
   return probs;
 }
@@ -133,6 +135,7 @@ export function causalAttentionRow(
   d: number,
   head: number,
   query: number,
+  blocked?: (key: number) => boolean,
 ): Float32Array {
   if (query >= n) throw new RangeError(`query ${query} is outside the ${n} positions`);
   const scale = 1 / Math.sqrt(d);
@@ -144,7 +147,7 @@ export function causalAttentionRow(
     const kOffset = (j * Hkv + kvHead) * d;
     let dot = 0;
     for (let c = 0; c < d; c++) dot += q[qOffset + c] * k[kOffset + c];
-    scores[j] = dot * scale;
+    scores[j] = blocked?.(j) ? -Infinity : dot * scale;
     if (scores[j] > max) max = scores[j];
   }
   let total = 0;
@@ -181,6 +184,49 @@ export function attentionOutput(
       }
       const outOffset = (i * H + h) * d;
       for (let c = 0; c < d; c++) out[outOffset + c] = accumulator[c];
+    }
+  }
+  return out;
+}
+
+/**
+ * The norm of what each key contributes through the output projection, per head (Kobayashi et al.
+ * 2020): norms[h, j] = || v[j, kv(h), :] W_O[:, h*hd:(h+1)*hd]^T ||. v: [n, Hkv, hd], oWeight:
+ * [d, H * hd] (nn.Linear layout). Returns [H, n].
+ */
+export function valueNorms(v: Float32Array, oWeight: Float32Array, n: number, H: number, Hkv: number, hd: number, d: number): Float32Array {
+  const norms = new Float32Array(H * n);
+  const group = H / Hkv;
+  for (let h = 0; h < H; h++) {
+    const kvHead = Math.floor(h / group);
+    for (let j = 0; j < n; j++) {
+      const vOffset = (j * Hkv + kvHead) * hd;
+      let sumSquares = 0;
+      for (let out = 0; out < d; out++) {
+        const wOffset = out * H * hd + h * hd;
+        let dot = 0;
+        for (let c = 0; c < hd; c++) dot += v[vOffset + c] * oWeight[wOffset + c];
+        sumSquares += dot * dot;
+      }
+      norms[h * n + j] = Math.sqrt(sumSquares);
+    }
+  }
+  return norms;
+}
+
+/**
+ * Value-weighted attention: probs[h, i, j] * norms[h, j], renormalised per row. probs: [H, n, n]
+ * (causal rows), norms: [H, n]. Returns [H, n, n]. A row whose weights are all zero stays zero.
+ */
+export function valueWeightedProbs(probs: Float32Array, norms: Float32Array, n: number, H: number): Float32Array {
+  const out = new Float32Array(H * n * n);
+  const row = new Float64Array(n);
+  for (let h = 0; h < H; h++) {
+    for (let i = 0; i < n; i++) {
+      const offset = (h * n + i) * n;
+      let total = 0;
+      for (let j = 0; j <= i; j++) total += row[j] = probs[offset + j] * norms[h * n + j];
+      if (total > 0) for (let j = 0; j <= i; j++) out[offset + j] = row[j] / total;
     }
   }
   return out;
