@@ -31,7 +31,16 @@ export interface AttentionRequest {
    * layers * heads * n * (2 * topK + spans), so long inputs on large models ask for a few layers.
    */
   readonly layers?: readonly number[];
+  /**
+   * What the summaries weigh: `attention`, the probabilities (default), or `valueWeighted`, each
+   * key's probability times the norm of what it writes through the output projection,
+   * alpha_hj * norm(v_j W_O^h), renormalised per row (Kobayashi et al. 2020). Engines that cannot
+   * weigh by value reject the request with a message that says so.
+   */
+  readonly weighting?: AttentionWeighting;
 }
+
+export type AttentionWeighting = 'attention' | 'valueWeighted';
 
 /** Which implementation ran a forward pass. */
 export type BackendInfo =

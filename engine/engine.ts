@@ -1,8 +1,10 @@
 /**
- * The one interface both engines implement: the WebGPU engine (webview and Node) and the CPU
- * reference (the oracle for GPU tests and the fallback when no adapter exists).
+ * The one interface every engine implements: the WebGPU engine (webview and Node), the ONNX Runtime
+ * engine (Node, the CPU engine at native speed) and the TypeScript reference (the oracle for the
+ * other engines' tests, and the last resort).
  */
-import type { AttentionRequest, BackendInfo, ForwardResult } from './attention';
+import type { AttentionRequest, BackendInfo, ForwardResult, TokenSpan } from './attention';
+import type { KnockoutRequest, KnockoutResult, SpanEffectResult } from './causal';
 import type { ModelSpec } from './model/modelTypes';
 
 export interface AttentionEngine {
@@ -20,6 +22,13 @@ export interface AttentionEngine {
    * `query + 1` values (causal), summing to 1. For hovers and the CLI's `--attention L:H:Q`.
    */
   attentionRow(layer: number, head: number, query: number): Promise<Float32Array>;
+  /**
+   * Causal checks on the most recent run (engine/causal.ts): knockout of spans for one query, and
+   * a span hidden from every later token. Absent where the engine does not offer them (the
+   * caller then runs them on the CPU engine with the same tokens, and says so).
+   */
+  knockout?(request: KnockoutRequest, signal?: AbortSignal): Promise<KnockoutResult>;
+  spanEffect?(span: TokenSpan, signal?: AbortSignal): Promise<SpanEffectResult>;
   /** Frees every device resource. The engine is unusable afterwards. */
   dispose(): void;
 }

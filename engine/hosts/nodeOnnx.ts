@@ -10,7 +10,8 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { Worker } from 'node:worker_threads';
-import type { AttentionRequest, BackendInfo, ForwardResult } from '../attention';
+import type { AttentionRequest, BackendInfo, ForwardResult, TokenSpan } from '../attention';
+import type { KnockoutRequest, KnockoutResult, SpanEffectResult } from '../causal';
 import type { AttentionEngine } from '../engine';
 import type { LoadedModel, ModelSpec } from '../model/modelTypes';
 import type { FromOnnxWorker, ToOnnxWorker, WorkerError } from '../onnx/onnxWorkerProtocol';
@@ -139,7 +140,7 @@ export class NodeOnnxEngine implements AttentionEngine {
 
   async run(request: AttentionRequest, signal?: AbortSignal): Promise<ForwardResult> {
     if (signal?.aborted) throw abortError();
-    const plain: AttentionRequest = { tokenIds: Array.from(request.tokenIds), spans: request.spans.map((s) => ({ start: s.start, end: s.end })), topK: request.topK, layers: request.layers ? [...request.layers] : undefined };
+    const plain: AttentionRequest = { tokenIds: Array.from(request.tokenIds), spans: request.spans.map((s) => ({ start: s.start, end: s.end })), topK: request.topK, layers: request.layers ? [...request.layers] : undefined, weighting: request.weighting };
     const reply = await this.request((id) => ({ type: 'run', id, request: plain }), signal);
     if (reply.type !== 'result' || !reply.result) throw fromWorkerError(reply.error ?? { name: 'Error', message: 'the ONNX Runtime worker returned no result' });
     return reply.result;
@@ -149,6 +150,19 @@ export class NodeOnnxEngine implements AttentionEngine {
     const reply = await this.request((id) => ({ type: 'row', id, layer, head, query }));
     if (reply.type !== 'row' || !reply.row) throw fromWorkerError(reply.error ?? { name: 'Error', message: 'the ONNX Runtime worker returned no row' });
     return reply.row;
+  }
+
+  async knockout(request: KnockoutRequest, signal?: AbortSignal): Promise<KnockoutResult> {
+    const plain: KnockoutRequest = { query: request.query, spans: request.spans.map((s) => ({ start: s.start, end: s.end })), layers: request.layers && { start: request.layers.start, end: request.layers.end } };
+    const reply = await this.request((id) => ({ type: 'knockout', id, request: plain }), signal);
+    if (reply.type !== 'knockout' || !reply.knockout) throw fromWorkerError(reply.error ?? { name: 'Error', message: 'the ONNX Runtime worker returned no knockout' });
+    return reply.knockout;
+  }
+
+  async spanEffect(span: TokenSpan, signal?: AbortSignal): Promise<SpanEffectResult> {
+    const reply = await this.request((id) => ({ type: 'effect', id, span: { start: span.start, end: span.end } }), signal);
+    if (reply.type !== 'effect' || !reply.effect) throw fromWorkerError(reply.error ?? { name: 'Error', message: 'the ONNX Runtime worker returned no span effect' });
+    return reply.effect;
   }
 
   dispose(): void {

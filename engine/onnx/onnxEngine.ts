@@ -9,11 +9,13 @@
  * and in tests of the graph itself.
  */
 import * as ort from 'onnxruntime-node';
-import type { AttentionRequest, AttentionSummary, BackendInfo, ForwardResult } from '../attention';
+import type { AttentionRequest, AttentionSummary, BackendInfo, ForwardResult, TokenSpan } from '../attention';
+import { compareNextToken, knockedPositions, logSoftmax, topTokens, validateKnockout, validateSpanEffect, type KnockoutRequest, type KnockoutResult, type SpanEffectResult } from '../causal';
 import type { AttentionEngine } from '../engine';
 import type { LoadedModel, ModelSpec } from '../model/modelTypes';
 import { checkLayerIndex, validateAttentionRequest, validateTokenIds } from '../requestChecks';
-import { buildOnnxModel, GRAPH_IO } from './onnxGraph';
+import { toFloat32 } from '../model/tensorData';
+import { buildEffectModel, buildKnockoutModel, buildOnnxModel, GRAPH_IO } from './onnxGraph';
 
 export interface OnnxEngineOptions {
   /** Threads for ONNX Runtime's intra-op pool (GEMMs, softmax): 1..cores. */
@@ -22,12 +24,31 @@ export interface OnnxEngineOptions {
   readonly reason: string;
 }
 
-/** Per layer of the most recent run: post-rotary queries [H, n, hd] and keys, values [Hkv, n, hd]. */
+/**
+ * The most recent run: its tokens, per layer the post-rotary queries [H, n, hd], keys and values
+ * [Hkv, n, hd], and the final normed hidden states [n, d] (the causal checks start from these).
+ */
 interface LastRun {
+  readonly tokenIds: Int32Array;
   readonly numTokens: number;
   readonly queries: Float32Array[];
   readonly keys: Float32Array[];
+  readonly values: Float32Array[];
+  readonly finalHidden: Float32Array;
 }
+
+type SessionKind = 'valueWeighted' | 'knockout' | 'effect';
+
+const SESSION_OPTIONS: ort.InferenceSession.SessionOptions = {
+  interOpNumThreads: 1,
+  executionMode: 'sequential',
+  graphOptimizationLevel: 'all',
+  // The arena keeps the [H, n, n] buffers between runs (without it every run page-faults them
+  // in again: 5-10x slower at n = 2048); memory patterns only pay off for fixed shapes, and
+  // windows change length.
+  enableCpuMemArena: true,
+  enableMemPattern: false,
+};
 
 export class OnnxRuntimeEngine implements AttentionEngine {
   readonly backend: BackendInfo;
@@ -36,30 +57,37 @@ export class OnnxRuntimeEngine implements AttentionEngine {
   /** The causal mask of the last length, reused while n stays the same (windows of one file). */
   private maskCache?: { n: number; tensor: ort.Tensor };
   private ropeCache?: { n: number; cos: ort.Tensor; sin: ort.Tensor };
+  /** Sessions built on first use: value-weighted summaries, knockout, span effect. */
+  private readonly extraSessions = new Map<SessionKind, Promise<ort.InferenceSession>>();
+  readonly spec: ModelSpec;
 
   private constructor(
-    readonly spec: ModelSpec,
+    private readonly model: LoadedModel,
     private readonly session: ort.InferenceSession,
+    private readonly threads: number,
     options: OnnxEngineOptions,
   ) {
-    this.backend = { kind: 'onnxruntime', version: ort.env.versions.node ?? 'unknown', threads: options.threads, reason: options.reason };
+    this.spec = model.spec;
+    this.backend = { kind: 'onnxruntime', version: ort.env.versions.node ?? 'unknown', threads, reason: options.reason };
   }
 
-  /** Builds the graph and the session (ONNX Runtime folds the weight casts and prepacks the GEMMs here). */
+  /** Builds the analysis graph and its session (ONNX Runtime folds the weight casts and prepacks the GEMMs here). */
   static async create(model: LoadedModel, options: OnnxEngineOptions): Promise<OnnxRuntimeEngine> {
-    const bytes = buildOnnxModel(model);
-    const session = await ort.InferenceSession.create(bytes, {
-      intraOpNumThreads: Math.max(1, Math.floor(options.threads)),
-      interOpNumThreads: 1,
-      executionMode: 'sequential',
-      graphOptimizationLevel: 'all',
-      // The arena keeps the [H, n, n] buffers between runs (without it every run page-faults them
-      // in again: 5-10x slower at n = 2048); memory patterns only pay off for fixed shapes, and
-      // windows change length.
-      enableCpuMemArena: true,
-      enableMemPattern: false,
-    });
-    return new OnnxRuntimeEngine(model.spec, session, options);
+    const threads = Math.max(1, Math.floor(options.threads));
+    const session = await ort.InferenceSession.create(buildOnnxModel(model), { ...SESSION_OPTIONS, intraOpNumThreads: threads });
+    return new OnnxRuntimeEngine(model, session, threads, options);
+  }
+
+  /** The session of a graph variant, built the first time it is needed. */
+  private extraSession(kind: SessionKind): Promise<ort.InferenceSession> {
+    let session = this.extraSessions.get(kind);
+    if (!session) {
+      const bytes = kind === 'valueWeighted' ? buildOnnxModel(this.model, { valueWeighted: true }) : kind === 'knockout' ? buildKnockoutModel(this.model) : buildEffectModel(this.model);
+      session = ort.InferenceSession.create(bytes, { ...SESSION_OPTIONS, intraOpNumThreads: this.threads });
+      session.catch(() => this.extraSessions.delete(kind));
+      this.extraSessions.set(kind, session);
+    }
+    return session;
   }
 
   async run(request: AttentionRequest, signal?: AbortSignal): Promise<ForwardResult> {
@@ -73,25 +101,18 @@ export class OnnxRuntimeEngine implements AttentionEngine {
     this.lastRun = undefined;
 
     const started = now();
+    const session = request.weighting === 'valueWeighted' ? await this.extraSession('valueWeighted') : this.session;
     const feeds: Record<string, ort.Tensor> = {
-      [GRAPH_IO.inputIds]: new ort.Tensor('int64', BigInt64Array.from(tokenIds, (id) => BigInt(id)), [n]),
-      [GRAPH_IO.mask]: this.causalMask(n),
+      ...this.sequenceFeeds(tokenIds, this.causalMask(n)),
       [GRAPH_IO.spanIndicator]: new ort.Tensor('float32', spanIndicator(request, n), [n, Math.max(1, S)]),
       [GRAPH_IO.topK]: new ort.Tensor('int64', BigInt64Array.of(BigInt(Math.min(request.topK, n))), [1]),
     };
-    if (s.positional === 'rope') {
-      const { cos, sin } = this.ropeTables(n);
-      feeds[GRAPH_IO.ropeCos] = cos;
-      feeds[GRAPH_IO.ropeSin] = sin;
-    } else {
-      feeds[GRAPH_IO.positionIds] = new ort.Tensor('int64', BigInt64Array.from({ length: n }, (_, i) => BigInt(i)), [n]);
-    }
-    const fetches: string[] = [GRAPH_IO.lastLogits];
+    const fetches: string[] = [GRAPH_IO.lastLogits, GRAPH_IO.finalHidden];
     for (const layer of layers) {
       fetches.push(GRAPH_IO.topWeights(layer), GRAPH_IO.topIndices(layer), GRAPH_IO.spanMass(layer), GRAPH_IO.spanMassMean(layer), GRAPH_IO.spanMassMax(layer));
     }
-    for (let layer = 0; layer < s.numLayers; layer++) fetches.push(GRAPH_IO.queries(layer), GRAPH_IO.keys(layer));
-    const outputs = await this.session.run(feeds, fetches);
+    for (let layer = 0; layer < s.numLayers; layer++) fetches.push(GRAPH_IO.queries(layer), GRAPH_IO.keys(layer), GRAPH_IO.values(layer));
+    const outputs = await session.run(feeds, fetches);
     const forwardMs = now() - started;
     throwIfAborted(signal);
 
@@ -113,11 +134,13 @@ export class OnnxRuntimeEngine implements AttentionEngine {
     }));
     const queries: Float32Array[] = [];
     const keys: Float32Array[] = [];
+    const values: Float32Array[] = [];
     for (let layer = 0; layer < s.numLayers; layer++) {
       queries.push(read<Float32Array>(GRAPH_IO.queries(layer)));
       keys.push(read<Float32Array>(GRAPH_IO.keys(layer)));
+      values.push(read<Float32Array>(GRAPH_IO.values(layer)));
     }
-    this.lastRun = { numTokens: n, queries, keys };
+    this.lastRun = { tokenIds, numTokens: n, queries, keys, values, finalHidden: read<Float32Array>(GRAPH_IO.finalHidden) };
     return { summary, lastLogits, backend: this.backend, stats: { forwardMs, summaryMs: now() - summaryStart, readbackBytes } };
   }
 
@@ -132,11 +155,131 @@ export class OnnxRuntimeEngine implements AttentionEngine {
     return headsFirstAttentionRow(run.queries[layer], run.keys[layer], run.numTokens, s.numHeads, s.numKvHeads, s.headDim, head, query);
   }
 
+  /**
+   * Knockout as one decode step: the query's token against the run's cached keys and values of the
+   * earlier positions, batched over [no knockout, span 1, ..., span m] so the full distribution comes
+   * from the same arithmetic (an empty span gives exactly 0).
+   */
+  async knockout(request: KnockoutRequest, signal?: AbortSignal): Promise<KnockoutResult> {
+    this.checkUsable();
+    const run = this.requireRun('knockout');
+    const s = this.spec;
+    const layers = validateKnockout(request, run.numTokens, s.numLayers);
+    const q = request.query;
+    const nextToken = q + 1 < run.numTokens ? run.tokenIds[q + 1] : null;
+    const V = s.vocabSize;
+    let logits: Float32Array;
+    const rows = request.spans.length + 1;
+    if (q === 0) {
+      // Nothing before the first token: every knockout is empty; the full row is the run's.
+      logits = new Float32Array(rows * V);
+      const first = this.logitsFromHidden(run.finalHidden, 0);
+      for (let r = 0; r < rows; r++) logits.set(first, r * V);
+    } else {
+      const session = await this.extraSession('knockout');
+      throwIfAborted(signal);
+      const keys = q + 1;
+      const mask = new Float32Array(s.numLayers * rows * keys);
+      request.spans.forEach((span, i) => {
+        const hidden = knockedPositions(span, q);
+        for (let l = layers.start; l < layers.end; l++) mask.fill(-Infinity, (l * rows + i + 1) * keys + hidden.start, (l * rows + i + 1) * keys + hidden.end);
+      });
+      const feeds: Record<string, ort.Tensor> = {
+        [GRAPH_IO.inputIds]: new ort.Tensor('int64', BigInt64Array.of(BigInt(run.tokenIds[q])), [1]),
+        [GRAPH_IO.knockoutMask]: new ort.Tensor('float32', mask, [s.numLayers, rows, keys]),
+      };
+      if (s.positional === 'rope') {
+        const { cos, sin } = ropeRows(s, q, 1);
+        feeds[GRAPH_IO.ropeCos] = new ort.Tensor('float32', cos, [1, s.headDim]);
+        feeds[GRAPH_IO.ropeSin] = new ort.Tensor('float32', sin, [1, s.headDim]);
+      } else {
+        feeds[GRAPH_IO.positionIds] = new ort.Tensor('int64', BigInt64Array.of(BigInt(q)), [1]);
+      }
+      const n = run.numTokens;
+      for (let l = 0; l < s.numLayers; l++) {
+        feeds[GRAPH_IO.pastKeys(l)] = new ort.Tensor('float32', pastRows(run.keys[l], s.numKvHeads, n, q, s.headDim), [s.numKvHeads, q, s.headDim]);
+        feeds[GRAPH_IO.pastValues(l)] = new ort.Tensor('float32', pastRows(run.values[l], s.numKvHeads, n, q, s.headDim), [s.numKvHeads, q, s.headDim]);
+      }
+      logits = (await session.run(feeds, [GRAPH_IO.knockoutLogits]))[GRAPH_IO.knockoutLogits].data as Float32Array;
+    }
+    const full = logits.subarray(0, V);
+    const spans = request.spans.map((span, i) => {
+      const { kl, deltaLogProb, top } = compareNextToken(full, logits.subarray((i + 1) * V, (i + 2) * V), nextToken);
+      return { start: span.start, end: span.end, kl, deltaLogProb, top };
+    });
+    return { query: q, nextToken, top: topTokens(logSoftmax(full)), spans };
+  }
+
+  /** One forward pass with the span hidden from every query outside it, compared inside the graph with the run. */
+  async spanEffect(span: TokenSpan, signal?: AbortSignal): Promise<SpanEffectResult> {
+    this.checkUsable();
+    const run = this.requireRun('spanEffect');
+    validateSpanEffect(span, run.numTokens);
+    const session = await this.extraSession('effect');
+    throwIfAborted(signal);
+    const n = run.numTokens;
+    const mask = Float32Array.from(this.causalMask(n).data as Float32Array);
+    for (let i = 0; i < n; i++) {
+      if (i >= span.start && i < span.end) continue;
+      mask.fill(-Infinity, i * n + span.start, i * n + Math.min(span.end, i));
+    }
+    const next = new BigInt64Array(n);
+    for (let i = 0; i + 1 < n; i++) next[i] = BigInt(run.tokenIds[i + 1]);
+    const outputs = await session.run({
+      ...this.sequenceFeeds(run.tokenIds, new ort.Tensor('float32', mask, [n, n])),
+      [GRAPH_IO.finalHidden]: new ort.Tensor('float32', run.finalHidden, [n, this.spec.hiddenSize]),
+      [GRAPH_IO.nextIds]: new ort.Tensor('int64', next, [n]),
+    });
+    const kl = outputs[GRAPH_IO.effectKl].data as Float32Array;
+    const delta = outputs[GRAPH_IO.effectDelta].data as Float32Array;
+    const tokens = [];
+    for (let i = span.end; i < n; i++) tokens.push({ position: i, kl: Math.max(0, kl[i]), deltaLogProb: i + 1 < n ? delta[i] : null });
+    return { span: { start: span.start, end: span.end }, tokens };
+  }
+
   dispose(): void {
     if (this.disposed) return;
     this.disposed = true;
     this.lastRun = undefined;
     void this.session.release();
+    for (const session of this.extraSessions.values()) void session.then((s) => s.release(), () => undefined);
+    this.extraSessions.clear();
+  }
+
+  private requireRun(what: string): LastRun {
+    if (!this.lastRun) throw new Error(`${what} needs a completed run; call run() first`);
+    return this.lastRun;
+  }
+
+  /** Logits of one row from the final normed hidden states (the LM head in float64). */
+  private logitsFromHidden(hidden: Float32Array, row: number): Float32Array {
+    const d = this.spec.hiddenSize;
+    const head = this.model.weights.lmHead;
+    const table = toFloat32(head);
+    const out = new Float32Array(this.spec.vocabSize);
+    for (let v = 0; v < out.length; v++) {
+      let dot = 0;
+      for (let c = 0; c < d; c++) dot += hidden[row * d + c] * table[v * d + c];
+      out[v] = dot;
+    }
+    return out;
+  }
+
+  /** Token ids and positions (or rotary tables) for a whole-sequence graph, with its mask. */
+  private sequenceFeeds(tokenIds: Int32Array, mask: ort.Tensor): Record<string, ort.Tensor> {
+    const n = tokenIds.length;
+    const feeds: Record<string, ort.Tensor> = {
+      [GRAPH_IO.inputIds]: new ort.Tensor('int64', BigInt64Array.from(tokenIds, (id) => BigInt(id)), [n]),
+      [GRAPH_IO.mask]: mask,
+    };
+    if (this.spec.positional === 'rope') {
+      const { cos, sin } = this.ropeTables(n);
+      feeds[GRAPH_IO.ropeCos] = cos;
+      feeds[GRAPH_IO.ropeSin] = sin;
+    } else {
+      feeds[GRAPH_IO.positionIds] = new ort.Tensor('int64', BigInt64Array.from({ length: n }, (_, i) => BigInt(i)), [n]);
+    }
+    return feeds;
   }
 
   private causalMask(n: number): ort.Tensor {
@@ -148,21 +291,10 @@ export class OnnxRuntimeEngine implements AttentionEngine {
     return this.maskCache.tensor;
   }
 
-  /** cos and sin of position * theta^(-2i/hd), laid out [n, hd] with HF's rotate-half pairing (i and i + hd/2 share an angle). */
   private ropeTables(n: number): { cos: ort.Tensor; sin: ort.Tensor } {
     if (this.ropeCache?.n !== n) {
+      const { cos, sin } = ropeRows(this.spec, 0, n);
       const hd = this.spec.headDim;
-      const half = hd / 2;
-      const cos = new Float32Array(n * hd);
-      const sin = new Float32Array(n * hd);
-      for (let i = 0; i < half; i++) {
-        const invFreq = 1 / Math.pow(this.spec.ropeTheta, (2 * i) / hd);
-        for (let t = 0; t < n; t++) {
-          const angle = t * invFreq;
-          cos[t * hd + i] = cos[t * hd + i + half] = Math.cos(angle);
-          sin[t * hd + i] = sin[t * hd + i + half] = Math.sin(angle);
-        }
-      }
       this.ropeCache = { n, cos: new ort.Tensor('float32', cos, [n, hd]), sin: new ort.Tensor('float32', sin, [n, hd]) };
     }
     return this.ropeCache;
@@ -171,6 +303,33 @@ export class OnnxRuntimeEngine implements AttentionEngine {
   private checkUsable(): void {
     if (this.disposed) throw new Error('the ONNX Runtime engine was disposed');
   }
+}
+
+/**
+ * cos and sin of position * theta^(-2i/hd) for positions first..first+count-1, laid out [count, hd]
+ * with HF's rotate-half pairing (i and i + hd/2 share an angle).
+ */
+function ropeRows(spec: ModelSpec, first: number, count: number): { cos: Float32Array; sin: Float32Array } {
+  const hd = spec.headDim;
+  const half = hd / 2;
+  const cos = new Float32Array(count * hd);
+  const sin = new Float32Array(count * hd);
+  for (let i = 0; i < half; i++) {
+    const invFreq = 1 / Math.pow(spec.ropeTheta, (2 * i) / hd);
+    for (let t = 0; t < count; t++) {
+      const angle = (first + t) * invFreq;
+      cos[t * hd + i] = cos[t * hd + i + half] = Math.cos(angle);
+      sin[t * hd + i] = sin[t * hd + i + half] = Math.sin(angle);
+    }
+  }
+  return { cos, sin };
+}
+
+/** Positions 0..p-1 of a heads-first [heads, n, hd] tensor: [heads, p, hd]. */
+function pastRows(t: Float32Array, heads: number, n: number, p: number, hd: number): Float32Array {
+  const out = new Float32Array(heads * p * hd);
+  for (let h = 0; h < heads; h++) out.set(t.subarray(h * n * hd, (h * n + p) * hd), h * p * hd);
+  return out;
 }
 
 /** [n, max(1, S)]: 1 where token j lies in span s. A zero column stands in when there are no spans. */

@@ -1,28 +1,34 @@
 /**
- * Builds the ONNX graph of a loaded model in memory (no Python, no files): the transformer forward
- * pass with the attention probabilities computed unfused, and consumed inside the graph by the
- * summaries the editor needs, so that only O(n * (k + spans)) values per layer and head leave the
- * ONNX Runtime session:
+ * Builds the ONNX graphs of a loaded model in memory (no Python, no files). The analysis graph is
+ * the transformer forward pass with the attention probabilities computed unfused, and consumed
+ * inside the graph by the summaries the editor needs, so that only O(n * (k + spans)) values per
+ * layer and head leave the ONNX Runtime session:
  *
  *   probs[l]        = softmax(q k^T / sqrt(d) + mask)          [H, n, n]   (never an output)
  *   top_w, top_i    = TopK(probs[l], k)                        [H, n, k]
  *   span_mass       = probs[l] x span_indicator                [H, n, S]
  *   span_mean/max   = mean / max over heads of span_mass       [n, S]
  *
+ * With value weighting the summaries are taken of probs * norm(v_j W_O^h) instead, divided by the
+ * row's total (the renormalisation costs no n x n pass: TopK and the span MatMul run on the
+ * unnormalised weights and only their results are divided).
+ *
+ * Two more graphs serve the causal checks (engine/causal.ts) from a run's cached state:
+ *  - knockout: one decode step of the query's token against the run's keys and values, batched over
+ *    m knockout masks (row 0 knocks out nothing), returning [m, vocab] logits;
+ *  - span effect: one forward pass with a span hidden from the queries outside it, compared inside
+ *    the graph with the run's final hidden states: KL and the next token's log-probability change
+ *    per position.
+ *
  * Weights keep their file's storage type (F32, F16, BF16) as initializers and are cast to float32 by
  * the graph; ONNX Runtime folds those casts once, when the session is created, so compute is float32.
- * Graph inputs carry what changes per run: the token ids, the position ids (learned positions) or
- * the rotary cos/sin tables (RoPE), the additive attention mask, the span indicator and k.
- *
- * Also output per layer, for exact rows and later reuse: the post-rotary queries [H, n, hd], keys
- * and values [Hkv, n, hd] (keys and values not yet expanded over query-head groups).
  */
 import { onnx } from 'onnx-proto';
-import type { HostTensor, LinearWeights, LoadedModel, ModelSpec, NormWeights } from '../model/modelTypes';
+import type { HostTensor, LayerWeights, LinearWeights, LoadedModel, ModelSpec, NormWeights } from '../model/modelTypes';
 
 export const ONNX_OPSET = 17;
 
-/** Names of the graph's inputs and outputs, shared by the builder and the engine that feeds it. */
+/** Names of the graphs' inputs and outputs, shared by the builders and the engine that feeds them. */
 export const GRAPH_IO = {
   inputIds: 'input_ids',
   positionIds: 'position_ids',
@@ -32,6 +38,7 @@ export const GRAPH_IO = {
   spanIndicator: 'span_indicator',
   topK: 'top_k',
   lastLogits: 'last_logits',
+  finalHidden: 'final_hidden',
   topWeights: (layer: number) => `layer${layer}.top_weights`,
   topIndices: (layer: number) => `layer${layer}.top_indices`,
   spanMass: (layer: number) => `layer${layer}.span_mass`,
@@ -40,6 +47,15 @@ export const GRAPH_IO = {
   queries: (layer: number) => `layer${layer}.queries`,
   keys: (layer: number) => `layer${layer}.keys`,
   values: (layer: number) => `layer${layer}.values`,
+  // Knockout (decode step)
+  pastKeys: (layer: number) => `layer${layer}.past_keys`,
+  pastValues: (layer: number) => `layer${layer}.past_values`,
+  knockoutMask: 'knockout_mask',
+  knockoutLogits: 'knockout_logits',
+  // Span effect
+  nextIds: 'next_ids',
+  effectKl: 'effect_kl',
+  effectDelta: 'effect_delta_log_prob',
 } as const;
 
 /**
@@ -61,8 +77,8 @@ class GraphWriter {
   readonly inputs: onnx.IValueInfoProto[] = [];
   readonly outputs: onnx.IValueInfoProto[] = [];
   private readonly initializerNames = new Map<HostTensor, string>();
+  private readonly derived = new Map<string, string>();
   private counter = 0;
-  weightBytes = 0;
 
   /** Adds a node; returns its output names (one unless `outputs` > 1). */
   op(opType: string, inputs: string[], attributes: Record<string, Attribute> = {}, outputs = 1, outputNames?: string[]): string[] {
@@ -95,12 +111,21 @@ class GraphWriter {
       name = `w${this.initializers.length}:${tensor.name}`;
       this.initializerNames.set(tensor, name);
       this.initializers.push({ name, dims: [...tensor.shape], dataType: onnxType(tensor), rawData: tensor.bytes });
-      this.weightBytes += tensor.bytes.byteLength;
       if (tensor.dtype !== 'F32') {
         const cast = this.one('Cast', [name], { to: DataType.FLOAT }, `${name}:f32`);
         this.initializerNames.set(tensor, cast);
         return cast;
       }
+    }
+    return name;
+  }
+
+  /** A value computed once from constants (ONNX Runtime folds it), cached by key. */
+  once(key: string, make: () => string): string {
+    let name = this.derived.get(key);
+    if (!name) {
+      name = make();
+      this.derived.set(key, name);
     }
     return name;
   }
@@ -113,101 +138,231 @@ class GraphWriter {
   output(name: string, dataType: number, dims: (number | string)[]): void {
     this.outputs.push(valueInfo(name, dataType, dims));
   }
+
+  encode(graphName: string): Uint8Array {
+    const proto = onnx.ModelProto.create({
+      irVersion: 8,
+      producerName: 'attention-lens',
+      opsetImport: [{ domain: '', version: ONNX_OPSET }],
+      graph: { name: graphName, node: this.nodes, initializer: this.initializers, input: this.inputs, output: this.outputs },
+    });
+    return onnx.ModelProto.encode(proto).finish();
+  }
 }
 
-/** The model's forward graph as a serialized ONNX ModelProto. Throws when the weights exceed what protobuf can hold. */
-export function buildOnnxModel(model: LoadedModel): Uint8Array {
-  const g = new GraphWriter();
-  const s = model.spec;
-  const w = model.weights;
-  const total = totalWeightBytes(model);
-  if (total > MAX_GRAPH_WEIGHT_BYTES) {
-    throw new Error(
-      `${model.origin}: ${(total / 1e9).toFixed(2)} GB of weights is more than an in-memory ONNX graph can hold (2 GB); use the WebGPU backend for this model.`,
-    );
-  }
-  const H = s.numHeads;
-  const Hkv = s.numKvHeads;
-  const hd = s.headDim;
-  const groups = H / Hkv;
+/** What one layer's attention hands to the summaries: probabilities and the expanded values. */
+interface AttentionProbs {
+  /** [H, rows, keys] */
+  readonly probs: string;
+  /** [H, keys, hd], grouped-query heads already expanded. */
+  readonly values: string;
+}
 
-  const ids = g.input(GRAPH_IO.inputIds, DataType.INT64, ['n']);
-  const mask = g.input(GRAPH_IO.mask, DataType.FLOAT, ['n', 'n']);
-  const indicator = g.input(GRAPH_IO.spanIndicator, DataType.FLOAT, ['n', 'spans']);
-  const topK = g.input(GRAPH_IO.topK, DataType.INT64, [1]);
-  let cos = '';
-  let sin = '';
-  let x = g.one('Gather', [g.weight(w.tokenEmbedding), ids], { axis: 0 });
-  if (s.positional === 'learned') {
-    const positions = g.input(GRAPH_IO.positionIds, DataType.INT64, ['n']);
-    x = g.one('Add', [x, g.one('Gather', [g.weight(w.positionEmbedding!), positions], { axis: 0 })]);
-  } else {
-    cos = g.input(GRAPH_IO.ropeCos, DataType.FLOAT, ['n', hd]);
-    sin = g.input(GRAPH_IO.ropeSin, DataType.FLOAT, ['n', hd]);
+/** The model seen by the graph builders: spec, weights and the shared sub-graphs. */
+class ModelGraph {
+  readonly s: ModelSpec;
+  readonly H: number;
+  readonly Hkv: number;
+  readonly hd: number;
+  readonly groups: number;
+
+  constructor(
+    readonly g: GraphWriter,
+    readonly model: LoadedModel,
+  ) {
+    const total = totalWeightBytes(model);
+    if (total > MAX_GRAPH_WEIGHT_BYTES) {
+      throw new Error(
+        `${model.origin}: ${(total / 1e9).toFixed(2)} GB of weights is more than an in-memory ONNX graph can hold (2 GB); use the WebGPU backend for this model.`,
+      );
+    }
+    this.s = model.spec;
+    this.H = this.s.numHeads;
+    this.Hkv = this.s.numKvHeads;
+    this.hd = this.s.headDim;
+    this.groups = this.H / this.Hkv;
   }
-  const scale = g.float(1 / Math.sqrt(hd));
-  const headsShape = (heads: number) => g.int64([-1, heads, hd]);
-  const toHeadsFirst = (flat: string, heads: number) => g.one('Transpose', [g.one('Reshape', [flat, headsShape(heads)])], { perm: [1, 0, 2] });
-  const rope = (t: string) => {
-    // HF rotate-half: x * cos + cat(-x2, x1) * sin, with cos/sin [n, hd] broadcast over heads.
-    const [x1, x2] = g.op('Split', [t, g.int64([hd / 2, hd / 2])], { axis: 2 }, 2);
+
+  /** Token (and learned position) embeddings of `ids`: [rows, d]. */
+  embed(ids: string, positions?: string): string {
+    const g = this.g;
+    const x = g.one('Gather', [g.weight(this.model.weights.tokenEmbedding), ids], { axis: 0 });
+    if (this.s.positional !== 'learned') return x;
+    return g.one('Add', [x, g.one('Gather', [g.weight(this.model.weights.positionEmbedding!), positions!], { axis: 0 })]);
+  }
+
+  /** y = x W^T + b with W in nn.Linear's [out, in] layout. x: [rows, in]. */
+  linear(x: string, weights: LinearWeights): string {
+    const inputs = [x, this.g.weight(weights.weight)];
+    if (weights.bias) inputs.push(this.g.weight(weights.bias));
+    return this.g.one('Gemm', inputs, { transB: 1 });
+  }
+
+  normalize(x: string, weights: NormWeights): string {
+    const g = this.g;
+    if (this.s.norm === 'layer') {
+      return g.one('LayerNormalization', [x, g.weight(weights.weight), g.weight(weights.bias!)], { axis: -1, epsilon: { float: this.s.normEps } });
+    }
+    // RMSNorm: x / sqrt(mean(x^2) + eps) * weight.
+    const meanSquare = g.one('ReduceMean', [g.one('Mul', [x, x])], { axes: [-1], keepdims: 1 });
+    const rms = g.one('Sqrt', [g.one('Add', [meanSquare, g.once(`eps`, () => g.float(this.s.normEps))])]);
+    return g.one('Mul', [g.one('Div', [x, rms]), g.weight(weights.weight)]);
+  }
+
+  /** [rows, heads * hd] -> [heads, rows, hd]. */
+  headsFirst(flat: string, heads: number): string {
+    const g = this.g;
+    return g.one('Transpose', [g.one('Reshape', [flat, g.once(`shape-heads-${heads}`, () => g.int64([-1, heads, this.hd]))])], { perm: [1, 0, 2] });
+  }
+
+  /** HF rotate-half RoPE: x * cos + cat(-x2, x1) * sin, with cos/sin [rows, hd] broadcast over heads. */
+  rope(t: string, cos: string, sin: string): string {
+    const g = this.g;
+    const half = this.hd / 2;
+    const [x1, x2] = g.op('Split', [t, g.once('split-halves', () => g.int64([half, half]))], { axis: 2 }, 2);
     const rotated = g.one('Concat', [g.one('Neg', [x2]), x1], { axis: 2 });
     return g.one('Add', [g.one('Mul', [t, cos]), g.one('Mul', [rotated, sin])]);
-  };
-  /** [Hkv, n, hd] -> [H, n, hd]: query head h reads KV head floor(h / groups). */
-  const expandKv = (t: string) => {
-    if (groups === 1) return t;
-    const grouped = g.one('Unsqueeze', [t, g.int64([1])]);
-    const expanded = g.one('Expand', [grouped, g.int64([1, groups, 1, 1])]);
-    return g.one('Reshape', [expanded, g.int64([H, -1, hd])]);
-  };
-
-  for (let l = 0; l < s.numLayers; l++) {
-    const layer = w.layers[l];
-    const h = normalize(g, s, x, layer.attnNorm);
-    let q = toHeadsFirst(linear(g, h, layer.q), H);
-    let k = toHeadsFirst(linear(g, h, layer.k), Hkv);
-    const v = g.one('Identity', [toHeadsFirst(linear(g, h, layer.v), Hkv)], {}, GRAPH_IO.values(l));
-    if (s.positional === 'rope') {
-      q = rope(q);
-      k = rope(k);
-    }
-    q = g.one('Identity', [q], {}, GRAPH_IO.queries(l));
-    k = g.one('Identity', [k], {}, GRAPH_IO.keys(l));
-    // Scaling q ([H, n, hd]) rather than the scores ([H, n, n]) saves one n x n tensor per head.
-    const scores = g.one('MatMul', [g.one('Mul', [q, scale]), g.one('Transpose', [expandKv(k)], { perm: [0, 2, 1] })]);
-    const probs = g.one('Softmax', [g.one('Add', [scores, mask])], { axis: -1 });
-
-    // The summaries: what leaves the session instead of the [H, n, n] probabilities.
-    const [, topIndices64] = g.op('TopK', [probs, topK], { axis: -1, largest: 1, sorted: 1 }, 2, [GRAPH_IO.topWeights(l), `layer${l}.top_indices_i64`]);
-    g.one('Cast', [topIndices64], { to: DataType.INT32 }, GRAPH_IO.topIndices(l));
-    const spanMass = g.one('MatMul', [probs, indicator], {}, GRAPH_IO.spanMass(l));
-    g.one('ReduceMean', [spanMass], { axes: [0], keepdims: 0 }, GRAPH_IO.spanMassMean(l));
-    g.one('ReduceMax', [spanMass], { axes: [0], keepdims: 0 }, GRAPH_IO.spanMassMax(l));
-
-    const attended = g.one('MatMul', [probs, expandKv(v)]);
-    const merged = g.one('Reshape', [g.one('Transpose', [attended], { perm: [1, 0, 2] }), g.int64([-1, H * hd])]);
-    x = g.one('Add', [x, linear(g, merged, layer.o)]);
-
-    const m = normalize(g, s, x, layer.mlpNorm);
-    const up = linear(g, m, layer.up);
-    let activated: string;
-    if (layer.gate) {
-      const gate = linear(g, m, layer.gate);
-      activated = g.one('Mul', [g.one('Mul', [gate, g.one('Sigmoid', [gate])]), up]);
-    } else {
-      activated = geluTanh(g, up);
-    }
-    x = g.one('Add', [x, linear(g, activated, layer.down)]);
   }
 
+  /** [Hkv, rows, hd] -> [H, rows, hd]: query head h reads KV head floor(h / groups). */
+  expandKv(t: string): string {
+    if (this.groups === 1) return t;
+    const g = this.g;
+    const grouped = g.one('Unsqueeze', [t, g.once('axis-1', () => g.int64([1]))]);
+    const expanded = g.one('Expand', [grouped, g.once('kv-groups', () => g.int64([1, this.groups, 1, 1]))]);
+    return g.one('Reshape', [expanded, g.once('shape-expanded', () => g.int64([this.H, -1, this.hd]))]);
+  }
+
+  /** [H, rows, hd] -> [rows, H * hd]. */
+  mergeHeads(t: string): string {
+    const g = this.g;
+    return g.one('Reshape', [g.one('Transpose', [t], { perm: [1, 0, 2] }), g.once('shape-merged', () => g.int64([-1, this.H * this.hd]))]);
+  }
+
+  /** The MLP half of a layer, with its residual. */
+  mlp(x: string, layer: LayerWeights): string {
+    const g = this.g;
+    const m = this.normalize(x, layer.mlpNorm);
+    const up = this.linear(m, layer.up);
+    let activated: string;
+    if (layer.gate) {
+      const gate = this.linear(m, layer.gate);
+      activated = g.one('Mul', [g.one('Mul', [gate, g.one('Sigmoid', [gate])]), up]);
+    } else {
+      // GPT-2's gelu_new: 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))).
+      const cube = g.one('Mul', [g.one('Mul', [up, up]), up]);
+      const inner = g.one('Mul', [g.one('Add', [up, g.one('Mul', [cube, g.float(0.044715)])]), g.float(Math.sqrt(2 / Math.PI))]);
+      const onePlusTanh = g.one('Add', [g.one('Tanh', [inner]), g.float(1)]);
+      activated = g.one('Mul', [g.one('Mul', [up, onePlusTanh]), g.float(0.5)]);
+    }
+    return g.one('Add', [x, this.linear(activated, layer.down)]);
+  }
+
+  /** 1/sqrt(hd), applied to q ([H, rows, hd]) rather than to the scores ([H, rows, keys]). */
+  scale(): string {
+    return this.g.once('scale', () => this.g.float(1 / Math.sqrt(this.hd)));
+  }
+
+  /**
+   * One full layer over all n positions with an additive mask [n, n]. `name` names its q, k, v
+   * outputs (the analysis graph exposes them); `onProbs` receives the probabilities.
+   */
+  layer(l: number, x: string, mask: string, rope: { cos: string; sin: string } | undefined, onProbs?: (a: AttentionProbs) => void, name?: (what: 'queries' | 'keys' | 'values') => string): string {
+    const g = this.g;
+    const layer = this.model.weights.layers[l];
+    const h = this.normalize(x, layer.attnNorm);
+    let q = this.headsFirst(this.linear(h, layer.q), this.H);
+    let k = this.headsFirst(this.linear(h, layer.k), this.Hkv);
+    let v = this.headsFirst(this.linear(h, layer.v), this.Hkv);
+    if (rope) {
+      q = this.rope(q, rope.cos, rope.sin);
+      k = this.rope(k, rope.cos, rope.sin);
+    }
+    if (name) {
+      q = g.one('Identity', [q], {}, name('queries'));
+      k = g.one('Identity', [k], {}, name('keys'));
+      v = g.one('Identity', [v], {}, name('values'));
+    }
+    const scores = g.one('MatMul', [g.one('Mul', [q, this.scale()]), g.one('Transpose', [this.expandKv(k)], { perm: [0, 2, 1] })]);
+    const probs = g.one('Softmax', [g.one('Add', [scores, mask])], { axis: -1 });
+    const values = this.expandKv(v);
+    onProbs?.({ probs, values });
+    const attended = this.mergeHeads(g.one('MatMul', [probs, values]));
+    return this.mlp(g.one('Add', [x, this.linear(attended, layer.o)]), layer);
+  }
+
+  /** norm(v_j W_O^h) per head and key: values [H, n, hd] -> [H, 1, n]. */
+  valueNorms(l: number, values: string): string {
+    const g = this.g;
+    const o = this.model.weights.layers[l].o.weight; // [d, H * hd]
+    const d = this.s.hiddenSize;
+    // [d, H*hd] -> [d, H, hd] -> [H, hd, d]: head h's slice of W_O, transposed (folded at load).
+    const perHead = g.one('Transpose', [g.one('Reshape', [g.weight(o), g.int64([d, this.H, this.hd])])], { perm: [1, 2, 0] });
+    const written = g.one('MatMul', [values, perHead]); // [H, n, d]
+    const norms = g.one('ReduceL2', [written], { axes: [-1], keepdims: 1 }); // [H, n, 1]
+    return g.one('Transpose', [norms], { perm: [0, 2, 1] });
+  }
+
+  /** The final norm of the residual stream. */
+  finalNorm(x: string): string {
+    return this.normalize(x, this.model.weights.finalNorm);
+  }
+
+  /** [rows, d] (normed) -> [rows, vocab]. */
+  logits(normed: string): string {
+    return this.g.one('Gemm', [normed, this.g.weight(this.model.weights.lmHead)], { transB: 1 });
+  }
+
+  /** The inputs every whole-sequence graph takes: ids, positions or rotary tables, the mask. */
+  sequenceInputs(maskName: string): { ids: string; mask: string; positions?: string; rope?: { cos: string; sin: string } } {
+    const g = this.g;
+    const ids = g.input(GRAPH_IO.inputIds, DataType.INT64, ['n']);
+    const mask = g.input(maskName, DataType.FLOAT, ['n', 'n']);
+    if (this.s.positional === 'learned') return { ids, mask, positions: g.input(GRAPH_IO.positionIds, DataType.INT64, ['n']) };
+    return { ids, mask, rope: { cos: g.input(GRAPH_IO.ropeCos, DataType.FLOAT, ['n', this.hd]), sin: g.input(GRAPH_IO.ropeSin, DataType.FLOAT, ['n', this.hd]) } };
+  }
+}
+
+export interface AnalysisGraphOptions {
+  /** Summaries of value-weighted attention instead of the probabilities. */
+  readonly valueWeighted?: boolean;
+}
+
+/** The analysis graph (see the module comment) as a serialized ONNX ModelProto. */
+export function buildOnnxModel(model: LoadedModel, options: AnalysisGraphOptions = {}): Uint8Array {
+  const g = new GraphWriter();
+  const m = new ModelGraph(g, model);
+  const { s, H, Hkv, hd } = m;
+  const inputs = m.sequenceInputs(GRAPH_IO.mask);
+  const indicator = g.input(GRAPH_IO.spanIndicator, DataType.FLOAT, ['n', 'spans']);
+  const topK = g.input(GRAPH_IO.topK, DataType.INT64, [1]);
+
+  let x = m.embed(inputs.ids, inputs.positions);
+  for (let l = 0; l < s.numLayers; l++) {
+    x = m.layer(l, x, inputs.mask, inputs.rope, ({ probs, values }) => {
+      // The summaries: what leaves the session instead of the [H, n, n] probabilities.
+      let weights = probs;
+      let rowTotal: string | undefined;
+      if (options.valueWeighted) {
+        weights = g.one('Mul', [probs, m.valueNorms(l, values)]);
+        rowTotal = g.one('ReduceSum', [weights, g.once('last-axis', () => g.int64([-1]))], { keepdims: 1 }); // [H, n, 1]
+      }
+      const [topValues, topIndices64] = g.op('TopK', [weights, topK], { axis: -1, largest: 1, sorted: 1 }, 2);
+      g.one(rowTotal ? 'Div' : 'Identity', rowTotal ? [topValues, rowTotal] : [topValues], {}, GRAPH_IO.topWeights(l));
+      g.one('Cast', [topIndices64], { to: DataType.INT32 }, GRAPH_IO.topIndices(l));
+      const massRaw = g.one('MatMul', [weights, indicator]);
+      const spanMass = g.one(rowTotal ? 'Div' : 'Identity', rowTotal ? [massRaw, rowTotal] : [massRaw], {}, GRAPH_IO.spanMass(l));
+      g.one('ReduceMean', [spanMass], { axes: [0], keepdims: 0 }, GRAPH_IO.spanMassMean(l));
+      g.one('ReduceMax', [spanMass], { axes: [0], keepdims: 0 }, GRAPH_IO.spanMassMax(l));
+    }, (what) => GRAPH_IO[what](l));
+  }
+  const normed = g.one('Identity', [m.finalNorm(x)], {}, GRAPH_IO.finalHidden);
   // Logits of the last position only: [1, d] -> [vocab].
-  const last = g.one('Slice', [x, g.int64([-1]), g.int64([Number.MAX_SAFE_INTEGER]), g.int64([0])]);
-  const normed = normalize(g, s, last, w.finalNorm);
-  const logits = g.one('Gemm', [normed, g.weight(w.lmHead)], { transB: 1 });
-  g.one('Reshape', [logits, g.int64([-1])], {}, GRAPH_IO.lastLogits);
+  const last = g.one('Slice', [normed, g.int64([-1]), g.int64([Number.MAX_SAFE_INTEGER]), g.int64([0])]);
+  g.one('Reshape', [m.logits(last), g.int64([-1])], {}, GRAPH_IO.lastLogits);
 
   g.output(GRAPH_IO.lastLogits, DataType.FLOAT, [s.vocabSize]);
+  g.output(GRAPH_IO.finalHidden, DataType.FLOAT, ['n', s.hiddenSize]);
   for (let l = 0; l < s.numLayers; l++) {
     g.output(GRAPH_IO.topWeights(l), DataType.FLOAT, [H, 'n', 'k']);
     g.output(GRAPH_IO.topIndices(l), DataType.INT32, [H, 'n', 'k']);
@@ -218,14 +373,82 @@ export function buildOnnxModel(model: LoadedModel): Uint8Array {
     g.output(GRAPH_IO.keys(l), DataType.FLOAT, [Hkv, 'n', hd]);
     g.output(GRAPH_IO.values(l), DataType.FLOAT, [Hkv, 'n', hd]);
   }
+  return g.encode(s.architecture);
+}
 
-  const proto = onnx.ModelProto.create({
-    irVersion: 8,
-    producerName: 'attention-lens',
-    opsetImport: [{ domain: '', version: ONNX_OPSET }],
-    graph: { name: s.architecture, node: g.nodes, initializer: g.initializers, input: g.inputs, output: g.outputs },
-  });
-  return onnx.ModelProto.encode(proto).finish();
+/**
+ * The knockout graph: one decode step of the query's token at position p (the number of earlier
+ * tokens) against the run's post-rotary keys and values of positions 0..p-1, for m masks at once.
+ * Inputs: input_ids [1], position_ids [1] or rope_cos/rope_sin [1, hd], per layer past_keys and
+ * past_values [Hkv, p, hd], knockout_mask [L, m, p + 1] (additive; column p is the query itself).
+ * Output: knockout_logits [m, vocab].
+ */
+export function buildKnockoutModel(model: LoadedModel): Uint8Array {
+  const g = new GraphWriter();
+  const m = new ModelGraph(g, model);
+  const { s, Hkv, hd } = m;
+  const ids = g.input(GRAPH_IO.inputIds, DataType.INT64, [1]);
+  const positions = s.positional === 'learned' ? g.input(GRAPH_IO.positionIds, DataType.INT64, [1]) : undefined;
+  const rope = s.positional === 'rope' ? { cos: g.input(GRAPH_IO.ropeCos, DataType.FLOAT, [1, hd]), sin: g.input(GRAPH_IO.ropeSin, DataType.FLOAT, [1, hd]) } : undefined;
+  const masks = g.input(GRAPH_IO.knockoutMask, DataType.FLOAT, [s.numLayers, 'm', 'keys']);
+  const allButLast = { starts: g.int64([0]), ends: g.int64([-1]), axes: g.int64([-1]) };
+  const lastOnly = { starts: g.int64([-1]), ends: g.int64([Number.MAX_SAFE_INTEGER]), axes: g.int64([-1]) };
+
+  // [1, d] until the first layer's attention broadcasts it to the m masks: [m, d].
+  let x = m.embed(ids, positions);
+  for (let l = 0; l < s.numLayers; l++) {
+    const layer = model.weights.layers[l];
+    const pastK = m.expandKv(g.input(GRAPH_IO.pastKeys(l), DataType.FLOAT, [Hkv, 'past', hd]));
+    const pastV = m.expandKv(g.input(GRAPH_IO.pastValues(l), DataType.FLOAT, [Hkv, 'past', hd]));
+    const h = m.normalize(x, layer.attnNorm);
+    let q = m.headsFirst(m.linear(h, layer.q), m.H); // [H, r, hd]
+    let k = m.headsFirst(m.linear(h, layer.k), Hkv);
+    const v = m.expandKv(m.headsFirst(m.linear(h, layer.v), Hkv));
+    if (rope) {
+      q = m.rope(q, rope.cos, rope.sin);
+      k = m.rope(k, rope.cos, rope.sin);
+    }
+    const scaled = g.one('Mul', [q, m.scale()]);
+    const pastScores = g.one('MatMul', [scaled, g.one('Transpose', [pastK], { perm: [0, 2, 1] })]); // [H, r, p]
+    const selfScore = g.one('ReduceSum', [g.one('Mul', [scaled, m.expandKv(k)]), g.int64([-1])], { keepdims: 1 }); // [H, r, 1]
+    const mask = g.one('Gather', [masks, g.int64([l])], { axis: 0 }); // [1, m, p + 1]
+    const scores = g.one('Add', [g.one('Concat', [pastScores, selfScore], { axis: -1 }), mask]); // [H, m, p + 1]
+    const probs = g.one('Softmax', [scores], { axis: -1 });
+    const pastOut = g.one('MatMul', [g.one('Slice', [probs, allButLast.starts, allButLast.ends, allButLast.axes]), pastV]); // [H, m, hd]
+    const selfOut = g.one('Mul', [g.one('Slice', [probs, lastOnly.starts, lastOnly.ends, lastOnly.axes]), v]); // [H, m, hd]
+    const attended = m.mergeHeads(g.one('Add', [pastOut, selfOut]));
+    x = m.mlp(g.one('Add', [x, m.linear(attended, layer.o)]), layer);
+  }
+  g.one('Identity', [m.logits(m.finalNorm(x))], {}, GRAPH_IO.knockoutLogits);
+  g.output(GRAPH_IO.knockoutLogits, DataType.FLOAT, ['m', s.vocabSize]);
+  return g.encode(`${s.architecture}-knockout`);
+}
+
+/**
+ * The span-effect graph: the forward pass under attention_mask [n, n] (the span hidden from the
+ * queries outside it), compared with the run's final normed hidden states final_hidden [n, d]:
+ * effect_kl [n] = KL(p_full || p_hidden) per position, effect_delta_log_prob [n] = log p_hidden -
+ * log p_full of next_ids [n] (any id at the last position; the caller ignores it).
+ */
+export function buildEffectModel(model: LoadedModel): Uint8Array {
+  const g = new GraphWriter();
+  const m = new ModelGraph(g, model);
+  const { s } = m;
+  const inputs = m.sequenceInputs(GRAPH_IO.mask);
+  const fullHidden = g.input(GRAPH_IO.finalHidden, DataType.FLOAT, ['n', s.hiddenSize]);
+  const nextIds = g.input(GRAPH_IO.nextIds, DataType.INT64, ['n']);
+  let x = m.embed(inputs.ids, inputs.positions);
+  for (let l = 0; l < s.numLayers; l++) x = m.layer(l, x, inputs.mask, inputs.rope);
+  const logFull = g.one('LogSoftmax', [m.logits(fullHidden)], { axis: -1 });
+  const logHidden = g.one('LogSoftmax', [m.logits(m.finalNorm(x))], { axis: -1 });
+  const lastAxis = g.int64([-1]);
+  g.one('ReduceSum', [g.one('Mul', [g.one('Exp', [logFull]), g.one('Sub', [logFull, logHidden])]), lastAxis], { keepdims: 0 }, GRAPH_IO.effectKl);
+  const next = g.one('Unsqueeze', [nextIds, lastAxis]);
+  const picked = (logProbs: string) => g.one('GatherElements', [logProbs, next], { axis: 1 });
+  g.one('Reshape', [g.one('Sub', [picked(logHidden), picked(logFull)]), lastAxis], {}, GRAPH_IO.effectDelta);
+  g.output(GRAPH_IO.effectKl, DataType.FLOAT, ['n']);
+  g.output(GRAPH_IO.effectDelta, DataType.FLOAT, ['n']);
+  return g.encode(`${s.architecture}-effect`);
 }
 
 /** Bytes of every distinct weight tensor (tied embeddings counted once). */
@@ -251,31 +474,6 @@ export function totalWeightBytes(model: LoadedModel): number {
   let total = 0;
   for (const t of seen) total += t.bytes.byteLength;
   return total;
-}
-
-/** y = x W^T + b with W in nn.Linear's [out, in] layout. x: [n, in]. */
-function linear(g: GraphWriter, x: string, weights: LinearWeights): string {
-  const inputs = [x, g.weight(weights.weight)];
-  if (weights.bias) inputs.push(g.weight(weights.bias));
-  return g.one('Gemm', inputs, { transB: 1 });
-}
-
-function normalize(g: GraphWriter, s: ModelSpec, x: string, weights: NormWeights): string {
-  if (s.norm === 'layer') {
-    return g.one('LayerNormalization', [x, g.weight(weights.weight), g.weight(weights.bias!)], { axis: -1, epsilon: { float: s.normEps } });
-  }
-  // RMSNorm: x / sqrt(mean(x^2) + eps) * weight.
-  const meanSquare = g.one('ReduceMean', [g.one('Mul', [x, x])], { axes: [-1], keepdims: 1 });
-  const rms = g.one('Sqrt', [g.one('Add', [meanSquare, g.float(s.normEps)])]);
-  return g.one('Mul', [g.one('Div', [x, rms]), g.weight(weights.weight)]);
-}
-
-/** GPT-2's gelu_new: 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))). */
-function geluTanh(g: GraphWriter, x: string): string {
-  const cube = g.one('Mul', [g.one('Mul', [x, x]), x]);
-  const inner = g.one('Mul', [g.one('Add', [x, g.one('Mul', [cube, g.float(0.044715)])]), g.float(Math.sqrt(2 / Math.PI))]);
-  const onePlusTanh = g.one('Add', [g.one('Tanh', [inner]), g.float(1)]);
-  return g.one('Mul', [g.one('Mul', [x, onePlusTanh]), g.float(0.5)]);
 }
 
 function onnxType(tensor: HostTensor): number {

@@ -47,6 +47,22 @@ async function handle(message: ToOnnxWorker): Promise<void> {
         post({ type: 'row', id: message.id, error: toWorkerError(error) });
       }
       return;
+    case 'knockout':
+      try {
+        if (!engine) throw new Error('no model is loaded in the ONNX Runtime worker');
+        post({ type: 'knockout', id: message.id, knockout: await engine.knockout(message.request) });
+      } catch (error) {
+        post({ type: 'knockout', id: message.id, error: toWorkerError(error) });
+      }
+      return;
+    case 'effect':
+      try {
+        if (!engine) throw new Error('no model is loaded in the ONNX Runtime worker');
+        post({ type: 'effect', id: message.id, effect: await engine.spanEffect(message.span) });
+      } catch (error) {
+        post({ type: 'effect', id: message.id, error: toWorkerError(error) });
+      }
+      return;
   }
 }
 

@@ -8,7 +8,8 @@
  * summarised as soon as it is computed, and only the post-rope Q and K of every layer are kept, from
  * which attentionRow() recomputes an exact row.
  */
-import type { AttentionRequest, AttentionSummary, BackendInfo, ForwardResult } from '../attention';
+import type { AttentionRequest, AttentionSummary, BackendInfo, ForwardResult, TokenSpan } from '../attention';
+import { compareNextToken, knockedPositions, logSoftmax, topTokens, validateKnockout, validateSpanEffect, type KnockoutRequest, type KnockoutResult, type SpanEffectResult, type SpanKnockout, type TokenEffect } from '../causal';
 import type { AttentionEngine } from '../engine';
 import type { LinearWeights, LoadedModel, ModelSpec, NormWeights } from '../model/modelTypes';
 import { toFloat32 } from '../model/tensorData';
@@ -37,12 +38,20 @@ interface F32Layer {
   readonly down: F32Linear;
 }
 
-/** Per layer of the most recent run, the post-rope queries [n, H, headDim] and keys [n, Hkv, headDim]. */
+/**
+ * The most recent run: its tokens, per layer the post-rope queries [n, H, headDim] and keys
+ * [n, Hkv, headDim], and the residual stream after the last layer [n, d] (for every row's logits).
+ */
 interface LastRun {
+  readonly tokenIds: Int32Array;
   readonly numTokens: number;
   readonly queries: Float32Array[];
   readonly keys: Float32Array[];
+  readonly hidden: Float32Array;
 }
+
+/** An extra mask for a forward pass: true when `query` may not see `key` in `layer` (a query always sees itself). */
+type Blocked = (layer: number, query: number, key: number) => boolean;
 
 export class ReferenceEngine implements AttentionEngine {
   readonly spec: ModelSpec;
@@ -90,16 +99,20 @@ export class ReferenceEngine implements AttentionEngine {
     this.lastRun = undefined;
 
     const forwardStart = now();
-    const hidden = await this.forward(tokenIds, signal, (layer, q, k, probs) => {
+    const s = this.spec;
+    const hidden = await this.forward(tokenIds, signal, (layer, q, k, v, probs) => {
       queries.push(q);
       keys.push(k);
       if (!wanted.has(layer)) return;
       const summaryStart = now();
-      layerSummaries.set(layer, ops.summarizeAttention([probs], [layer], n, this.spec.numHeads, request));
+      const weighed = request.weighting === 'valueWeighted'
+        ? ops.valueWeightedProbs(probs, ops.valueNorms(v, this.layers[layer].o.weight, n, s.numHeads, s.numKvHeads, s.headDim, s.hiddenSize), n, s.numHeads)
+        : probs;
+      layerSummaries.set(layer, ops.summarizeAttention([weighed], [layer], n, s.numHeads, request));
       summaryMs += now() - summaryStart;
     });
-    const lastLogits = this.logitsOfLastRow(hidden, n);
-    this.lastRun = { numTokens: n, queries, keys };
+    const lastLogits = this.logitsOfRow(hidden, n - 1);
+    this.lastRun = { tokenIds, numTokens: n, queries, keys, hidden };
     const forwardMs = now() - forwardStart - summaryMs;
 
     const summaryStart = now();
@@ -119,19 +132,66 @@ export class ReferenceEngine implements AttentionEngine {
     return ops.causalAttentionRow(run.queries[layer], run.keys[layer], run.numTokens, s.numHeads, s.numKvHeads, s.headDim, head, query);
   }
 
+  /**
+   * Knockout, the simple way the oracle should do it: for each span a whole forward pass of the
+   * tokens up to the query with the span's positions masked from the query's row in the chosen
+   * layers; the query's logits against the run's.
+   */
+  async knockout(request: KnockoutRequest, signal?: AbortSignal): Promise<KnockoutResult> {
+    this.checkUsable();
+    const run = this.requireRun('knockout');
+    const layers = validateKnockout(request, run.numTokens, this.spec.numLayers);
+    const q = request.query;
+    const nextToken = q + 1 < run.numTokens ? run.tokenIds[q + 1] : null;
+    const fullLogits = this.logitsOfRow(run.hidden, q);
+    const prefix = run.tokenIds.subarray(0, q + 1);
+    const spans: SpanKnockout[] = [];
+    for (const span of request.spans) {
+      const hidden = knockedPositions(span, q);
+      const knocked = hidden.end > hidden.start
+        ? this.logitsOfRow(await this.forward(prefix, signal, () => undefined, (layer, query, key) => query === q && layer >= layers.start && layer < layers.end && key >= hidden.start && key < hidden.end), q)
+        : fullLogits;
+      const { kl, deltaLogProb, top } = compareNextToken(fullLogits, knocked, nextToken);
+      spans.push({ start: span.start, end: span.end, kl, deltaLogProb, top });
+    }
+    return { query: q, nextToken, top: topTokens(logSoftmax(fullLogits)), spans };
+  }
+
+  /** One forward pass with the span hidden from every query outside it; each later row's logits against the run's. */
+  async spanEffect(span: TokenSpan, signal?: AbortSignal): Promise<SpanEffectResult> {
+    this.checkUsable();
+    const run = this.requireRun('spanEffect');
+    validateSpanEffect(span, run.numTokens);
+    const hidden = await this.forward(run.tokenIds, signal, () => undefined, (_layer, query, key) => (query < span.start || query >= span.end) && key >= span.start && key < span.end);
+    const tokens: TokenEffect[] = [];
+    for (let i = span.end; i < run.numTokens; i++) {
+      const next = i + 1 < run.numTokens ? run.tokenIds[i + 1] : null;
+      const { kl, deltaLogProb } = compareNextToken(this.logitsOfRow(run.hidden, i), this.logitsOfRow(hidden, i), next);
+      tokens.push({ position: i, kl, deltaLogProb });
+    }
+    return { span: { start: span.start, end: span.end }, tokens };
+  }
+
   dispose(): void {
     this.disposed = true;
     this.lastRun = undefined;
   }
 
+  private requireRun(what: string): LastRun {
+    if (!this.lastRun) throw new Error(`${what} needs a completed run; call run() first`);
+    return this.lastRun;
+  }
+
   /**
-   * Runs every layer; `onLayer` receives each layer's post-rope q [n, H, headDim], k [n, Hkv, headDim]
-   * and probabilities [H, n, n]. Returns the residual stream [n, d] after the last layer.
+   * Runs every layer; `onLayer` receives each layer's post-rope q [n, H, headDim], k and v
+   * [n, Hkv, headDim] and probabilities [H, n, n]. `blocked` masks more than the causal mask (the
+   * causal checks). Returns the residual stream [n, d] after the last layer.
    */
   private async forward(
     tokenIds: Int32Array,
     signal: AbortSignal | undefined,
-    onLayer: (layer: number, q: Float32Array, k: Float32Array, probs: Float32Array) => void,
+    onLayer: (layer: number, q: Float32Array, k: Float32Array, v: Float32Array, probs: Float32Array) => void,
+    blocked?: Blocked,
   ): Promise<Float32Array> {
     const s = this.spec;
     const n = tokenIds.length;
@@ -149,8 +209,8 @@ export class ReferenceEngine implements AttentionEngine {
         ops.applyRope(q, n, s.numHeads, s.headDim, s.ropeTheta);
         ops.applyRope(k, n, s.numKvHeads, s.headDim, s.ropeTheta);
       }
-      const probs = ops.causalAttentionProbs(q, k, n, s.numHeads, s.numKvHeads, s.headDim);
-      onLayer(l, q, k, probs);
+      const probs = ops.causalAttentionProbs(q, k, n, s.numHeads, s.numKvHeads, s.headDim, blocked && ((query, key) => blocked(l, query, key)));
+      onLayer(l, q, k, v, probs);
       const attended = ops.attentionOutput(probs, v, n, s.numHeads, s.numKvHeads, s.headDim);
       x = ops.add(x, ops.linear(attended, layer.o.weight, layer.o.bias, n, s.numHeads * s.headDim, d));
 
@@ -166,10 +226,11 @@ export class ReferenceEngine implements AttentionEngine {
     return x;
   }
 
-  private logitsOfLastRow(hidden: Float32Array, n: number): Float32Array {
+  /** The next-token logits at position `row` from the residual stream after the last layer. */
+  private logitsOfRow(hidden: Float32Array, row: number): Float32Array {
     const d = this.spec.hiddenSize;
-    const last = this.normalize(hidden.subarray((n - 1) * d, n * d), this.finalNorm, 1);
-    return ops.linear(last, this.lmHead, undefined, 1, d, this.spec.vocabSize);
+    const normed = this.normalize(hidden.subarray(row * d, (row + 1) * d), this.finalNorm, 1);
+    return ops.linear(normed, this.lmHead, undefined, 1, d, this.spec.vocabSize);
   }
 
   private normalize(x: Float32Array, weights: F32Norm, n: number): Float32Array {

@@ -132,7 +132,7 @@ function parseAttentionQuery(text: string): AttentionQuery {
   return { layer: Number(match[1]), head: Number(match[2]), query: Number(match[3]) };
 }
 
-function parseTokenIds(text: string): number[] {
+export function parseTokenIds(text: string): number[] {
   const parts = text.split(',').map((part) => part.trim());
   if (parts.length === 0 || parts.some((part) => !/^\d+$/.test(part))) {
     throw new CliError(`--token-ids expects comma-separated non-negative integers, e.g. 1,2,3, not "${text}".`);
@@ -140,7 +140,7 @@ function parseTokenIds(text: string): number[] {
   return parts.map(Number);
 }
 
-async function tokenizeFile(file: string, modelDir: string): Promise<number[]> {
+export async function tokenizeFile(file: string, modelDir: string): Promise<number[]> {
   let text: string;
   try {
     text = await fs.readFile(file, 'utf8');

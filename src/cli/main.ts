@@ -11,6 +11,7 @@ import { CliError } from './cliError';
 import { ANALYZE_USAGE, runAnalyze } from './analyze';
 import { FORWARD_USAGE, runForward } from './forward';
 import { PULL_USAGE, runPull } from './pull';
+import { EFFECT_USAGE, KNOCKOUT_USAGE, runEffect, runKnockout } from './causal';
 
 interface Subcommand {
   readonly summary: string;
@@ -21,6 +22,8 @@ interface Subcommand {
 const SUBCOMMANDS: Readonly<Record<string, Subcommand>> = {
   forward: { summary: 'run one forward pass and print logits and attention rows as JSON', usage: FORWARD_USAGE, run: runForward },
   analyze: { summary: 'show which distant definitions and imports each identifier of a file attends to', usage: ANALYZE_USAGE, run: runAnalyze },
+  knockout: { summary: 'knock spans out of one token\'s attention: how its next-token prediction changes (JSON)', usage: KNOCKOUT_USAGE, run: runKnockout },
+  effect: { summary: 'hide a span from the rest of the file: how every later prediction changes (JSON)', usage: EFFECT_USAGE, run: runEffect },
   pull: { summary: 'download a model from the Hugging Face Hub into the model cache', usage: PULL_USAGE, run: runPull },
 };
 
