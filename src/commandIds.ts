@@ -16,6 +16,7 @@ export const COMMANDS = {
   showLog: 'attentionLens.showLog',
   showAttenders: 'attentionLens.showAttenders',
   revealRange: 'attentionLens.revealRange',
+  checkDependencies: 'attentionLens.checkDependencies',
 } as const;
 
 export type CommandId = (typeof COMMANDS)[keyof typeof COMMANDS];

@@ -120,9 +120,10 @@ function activateWith(context: vscode.ExtensionContext, log: vscode.LogOutputCha
       panel.post(documentView(result, path.basename(editor.document.fileName)));
       panelSync.documentSent = result;
     }
-    const query = queryAt(result, editor.document.offsetAt(editor.selection.active));
+    const offset = editor.document.offsetAt(editor.selection.active);
+    const query = queryAt(result, offset);
     const view = viewState.view;
-    const message = queryView(result, query, view, distanceRule(config()), config().threshold);
+    const message = queryView(result, query, view, distanceRule(config()), config().threshold, controller.checkAt(editor.document, offset));
     panel.post(message);
     // A single head of a one-window analysis: replace the top-k heatmap by the exact rows.
     if (query && typeof view.layer === 'number' && typeof view.head === 'number' && result.runId !== undefined) {
@@ -266,6 +267,28 @@ function activateWith(context: vscode.ExtensionContext, log: vscode.LogOutputCha
       return enabled;
     }),
     vscode.commands.registerCommand(COMMANDS.chooseModel, (args?: ChooseModelArgs) => modelHub.chooseModel(args)),
+    vscode.commands.registerCommand(COMMANDS.checkDependencies, async (uriText?: unknown, offsetArg?: unknown) => {
+      // From a hover link: (document uri, offset); from the palette: the cursor.
+      const editor = typeof uriText === 'string' ? vscode.window.visibleTextEditors.find((e) => e.document.uri.toString() === uriText) : activeEditorOrSay();
+      const document = editor?.document ?? (typeof uriText === 'string' ? vscode.workspace.textDocuments.find((d) => d.uri.toString() === uriText) : undefined);
+      if (!document) return undefined;
+      const offset = typeof offsetArg === 'number' ? offsetArg : editor ? document.offsetAt(editor.selection.active) : 0;
+      try {
+        const check = await vscode.window.withProgress(
+          { location: vscode.ProgressLocation.Window, title: 'Attention Lens: checking dependencies' },
+          () => controller.checkDependencies(document, offset, viewState.view),
+        );
+        if (editor && editor === vscode.window.activeTextEditor) {
+          const position = document.positionAt(check.start);
+          editor.selection = new vscode.Selection(position, position);
+          void vscode.commands.executeCommand('editor.action.showHover');
+        }
+        return check;
+      } catch (error) {
+        void vscode.window.showErrorMessage(`Attention Lens: ${error instanceof Error ? error.message : String(error)}`);
+        return undefined;
+      }
+    }),
     vscode.commands.registerCommand(COMMANDS.clear, () => {
       controller.clear();
       statusBar.showIdle();

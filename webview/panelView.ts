@@ -193,6 +193,7 @@ export class PanelView {
         list.append(item);
       }
       summary.append(list);
+      if (query.dependencies) summary.append(this.dependencyTable(doc, query));
       const layerText = query.view.layer === 'all' ? 'all layers' : `layer ${query.view.layer}`;
       const headText = typeof query.view.head === 'number' ? `head ${query.view.head}` : `${query.view.head} of heads`;
       summary.append(
@@ -211,8 +212,37 @@ export class PanelView {
         sources: query.sources.map((s) => ({ name: doc.definitions[s.definition].name, weight: s.weight })),
         heatedTokens: this.tokenElements.filter((t) => t.classList.contains('hot')).length,
         gridCells: this.root.querySelectorAll('.cell').length,
+        dependencies: query.dependencies?.map((d) => ({ name: doc.definitions[d.definition].name, attention: d.attention, kl: d.kl })),
       });
     }
+  }
+
+  /**
+   * Spans x (attention, value-weighted, knockout effect) for the selected token, after "Check
+   * dependencies": where attention and the model's causal dependence agree, and where not.
+   */
+  private dependencyTable(doc: DocumentViewMessage, query: QueryViewMessage): HTMLElement {
+    const section = el('section', 'dependencies');
+    section.append(el('h2', undefined, 'Does the prediction depend on them? (knockout)'));
+    const table = el('table');
+    const head = el('tr');
+    for (const title of ['definition or import', 'attention', 'value-weighted', 'knockout KL', 'Δ log p(next)']) head.append(el('th', undefined, title));
+    table.append(head);
+    const percentText = (w: number) => `${(w * 100).toFixed(w >= 0.0995 ? 0 : 1)}%`;
+    for (const row of (query.dependencies ?? []).slice(0, 12)) {
+      const d = doc.definitions[row.definition];
+      const tr = el('tr', row.verdict);
+      const name = el('td');
+      const button = el('button', 'link', `${d.kind} ${d.name}`);
+      button.addEventListener('click', () => this.select(d.tokenStart));
+      name.append(button);
+      if (row.verdict === 'attendedNoEffect') name.append(el('span', 'flag', ' attended, no effect'));
+      if (row.verdict === 'effectWithoutAttention') name.append(el('span', 'flag', ' effect without attention'));
+      tr.append(name, el('td', 'num', percentText(row.attention)), el('td', 'num', percentText(row.valueWeighted)), el('td', 'num', row.kl.toFixed(3)), el('td', 'num', row.deltaLogProb === null ? '–' : row.deltaLogProb.toFixed(2)));
+      table.append(tr);
+    }
+    section.append(table, el('p', 'muted legend', 'Knockout KL: how far the next-token distribution moves (nats) when this token may not attend to the span in any layer. Value-weighted: attention times the size of what each key writes.'));
+    return section;
   }
 
   private paintGrid(doc: DocumentViewMessage, query: QueryViewMessage | undefined): void {

@@ -15,6 +15,11 @@ import { loadModelFolder } from '../../engine/hosts/nodeModelFolder';
 import { NodeOnnxEngine, OnnxRuntimeUnavailableError, onnxRuntimeProblem } from '../../engine/hosts/nodeOnnx';
 import type { LoadedModelInfo } from '../shared/protocol';
 import { HostOnnxEngine, PanelEngine, type AnalysisEngine } from './analysisEngines';
+import { checkDependencies, type DependencyCheck } from './dependencyCheck';
+import { queryAt } from './documentResult';
+import type { AttentionView } from './documentAnalysis';
+import type { AttentionEngine } from '../../engine/engine';
+import { ReferenceEngine } from '../../engine/reference/referenceEngine';
 import { loadActiveModel, type ActiveModel } from '../model/activeModel';
 import { defaultCacheRoot } from '../hub/modelCache';
 import { checkModelFits } from '../hub/memoryEstimate';
@@ -55,6 +60,8 @@ export interface AnalysisEvents {
 
 export class AnalysisController implements vscode.Disposable {
   private readonly results = new Map<string, DocumentAnalysisResult>();
+  /** "Check dependencies" results per document, for its analysed version only. */
+  private readonly checks = new Map<string, DependencyCheck[]>();
   private readonly running = new Map<string, vscode.CancellationTokenSource>();
   private model: { key: string; promise: Promise<ActiveModel> } | undefined;
   /** The CPU engine (ONNX Runtime) of the extension host, for one model, thread count and reason. */
@@ -76,11 +83,13 @@ export class AnalysisController implements vscode.Disposable {
         if (event.contentChanges.length === 0) return;
         const uri = event.document.uri.toString();
         // An edit invalidates the result at once: decorations never outlive their version.
+        this.checks.delete(uri);
         if (this.results.delete(uri)) this.events.onResultChanged(uri);
       }),
       vscode.workspace.onDidCloseTextDocument((document) => {
         const uri = document.uri.toString();
         this.running.get(uri)?.cancel();
+        this.checks.delete(uri);
         if (this.results.delete(uri)) this.events.onResultChanged(uri);
       }),
       vscode.workspace.onDidChangeConfiguration((event) => {
@@ -175,6 +184,7 @@ export class AnalysisController implements vscode.Disposable {
     }
     if (outcome.kind === 'done') {
       this.results.set(uri, outcome.result);
+      this.checks.delete(uri);
       this.events.onResultChanged(uri);
     }
     this.log.info(`${path.basename(document.fileName)}: ${outcome.kind === 'done' ? describeResult(outcome.result) : `${outcome.kind}: ${outcome.message}`}`);
@@ -267,6 +277,7 @@ export class AnalysisController implements vscode.Disposable {
       model: { label: model.label, shortName: model.shortName, architecture: model.spec.architecture, numLayers: model.spec.numLayers, numHeads: model.spec.numHeads, context },
       stats: { forwardMs, summaryMs, readbackBytes, elapsedMs: performance.now() - started, preparedMs, engineReadyMs },
       runId: windows.length === 1 ? lastRunId : undefined,
+      windowPlan: windows,
     };
     return { kind: 'done', result, warnings: problems.map((p) => p.message) };
   }
@@ -356,6 +367,55 @@ export class AnalysisController implements vscode.Disposable {
     const panel = AttentionPanel.instance;
     return panel ? new PanelEngine(panel, result.backend).exactRow(result.runId, layer, head, query) : undefined;
   }
+
+  /** Every dependency check of this result's document version. */
+  checksFor(result: DocumentAnalysisResult): DependencyCheck[] {
+    return (this.checks.get(result.uri) ?? []).filter((check) => check.version === result.version);
+  }
+
+  /** The dependency check of the identifier at `offset` in the document's current analysis, if it was run. */
+  checkAt(document: vscode.TextDocument, offset: number): DependencyCheck | undefined {
+    const result = this.resultFor(document);
+    if (!result) return undefined;
+    return this.checks.get(result.uri)?.find((check) => check.version === result.version && offset >= check.start && offset <= check.end);
+  }
+
+  /**
+   * "Check dependencies" for the identifier at `offset`: knockout of every earlier definition and
+   * import, value-weighted attention, beside the attention the analysis found. Runs on the CPU engine
+   * in the extension host (ONNX Runtime; the reference where it cannot load), whatever engine
+   * analysed the file: WebGPU has no knockout yet. Throws with a message a user can act on.
+   */
+  async checkDependencies(document: vscode.TextDocument, offset: number, view: AttentionView): Promise<DependencyCheck> {
+    const result = this.resultFor(document);
+    if (!result || !result.windowPlan) throw new Error(`${path.basename(document.fileName)} has no current analysis. Run "Attention Lens: Analyze Current File" first.`);
+    const query = queryAt(result, offset);
+    if (!query) throw new Error('Put the cursor on an analysed token first.');
+    const config = this.config();
+    const model = await this.activeModel();
+    const engine = await this.causalEngine(model, config, result);
+    const check = await checkDependencies(result, result.windowPlan, query, engine, view, config.threshold, config.topK);
+    if (this.resultFor(document) !== result) throw new Error(`${path.basename(document.fileName)} changed during the check; run it again.`);
+    const list = (this.checks.get(result.uri) ?? []).filter((c) => c.start !== check.start || c.end !== check.end);
+    this.checks.set(result.uri, [...list, check]);
+    this.events.onResultChanged(result.uri);
+    this.log.info(`Checked dependencies of ${check.name} in ${Math.round(check.elapsedMs)} ms on ${describeBackend(check.backend)}: ${check.spans.slice(0, 3).map((s) => `${result.doc.definitions[s.definition].name} KL ${s.kl.toFixed(3)}`).join(', ') || 'no earlier definitions or imports'}.`);
+    return check;
+  }
+
+  /** An engine with knockout in the extension host for this model: the CPU engine, else the reference. */
+  private async causalEngine(model: ActiveModel, config: AttentionLensConfig, result: DocumentAnalysisResult): Promise<AttentionEngine> {
+    const reason = result.backend.kind === 'onnxruntime' ? result.backend.reason : `causal checks run on the CPU engine (the analysis ran on ${describeBackend(result.backend)})`;
+    try {
+      return (await this.hostOnnxEngine(model, config, reason)).forCausalChecks();
+    } catch (error) {
+      if (!(error instanceof OnnxRuntimeUnavailableError)) throw error;
+      if (this.referenceForChecks?.key !== model.folder) this.referenceForChecks = { key: model.folder, engine: new ReferenceEngine(await loadModelFolder(model.folder), `ONNX Runtime could not start (${error.message})`) };
+      return this.referenceForChecks.engine;
+    }
+  }
+
+  private referenceForChecks: { key: string; engine: ReferenceEngine } | undefined;
 
   /** Tree-sitter definitions, plus document symbols a language extension reports that tree-sitter missed. */
   private async findDefinitions(document: vscode.TextDocument, text: string, baseOffset: number, range: vscode.Range | undefined): Promise<SourceDefinition[]> {

@@ -105,6 +105,15 @@ export class HostOnnxEngine implements AnalysisEngine {
     }
   }
 
+  /**
+   * The engine itself, for the causal checks: they run a window again, so the exact rows of the
+   * last analysis run are no longer available afterwards.
+   */
+  forCausalChecks(): NodeOnnxEngine {
+    this.lastRunId = 0;
+    return this.engine;
+  }
+
   dispose(): void {
     this.engine.dispose();
   }

@@ -7,6 +7,7 @@ import type { AttentionSummary, BackendInfo, ForwardStats } from '../../engine/a
 import { attendedSources, type AttendedSource, type AttentionView, type DistanceRule, type PreparedDocument } from './documentAnalysis';
 import { isKeyword } from './keywords';
 import type { IdentifierGroup } from './tokenOffsets';
+import type { AnalysisWindow } from './windows';
 
 export interface AnalysedModel {
   readonly label: string;
@@ -36,6 +37,8 @@ export interface DocumentAnalysisResult {
   readonly stats: ForwardStats & { readonly elapsedMs: number; readonly preparedMs?: number; readonly engineReadyMs?: number };
   /** The `analyze` request of a one-window analysis: exact attention rows can be asked of its run. */
   readonly runId?: number;
+  /** The windows the document was analysed in (the causal checks run the query's window again). */
+  readonly windowPlan?: readonly AnalysisWindow[];
 }
 
 /** The identifier group (or, outside identifiers, the single token) at a document offset. */

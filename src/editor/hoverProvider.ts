@@ -1,13 +1,20 @@
 /**
  * Hover on any analysed token: what it attends to among distant definitions and imports, with
- * weights, lines and a link to go there. The Markdown trusts only the extension's own command.
+ * weights, lines and a link to go there; and, after "Check dependencies", what its prediction
+ * causally depends on (knockout) beside attention and value-weighted attention, with the spans
+ * where they disagree. The Markdown trusts only the extension's own commands.
  */
 import * as vscode from 'vscode';
 import type { AttentionLensConfig } from '../config';
 import type { AnalysisController } from '../analysis/analysisController';
 import { COMMANDS } from '../commandIds';
 import { describeView, type ViewState } from './viewState';
-import { percent, presentAt } from './presentation';
+import { definitionRange, percent, presentAt } from './presentation';
+import { NO_EFFECT_KL, type DependencyCheck } from '../analysis/dependencyCheck';
+import type { DocumentAnalysisResult } from '../analysis/documentResult';
+
+/** Rows of the dependency table in a hover. */
+const CHECK_ROWS = 6;
 
 export class AttentionHoverProvider implements vscode.HoverProvider {
   constructor(
@@ -23,7 +30,7 @@ export class AttentionHoverProvider implements vscode.HoverProvider {
     const presented = presentAt(document, result, position, this.viewState.view, config);
     if (!presented) return undefined;
     const markdown = new vscode.MarkdownString(undefined, true);
-    markdown.isTrusted = { enabledCommands: [COMMANDS.revealRange] };
+    markdown.isTrusted = { enabledCommands: [COMMANDS.revealRange, COMMANDS.checkDependencies] };
     markdown.supportThemeIcons = true;
     markdown.appendMarkdown(`$(eye) **Attention Lens**: \`${escapeCode(presented.query.name)}\` attends to\n\n`);
     if (presented.sources.length === 0) {
@@ -33,9 +40,43 @@ export class AttentionHoverProvider implements vscode.HoverProvider {
       const args = encodeURIComponent(JSON.stringify([document.uri.toString(), source.range.start.line, source.range.start.character, source.range.end.line, source.range.end.character]));
       markdown.appendMarkdown(`- **${percent(source.weight)}** ${source.definition.kind} \`${escapeCode(source.definition.name)}\` — [line ${source.range.start.line + 1}](command:${COMMANDS.revealRange}?${args} "Go to the ${source.definition.kind}"), ${source.tokenDistance} tokens back\n`);
     }
+    const check = this.controller.checkAt(document, document.offsetAt(position));
+    if (check) appendCheck(markdown, document, result, check, config.threshold);
+    else {
+      const args = encodeURIComponent(JSON.stringify([document.uri.toString(), presented.query.start]));
+      markdown.appendMarkdown(`\n[$(beaker) Check dependencies](command:${COMMANDS.checkDependencies}?${args} "Knock each earlier definition and import out of the model's attention and measure how its prediction changes")\n`);
+    }
     markdown.appendMarkdown(`\n_${describeView(this.viewState.view)} · ${result.model.shortName} · distant = ${config.minDistance}+ tokens${config.distance === 'tokensOrOtherLine' ? ' or another line' : ''}_`);
     return new vscode.Hover(markdown, presented.range);
   }
+}
+
+/**
+ * The dependency table: the spans with the largest knockout effect and every attended one, each with
+ * its attention, value-weighted attention, KL and change in log p of the next token; then the
+ * disagreements in words.
+ */
+function appendCheck(markdown: vscode.MarkdownString, document: vscode.TextDocument, result: DocumentAnalysisResult, check: DependencyCheck, threshold: number): void {
+  const shown = check.spans.filter((s, i) => i < CHECK_ROWS || s.attention >= threshold).slice(0, CHECK_ROWS + 4);
+  markdown.appendMarkdown(`\n**Does the prediction depend on them?** Knockout on the ${check.backend.kind === 'onnxruntime' ? 'CPU engine' : check.backend.kind === 'reference' ? 'reference engine' : check.backend.kind}, ${Math.round(check.elapsedMs)} ms:\n\n`);
+  if (shown.length === 0) {
+    markdown.appendMarkdown('no definition or import comes before this token.\n');
+    return;
+  }
+  markdown.appendMarkdown('| span | attention | value-weighted | knockout KL | Δ log p(next) |\n|---|--:|--:|--:|--:|\n');
+  const label = (definition: number) => {
+    const d = result.doc.definitions[definition];
+    return `${d.kind} \`${escapeCode(d.name)}\` (line ${definitionRange(document, result, d).start.line + 1})`;
+  };
+  for (const span of shown) {
+    const flag = span.verdict === 'attendedNoEffect' ? ' $(warning)' : span.verdict === 'effectWithoutAttention' ? ' $(alert)' : '';
+    const delta = span.deltaLogProb === null ? '–' : `${span.deltaLogProb >= 0 ? '+' : '−'}${Math.abs(span.deltaLogProb).toFixed(2)}`;
+    markdown.appendMarkdown(`| ${label(span.definition)}${flag} | ${percent(span.attention)} | ${percent(span.valueWeighted)} | ${span.kl.toFixed(3)} | ${delta} |\n`);
+  }
+  const attendedNoEffect = check.spans.filter((s) => s.verdict === 'attendedNoEffect');
+  const effectWithout = check.spans.filter((s) => s.verdict === 'effectWithoutAttention');
+  if (attendedNoEffect.length) markdown.appendMarkdown(`\n$(warning) **Attended but no effect** (KL < ${NO_EFFECT_KL}): ${attendedNoEffect.map((s) => label(s.definition)).join(', ')}. The attention there does not change the prediction.\n`);
+  if (effectWithout.length) markdown.appendMarkdown(`\n$(alert) **Effect without much attention**: ${effectWithout.map((s) => label(s.definition)).join(', ')}. The prediction depends on it through other paths.\n`);
 }
 
 function escapeCode(text: string): string {

@@ -152,7 +152,7 @@ export function registerViewCommands(context: vscode.ExtensionContext, deps: Vie
       const defaultUri = vscode.Uri.joinPath(vscode.workspace.workspaceFolders?.[0]?.uri ?? vscode.Uri.file(path.dirname(editor.document.fileName)), `${base}.attention.${format}`);
       const target = options?.target ?? (await vscode.window.showSaveDialog({ defaultUri, filters: format === 'json' ? { JSON: ['json'] } : { HTML: ['html'] } }));
       if (!target) return undefined;
-      const exported = exportJson(result, viewState.view, distanceRule(config()), config().threshold);
+      const exported = exportJson(result, viewState.view, distanceRule(config()), config().threshold, controller.checksFor(result));
       const content = format === 'json' ? `${JSON.stringify(exported, null, 1)}\n` : exportHtml(result, exported, path.basename(editor.document.fileName));
       await vscode.workspace.fs.writeFile(target, new TextEncoder().encode(content));
       void vscode.window.showInformationMessage(`Attention Lens: exported to ${target.fsPath}.`);

@@ -8,6 +8,7 @@ import type { AttentionView, DistanceRule } from '../analysis/documentAnalysis';
 import { attendedSources } from '../analysis/documentAnalysis';
 import { layerIndexOf, type DocumentAnalysisResult } from '../analysis/documentResult';
 import { isKeyword } from '../analysis/keywords';
+import type { DependencyCheck } from '../analysis/dependencyCheck';
 
 export interface ExportedAnalysis {
   readonly format: 'attention-lens-analysis';
@@ -23,9 +24,21 @@ export interface ExportedAnalysis {
   readonly tokens: readonly { readonly id: number; readonly start: number; readonly end: number }[];
   readonly definitions: readonly { readonly kind: string; readonly name: string; readonly start: number; readonly end: number; readonly tokenStart: number; readonly tokenEnd: number }[];
   readonly identifiers: readonly { readonly name: string; readonly start: number; readonly end: number; readonly tokens: readonly number[]; readonly sources: readonly { readonly definition: number; readonly weight: number; readonly tokenDistance: number }[] }[];
+  /**
+   * The "Check dependencies" results of this version: per checked identifier, every earlier
+   * definition or import with attention, value-weighted attention, knockout KL (nats) and the
+   * change in log p of the next token.
+   */
+  readonly dependencyChecks: readonly {
+    readonly name: string;
+    readonly start: number;
+    readonly end: number;
+    readonly backend: string;
+    readonly spans: readonly { readonly definition: number; readonly attention: number; readonly valueWeighted: number; readonly kl: number; readonly deltaLogProb: number | null; readonly verdict: string }[];
+  }[];
 }
 
-export function exportJson(result: DocumentAnalysisResult, view: AttentionView, rule: DistanceRule, threshold: number): ExportedAnalysis {
+export function exportJson(result: DocumentAnalysisResult, view: AttentionView, rule: DistanceRule, threshold: number, checks: readonly DependencyCheck[] = []): ExportedAnalysis {
   const resolved = { layer: layerIndexOf(result, view), head: view.head };
   const { doc } = result;
   return {
@@ -50,7 +63,20 @@ export function exportJson(result: DocumentAnalysisResult, view: AttentionView, 
         tokens: g.tokens,
         sources: attendedSources(doc, result.summary, g.tokens, resolved, rule, 8, threshold).map((s) => ({ definition: s.definition, weight: Number(s.weight.toFixed(4)), tokenDistance: s.tokenDistance })),
       })),
+    dependencyChecks: checks
+      .filter((c) => c.version === result.version)
+      .map((c) => ({
+        name: c.name,
+        start: c.start - result.baseOffset,
+        end: c.end - result.baseOffset,
+        backend: describeBackend(c.backend),
+        spans: c.spans.map((s) => ({ definition: s.definition, attention: round(s.attention), valueWeighted: round(s.valueWeighted), kl: round(s.kl), deltaLogProb: s.deltaLogProb === null ? null : round(s.deltaLogProb), verdict: s.verdict })),
+      })),
   };
+}
+
+function round(value: number): number {
+  return Number(value.toFixed(5));
 }
 
 function escapeHtml(text: string): string {

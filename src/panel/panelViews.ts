@@ -6,6 +6,7 @@ import type { AttentionView, DistanceRule } from '../analysis/documentAnalysis';
 import { attendedSources } from '../analysis/documentAnalysis';
 import { layerIndexOf, type DocumentAnalysisResult, type QueryAt } from '../analysis/documentResult';
 import { isKeyword } from '../analysis/keywords';
+import type { DependencyCheck } from '../analysis/dependencyCheck';
 import type { DocumentViewMessage, QueryViewMessage } from '../shared/protocol';
 
 export function documentView(result: DocumentAnalysisResult, documentName: string): DocumentViewMessage {
@@ -36,7 +37,7 @@ export function documentView(result: DocumentAnalysisResult, documentName: strin
   };
 }
 
-export function queryView(result: DocumentAnalysisResult, query: QueryAt | undefined, view: AttentionView, rule: DistanceRule, threshold: number): QueryViewMessage {
+export function queryView(result: DocumentAnalysisResult, query: QueryAt | undefined, view: AttentionView, rule: DistanceRule, threshold: number, check?: DependencyCheck): QueryViewMessage {
   const { summary, doc } = result;
   const n = summary.numTokens;
   const H = summary.numHeads;
@@ -82,5 +83,6 @@ export function queryView(result: DocumentAnalysisResult, query: QueryAt | undef
   }
   if (view.head === 'mean' && layerIndex === 'all') for (let p = 0; p < n; p++) heat[p] /= L;
   const sources = attendedSources(doc, summary, query.tokens, { layer: layerIndex, head: view.head }, rule, 16, threshold).map((s) => ({ definition: s.definition, weight: s.weight }));
-  return { type: 'queryView', uri: result.uri, query: { name: query.name, tokens: query.tokens }, view, threshold, heat, heatSource: 'topK', sources, cellMass, cellTop, cellTopWeights };
+  const dependencies = check && check.start === query.start && check.end === query.end ? check.spans.map(({ definition, attention, valueWeighted, kl, deltaLogProb, verdict }) => ({ definition, attention, valueWeighted, kl, deltaLogProb, verdict })) : undefined;
+  return { type: 'queryView', uri: result.uri, query: { name: query.name, tokens: query.tokens }, view, threshold, heat, heatSource: 'topK', sources, cellMass, cellTop, cellTopWeights, dependencies };
 }

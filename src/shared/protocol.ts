@@ -99,6 +99,8 @@ export interface ViewRenderedMessage {
   readonly heatedTokens: number;
   readonly heatSource: 'exact' | 'topK';
   readonly gridCells: number;
+  /** The dependency table's rows as drawn (after "Check dependencies"): name, attention, KL. */
+  readonly dependencies?: readonly { readonly name: string; readonly attention: number; readonly kl: number }[];
 }
 
 export type WebviewToHostMessage =
@@ -243,6 +245,21 @@ export interface QueryViewMessage {
   /** [layerIndex][head][k]: the head's top source positions for the query (-1: none) and their weights. */
   readonly cellTop: Int32Array;
   readonly cellTopWeights: Float32Array;
+  /**
+   * After "Check dependencies" on this query: per earlier definition or import, its attention,
+   * value-weighted attention and knockout effect (KL in nats, change in log p of the next token),
+   * strongest effect first.
+   */
+  readonly dependencies?: readonly DependencyRow[];
+}
+
+export interface DependencyRow {
+  readonly definition: number;
+  readonly attention: number;
+  readonly valueWeighted: number;
+  readonly kl: number;
+  readonly deltaLogProb: number | null;
+  readonly verdict: 'agrees' | 'attendedNoEffect' | 'effectWithoutAttention' | 'neither';
 }
 
 export type HostToWebviewMessage =
@@ -375,6 +392,7 @@ export function parseWebviewMessage(value: unknown): WebviewToHostMessage | { re
             heatedTokens: value.heatedTokens,
             heatSource: value.heatSource === 'exact' ? 'exact' : 'topK',
             gridCells: value.gridCells,
+            dependencies: Array.isArray(value.dependencies) ? (value.dependencies as unknown[]).filter(isRecord).map((d) => ({ name: String(d.name), attention: Number(d.attention), kl: Number(d.kl) })) : undefined,
           }
         : { invalid: '"viewRendered" with missing fields' };
     case 'selectToken':

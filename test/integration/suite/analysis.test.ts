@@ -21,6 +21,7 @@ interface PanelRender {
   sources: { name: string; weight: number }[];
   heatedTokens: number;
   gridCells: number;
+  dependencies?: { name: string; attention: number; kl: number }[];
 }
 interface AttentionLensApi {
   overlaySnapshot(uri: string): OverlaySnapshot | undefined;
@@ -137,6 +138,53 @@ suite('Attention Lens: analysis, overlay, hover, CodeLens', function () {
     const ours = lenses.filter((lens) => lens.command?.command === 'attentionLens.showAttenders');
     assert.equal(ours.length, expected.definitions.length, 'one CodeLens per definition or import');
     assert.ok(ours.some((lens) => /attended by \d+ token/.test(lens.command?.title ?? '')), 'at least one definition is attended by some token');
+  });
+
+  test('Check dependencies from the hover puts the knockout effect beside attention in the hover, the panel and the export', async () => {
+    const editor = vscode.window.activeTextEditor!;
+    const api = extension().exports;
+    const uri = editor.document.uri.toString();
+    const snapshot = api.overlaySnapshot(uri);
+    assert.ok(snapshot?.query && snapshot.sources.length > 0, 'the cursor is on a token with distant sources');
+    const hoverText = async () => {
+      const hovers = (await vscode.commands.executeCommand('vscode.executeHoverProvider', editor.document.uri, editor.selection.active)) as vscode.Hover[];
+      return hovers.flatMap((h) => h.contents.map((c) => (typeof c === 'string' ? c : c.value))).join('\n');
+    };
+    const before = await hoverText();
+    const link = /\[\$\(beaker\) Check dependencies\]\(command:attentionLens\.checkDependencies\?([^ )]+)/.exec(before);
+    assert.ok(link, `the hover offers "Check dependencies": ${before}`);
+    type Check = { name: string; spans: { definition: number; attention: number; valueWeighted: number; kl: number; deltaLogProb: number | null; verdict: string }[]; backend: { kind: string; reason: string }; elapsedMs: number };
+    // What clicking the link runs: the command with the link's arguments.
+    const check = (await vscode.commands.executeCommand('attentionLens.checkDependencies', ...(JSON.parse(decodeURIComponent(link[1])) as unknown[]))) as Check;
+    assert.ok(check && check.spans.length > 0, 'the check knocked out the earlier definitions and imports');
+    assert.equal(check.name, snapshot.query.name);
+    // The file was analysed on WebGPU; the check runs on the CPU engine, which has knockout.
+    assert.equal(check.backend.kind, 'onnxruntime');
+    assert.match(check.backend.reason, /causal checks run on the CPU engine/);
+    for (const span of check.spans) assert.ok(span.kl >= 0 && Number.isFinite(span.kl), `KL ${span.kl}`);
+    const strongest = snapshot.sources[0];
+    assert.ok(check.spans.some((s) => Math.abs(s.attention - strongest.weight) < 2e-3), `the check carries the attention the overlay shows for ${strongest.name} (${strongest.weight})`);
+    console.log(`[integration] check dependencies of ${check.name} in ${Math.round(check.elapsedMs)} ms: ${JSON.stringify(check.spans.slice(0, 4))}`);
+
+    const after = await hoverText();
+    assert.match(after, /Does the prediction depend on them\?/);
+    assert.match(after, /\| span \| attention \| value-weighted \| knockout KL \| Δ log p\(next\) \|/);
+    assert.ok(after.includes(check.spans[0].kl.toFixed(3)), `the hover shows the largest knockout KL ${check.spans[0].kl.toFixed(3)}`);
+    assert.ok(after.includes(`\`${strongest.name}\``), `the hover names ${strongest.name}`);
+
+    const rendered = await api.whenPanelRendered((m) => m.uri === uri && (m.dependencies?.length ?? 0) > 0, 20_000);
+    assert.ok(Math.abs(rendered.dependencies![0].kl - check.spans[0].kl) < 1e-9, 'the panel lists the same effects, strongest first');
+    await vscode.commands.executeCommand('editor.action.showHover');
+    await new Promise((resolve) => setTimeout(resolve, 800));
+    await takeScreenshot('check-dependencies.png');
+
+    const target = vscode.Uri.joinPath(vscode.workspace.workspaceFolders![0].uri, 'money.dependencies.json');
+    await vscode.commands.executeCommand('attentionLens.exportAnalysis', { format: 'json', target });
+    const exported = JSON.parse(new TextDecoder().decode(await vscode.workspace.fs.readFile(target))) as { dependencyChecks: { name: string; spans: { kl: number }[] }[] };
+    assert.equal(exported.dependencyChecks.length, 1);
+    assert.equal(exported.dependencyChecks[0].name, check.name);
+    assert.ok(Math.abs(exported.dependencyChecks[0].spans[0].kl - check.spans[0].kl) < 1e-4);
+    await vscode.workspace.fs.delete(target);
   });
 
   test('sources at cursor lists what the overlay shows, and export writes JSON and a standalone HTML page', async () => {
