@@ -8,7 +8,11 @@
  *     next to PyTorch (CPU, eager, float32) computing the same forward pass with every layer's
  *     attention probabilities materialised (bench/torch_forward.py, run with /usr/bin/python3).
  *
- * Usage: node out/bench/bench.js [--no-cpu | --cpu-only] [--threads T] [--cpu-lengths 256,1024,2048]
+ *  3. With --faithfulness, only the faithfulness report (bench/faithfulness.ts): how often attention
+ *     ranks first the span whose knockout matters most, over held-out files.
+ *
+ * Usage: node out/bench/bench.js [--faithfulness [--files F] [--queries-per-file Q]]
+ *        [--no-cpu | --cpu-only] [--threads T] [--cpu-lengths 256,1024,2048]
  *        [--models a,b] [--lengths 256,1024] [--synthetic smollm2]
  *        [--synthetic-layers N] [--variant tiled|register] [--repeats R] [--top-k K] [--no-torch]
  *        [--max-seconds S]
@@ -22,6 +26,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { benchCpuModel, formatCpuTable, measureGemmPeak, onnxThreadCount, type CpuRow } from './cpuBench';
+import { faithfulnessReport, formatFaithfulness } from './faithfulness';
 import type { AttentionRequest } from '../engine/attention';
 import { createNodeGpuEngine, probeNodeAdapter } from '../engine/hosts/nodeWebGpu';
 import { loadModelFolder } from '../engine/hosts/nodeModelFolder';
@@ -52,6 +57,9 @@ interface Options {
   /** ONNX Runtime and PyTorch threads (undefined: every core). */
   threads?: number;
   cpuLengths: number[];
+  faithfulness: boolean;
+  faithfulnessFiles: number;
+  queriesPerFile: number;
 }
 
 interface Row {
@@ -67,7 +75,7 @@ interface Row {
 }
 
 function parseArgs(argv: string[]): Options {
-  const options: Options = { models: [path.join(repoRoot, 'default-model'), ...FIXTURE_MODELS], synthetic: 'smollm2', syntheticLayers: 2, repeats: 2, topK: 8, torch: true, maxSeconds: 60, cpu: true, webgpu: true, cpuLengths: [256, 1024, 2048] };
+  const options: Options = { models: [path.join(repoRoot, 'default-model'), ...FIXTURE_MODELS], synthetic: 'smollm2', syntheticLayers: 2, repeats: 2, topK: 8, torch: true, maxSeconds: 60, cpu: true, webgpu: true, cpuLengths: [256, 1024, 2048], faithfulness: false, faithfulnessFiles: 40, queriesPerFile: 25 };
   let modelsGiven = false;
   let syntheticGiven = false;
   for (let i = 0; i < argv.length; i++) {
@@ -117,6 +125,15 @@ function parseArgs(argv: string[]): Options {
         break;
       case '--cpu-lengths':
         options.cpuLengths = value().split(',').map(Number);
+        break;
+      case '--faithfulness':
+        options.faithfulness = true;
+        break;
+      case '--files':
+        options.faithfulnessFiles = Number(value());
+        break;
+      case '--queries-per-file':
+        options.queriesPerFile = Number(value());
         break;
       default:
         throw new Error(`unknown argument ${argv[i]}; see the comment at the top of bench/bench.ts`);
@@ -247,6 +264,11 @@ async function cpuTables(options: Options): Promise<void> {
 
 async function main(): Promise<void> {
   const options = parseArgs(process.argv.slice(2));
+  if (options.faithfulness) {
+    const report = await faithfulnessReport({ repoRoot, threads: onnxThreadCount(options.threads), maxFiles: options.faithfulnessFiles, maxQueriesPerFile: options.queriesPerFile });
+    for (const line of formatFaithfulness(report)) console.log(line);
+    return;
+  }
   if (options.cpu) await cpuTables(options);
   if (!options.webgpu) return;
   const adapter = await probeNodeAdapter();
