@@ -26,6 +26,9 @@ export interface CpuRow {
   readbackBytes: number;
   fullAttentionBytes: number;
   torchMs?: number;
+  /** ONNX Runtime: knockout of 8 spans for the last query, and one span-hidden pass (median ms). */
+  knockoutMs: number;
+  effectMs: number;
   /** Useful floating-point work of one pass (projections, MLP, causal QK^T and PV, last-row logits). */
   flops: number;
 }
@@ -90,7 +93,22 @@ export async function benchCpuModel(label: string, folder: string, lengths: numb
     for (const n of fitting) {
       const request = requestFor(spec, n, options.topK);
       const timed = await timeRuns(onnxEngine, request, Math.max(5, options.repeats));
-      rows.push({ model: label, n, onnxMs: timed.median, onnxFirstMs: timed.first, readbackBytes: timed.readbackBytes, fullAttentionBytes: spec.numLayers * spec.numHeads * n * n * 4, flops: forwardFlops(spec, n) });
+      // The causal checks on this run: 8 spans knocked out of the last token's attention, and the
+      // first span hidden from every later token (first call builds the session; timed after it).
+      const knockout = { query: n - 1, spans: request.spans };
+      await onnxEngine.knockout(knockout);
+      await onnxEngine.spanEffect(request.spans[0]);
+      const knockoutMs: number[] = [];
+      const effectMs: number[] = [];
+      for (let r = 0; r < 3; r++) {
+        let started = performance.now();
+        await onnxEngine.knockout(knockout);
+        knockoutMs.push(performance.now() - started);
+        started = performance.now();
+        await onnxEngine.spanEffect(request.spans[0]);
+        effectMs.push(performance.now() - started);
+      }
+      rows.push({ model: label, n, onnxMs: timed.median, onnxFirstMs: timed.first, readbackBytes: timed.readbackBytes, fullAttentionBytes: spec.numLayers * spec.numHeads * n * n * 4, flops: forwardFlops(spec, n), knockoutMs: median(knockoutMs), effectMs: median(effectMs) });
       process.stderr.write(`  ${label} n=${n}: ONNX Runtime ${timed.median.toFixed(1)} ms\n`);
     }
   } finally {
@@ -153,7 +171,7 @@ export async function measureGemmPeak(threads: number, m = 2048, d = 576, depth 
 }
 
 export function formatCpuTable(rows: CpuRow[], gemmPeak: number, formatBytes: (bytes: number) => string): string[] {
-  const header = ['model', 'n', 'reference ms', 'ONNX Runtime ms', '(first run)', 'torch+P ms', 'ORT/torch', 'reference/ORT', 'ORT GFLOP/s', 'of GEMM peak', 'readback', '(full P)'];
+  const header = ['model', 'n', 'reference ms', 'ONNX Runtime ms', '(first run)', 'torch+P ms', 'ORT/torch', 'reference/ORT', 'ORT GFLOP/s', 'of GEMM peak', 'readback', '(full P)', 'knockout 8 spans', 'span hidden'];
   const lines = rows.map((row) => {
     const gflops = row.flops / (row.onnxMs * 1e6);
     return [
@@ -169,6 +187,8 @@ export function formatCpuTable(rows: CpuRow[], gemmPeak: number, formatBytes: (b
       `${((gflops / gemmPeak) * 100).toFixed(0)}%`,
       formatBytes(row.readbackBytes),
       formatBytes(row.fullAttentionBytes),
+      `${row.knockoutMs.toFixed(1)} ms (${((row.knockoutMs / row.onnxMs) * 100).toFixed(1)}%)`,
+      `${row.effectMs.toFixed(0)} ms (${(row.effectMs / row.onnxMs).toFixed(2)}x)`,
     ];
   });
   const widths = header.map((title, i) => Math.max(title.length, ...lines.map((line) => line[i].length)));

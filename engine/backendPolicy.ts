@@ -13,6 +13,19 @@ import type { AdapterSummary, BackendInfo, BackendKind } from './attention';
 export type BackendSetting = 'auto' | 'webgpu' | 'cpu' | 'reference';
 export const BACKEND_SETTINGS: readonly BackendSetting[] = ['auto', 'webgpu', 'cpu', 'reference'];
 
+/** What each engine can do beyond the attention summaries (capabilities are data, not if chains). */
+export const ENGINE_CAPABILITIES: Record<BackendKind, { readonly valueWeighting: boolean; readonly causalChecks: boolean }> = {
+  webgpu: { valueWeighting: false, causalChecks: false },
+  onnxruntime: { valueWeighting: true, causalChecks: true },
+  reference: { valueWeighting: true, causalChecks: true },
+};
+
+/** What the run needs from the engine. */
+export interface BackendNeeds {
+  /** Value-weighted summaries (the attentionLens.weighting setting). */
+  readonly valueWeighting?: boolean;
+}
+
 export interface BackendFacts {
   /** The WebGPU adapter the engine would get, when there is one. */
   readonly adapter?: AdapterSummary;
@@ -35,8 +48,16 @@ export function adapterName(adapter: AdapterSummary): string {
   return [adapter.vendor, adapter.architecture].filter(Boolean).join(' ') || adapter.description || adapter.device || 'unnamed adapter';
 }
 
-export function chooseBackend(setting: BackendSetting, facts: BackendFacts): BackendChoice {
+export function chooseBackend(setting: BackendSetting, facts: BackendFacts, needs: BackendNeeds = {}): BackendChoice {
   const adapter = facts.adapter;
+  if (needs.valueWeighting && (setting === 'auto' || setting === 'webgpu')) {
+    // WebGPU does not weigh attention by value yet: the CPU engine does.
+    if (setting === 'webgpu') return { error: 'value-weighted attention is not available on the WebGPU engine yet, and the backend is set to "webgpu". Set the backend to "auto" or "cpu", or the weighting to "attention".' };
+    if (adapter && !adapter.isFallbackAdapter) {
+      const why = `value-weighted attention runs on the CPU engine (WebGPU on ${adapterName(adapter)} does not compute it yet)`;
+      return facts.onnxProblem ? { kind: 'reference', reason: `${why}; ONNX Runtime cannot load (${facts.onnxProblem}), so the slow TypeScript reference engine runs` } : { kind: 'onnxruntime', reason: why };
+    }
+  }
   const noAdapter = `no WebGPU adapter (${facts.adapterProblem ?? 'none found'})`;
   const software = adapter?.isFallbackAdapter ? `the only WebGPU adapter is a software one (${adapterName(adapter)})` : undefined;
   const reference = (why: string): BackendChoice => ({ kind: 'reference', reason: `${why}; ONNX Runtime cannot load (${facts.onnxProblem}), so the slow TypeScript reference engine runs` });

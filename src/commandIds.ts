@@ -17,6 +17,7 @@ export const COMMANDS = {
   showAttenders: 'attentionLens.showAttenders',
   revealRange: 'attentionLens.revealRange',
   checkDependencies: 'attentionLens.checkDependencies',
+  showCausalDependents: 'attentionLens.showCausalDependents',
 } as const;
 
 export type CommandId = (typeof COMMANDS)[keyof typeof COMMANDS];

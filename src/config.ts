@@ -8,6 +8,7 @@ import { BACKEND_SETTINGS, type BackendSetting } from '../engine/backendPolicy';
 
 export type Backend = BackendSetting;
 export type DistanceMode = 'tokens' | 'tokensOrOtherLine';
+export type Weighting = 'attention' | 'valueWeighted';
 export type AutoAnalyze = 'off' | 'onOpen' | 'onSave' | 'onIdle';
 
 export interface AttentionLensConfig {
@@ -19,6 +20,8 @@ export interface AttentionLensConfig {
   readonly topK: number;
   readonly minDistance: number;
   readonly distance: DistanceMode;
+  /** What the summaries weigh: attention probabilities, or value-weighted attention. */
+  readonly weighting: Weighting;
   /** Smallest attention mass (0-1) the views show. */
   readonly threshold: number;
   readonly autoAnalyze: AutoAnalyze;
@@ -41,6 +44,7 @@ export const SETTING_KEYS = {
   topK: 'topK',
   minDistance: 'minDistance',
   distance: 'distance',
+  weighting: 'weighting',
   threshold: 'threshold',
   autoAnalyze: 'autoAnalyze',
   idleDelayMs: 'idleDelayMs',
@@ -59,6 +63,7 @@ export const DEFAULT_CONFIG: AttentionLensConfig = {
   topK: 8,
   minDistance: 64,
   distance: 'tokens',
+  weighting: 'attention',
   threshold: 0.05,
   autoAnalyze: 'off',
   idleDelayMs: 1500,
@@ -103,6 +108,7 @@ export function readConfig(get: SettingGetter): AttentionLensConfig {
     topK: integerIn(get(SETTING_KEYS.topK), 1, 64, d.topK),
     minDistance: integerIn(get(SETTING_KEYS.minDistance), 0, 1_000_000, d.minDistance),
     distance: oneOf(get(SETTING_KEYS.distance), ['tokens', 'tokensOrOtherLine'], d.distance),
+    weighting: oneOf(get(SETTING_KEYS.weighting), ['attention', 'valueWeighted'], d.weighting),
     threshold: numberIn(get(SETTING_KEYS.threshold), 0, 1, d.threshold),
     autoAnalyze: oneOf(get(SETTING_KEYS.autoAnalyze), ['off', 'onOpen', 'onSave', 'onIdle'], d.autoAnalyze),
     idleDelayMs: integerIn(get(SETTING_KEYS.idleDelayMs), 200, 60_000, d.idleDelayMs),

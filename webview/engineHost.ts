@@ -113,7 +113,7 @@ export class EngineHost {
       if (controller.signal.aborted) throw Object.assign(new Error('The analysis was cancelled.'), { name: 'AbortError' });
       const engine = this.requireEngine();
       this.lastRunId = undefined;
-      const result = await engine.run({ tokenIds: request.tokenIds, spans: request.spans, topK: request.topK, layers: request.layers }, controller.signal);
+      const result = await engine.run({ tokenIds: request.tokenIds, spans: request.spans, topK: request.topK, layers: request.layers, weighting: request.weighting }, controller.signal);
       this.lastRunId = request.requestId;
       return { summary: result.summary, backend: result.backend, stats: result.stats };
     } finally {

@@ -3,7 +3,7 @@
  * what this machine has: a WebGPU adapter through Dawn, ONNX Runtime's native binary.
  */
 import type { AdapterSummary } from '../attention';
-import { chooseBackend, needsAdapterProbe, type BackendFacts, type BackendSetting } from '../backendPolicy';
+import { chooseBackend, needsAdapterProbe, type BackendFacts, type BackendNeeds, type BackendSetting } from '../backendPolicy';
 import type { AttentionEngine } from '../engine';
 import type { LoadedModel } from '../model/modelTypes';
 import { ReferenceEngine } from '../reference/referenceEngine';
@@ -19,8 +19,8 @@ export class BackendUnavailableError extends Error {
 export interface NodeEngineOptions {
   /** ONNX Runtime threads (0 or undefined: every core). */
   readonly threads?: number;
-  /** Where the choice and its reason are said (the CLI's stderr). */
-  readonly log?: (line: string) => void;
+  /** What the run needs from the engine (value weighting). */
+  readonly needs?: BackendNeeds;
 }
 
 /** What this process has, as the policy needs it. Probes Dawn only when the setting needs an adapter. */
@@ -39,7 +39,7 @@ export async function nodeBackendFacts(setting: BackendSetting): Promise<Backend
 /** Creates the engine the policy picks for `setting`; falls back to the reference when ONNX Runtime fails to start, and says so. */
 export async function createNodeEngine(model: LoadedModel, setting: BackendSetting, options: NodeEngineOptions = {}): Promise<AttentionEngine> {
   const facts = await nodeBackendFacts(setting);
-  const choice = chooseBackend(setting, facts);
+  const choice = chooseBackend(setting, facts, options.needs);
   if (choice.error !== undefined) throw new BackendUnavailableError(choice.error);
   switch (choice.kind) {
     case 'webgpu':

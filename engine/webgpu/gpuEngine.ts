@@ -246,6 +246,9 @@ export class GpuEngine implements AttentionEngine {
     const tokenIds = validateTokenIds(request.tokenIds, s);
     const n = tokenIds.length;
     const layers = validateAttentionRequest(request, n, s);
+    if (request.weighting === 'valueWeighted') {
+      throw new RangeError('value-weighted summaries are not available on the WebGPU engine yet; the CPU engine computes them (backend "auto" or "cpu")');
+    }
     const spans = request.spans;
     const numSpans = spans.length;
     const k = request.topK;

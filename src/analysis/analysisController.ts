@@ -15,7 +15,7 @@ import { loadModelFolder } from '../../engine/hosts/nodeModelFolder';
 import { NodeOnnxEngine, OnnxRuntimeUnavailableError, onnxRuntimeProblem } from '../../engine/hosts/nodeOnnx';
 import type { LoadedModelInfo } from '../shared/protocol';
 import { HostOnnxEngine, PanelEngine, type AnalysisEngine } from './analysisEngines';
-import { checkDependencies, type DependencyCheck } from './dependencyCheck';
+import { checkDependencies, spanEffectOnFile, type DependencyCheck, type SpanEffectOnFile } from './dependencyCheck';
 import { queryAt } from './documentResult';
 import type { AttentionView } from './documentAnalysis';
 import type { AttentionEngine } from '../../engine/engine';
@@ -212,7 +212,7 @@ export class AnalysisController implements vscode.Disposable {
     // Which engine runs depends on the panel's WebGPU probe; the probe and, for the CPU engine, its
     // loading (a worker thread) go on while this thread tokenizes and finds definitions.
     const panel = AttentionPanel.createOrShow(this.panelHost, model.folder);
-    const decided = this.backendFacts(panel, config).then((facts) => ({ facts, choice: chooseBackend(config.backend, facts) }));
+    const decided = this.backendFacts(panel, config).then((facts) => ({ facts, choice: chooseBackend(config.backend, facts, { valueWeighting: config.weighting === 'valueWeighted' }) }));
     const preloaded = decided.then(({ choice }) => (choice.kind === 'onnxruntime' ? this.engineFor(choice, panel, model, config) : undefined));
     preloaded.catch(() => undefined);
     const definitions = await this.findDefinitions(document, text, baseOffset, range);
@@ -251,7 +251,7 @@ export class AnalysisController implements vscode.Disposable {
     let lastRunId = -1;
     for (const window of windows) {
       if (token.isCancellationRequested) return { kind: 'cancelled', message: 'The analysis was cancelled.' };
-      const outcome = await engine.runWindow({ tokenIds: window.positions.map((p) => doc.tokenIds[p]), spans: window.spans, topK: config.topK, layers }, token);
+      const outcome = await engine.runWindow({ tokenIds: window.positions.map((p) => doc.tokenIds[p]), spans: window.spans, topK: config.topK, layers, weighting: config.weighting }, token);
       if (outcome.kind === 'cancelled') return { kind: 'cancelled', message: 'The analysis was cancelled.' };
       if (outcome.kind === 'failed') return { kind: 'failed', message: outcome.message };
       summaries.push(outcome.summary);
@@ -274,6 +274,7 @@ export class AnalysisController implements vscode.Disposable {
       summary,
       windows: windows.length,
       backend,
+      weighting: config.weighting,
       model: { label: model.label, shortName: model.shortName, architecture: model.spec.architecture, numLayers: model.spec.numLayers, numHeads: model.spec.numHeads, context },
       stats: { forwardMs, summaryMs, readbackBytes, elapsedMs: performance.now() - started, preparedMs, engineReadyMs },
       runId: windows.length === 1 ? lastRunId : undefined,
@@ -401,6 +402,20 @@ export class AnalysisController implements vscode.Disposable {
     this.events.onResultChanged(result.uri);
     this.log.info(`Checked dependencies of ${check.name} in ${Math.round(check.elapsedMs)} ms on ${describeBackend(check.backend)}: ${check.spans.slice(0, 3).map((s) => `${result.doc.definitions[s.definition].name} KL ${s.kl.toFixed(3)}`).join(', ') || 'no earlier definitions or imports'}.`);
     return check;
+  }
+
+  /**
+   * "Who depends on this definition, causally?": the span hidden from the rest of the file, the
+   * change in every later token's prediction. On the CPU engine, like the dependency checks.
+   */
+  async spanEffect(document: vscode.TextDocument, definition: number): Promise<SpanEffectOnFile> {
+    const result = this.resultFor(document);
+    if (!result || !result.windowPlan || !result.doc.definitions[definition]) throw new Error(`${path.basename(document.fileName)} has no current analysis. Run "Attention Lens: Analyze Current File" first.`);
+    const engine = await this.causalEngine(await this.activeModel(), this.config(), result);
+    const effect = await spanEffectOnFile(result, result.windowPlan, definition, engine);
+    if (this.resultFor(document) !== result) throw new Error(`${path.basename(document.fileName)} changed during the check; run it again.`);
+    this.log.info(`Hid ${result.doc.definitions[definition].name} from ${path.basename(document.fileName)} in ${Math.round(effect.elapsedMs)} ms on ${describeBackend(effect.backend)}.`);
+    return effect;
   }
 
   /** An engine with knockout in the extension host for this model: the CPU engine, else the reference. */

@@ -7,7 +7,7 @@
  *    the webview is not involved and the extension host's event loop stays free.
  */
 import type * as vscode from 'vscode';
-import type { AttentionSummary, BackendInfo, ForwardStats, TokenSpan } from '../../engine/attention';
+import type { AttentionSummary, AttentionWeighting, BackendInfo, ForwardStats, TokenSpan } from '../../engine/attention';
 import type { NodeOnnxEngine } from '../../engine/hosts/nodeOnnx';
 import type { AttentionPanel } from '../panel/attentionPanel';
 
@@ -19,6 +19,7 @@ export interface WindowRequest {
   readonly spans: readonly TokenSpan[];
   readonly topK: number;
   readonly layers?: readonly number[];
+  readonly weighting?: AttentionWeighting;
 }
 
 export type WindowOutcome =
@@ -45,7 +46,7 @@ export class PanelEngine implements AnalysisEngine {
     const cancelListener = token.onCancellationRequested(() => this.panel.post({ type: 'cancel', target: requestId }));
     try {
       const response = await this.panel.request(
-        { type: 'analyze', tokenIds: [...request.tokenIds], spans: request.spans, topK: request.topK, layers: request.layers },
+        { type: 'analyze', tokenIds: [...request.tokenIds], spans: request.spans, topK: request.topK, layers: request.layers, weighting: request.weighting },
         WINDOW_TIMEOUT_MS,
         (id) => (requestId = id),
       );

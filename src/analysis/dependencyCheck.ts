@@ -106,6 +106,49 @@ export async function checkDependencies(
   return { uri: result.uri, version: result.version, start: query.start, end: query.end, name: query.name, spans, backend: weighted.backend, elapsedMs: performance.now() - started };
 }
 
+export interface SpanEffectOnFile {
+  readonly uri: string;
+  readonly version: number;
+  /** The hidden definition or import. */
+  readonly definition: number;
+  /** Per document token after the span: KL of its next-token distribution (NaN where not computed). */
+  readonly kl: Float32Array;
+  /** Per document token: log p_hidden(next) - log p_full(next) (NaN where not computed or no next token). */
+  readonly deltaLogProb: Float32Array;
+  readonly backend: BackendInfo;
+  readonly elapsedMs: number;
+}
+
+/**
+ * The span hidden from every token outside it (total effect), over the whole file: each window that
+ * holds the whole span (in its prefix or its chunk) is run again and the span hidden there; every
+ * token takes the effect from the window that owns it.
+ */
+export async function spanEffectOnFile(result: DocumentAnalysisResult, windows: readonly AnalysisWindow[], definition: number, engine: AttentionEngine, signal?: AbortSignal): Promise<SpanEffectOnFile> {
+  const started = performance.now();
+  const span = result.doc.spans[definition];
+  const n = result.doc.tokenIds.length;
+  const kl = new Float32Array(n).fill(NaN);
+  const deltaLogProb = new Float32Array(n).fill(NaN);
+  let backend: BackendInfo | undefined;
+  for (const window of windows) {
+    if (window.ownedEnd <= span.end) continue;
+    const first = window.positions.indexOf(span.start);
+    if (first < 0 || window.positions[first + (span.end - span.start) - 1] !== span.end - 1) continue;
+    const ran = await engine.run({ tokenIds: window.positions.map((p) => result.doc.tokenIds[p]), spans: [], topK: 1 }, signal);
+    backend = ran.backend;
+    const effect = await engine.spanEffect!({ start: first, end: first + (span.end - span.start) }, signal);
+    for (const token of effect.tokens) {
+      const position = window.positions[token.position];
+      if (position < window.ownedStart || position >= window.ownedEnd || position < span.end) continue;
+      kl[position] = token.kl;
+      deltaLogProb[position] = token.deltaLogProb ?? NaN;
+    }
+  }
+  if (!backend) throw new Error('no analysis window holds the whole span; analyse the file again');
+  return { uri: result.uri, version: result.version, definition, kl, deltaLogProb, backend, elapsedMs: performance.now() - started };
+}
+
 /**
  * Span mass of the strongest of `queries` under the view, by span index of `summary`. The view's
  * layer is a model layer; both summaries hold the result's layers in the same order.

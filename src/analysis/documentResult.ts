@@ -29,6 +29,8 @@ export interface DocumentAnalysisResult {
   readonly summary: AttentionSummary;
   readonly windows: number;
   readonly backend: BackendInfo;
+  /** What the summaries weigh (attentionLens.weighting when the analysis ran). */
+  readonly weighting?: 'attention' | 'valueWeighted';
   readonly model: AnalysedModel;
   /**
    * Timings from the start of the run, ms: `preparedMs` when tokens and definitions were ready,

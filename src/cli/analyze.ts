@@ -32,6 +32,8 @@ Options:
   --backend KIND        auto (default): WebGPU on a hardware adapter, else the CPU engine;
                         webgpu; cpu (ONNX Runtime, native); reference (the TypeScript oracle)
   --threads N           CPU engine threads (default: every core)
+  --weighting W         attention (default) or valueWeighted: attention times the size of what each
+                        key writes (Kobayashi et al. 2020); runs on the CPU engine
   --language ID         VS Code language id (default: from the file extension)
   --min-distance N      a source is distant when it ends at least N tokens before (default 64)
   --layer L             one layer (0-based) or "all" (default: all, strongest layer per source)
@@ -55,6 +57,7 @@ interface AnalyzeOptions {
   readonly json: boolean;
   readonly backend: BackendSetting;
   readonly threads?: number;
+  readonly weighting: 'attention' | 'valueWeighted';
   readonly language?: string;
   readonly minDistance: number;
   readonly view: AttentionView;
@@ -74,6 +77,7 @@ function parseOptions(args: string[]): AnalyzeOptions | undefined {
         json: { type: 'boolean' },
         backend: { type: 'string' },
         threads: { type: 'string' },
+        weighting: { type: 'string' },
         language: { type: 'string' },
         'min-distance': { type: 'string' },
         layer: { type: 'string' },
@@ -102,6 +106,8 @@ function parseOptions(args: string[]): AnalyzeOptions | undefined {
   };
   const backend = parseBackend(values.backend);
   const threads = parseThreads(values.threads);
+  const weighting = values.weighting ?? 'attention';
+  if (weighting !== 'attention' && weighting !== 'valueWeighted') throw new CliError(`--weighting must be attention or valueWeighted, not "${weighting}".`);
   const layerText = values.layer ?? 'all';
   const layer = layerText === 'all' ? 'all' : integer('layer', layerText, 0, 0);
   const headText = values.head ?? 'max';
@@ -115,6 +121,7 @@ function parseOptions(args: string[]): AnalyzeOptions | undefined {
     json: values.json === true,
     backend,
     threads,
+    weighting,
     language: values.language,
     minDistance: integer('min-distance', values['min-distance'], 64, 0),
     view: { layer, head },
@@ -150,7 +157,7 @@ export async function runAnalyze(args: string[], log: (line: string) => void): P
   if (typeof options.view.layer === 'number' && options.view.layer >= spec.numLayers) throw new CliError(`--layer ${options.view.layer}: the model has ${spec.numLayers} layers.`);
   if (typeof options.view.head === 'number' && options.view.head >= spec.numHeads) throw new CliError(`--head ${options.view.head}: the model has ${spec.numHeads} heads per layer.`);
 
-  const engine = await createEngine(model, options.backend, options.threads, log);
+  const engine = await createEngine(model, options.backend, options.threads, log, { valueWeighting: options.weighting === 'valueWeighted' });
   const context = windowTokens(options.context ?? 0, engine.backend, spec.maxPositions);
   const windows = planWindows({ numTokens: doc.tokenIds.length, context, spans: doc.spans, prefixCandidates: prefixCandidates(doc.definitions) });
   const started = performance.now();
@@ -160,7 +167,7 @@ export async function runAnalyze(args: string[], log: (line: string) => void): P
   try {
     const summaries: AttentionSummary[] = [];
     for (const window of windows) {
-      const result = await engine.run({ tokenIds: window.positions.map((p) => doc.tokenIds[p]), spans: window.spans, topK: 4 });
+      const result = await engine.run({ tokenIds: window.positions.map((p) => doc.tokenIds[p]), spans: window.spans, topK: 4, weighting: options.weighting });
       summaries.push(result.summary);
       readbackBytes += result.stats.readbackBytes;
     }
@@ -186,6 +193,7 @@ export async function runAnalyze(args: string[], log: (line: string) => void): P
         languageId,
         model: { folder: modelFolder, architecture: spec.architecture, layers: spec.numLayers, heads: spec.numHeads, context },
         backend,
+        weighting: options.weighting,
         tokens: doc.tokenIds.length,
         windows: windows.length,
         elapsedMs: Math.round(elapsedMs),

@@ -8,7 +8,7 @@ import * as path from 'node:path';
 import { parseArgs } from 'node:util';
 import type { BackendInfo } from '../../engine/attention';
 import type { AttentionEngine } from '../../engine/engine';
-import { BACKEND_SETTINGS, describeBackend, type BackendSetting } from '../../engine/backendPolicy';
+import { BACKEND_SETTINGS, describeBackend, type BackendNeeds, type BackendSetting } from '../../engine/backendPolicy';
 import type { LoadedModel } from '../../engine/model/modelTypes';
 import { loadModelFolder } from '../../engine/hosts/nodeModelFolder';
 import { loadTokenizerFile } from '../node/tokenizer';
@@ -114,10 +114,10 @@ export function parseThreads(text: string | undefined): number | undefined {
 }
 
 /** The engine the policy picks for --backend; says on stderr which one runs and why. */
-export async function createEngine(model: LoadedModel, backend: BackendSetting, threads: number | undefined, log: (line: string) => void): Promise<AttentionEngine> {
+export async function createEngine(model: LoadedModel, backend: BackendSetting, threads: number | undefined, log: (line: string) => void, needs: BackendNeeds = {}): Promise<AttentionEngine> {
   let engine: AttentionEngine;
   try {
-    engine = await createNodeEngine(model, backend, { threads });
+    engine = await createNodeEngine(model, backend, { threads, needs });
   } catch (error) {
     if (error instanceof BackendUnavailableError) throw new CliError(`--backend ${backend}: ${error.message}`, 1);
     throw error;

@@ -46,7 +46,7 @@ export class AttentionHoverProvider implements vscode.HoverProvider {
       const args = encodeURIComponent(JSON.stringify([document.uri.toString(), presented.query.start]));
       markdown.appendMarkdown(`\n[$(beaker) Check dependencies](command:${COMMANDS.checkDependencies}?${args} "Knock each earlier definition and import out of the model's attention and measure how its prediction changes")\n`);
     }
-    markdown.appendMarkdown(`\n_${describeView(this.viewState.view)} · ${result.model.shortName} · distant = ${config.minDistance}+ tokens${config.distance === 'tokensOrOtherLine' ? ' or another line' : ''}_`);
+    markdown.appendMarkdown(`\n_${describeView(this.viewState.view)}${result.weighting === 'valueWeighted' ? ' · value-weighted' : ''} · ${result.model.shortName} · distant = ${config.minDistance}+ tokens${config.distance === 'tokensOrOtherLine' ? ' or another line' : ''}_`);
     return new vscode.Hover(markdown, presented.range);
   }
 }

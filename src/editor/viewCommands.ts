@@ -11,6 +11,7 @@ import { exportHtml, exportJson } from '../export/exportAnalysis';
 import type { AttendedByCodeLensProvider } from './codeLensProvider';
 import { distanceRule, percent, presentAt } from './presentation';
 import { describeView, type ViewState } from './viewState';
+import { isKeyword } from '../analysis/keywords';
 
 export interface ViewCommandDeps {
   readonly controller: AnalysisController;
@@ -128,16 +129,59 @@ export function registerViewCommands(context: vscode.ExtensionContext, deps: Vie
       const editor = vscode.window.visibleTextEditors.find((e) => e.document === document);
       editor?.setDecorations(attendersHighlight, ranges);
       if (attenders.length > 0) {
+        const byEffect = { label: '$(beaker) Sort by causal effect instead', detail: `Hide the ${definition.kind} from the rest of the file and measure how each token's prediction changes`, range: undefined };
         const pick = await vscode.window.showQuickPick(
-          attenders.map((a, i) => ({ label: `${percent(a.weight)}  ${a.identifier.name}`, description: `line ${ranges[i].start.line + 1}`, detail: `${a.tokenDistance} tokens after the ${definition.kind}`, range: ranges[i] })),
+          [byEffect, ...attenders.map((a, i) => ({ label: `${percent(a.weight)}  ${a.identifier.name}`, description: `line ${ranges[i].start.line + 1}`, detail: `${a.tokenDistance} tokens after the ${definition.kind}`, range: ranges[i] }))],
           { title: `Attention Lens: tokens attending to ${definition.kind} ${definition.name}` },
         );
-        if (pick) await reveal(uri, pick.range);
+        if (pick === byEffect) void vscode.commands.executeCommand(COMMANDS.showCausalDependents, uri, index);
+        else if (pick?.range) await reveal(uri, pick.range);
       } else {
         void vscode.window.showInformationMessage(`Attention Lens: no distant token gives ${definition.kind} ${definition.name} at least ${percent(config().threshold)} of its attention.`);
       }
       editor?.setDecorations(attendersHighlight, []);
       return attenders.map((a, i) => ({ name: a.identifier.name, line: ranges[i].start.line, weight: a.weight }));
+    }),
+    vscode.commands.registerCommand(COMMANDS.showCausalDependents, async (uri: string, index: number, options?: { pick?: boolean }) => {
+      const document = vscode.workspace.textDocuments.find((d) => d.uri.toString() === uri);
+      const result = document && controller.resultFor(document);
+      if (!document || !result || !result.doc.definitions[index]) {
+        void vscode.window.showInformationMessage('Attention Lens: that analysis is no longer current. Analyse the file again.');
+        return [];
+      }
+      const definition = result.doc.definitions[index];
+      let effect;
+      try {
+        effect = await vscode.window.withProgress({ location: vscode.ProgressLocation.Notification, title: `Attention Lens: hiding ${definition.kind} ${definition.name} from the file` }, () => controller.spanEffect(document, index));
+      } catch (error) {
+        void vscode.window.showErrorMessage(`Attention Lens: ${error instanceof Error ? error.message : String(error)}`);
+        return [];
+      }
+      // Per identifier (not keywords): the strongest effect over its tokens.
+      const rows = result.doc.identifiers
+        .filter((g) => !isKeyword(g.name))
+        .map((g) => {
+          let best = -1;
+          for (const t of g.tokens) if (Number.isFinite(effect.kl[t]) && (best < 0 || effect.kl[t] > effect.kl[best])) best = t;
+          return best < 0 ? undefined : { identifier: g, kl: effect.kl[best], deltaLogProb: effect.deltaLogProb[best] };
+        })
+        .filter((r): r is NonNullable<typeof r> => r !== undefined && r.kl >= 1e-4)
+        .sort((a, b) => b.kl - a.kl);
+      const ranges = rows.map((r) => new vscode.Range(document.positionAt(result.baseOffset + r.identifier.start), document.positionAt(result.baseOffset + r.identifier.end)));
+      const editor = vscode.window.visibleTextEditors.find((e) => e.document === document);
+      // The tokens whose prediction changes most stay highlighted while the list is open.
+      editor?.setDecorations(attendersHighlight, ranges.slice(0, 20));
+      if (options?.pick !== false && rows.length > 0) {
+        const pick = await vscode.window.showQuickPick(
+          rows.slice(0, 200).map((r, i) => ({ label: `KL ${r.kl.toFixed(3)}  ${r.identifier.name}`, description: `line ${ranges[i].start.line + 1}`, detail: Number.isFinite(r.deltaLogProb) ? `Δ log p(next) ${r.deltaLogProb >= 0 ? '+' : ''}${r.deltaLogProb.toFixed(2)}` : 'last token: no next token', range: ranges[i] })),
+          { title: `Attention Lens: tokens whose prediction changes without ${definition.kind} ${definition.name} (${Math.round(effect.elapsedMs)} ms)` },
+        );
+        if (pick) await reveal(uri, pick.range);
+        editor?.setDecorations(attendersHighlight, []);
+      } else if (rows.length === 0) {
+        void vscode.window.showInformationMessage(`Attention Lens: hiding ${definition.kind} ${definition.name} changes no later prediction measurably.`);
+      }
+      return rows.map((r, i) => ({ name: r.identifier.name, line: ranges[i].start.line, kl: r.kl, deltaLogProb: Number.isFinite(r.deltaLogProb) ? r.deltaLogProb : null }));
     }),
     vscode.commands.registerCommand(COMMANDS.revealRange, async (uri: string, startLine: number, startCharacter: number, endLine: number, endCharacter: number) => {
       await reveal(uri, new vscode.Range(startLine, startCharacter, endLine, endCharacter));

@@ -188,6 +188,8 @@ export interface AnalyzeRequest {
   readonly spans: readonly TokenSpan[];
   readonly topK: number;
   readonly layers?: readonly number[];
+  /** Value-weighted summaries (the reference engine computes them; WebGPU refuses with a message). */
+  readonly weighting?: 'attention' | 'valueWeighted';
 }
 
 /** One exact probability row of the most recent analysis. */

@@ -45,6 +45,15 @@ test('explicit settings: webgpu needs an adapter, cpu is ONNX Runtime, reference
   assert.deepEqual(chooseBackend('reference', hardware), { kind: 'reference', reason: 'requested (backend "reference")' });
 });
 
+test('value weighting: auto moves off a hardware GPU to the CPU engine and says why; webgpu refuses', () => {
+  const needs = { valueWeighting: true };
+  assert.deepEqual(chooseBackend('auto', hardware, needs), { kind: 'onnxruntime', reason: 'value-weighted attention runs on the CPU engine (WebGPU on nvidia ada does not compute it yet)' });
+  assert.equal(chooseBackend('auto', software, needs).kind, 'onnxruntime');
+  assert.equal(chooseBackend('auto', noOnnx(hardware), needs).kind, 'reference');
+  assert.match(chooseBackend('webgpu', hardware, needs).error ?? '', /not available on the WebGPU engine yet/);
+  assert.equal(chooseBackend('cpu', hardware, needs).kind, 'onnxruntime');
+});
+
 test('automatic windows: the full context on fast engines, 1024 tokens on slow ones; a set size wins', () => {
   assert.equal(windowTokens(0, { kind: 'onnxruntime' }, 2048), 2048);
   assert.equal(windowTokens(0, { kind: 'webgpu', adapter: hardware.adapter }, 32768), 32768);

@@ -57,6 +57,30 @@ for (const [name, backend] of [['llama-f32', 'cpu'], ['qwen2-sharded', 'cpu'], [
   });
 }
 
+test('analyze --weighting valueWeighted runs on the CPU engine and weighs the sources differently', () => {
+  const file = path.join(repoRoot, 'sample-workspace', 'src', 'money.ts');
+  const run = (weighting: string) => {
+    const result = cli(['analyze', file, '--model', fixtureDir('llama-f32'), '--json', '--min-distance', '8', '--threshold', '0', '--weighting', weighting]);
+    assert.equal(result.status, 0, result.stderr);
+    return JSON.parse(result.stdout) as { weighting: string; backend: { kind: string }; identifiers: { name: string; line: number; column: number; sources: { definition: number; weight: number }[] }[] };
+  };
+  const plain = run('attention');
+  const weighted = run('valueWeighted');
+  assert.equal(weighted.weighting, 'valueWeighted');
+  assert.notEqual(weighted.backend.kind, 'webgpu');
+  const key = (i: { line: number; column: number }) => `${i.line}:${i.column}`;
+  const plainBy = new Map(plain.identifiers.map((i) => [key(i), i]));
+  let differing = 0;
+  for (const identifier of weighted.identifiers) {
+    const other = plainBy.get(key(identifier));
+    if (other && other.sources[0] && identifier.sources[0] && Math.abs(other.sources[0].weight - identifier.sources[0].weight) > 1e-3) differing++;
+  }
+  assert.ok(differing > 0, 'value weighting changes some weights');
+  const bad = cli(['analyze', file, '--weighting', 'values']);
+  assert.equal(bad.status, 2);
+  assert.match(bad.stderr, /--weighting must be attention or valueWeighted, not "values"/);
+});
+
 test('knockout and effect refuse bad arguments with one line on stderr', () => {
   const model = fixtureDir('llama-f32');
   const cases: [string[], RegExp][] = [

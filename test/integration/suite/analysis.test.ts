@@ -185,6 +185,15 @@ suite('Attention Lens: analysis, overlay, hover, CodeLens', function () {
     assert.equal(exported.dependencyChecks[0].name, check.name);
     assert.ok(Math.abs(exported.dependencyChecks[0].spans[0].kl - check.spans[0].kl) < 1e-4);
     await vscode.workspace.fs.delete(target);
+
+    // The reverse view, causally: hide the strongest span from the whole file; the tokens whose
+    // prediction changes most come first.
+    const definitionIndex = (exported as unknown as { definitions: { name: string }[] }).definitions.findIndex((d) => d.name === strongest.name);
+    assert.ok(definitionIndex >= 0);
+    const dependents = (await vscode.commands.executeCommand('attentionLens.showCausalDependents', uri, definitionIndex, { pick: false })) as { name: string; line: number; kl: number; deltaLogProb: number | null }[];
+    console.log(`[integration] hiding ${strongest.name} from the file: ${dependents.length} identifiers change, strongest ${JSON.stringify(dependents.slice(0, 3))}`);
+    assert.ok(dependents.length > 0, 'hiding the span changes some later predictions');
+    for (let i = 1; i < dependents.length; i++) assert.ok(dependents[i - 1].kl >= dependents[i].kl, 'sorted by effect');
   });
 
   test('sources at cursor lists what the overlay shows, and export writes JSON and a standalone HTML page', async () => {
