@@ -173,7 +173,7 @@ export function registerViewCommands(context: vscode.ExtensionContext, deps: Vie
       editor?.setDecorations(attendersHighlight, ranges.slice(0, 20));
       if (options?.pick !== false && rows.length > 0) {
         const pick = await vscode.window.showQuickPick(
-          rows.slice(0, 200).map((r, i) => ({ label: `KL ${r.kl.toFixed(3)}  ${r.identifier.name}`, description: `line ${ranges[i].start.line + 1}`, detail: Number.isFinite(r.deltaLogProb) ? `Δ log p(next) ${r.deltaLogProb >= 0 ? '+' : ''}${r.deltaLogProb.toFixed(2)}` : 'last token: no next token', range: ranges[i] })),
+          rows.slice(0, 200).map((r, i) => ({ label: `KL ${r.kl.toFixed(3)}  ${r.identifier.name}`, description: `line ${ranges[i].start.line + 1}`, detail: Number.isFinite(r.deltaLogProb) ? `Δ log p(next) ${r.deltaLogProb >= 0 ? '+' : ''}${r.deltaLogProb.toFixed(2)}` : 'Δ log p(next): the next token is outside its analysis window', range: ranges[i] })),
           { title: `Attention Lens: tokens whose prediction changes without ${definition.kind} ${definition.name} (${Math.round(effect.elapsedMs)} ms)` },
         );
         if (pick) await reveal(uri, pick.range);
