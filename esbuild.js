@@ -78,6 +78,7 @@ const builds = [
       ...filesUnder('test/gpu', '.test.ts'),
       ...filesUnder('test/integration', '.ts'),
       ...filesUnder('bench', '.ts'),
+      ...filesUnder('test/fuzz', '.ts'),
     ],
     outbase: '.',
     outdir: 'out',
