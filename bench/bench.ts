@@ -25,7 +25,7 @@ import * as childProcess from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { benchCpuModel, formatCpuTable, measureGemmPeak, onnxThreadCount, type CpuRow } from './cpuBench';
+import { benchCpuModel, benchIncremental, formatCpuTable, formatIncrementalTable, measureGemmPeak, onnxThreadCount, type CpuRow, type IncrementalRow } from './cpuBench';
 import { faithfulnessReport, formatFaithfulness } from './faithfulness';
 import type { AttentionRequest } from '../engine/attention';
 import { createNodeGpuEngine, probeNodeAdapter } from '../engine/hosts/nodeWebGpu';
@@ -259,6 +259,19 @@ async function cpuTables(options: Options): Promise<void> {
   }
   console.log('');
   for (const line of formatCpuTable(rows, peak, formatBytes)) console.log(line);
+  console.log('');
+
+  // Re-analysis after a one-line edit near the end (12 tokens changed 40 before the end).
+  const incremental: IncrementalRow[] = [];
+  incremental.push(await benchIncremental('default-model', path.join(repoRoot, 'default-model'), 2048, { threads, repeats: 3 }));
+  const smol = writeSyntheticLlama(SMOLLM2_135M, 1);
+  try {
+    incremental.push(await benchIncremental(`smollm2-shape ${SMOLLM2_135M.numLayers}L`, smol, 4000, { threads, repeats: 2 }));
+  } finally {
+    fs.rmSync(smol, { recursive: true, force: true });
+  }
+  console.log('Incremental re-analysis on the CPU engine (median; the edit replaces 12 tokens 40 before the end):\n');
+  for (const line of formatIncrementalTable(incremental)) console.log(line);
   console.log('');
 }
 

@@ -197,3 +197,53 @@ export function formatCpuTable(rows: CpuRow[], gemmPeak: number, formatBytes: (b
 }
 
 export { onnxThreadCount };
+
+export interface IncrementalRow {
+  model: string;
+  n: number;
+  fullMs: number;
+  editAt: number;
+  incrementalMs: number;
+}
+
+/**
+ * Re-analysis after a one-line edit near the end: a full pass of n tokens, then the same tokens with
+ * a few replaced `fromEnd` tokens before the end, run with the cache (only the tail is recomputed).
+ */
+export async function benchIncremental(label: string, folder: string, n: number, options: { threads: number; repeats: number }): Promise<IncrementalRow> {
+  const model = await loadModelFolder(folder);
+  const length = Math.min(n, model.spec.maxPositions);
+  const engine = await NodeOnnxEngine.create(model, { threads: options.threads, reason: 'benchmark', cacheBytes: 4 * 1024 * 1024 * 1024 });
+  try {
+    const base = requestFor(model.spec, length, 8);
+    const editAt = length - 40;
+    const edited = { ...base, tokenIds: Array.from(base.tokenIds, (id, i) => (i >= editAt && i < editAt + 12 ? (id + 1) % model.spec.vocabSize : id)) };
+    const full: number[] = [];
+    const incremental: number[] = [];
+    // Warm-up: both graphs (the prefill graph is built on the first incremental run), both lengths.
+    await engine.run({ ...base, cacheKey: 'bench' });
+    await engine.run({ ...edited, cacheKey: 'bench' });
+    engine.releaseCache('bench');
+    for (let r = 0; r < options.repeats; r++) {
+      let started = performance.now();
+      await engine.run({ ...base, cacheKey: 'bench' });
+      full.push(performance.now() - started);
+      started = performance.now();
+      const result = await engine.run({ ...edited, cacheKey: 'bench' });
+      incremental.push(performance.now() - started);
+      if (result.stats.reusedTokens !== editAt) throw new Error(`expected ${editAt} reused tokens, got ${result.stats.reusedTokens}`);
+      engine.releaseCache('bench');
+    }
+    return { model: label, n: length, fullMs: median(full), editAt, incrementalMs: median(incremental) };
+  } finally {
+    engine.dispose();
+  }
+}
+
+export function formatIncrementalTable(rows: IncrementalRow[]): string[] {
+  return [
+    '| model | n | full pass ms | edit at token | re-analysis ms | ratio |',
+    '|---|---|---|---|---|---|',
+    ...rows.map((r) => `| ${r.model} | ${r.n} | ${r.fullMs.toFixed(0)} | ${r.editAt} | ${r.incrementalMs.toFixed(1)} | ${((r.incrementalMs / r.fullMs) * 100).toFixed(1)}% |`),
+  ];
+}

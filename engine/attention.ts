@@ -38,6 +38,12 @@ export interface AttentionRequest {
    * weigh by value reject the request with a message that says so.
    */
   readonly weighting?: AttentionWeighting;
+  /**
+   * Keep this run's state under this key (e.g. a document and window) and, next time, recompute
+   * only from the first token that differs: positions before it are unchanged in a causal model.
+   * Engines without a cache ignore it.
+   */
+  readonly cacheKey?: string;
 }
 
 export type AttentionWeighting = 'attention' | 'valueWeighted';
@@ -132,6 +138,8 @@ export interface ForwardStats {
   readonly summaryMs: number;
   /** Bytes copied from the device to the host for this pass. */
   readonly readbackBytes: number;
+  /** Leading tokens taken from the cached run of the same cacheKey instead of being recomputed. */
+  readonly reusedTokens?: number;
 }
 
 /** Everything one forward pass returns. */

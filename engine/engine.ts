@@ -29,6 +29,8 @@ export interface AttentionEngine {
    */
   knockout?(request: KnockoutRequest, signal?: AbortSignal): Promise<KnockoutResult>;
   spanEffect?(span: TokenSpan, signal?: AbortSignal): Promise<SpanEffectResult>;
+  /** Forgets the cached state of `cacheKey` (a closed document); engines without a cache ignore it. */
+  releaseCache?(cacheKey: string): void;
   /** Frees every device resource. The engine is unusable afterwards. */
   dispose(): void;
 }

@@ -17,6 +17,8 @@ export interface AttentionLensConfig {
   readonly backend: Backend;
   /** ONNX Runtime threads in the extension host (0: every core). */
   readonly cpuThreads: number;
+  /** Memory the CPU engine keeps for incremental re-analysis, MiB. */
+  readonly cacheMegabytes: number;
   readonly topK: number;
   readonly minDistance: number;
   readonly distance: DistanceMode;
@@ -41,6 +43,7 @@ export const SETTING_KEYS = {
   model: 'model',
   backend: 'backend',
   cpuThreads: 'cpuThreads',
+  cacheMegabytes: 'cacheMegabytes',
   topK: 'topK',
   minDistance: 'minDistance',
   distance: 'distance',
@@ -60,6 +63,7 @@ export const DEFAULT_CONFIG: AttentionLensConfig = {
   model: '',
   backend: 'auto',
   cpuThreads: 0,
+  cacheMegabytes: 256,
   topK: 8,
   minDistance: 64,
   distance: 'tokens',
@@ -105,6 +109,7 @@ export function readConfig(get: SettingGetter): AttentionLensConfig {
     model: text(get(SETTING_KEYS.model), d.model),
     backend: oneOf(get(SETTING_KEYS.backend), BACKEND_SETTINGS, d.backend),
     cpuThreads: integerIn(get(SETTING_KEYS.cpuThreads), 0, 256, d.cpuThreads),
+    cacheMegabytes: integerIn(get(SETTING_KEYS.cacheMegabytes), 0, 16384, d.cacheMegabytes),
     topK: integerIn(get(SETTING_KEYS.topK), 1, 64, d.topK),
     minDistance: integerIn(get(SETTING_KEYS.minDistance), 0, 1_000_000, d.minDistance),
     distance: oneOf(get(SETTING_KEYS.distance), ['tokens', 'tokensOrOtherLine'], d.distance),

@@ -31,6 +31,8 @@ export interface AttentionLensApi {
   overlaySnapshot(uri: string): OverlaySnapshot | undefined;
   /** The status bar item's text (which engine ran, on what). */
   statusBarText(): string;
+  /** Size and timings of the current analysis of `uri` (tokens reused from the previous run among them). */
+  analysisStats(uri: string): { tokens: number; version: number; forwardMs: number; elapsedMs: number; reusedTokens: number } | undefined;
   /** True when `uri` has an analysis for its current version. */
   hasAnalysis(uri: string): boolean;
   /** Resolves with the next panel render that satisfies `accept` (or the latest one, if it does). */
@@ -344,6 +346,11 @@ function activateWith(context: vscode.ExtensionContext, log: vscode.LogOutputCha
     },
     overlaySnapshot: (uri) => overlay.snapshot(uri),
     statusBarText: () => statusBar.text,
+    analysisStats: (uri) => {
+      const document = vscode.workspace.textDocuments.find((d) => d.uri.toString() === uri);
+      const result = document && controller.resultFor(document);
+      return result && { tokens: result.doc.tokenIds.length, version: result.version, forwardMs: result.stats.forwardMs, elapsedMs: result.stats.elapsedMs, reusedTokens: result.stats.reusedTokens ?? 0 };
+    },
     whenPanelRendered(accept, timeoutMs) {
       if (lastPanelRender && accept(lastPanelRender)) return Promise.resolve(lastPanelRender);
       return new Promise((resolve, reject) => {

@@ -28,6 +28,8 @@ export interface NodeOnnxOptions {
   readonly threads?: number;
   /** Why this engine runs, shown to users. */
   readonly reason: string;
+  /** Byte budget of the run cache for incremental re-analysis (default 256 MiB). */
+  readonly cacheBytes?: number;
 }
 
 /** Threads ONNX Runtime gets: the setting (0 = all), never more than the machine's cores. */
@@ -125,7 +127,7 @@ export class NodeOnnxEngine implements AttentionEngine {
         if (message.type === 'loaded') resolve(message);
         else reject(new Error(`the ONNX Runtime worker answered ${message.type} before loading`));
       });
-      const load: ToOnnxWorker = { type: 'load', model, threads, reason: options.reason };
+      const load: ToOnnxWorker = { type: 'load', model, threads, reason: options.reason, cacheBytes: options.cacheBytes };
       worker.postMessage(load);
     }).catch(async (error: Error) => {
       await worker.terminate();
@@ -140,7 +142,7 @@ export class NodeOnnxEngine implements AttentionEngine {
 
   async run(request: AttentionRequest, signal?: AbortSignal): Promise<ForwardResult> {
     if (signal?.aborted) throw abortError();
-    const plain: AttentionRequest = { tokenIds: Array.from(request.tokenIds), spans: request.spans.map((s) => ({ start: s.start, end: s.end })), topK: request.topK, layers: request.layers ? [...request.layers] : undefined, weighting: request.weighting };
+    const plain: AttentionRequest = { tokenIds: Array.from(request.tokenIds), spans: request.spans.map((s) => ({ start: s.start, end: s.end })), topK: request.topK, layers: request.layers ? [...request.layers] : undefined, weighting: request.weighting, cacheKey: request.cacheKey };
     const reply = await this.request((id) => ({ type: 'run', id, request: plain }), signal);
     if (reply.type !== 'result' || !reply.result) throw fromWorkerError(reply.error ?? { name: 'Error', message: 'the ONNX Runtime worker returned no result' });
     return reply.result;
@@ -163,6 +165,10 @@ export class NodeOnnxEngine implements AttentionEngine {
     const reply = await this.request((id) => ({ type: 'effect', id, span: { start: span.start, end: span.end } }), signal);
     if (reply.type !== 'effect' || !reply.effect) throw fromWorkerError(reply.error ?? { name: 'Error', message: 'the ONNX Runtime worker returned no span effect' });
     return reply.effect;
+  }
+
+  releaseCache(cacheKey: string): void {
+    if (!this.disposed && !this.failure) this.worker.postMessage({ type: 'releaseCache', cacheKey } satisfies ToOnnxWorker);
   }
 
   dispose(): void {

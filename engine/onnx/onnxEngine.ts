@@ -20,6 +20,8 @@ import { buildEffectModel, buildKnockoutModel, buildOnnxModel, GRAPH_IO } from '
 export interface OnnxEngineOptions {
   /** Threads for ONNX Runtime's intra-op pool (GEMMs, softmax): 1..cores. */
   readonly threads: number;
+  /** Byte budget of the cache of runs kept for incremental re-analysis (default 256 MiB). */
+  readonly cacheBytes?: number;
   /** Why this engine runs (shown to users), e.g. "no hardware WebGPU adapter". */
   readonly reason: string;
 }
@@ -37,7 +39,35 @@ interface LastRun {
   readonly finalHidden: Float32Array;
 }
 
-type SessionKind = 'valueWeighted' | 'knockout' | 'effect';
+type SessionKind = 'valueWeighted' | 'incremental' | 'incrementalValueWeighted' | 'knockout' | 'effect';
+
+/** One run's results and the state later calls start from. */
+interface RunOutcome {
+  readonly summary: AttentionSummary;
+  readonly lastLogits: Float32Array;
+  readonly run: LastRun;
+  readonly stats: ForwardResult['stats'];
+}
+
+/** A cached run of one cacheKey: what it was asked and what it computed. */
+interface CacheEntry {
+  readonly tokenIds: Int32Array;
+  readonly spans: readonly TokenSpan[];
+  readonly topK: number;
+  readonly layers: readonly number[];
+  readonly weighting: string;
+  readonly outcome: RunOutcome;
+  readonly bytes: number;
+}
+
+/** How a new request reuses a cached run: its first `past` tokens, and the new spans' columns in the cached summaries (-1: zero for the cached rows). */
+interface ReusePlan {
+  readonly past: number;
+  readonly columns: readonly number[];
+}
+
+/** Default byte budget of the run cache (attentionLens.cacheMegabytes sets it in the editor). */
+export const DEFAULT_CACHE_BYTES = 256 * 1024 * 1024;
 
 const SESSION_OPTIONS: ort.InferenceSession.SessionOptions = {
   interOpNumThreads: 1,
@@ -59,6 +89,9 @@ export class OnnxRuntimeEngine implements AttentionEngine {
   private ropeCache?: { n: number; cos: ort.Tensor; sin: ort.Tensor };
   /** Sessions built on first use: value-weighted summaries, knockout, span effect. */
   private readonly extraSessions = new Map<SessionKind, Promise<ort.InferenceSession>>();
+  /** Runs kept by cacheKey for incremental re-analysis, least recently used first. */
+  private readonly cache = new Map<string, CacheEntry>();
+  private readonly cacheBytes: number;
   readonly spec: ModelSpec;
 
   private constructor(
@@ -68,6 +101,7 @@ export class OnnxRuntimeEngine implements AttentionEngine {
     options: OnnxEngineOptions,
   ) {
     this.spec = model.spec;
+    this.cacheBytes = options.cacheBytes ?? DEFAULT_CACHE_BYTES;
     this.backend = { kind: 'onnxruntime', version: ort.env.versions.node ?? 'unknown', threads, reason: options.reason };
   }
 
@@ -82,7 +116,10 @@ export class OnnxRuntimeEngine implements AttentionEngine {
   private extraSession(kind: SessionKind): Promise<ort.InferenceSession> {
     let session = this.extraSessions.get(kind);
     if (!session) {
-      const bytes = kind === 'valueWeighted' ? buildOnnxModel(this.model, { valueWeighted: true }) : kind === 'knockout' ? buildKnockoutModel(this.model) : buildEffectModel(this.model);
+      const bytes =
+        kind === 'knockout' ? buildKnockoutModel(this.model)
+        : kind === 'effect' ? buildEffectModel(this.model)
+        : buildOnnxModel(this.model, { valueWeighted: kind === 'valueWeighted' || kind === 'incrementalValueWeighted', incremental: kind === 'incremental' || kind === 'incrementalValueWeighted' });
       session = ort.InferenceSession.create(bytes, { ...SESSION_OPTIONS, intraOpNumThreads: this.threads });
       session.catch(() => this.extraSessions.delete(kind));
       this.extraSessions.set(kind, session);
@@ -96,52 +133,133 @@ export class OnnxRuntimeEngine implements AttentionEngine {
     const tokenIds = validateTokenIds(request.tokenIds, this.spec);
     const n = tokenIds.length;
     const layers = validateAttentionRequest(request, n, this.spec);
-    const s = this.spec;
-    const S = request.spans.length;
     this.lastRun = undefined;
+    const key = request.cacheKey;
+    const cached = key ? this.cache.get(key) : undefined;
+    const reuse = cached ? planReuse(cached, tokenIds, request, layers) : undefined;
+    let outcome: RunOutcome;
+    if (reuse?.past === n) {
+      // Same tokens, same spans: the cached run is this run.
+      outcome = { ...cached!.outcome, stats: { forwardMs: 0, summaryMs: 0, readbackBytes: 0, reusedTokens: n } };
+    } else if (reuse) {
+      outcome = await this.runIncremental(cached!, reuse, tokenIds, request, layers, signal);
+    } else {
+      outcome = await this.runFull(tokenIds, request, layers, signal);
+    }
+    this.lastRun = outcome.run;
+    if (key) this.remember(key, { tokenIds, spans: request.spans.map((sp) => ({ start: sp.start, end: sp.end })), topK: request.topK, layers, weighting: request.weighting ?? 'attention', outcome });
+    // The caller may take the arrays (the worker transfers them): the cache keeps its own.
+    const summary = key ? cloneSummary(outcome.summary) : outcome.summary;
+    return { summary, lastLogits: outcome.lastLogits.slice(), backend: this.backend, stats: outcome.stats };
+  }
 
+  releaseCache(cacheKey: string): void {
+    this.cache.delete(cacheKey);
+  }
+
+  /** The whole sequence in one pass of the analysis graph. */
+  private async runFull(tokenIds: Int32Array, request: AttentionRequest, layers: readonly number[], signal?: AbortSignal): Promise<RunOutcome> {
+    const s = this.spec;
+    const n = tokenIds.length;
+    const S = request.spans.length;
     const started = now();
     const session = request.weighting === 'valueWeighted' ? await this.extraSession('valueWeighted') : this.session;
     const feeds: Record<string, ort.Tensor> = {
       ...this.sequenceFeeds(tokenIds, this.causalMask(n)),
-      [GRAPH_IO.spanIndicator]: new ort.Tensor('float32', spanIndicator(request, n), [n, Math.max(1, S)]),
+      [GRAPH_IO.spanIndicator]: new ort.Tensor('float32', spanIndicator(request.spans, n), [n, Math.max(1, S)]),
       [GRAPH_IO.topK]: new ort.Tensor('int64', BigInt64Array.of(BigInt(Math.min(request.topK, n))), [1]),
     };
+    const outputs = await session.run(feeds, this.fetches(layers));
+    const forwardMs = now() - started;
+    throwIfAborted(signal);
+    const summaryStart = now();
+    const read = reader(outputs);
+    // A copy in a buffer of its own, so the worker can transfer it.
+    const lastLogits = read.float(GRAPH_IO.lastLogits).slice();
+    const summary = assembleSummary(layers, n, s.numHeads, request, (layer) => read.layer(layer));
+    const run: LastRun = { tokenIds, numTokens: n, ...read.state(s.numLayers), finalHidden: read.float(GRAPH_IO.finalHidden) };
+    return { summary, lastLogits, run, stats: { forwardMs, summaryMs: now() - summaryStart, readbackBytes: read.bytes() } };
+  }
+
+  /**
+   * Positions [past, n) only, attending to the cached keys and values of [0, past): rows before
+   * `past` keep their cached summaries (a causal model computes them from earlier tokens only), the
+   * new rows get theirs from the prefill graph.
+   */
+  private async runIncremental(cached: CacheEntry, reuse: ReusePlan, tokenIds: Int32Array, request: AttentionRequest, layers: readonly number[], signal?: AbortSignal): Promise<RunOutcome> {
+    const s = this.spec;
+    const n = tokenIds.length;
+    const p = reuse.past;
+    const m = n - p;
+    const S = request.spans.length;
+    const old = cached.outcome.run;
+    const started = now();
+    const session = await this.extraSession(request.weighting === 'valueWeighted' ? 'incrementalValueWeighted' : 'incremental');
+    // Row i (position p + i) sees keys 0..p + i.
+    const mask = new Float32Array(m * n);
+    for (let i = 0; i < m; i++) mask.fill(-Infinity, i * n + p + i + 1, (i + 1) * n);
+    const newIds = tokenIds.subarray(p);
+    const feeds: Record<string, ort.Tensor> = {
+      [GRAPH_IO.inputIds]: new ort.Tensor('int64', BigInt64Array.from(newIds, (id) => BigInt(id)), [m]),
+      [GRAPH_IO.mask]: new ort.Tensor('float32', mask, [m, n]),
+      [GRAPH_IO.spanIndicator]: new ort.Tensor('float32', spanIndicator(request.spans, n), [n, Math.max(1, S)]),
+      [GRAPH_IO.topK]: new ort.Tensor('int64', BigInt64Array.of(BigInt(Math.min(request.topK, n))), [1]),
+    };
+    if (s.positional === 'rope') {
+      const { cos, sin } = ropeRows(s, p, m);
+      feeds[GRAPH_IO.ropeCos] = new ort.Tensor('float32', cos, [m, s.headDim]);
+      feeds[GRAPH_IO.ropeSin] = new ort.Tensor('float32', sin, [m, s.headDim]);
+    } else {
+      feeds[GRAPH_IO.positionIds] = new ort.Tensor('int64', BigInt64Array.from({ length: m }, (_, i) => BigInt(p + i)), [m]);
+    }
+    for (let l = 0; l < s.numLayers; l++) {
+      feeds[GRAPH_IO.pastKeys(l)] = new ort.Tensor('float32', pastRows(old.keys[l], s.numKvHeads, old.numTokens, p, s.headDim), [s.numKvHeads, p, s.headDim]);
+      feeds[GRAPH_IO.pastValues(l)] = new ort.Tensor('float32', pastRows(old.values[l], s.numKvHeads, old.numTokens, p, s.headDim), [s.numKvHeads, p, s.headDim]);
+    }
+    const outputs = await session.run(feeds, this.fetches(layers));
+    const forwardMs = now() - started;
+    throwIfAborted(signal);
+    const summaryStart = now();
+    const read = reader(outputs);
+    const lastLogits = read.float(GRAPH_IO.lastLogits).slice();
+    const fresh = assembleSummary(layers, m, s.numHeads, request, (layer) => read.layer(layer), p);
+    const summary = mergeSummaries(cached.outcome.summary, p, fresh, reuse.columns, n);
+    const added = read.state(s.numLayers);
+    const join = (before: Float32Array, after: Float32Array, heads: number) => joinRows(before, old.numTokens, after, m, heads, p, s.headDim);
+    const run: LastRun = {
+      tokenIds,
+      numTokens: n,
+      queries: added.queries.map((q, l) => join(old.queries[l], q, s.numHeads)),
+      keys: added.keys.map((k, l) => join(old.keys[l], k, s.numKvHeads)),
+      values: added.values.map((v, l) => join(old.values[l], v, s.numKvHeads)),
+      finalHidden: joinRows(old.finalHidden, old.numTokens, read.float(GRAPH_IO.finalHidden), m, 1, p, s.hiddenSize),
+    };
+    return { summary, lastLogits, run, stats: { forwardMs, summaryMs: now() - summaryStart, readbackBytes: read.bytes(), reusedTokens: p } };
+  }
+
+  private fetches(layers: readonly number[]): string[] {
     const fetches: string[] = [GRAPH_IO.lastLogits, GRAPH_IO.finalHidden];
     for (const layer of layers) {
       fetches.push(GRAPH_IO.topWeights(layer), GRAPH_IO.topIndices(layer), GRAPH_IO.spanMass(layer), GRAPH_IO.spanMassMean(layer), GRAPH_IO.spanMassMax(layer));
     }
-    for (let layer = 0; layer < s.numLayers; layer++) fetches.push(GRAPH_IO.queries(layer), GRAPH_IO.keys(layer), GRAPH_IO.values(layer));
-    const outputs = await session.run(feeds, fetches);
-    const forwardMs = now() - started;
-    throwIfAborted(signal);
+    for (let layer = 0; layer < this.spec.numLayers; layer++) fetches.push(GRAPH_IO.queries(layer), GRAPH_IO.keys(layer), GRAPH_IO.values(layer));
+    return fetches;
+  }
 
-    const summaryStart = now();
-    let readbackBytes = 0;
-    const read = <T extends Float32Array | Int32Array>(name: string): T => {
-      const data = outputs[name].data as T;
-      readbackBytes += data.byteLength;
-      return data;
-    };
-    // A copy in a buffer of its own, so the worker can transfer it.
-    const lastLogits = read<Float32Array>(GRAPH_IO.lastLogits).slice();
-    const summary = assembleSummary(layers, n, s.numHeads, request, (layer) => ({
-      topWeights: read<Float32Array>(GRAPH_IO.topWeights(layer)),
-      topIndices: read<Int32Array>(GRAPH_IO.topIndices(layer)),
-      spanMass: read<Float32Array>(GRAPH_IO.spanMass(layer)),
-      spanMassMean: read<Float32Array>(GRAPH_IO.spanMassMean(layer)),
-      spanMassMax: read<Float32Array>(GRAPH_IO.spanMassMax(layer)),
-    }));
-    const queries: Float32Array[] = [];
-    const keys: Float32Array[] = [];
-    const values: Float32Array[] = [];
-    for (let layer = 0; layer < s.numLayers; layer++) {
-      queries.push(read<Float32Array>(GRAPH_IO.queries(layer)));
-      keys.push(read<Float32Array>(GRAPH_IO.keys(layer)));
-      values.push(read<Float32Array>(GRAPH_IO.values(layer)));
+  /** Keeps a run for its key, least recently used first out when over the byte budget. */
+  private remember(key: string, entry: Omit<CacheEntry, 'bytes'>): void {
+    const run = entry.outcome.run;
+    const bytes = [...run.queries, ...run.keys, ...run.values, run.finalHidden].reduce((total, a) => total + a.byteLength, 0) + summaryBytes(entry.outcome.summary);
+    this.cache.delete(key);
+    if (bytes > this.cacheBytes) return;
+    this.cache.set(key, { ...entry, bytes });
+    let total = 0;
+    for (const e of this.cache.values()) total += e.bytes;
+    for (const [k, e] of this.cache) {
+      if (total <= this.cacheBytes) break;
+      this.cache.delete(k);
+      total -= e.bytes;
     }
-    this.lastRun = { tokenIds, numTokens: n, queries, keys, values, finalHidden: read<Float32Array>(GRAPH_IO.finalHidden) };
-    return { summary, lastLogits, backend: this.backend, stats: { forwardMs, summaryMs: now() - summaryStart, readbackBytes } };
   }
 
   async attentionRow(layer: number, head: number, query: number): Promise<Float32Array> {
@@ -241,6 +359,7 @@ export class OnnxRuntimeEngine implements AttentionEngine {
     if (this.disposed) return;
     this.disposed = true;
     this.lastRun = undefined;
+    this.cache.clear();
     void this.session.release();
     for (const session of this.extraSessions.values()) void session.then((s) => s.release(), () => undefined);
     this.extraSessions.clear();
@@ -332,11 +451,133 @@ function pastRows(t: Float32Array, heads: number, n: number, p: number, hd: numb
   return out;
 }
 
+/**
+ * Whether and how far a request can reuse a cached run: same layers, top-k and weighting; the
+ * common token prefix; and for every span the cached rows' column (the same span, or one that starts
+ * alike and reaches the prefix's end in both), or -1 when the span starts after the prefix (the
+ * cached rows cannot see it). Undefined when nothing can be reused.
+ */
+function planReuse(cached: CacheEntry, tokenIds: Int32Array, request: AttentionRequest, layers: readonly number[]): ReusePlan | undefined {
+  if (cached.topK !== request.topK || cached.weighting !== (request.weighting ?? 'attention') || cached.layers.length !== layers.length || cached.layers.some((l, i) => l !== layers[i])) return undefined;
+  const limit = Math.min(cached.tokenIds.length, tokenIds.length);
+  let past = 0;
+  while (past < limit && cached.tokenIds[past] === tokenIds[past]) past++;
+  if (past === 0) return undefined;
+  if (past === tokenIds.length && past === cached.tokenIds.length) {
+    const same = cached.spans.length === request.spans.length && cached.spans.every((sp, i) => sp.start === request.spans[i].start && sp.end === request.spans[i].end);
+    if (same) return { past, columns: cached.spans.map((_, i) => i) };
+  }
+  // At least one token is recomputed (its logits are the run's), even when the tokens did not change.
+  if (past === tokenIds.length) past--;
+  if (past === 0) return undefined;
+  const columns: number[] = [];
+  for (const span of request.spans) {
+    if (span.start >= past) {
+      columns.push(-1);
+      continue;
+    }
+    const column = cached.spans.findIndex((old) => old.start === span.start && (old.end === span.end || (old.end >= past && span.end >= past)));
+    if (column < 0) return undefined;
+    columns.push(column);
+  }
+  return { past, columns };
+}
+
+/** Reads a session's outputs, counting the bytes that cross into JavaScript. */
+function reader(outputs: ort.InferenceSession.ReturnType) {
+  let bytes = 0;
+  const take = <T extends Float32Array | Int32Array>(name: string): T => {
+    const data = outputs[name].data as T;
+    bytes += data.byteLength;
+    return data;
+  };
+  return {
+    bytes: () => bytes,
+    float: (name: string) => take<Float32Array>(name),
+    layer: (layer: number): LayerOutputs => ({
+      topWeights: take<Float32Array>(GRAPH_IO.topWeights(layer)),
+      topIndices: take<Int32Array>(GRAPH_IO.topIndices(layer)),
+      spanMass: take<Float32Array>(GRAPH_IO.spanMass(layer)),
+      spanMassMean: take<Float32Array>(GRAPH_IO.spanMassMean(layer)),
+      spanMassMax: take<Float32Array>(GRAPH_IO.spanMassMax(layer)),
+    }),
+    state: (numLayers: number) => {
+      const queries: Float32Array[] = [];
+      const keys: Float32Array[] = [];
+      const values: Float32Array[] = [];
+      for (let layer = 0; layer < numLayers; layer++) {
+        queries.push(take<Float32Array>(GRAPH_IO.queries(layer)));
+        keys.push(take<Float32Array>(GRAPH_IO.keys(layer)));
+        values.push(take<Float32Array>(GRAPH_IO.values(layer)));
+      }
+      return { queries, keys, values };
+    },
+  };
+}
+
+/** Heads-first [heads, oldN, width] rows 0..past-1 followed by [heads, added, width]: [heads, past + added, width]. */
+function joinRows(before: Float32Array, oldN: number, after: Float32Array, added: number, heads: number, past: number, width: number): Float32Array {
+  const n = past + added;
+  const out = new Float32Array(heads * n * width);
+  for (let h = 0; h < heads; h++) {
+    out.set(before.subarray(h * oldN * width, (h * oldN + past) * width), h * n * width);
+    out.set(after.subarray(h * added * width, (h + 1) * added * width), (h * n + past) * width);
+  }
+  return out;
+}
+
+/**
+ * The summary of n rows from a cached summary's first `past` rows (span columns mapped, -1 -> 0)
+ * and a fresh summary of the remaining rows.
+ */
+function mergeSummaries(cached: AttentionSummary, past: number, fresh: AttentionSummary, columns: readonly number[], n: number): AttentionSummary {
+  const { numHeads: H, topK: k } = fresh;
+  const L = fresh.layers.length;
+  const S = fresh.numSpans;
+  const m = fresh.numTokens;
+  const oldN = cached.numTokens;
+  const oldS = cached.numSpans;
+  const topIndices = new Int32Array(L * H * n * k);
+  const topWeights = new Float32Array(L * H * n * k);
+  const spanMass = new Float32Array(L * H * n * S);
+  const spanMassMean = new Float32Array(L * n * S);
+  const spanMassMax = new Float32Array(L * n * S);
+  const mapRow = (from: Float32Array, fromOffset: number, to: Float32Array, toOffset: number) => {
+    for (let s = 0; s < S; s++) to[toOffset + s] = columns[s] < 0 ? 0 : from[fromOffset + columns[s]];
+  };
+  for (let l = 0; l < L; l++) {
+    for (let h = 0; h < H; h++) {
+      const row = (l * H + h) * n;
+      topIndices.set(cached.topIndices.subarray((l * H + h) * oldN * k, ((l * H + h) * oldN + past) * k), row * k);
+      topWeights.set(cached.topWeights.subarray((l * H + h) * oldN * k, ((l * H + h) * oldN + past) * k), row * k);
+      topIndices.set(fresh.topIndices.subarray((l * H + h) * m * k, (l * H + h + 1) * m * k), (row + past) * k);
+      topWeights.set(fresh.topWeights.subarray((l * H + h) * m * k, (l * H + h + 1) * m * k), (row + past) * k);
+      for (let q = 0; q < past; q++) mapRow(cached.spanMass, ((l * H + h) * oldN + q) * oldS, spanMass, (row + q) * S);
+      spanMass.set(fresh.spanMass.subarray((l * H + h) * m * S, (l * H + h + 1) * m * S), (row + past) * S);
+    }
+    for (let q = 0; q < past; q++) {
+      mapRow(cached.spanMassMean, (l * oldN + q) * oldS, spanMassMean, (l * n + q) * S);
+      mapRow(cached.spanMassMax, (l * oldN + q) * oldS, spanMassMax, (l * n + q) * S);
+    }
+    spanMassMean.set(fresh.spanMassMean.subarray(l * m * S, (l + 1) * m * S), (l * n + past) * S);
+    spanMassMax.set(fresh.spanMassMax.subarray(l * m * S, (l + 1) * m * S), (l * n + past) * S);
+  }
+  return { numTokens: n, layers: fresh.layers, numHeads: H, topK: k, topIndices, topWeights, numSpans: S, spanMass, spanMassMean, spanMassMax };
+}
+
+function cloneSummary(summary: AttentionSummary): AttentionSummary {
+  return { ...summary, layers: [...summary.layers], topIndices: summary.topIndices.slice(), topWeights: summary.topWeights.slice(), spanMass: summary.spanMass.slice(), spanMassMean: summary.spanMassMean.slice(), spanMassMax: summary.spanMassMax.slice() };
+}
+
+function summaryBytes(summary: AttentionSummary): number {
+  return summary.topIndices.byteLength + summary.topWeights.byteLength + summary.spanMass.byteLength + summary.spanMassMean.byteLength + summary.spanMassMax.byteLength;
+}
+
 /** [n, max(1, S)]: 1 where token j lies in span s. A zero column stands in when there are no spans. */
-function spanIndicator(request: AttentionRequest, n: number): Float32Array {
-  const S = Math.max(1, request.spans.length);
+function spanIndicator(spans: readonly TokenSpan[], n: number): Float32Array {
+  const S = Math.max(1, spans.length);
   const indicator = new Float32Array(n * S);
-  request.spans.forEach((span, s) => {
+  spans.forEach((span, s) => {
     for (let j = span.start; j < span.end; j++) indicator[j * S + s] = 1;
   });
   return indicator;
@@ -355,9 +596,10 @@ interface LayerOutputs {
  * masked positions (weight 0, after every visible one since ties keep the lower index); those become
  * index -1 as the summary promises. A request without spans dropped the stand-in column.
  */
-function assembleSummary(layers: readonly number[], n: number, H: number, request: AttentionRequest, outputsOf: (layer: number) => LayerOutputs): AttentionSummary {
+function assembleSummary(layers: readonly number[], n: number, H: number, request: AttentionRequest, outputsOf: (layer: number) => LayerOutputs, firstPosition = 0): AttentionSummary {
   const k = request.topK;
-  const kept = Math.min(k, n);
+  // TopK's width: k, or fewer when the rows see fewer keys in all (past + these rows).
+  const kept = Math.min(k, firstPosition + n);
   const S = request.spans.length;
   const L = layers.length;
   const topIndices = new Int32Array(L * H * n * k).fill(-1);
@@ -373,7 +615,7 @@ function assembleSummary(layers: readonly number[], n: number, H: number, reques
         const to = ((l * H + h) * n + q) * k;
         for (let slot = 0; slot < kept; slot++) {
           const index = out.topIndices[from + slot];
-          if (index > q) break;
+          if (index > firstPosition + q) break;
           topIndices[to + slot] = index;
           topWeights[to + slot] = out.topWeights[from + slot];
         }

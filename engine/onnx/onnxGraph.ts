@@ -285,6 +285,11 @@ class ModelGraph {
       name?: (what: 'queries' | 'keys' | 'values') => string;
       /** Per head: named outputs (leading axis heads), and the float tensors whose computation consumes the probabilities. */
       perGroup?: (a: AttentionProbs & { readonly firstHead: number }) => { outputs: Record<string, string>; consumed: string[] };
+      /**
+       * Cached post-rotary keys and values of earlier positions ([Hkv, past, hd]): the rows of `x`
+       * are the positions after them and attend to them first (an incremental prefill).
+       */
+      past?: { readonly keys: string; readonly values: string };
     } = {},
   ): { x: string; perHead: Record<string, string> } {
     const g = this.g;
@@ -311,9 +316,11 @@ class ModelGraph {
     // group's probabilities are consumed and their buffers reused before the next group's are made.
     const kvHeads = this.Hkv;
     const split = (t: string, size: number) => (kvHeads === 1 ? [t] : g.op('Split', [t, g.once(`split-by-${size}`, () => g.int64(Array.from({ length: kvHeads }, () => size)))], { axis: 0 }, kvHeads));
+    const allKeys = options.past ? g.one('Concat', [options.past.keys, k], { axis: 1 }) : k;
+    const allValues = options.past ? g.one('Concat', [options.past.values, v], { axis: 1 }) : v;
     const qs = split(g.one('Mul', [q, this.scale()]), this.groups);
-    const kTs = split(g.one('Transpose', [k], { perm: [0, 2, 1] }), 1);
-    const vs = split(v, 1);
+    const kTs = split(g.one('Transpose', [allKeys], { perm: [0, 2, 1] }), 1);
+    const vs = split(allValues, 1);
     const attended: string[] = [];
     const perHead: Record<string, string[]> = {};
     let barrier: string | undefined;
@@ -361,11 +368,14 @@ class ModelGraph {
     return this.g.one('Gemm', [normed, this.g.weight(this.model.weights.lmHead)], { transB: 1 });
   }
 
-  /** The inputs every whole-sequence graph takes: ids, positions or rotary tables, the mask. */
-  sequenceInputs(maskName: string): { ids: string; mask: string; positions?: string; rope?: { cos: string; sin: string } } {
+  /**
+   * The inputs every whole-sequence graph takes: ids, positions or rotary tables (of these rows'
+   * positions), the mask ([rows, keys]; keys = rows, or past + rows for a prefill).
+   */
+  sequenceInputs(maskName: string, keys: string = 'n'): { ids: string; mask: string; positions?: string; rope?: { cos: string; sin: string } } {
     const g = this.g;
     const ids = g.input(GRAPH_IO.inputIds, DataType.INT64, ['n']);
-    const mask = g.input(maskName, DataType.FLOAT, ['n', 'n']);
+    const mask = g.input(maskName, DataType.FLOAT, ['n', keys]);
     if (this.s.positional === 'learned') return { ids, mask, positions: g.input(GRAPH_IO.positionIds, DataType.INT64, ['n']) };
     return { ids, mask, rope: { cos: g.input(GRAPH_IO.ropeCos, DataType.FLOAT, ['n', this.hd]), sin: g.input(GRAPH_IO.ropeSin, DataType.FLOAT, ['n', this.hd]) } };
   }
@@ -374,6 +384,13 @@ class ModelGraph {
 export interface AnalysisGraphOptions {
   /** Summaries of value-weighted attention instead of the probabilities. */
   readonly valueWeighted?: boolean;
+  /**
+   * An incremental prefill: per layer inputs past_keys and past_values [Hkv, past, hd] (a cached
+   * run's first `past` positions); the sequence inputs are the positions after them, the mask is
+   * [n, past + n], the span indicator [past + n, spans], and every output covers the new rows only
+   * (their summaries over all past + n keys).
+   */
+  readonly incremental?: boolean;
 }
 
 /** The analysis graph (see the module comment) as a serialized ONNX ModelProto. */
@@ -381,14 +398,16 @@ export function buildOnnxModel(model: LoadedModel, options: AnalysisGraphOptions
   const g = new GraphWriter();
   const m = new ModelGraph(g, model);
   const { s, H, Hkv, hd } = m;
-  const inputs = m.sequenceInputs(GRAPH_IO.mask);
-  const indicator = g.input(GRAPH_IO.spanIndicator, DataType.FLOAT, ['n', 'spans']);
+  const inputs = m.sequenceInputs(GRAPH_IO.mask, options.incremental ? 'keys' : 'n');
+  const indicator = g.input(GRAPH_IO.spanIndicator, DataType.FLOAT, [options.incremental ? 'keys' : 'n', 'spans']);
   const topK = g.input(GRAPH_IO.topK, DataType.INT64, [1]);
 
   let x = m.embed(inputs.ids, inputs.positions);
   for (let l = 0; l < s.numLayers; l++) {
     const norms = options.valueWeighted ? m.valueNormsBy(l) : undefined;
+    const past = options.incremental ? { keys: g.input(GRAPH_IO.pastKeys(l), DataType.FLOAT, [Hkv, 'past', hd]), values: g.input(GRAPH_IO.pastValues(l), DataType.FLOAT, [Hkv, 'past', hd]) } : undefined;
     const layer = m.layer(l, x, inputs.mask, inputs.rope, {
+      past,
       name: (what) => GRAPH_IO[what](l),
       perGroup: ({ probs, values, firstHead }) => {
         // The summaries: what leaves the session instead of the [H, n, n] probabilities.

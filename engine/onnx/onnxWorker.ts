@@ -23,7 +23,7 @@ async function handle(message: ToOnnxWorker): Promise<void> {
     case 'load':
       try {
         engine?.dispose();
-        engine = await OnnxRuntimeEngine.create(message.model, { threads: message.threads, reason: message.reason });
+        engine = await OnnxRuntimeEngine.create(message.model, { threads: message.threads, reason: message.reason, cacheBytes: message.cacheBytes });
         post({ type: 'loaded', backend: engine.backend });
       } catch (error) {
         post({ type: 'loaded', error: toWorkerError(error) });
@@ -46,6 +46,9 @@ async function handle(message: ToOnnxWorker): Promise<void> {
       } catch (error) {
         post({ type: 'row', id: message.id, error: toWorkerError(error) });
       }
+      return;
+    case 'releaseCache':
+      engine?.releaseCache(message.cacheKey);
       return;
     case 'knockout':
       try {

@@ -8,11 +8,12 @@ import type { KnockoutRequest, KnockoutResult, SpanEffectResult } from '../causa
 import type { LoadedModel } from '../model/modelTypes';
 
 export type ToOnnxWorker =
-  | { readonly type: 'load'; readonly model: LoadedModel; readonly threads: number; readonly reason: string }
+  | { readonly type: 'load'; readonly model: LoadedModel; readonly threads: number; readonly reason: string; readonly cacheBytes?: number }
   | { readonly type: 'run'; readonly id: number; readonly request: AttentionRequest }
   | { readonly type: 'row'; readonly id: number; readonly layer: number; readonly head: number; readonly query: number }
   | { readonly type: 'knockout'; readonly id: number; readonly request: KnockoutRequest }
-  | { readonly type: 'effect'; readonly id: number; readonly span: TokenSpan };
+  | { readonly type: 'effect'; readonly id: number; readonly span: TokenSpan }
+  | { readonly type: 'releaseCache'; readonly cacheKey: string };
 
 /** An error as it crosses the thread boundary: its name survives (AbortError, RangeError). */
 export interface WorkerError {

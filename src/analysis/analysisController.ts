@@ -60,6 +60,8 @@ export interface AnalysisEvents {
 
 export class AnalysisController implements vscode.Disposable {
   private readonly results = new Map<string, DocumentAnalysisResult>();
+  /** The engine cache keys each document's windows ran under (released when it closes). */
+  private readonly cacheKeys = new Map<string, string[]>();
   /** "Check dependencies" results per document, for its analysed version only. */
   private readonly checks = new Map<string, DependencyCheck[]>();
   private readonly running = new Map<string, vscode.CancellationTokenSource>();
@@ -90,6 +92,9 @@ export class AnalysisController implements vscode.Disposable {
         const uri = document.uri.toString();
         this.running.get(uri)?.cancel();
         this.checks.delete(uri);
+        const keys = this.cacheKeys.get(uri);
+        this.cacheKeys.delete(uri);
+        if (keys) void this.hostEngine?.promise.then((engine) => engine.releaseCache(keys), () => undefined);
         if (this.results.delete(uri)) this.events.onResultChanged(uri);
       }),
       vscode.workspace.onDidChangeConfiguration((event) => {
@@ -249,15 +254,19 @@ export class AnalysisController implements vscode.Disposable {
     let summaryMs = 0;
     let backend: BackendInfo = engine.backend;
     let lastRunId = -1;
+    let reusedTokens = 0;
     for (const window of windows) {
       if (token.isCancellationRequested) return { kind: 'cancelled', message: 'The analysis was cancelled.' };
-      const outcome = await engine.runWindow({ tokenIds: window.positions.map((p) => doc.tokenIds[p]), spans: window.spans, topK: config.topK, layers, weighting: config.weighting }, token);
+      const cacheKey = `${document.uri.toString()}#${windows.indexOf(window)}`;
+      this.cacheKeys.set(document.uri.toString(), [...new Set([...(this.cacheKeys.get(document.uri.toString()) ?? []), cacheKey])]);
+      const outcome = await engine.runWindow({ tokenIds: window.positions.map((p) => doc.tokenIds[p]), spans: window.spans, topK: config.topK, layers, weighting: config.weighting, cacheKey }, token);
       if (outcome.kind === 'cancelled') return { kind: 'cancelled', message: 'The analysis was cancelled.' };
       if (outcome.kind === 'failed') return { kind: 'failed', message: outcome.message };
       summaries.push(outcome.summary);
       lastRunId = outcome.runId;
       readbackBytes += outcome.stats.readbackBytes;
       forwardMs += outcome.stats.forwardMs;
+      reusedTokens += outcome.stats.reusedTokens ?? 0;
       summaryMs += outcome.stats.summaryMs;
       backend = outcome.backend;
     }
@@ -276,7 +285,7 @@ export class AnalysisController implements vscode.Disposable {
       backend,
       weighting: config.weighting,
       model: { label: model.label, shortName: model.shortName, architecture: model.spec.architecture, numLayers: model.spec.numLayers, numHeads: model.spec.numHeads, context },
-      stats: { forwardMs, summaryMs, readbackBytes, elapsedMs: performance.now() - started, preparedMs, engineReadyMs },
+      stats: { forwardMs, summaryMs, readbackBytes, elapsedMs: performance.now() - started, preparedMs, engineReadyMs, reusedTokens },
       runId: windows.length === 1 ? lastRunId : undefined,
       windowPlan: windows,
     };
@@ -307,13 +316,13 @@ export class AnalysisController implements vscode.Disposable {
   }
 
   private hostOnnxEngine(model: ActiveModel, config: AttentionLensConfig, reason: string): Promise<HostOnnxEngine> {
-    const key = `${model.folder}|${config.cpuThreads}|${reason}`;
+    const key = `${model.folder}|${config.cpuThreads}|${config.cacheMegabytes}|${reason}`;
     if (this.hostEngine?.key !== key) {
       this.releaseHostEngine();
       const started = performance.now();
       const promise = (async () => {
         const loaded = await loadModelFolder(model.folder);
-        const engine = new HostOnnxEngine(await NodeOnnxEngine.create(loaded, { threads: config.cpuThreads, reason }));
+        const engine = new HostOnnxEngine(await NodeOnnxEngine.create(loaded, { threads: config.cpuThreads, reason, cacheBytes: config.cacheMegabytes * 1024 * 1024 }));
         this.log.info(`Loaded ${model.label} in ${Math.round(performance.now() - started)} ms on ${describeBackend(engine.backend)}.`);
         return engine;
       })();
@@ -497,5 +506,6 @@ function kindOfSymbol(kind: vscode.SymbolKind): DefinitionKind {
 }
 
 export function describeResult(result: DocumentAnalysisResult): string {
-  return `${result.doc.tokenIds.length} tokens, ${result.doc.definitions.length} definitions/imports, ${result.windows} window${result.windows === 1 ? '' : 's'} of <= ${result.model.context} tokens, ${Math.round(result.stats.elapsedMs)} ms${result.stats.preparedMs !== undefined ? ` (tokens and definitions ready at ${Math.round(result.stats.preparedMs)} ms, engine at ${Math.round(result.stats.engineReadyMs ?? 0)} ms, forward passes ${Math.round(result.stats.forwardMs)} ms)` : ''} on ${describeBackend(result.backend)} (${result.model.shortName}), read back ${(result.stats.readbackBytes / 1024).toFixed(0)} KiB`;
+  const reused = result.stats.reusedTokens ? `, re-analysed incrementally: ${result.stats.reusedTokens} of ${result.doc.tokenIds.length} window tokens taken from the previous run` : '';
+  return `${result.doc.tokenIds.length} tokens, ${result.doc.definitions.length} definitions/imports, ${result.windows} window${result.windows === 1 ? '' : 's'} of <= ${result.model.context} tokens${reused}, ${Math.round(result.stats.elapsedMs)} ms${result.stats.preparedMs !== undefined ? ` (tokens and definitions ready at ${Math.round(result.stats.preparedMs)} ms, engine at ${Math.round(result.stats.engineReadyMs ?? 0)} ms, forward passes ${Math.round(result.stats.forwardMs)} ms)` : ''} on ${describeBackend(result.backend)} (${result.model.shortName}), read back ${(result.stats.readbackBytes / 1024).toFixed(0)} KiB`;
 }

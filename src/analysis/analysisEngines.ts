@@ -20,6 +20,8 @@ export interface WindowRequest {
   readonly topK: number;
   readonly layers?: readonly number[];
   readonly weighting?: AttentionWeighting;
+  /** The engine keeps the run under this key and re-analyses only from the first changed token next time. */
+  readonly cacheKey?: string;
 }
 
 export type WindowOutcome =
@@ -31,6 +33,8 @@ export interface AnalysisEngine {
   /** The engine as it was loaded (which implementation, on what, and why). */
   readonly backend: BackendInfo;
   runWindow(request: WindowRequest, token: vscode.CancellationToken): Promise<WindowOutcome>;
+  /** Forgets the cached runs of these keys (a closed document). */
+  releaseCache?(keys: readonly string[]): void;
   /** The exact row of (layer, head, query) when `runId` is still the engine's latest run; undefined otherwise. */
   exactRow(runId: number, layer: number, head: number, query: number): Promise<Float32Array | undefined>;
 }
@@ -110,6 +114,10 @@ export class HostOnnxEngine implements AnalysisEngine {
    * The engine itself, for the causal checks: they run a window again, so the exact rows of the
    * last analysis run are no longer available afterwards.
    */
+  releaseCache(keys: readonly string[]): void {
+    for (const key of keys) this.engine.releaseCache(key);
+  }
+
   forCausalChecks(): NodeOnnxEngine {
     this.lastRunId = 0;
     return this.engine;

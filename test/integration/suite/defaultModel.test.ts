@@ -1,8 +1,9 @@
 // The issue's acceptance scenario with the embedded default model, in the real VS Code: on a file of
 // more than 2,000 tokens, the cursor on a use of an imported name highlights its import line with a
 // weight, the hover says so, and the panel shows the same token's attention. Which use the model
-// links to its import is the model's business: the CLI (Node, CPU reference engine) finds one, and
-// the editor (webview, WebGPU) must show exactly that.
+// links to its import is the model's business: the CLI (Node, CPU engine) finds one, and the editor
+// (here the CPU engine too, SwiftShader being a software adapter) must show exactly that. Then an
+// edit near the end re-analyses only the tail and gives what a full analysis gives.
 import * as assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import * as path from 'node:path';
@@ -13,6 +14,7 @@ import { takeScreenshot } from '../screenshots';
 const EXTENSION_ID = 'attention-lens.attention-lens';
 
 interface Api {
+  analysisStats(uri: string): { tokens: number; version: number; forwardMs: number; elapsedMs: number; reusedTokens: number } | undefined;
   overlaySnapshot(uri: string): { query?: { name: string }; sources: { name: string; kind: string; range: vscode.Range; weight: number; label: string }[] } | undefined;
   whenPanelRendered(accept: (m: { uri: string; queryName: string | null; sources: { name: string; weight: number }[] }) => boolean, timeoutMs: number): Promise<{ sources: { name: string; weight: number }[] }>;
 }
@@ -89,5 +91,60 @@ suite('Attention Lens: the default model on a long file', function () {
     editor.revealRange(new vscode.Range(0, 0, 0, 0), vscode.TextEditorRevealType.AtTop);
     await new Promise((resolve) => setTimeout(resolve, 500));
     await takeScreenshot('default-model-import.png');
+  });
+
+  test('an edit near the end of the long file re-analyses from the first changed token and equals a full analysis', async () => {
+    const settings = vscode.workspace.getConfiguration('attentionLens');
+    const editor = vscode.window.activeTextEditor!;
+    const document = editor.document;
+    assert.match(document.fileName, /inventory\.ts$/);
+    const folder = vscode.workspace.workspaceFolders![0].uri;
+    type Outcome = { kind: string; message?: string; result?: { stats: { elapsedMs: number; forwardMs: number; reusedTokens?: number } } };
+    type Exported = { identifiers: { name: string; start: number; sources: { definition: number; weight: number }[] }[] };
+    const exportNow = async (name: string): Promise<Exported> => {
+      const target = vscode.Uri.joinPath(folder, name);
+      await vscode.commands.executeCommand('attentionLens.exportAnalysis', { format: 'json', target });
+      const exported = JSON.parse(new TextDecoder().decode(await vscode.workspace.fs.readFile(target))) as Exported;
+      await vscode.workspace.fs.delete(target);
+      return exported;
+    };
+    const api = vscode.extensions.getExtension<Api>(EXTENSION_ID)!.exports;
+    const uri = document.uri.toString();
+    const lastLine = document.lineCount - 2;
+    await editor.edit((edit) => edit.insert(new vscode.Position(lastLine, 0), '// an edit near the end\n'));
+    try {
+      // An analysed document is analysed again when typing pauses: wait for that result.
+      const deadline = Date.now() + 60_000;
+      let stats = api.analysisStats(uri);
+      while (!stats && Date.now() < deadline) {
+        await new Promise((resolve) => setTimeout(resolve, 100));
+        stats = api.analysisStats(uri);
+      }
+      assert.ok(stats, 'the edited file was analysed again after the edit pause');
+      assert.equal(stats.version, document.version);
+      const reused = stats.reusedTokens;
+      const tokens = stats.tokens;
+      assert.ok(reused > 0, 'the unchanged windows and prefix come from the previous run');
+      const incremental = { result: { stats } };
+      const fromIncremental = await exportNow('incremental.json');
+
+      // The same document analysed from scratch (no cache) must give the same views.
+      await settings.update('cacheMegabytes', 0, vscode.ConfigurationTarget.Global);
+      const full = (await vscode.commands.executeCommand('attentionLens.analyzeFile')) as Outcome;
+      assert.equal(full.kind, 'done', full.message);
+      assert.equal(full.result!.stats.reusedTokens ?? 0, 0);
+      const fromFull = await exportNow('full.json');
+      console.log(`[integration] edit near the end: re-analysis reused ${reused} window tokens (${tokens} tokens in the file), forward ${Math.round(incremental.result!.stats.forwardMs)} ms vs ${Math.round(full.result!.stats.forwardMs)} ms for a full analysis`);
+      assert.equal(fromIncremental.identifiers.length, fromFull.identifiers.length);
+      fromIncremental.identifiers.forEach((identifier, i) => {
+        const other = fromFull.identifiers[i];
+        assert.equal(identifier.start, other.start);
+        assert.deepEqual(identifier.sources.map((s) => s.definition), other.sources.map((s) => s.definition), `sources of ${identifier.name} at ${identifier.start}`);
+        identifier.sources.forEach((source, j) => assert.ok(Math.abs(source.weight - other.sources[j].weight) < 1e-3, `weight of ${identifier.name} -> ${source.definition}`));
+      });
+    } finally {
+      await settings.update('cacheMegabytes', undefined, vscode.ConfigurationTarget.Global);
+      await vscode.commands.executeCommand('undo');
+    }
   });
 });
