@@ -162,8 +162,9 @@ export class OnnxRuntimeEngine implements AttentionEngine {
     const s = this.spec;
     const n = tokenIds.length;
     const S = request.spans.length;
-    const started = now();
+    // Building a graph variant's session (once per model) is loading, not forward time.
     const session = request.weighting === 'valueWeighted' ? await this.extraSession('valueWeighted') : this.session;
+    const started = now();
     const feeds: Record<string, ort.Tensor> = {
       ...this.sequenceFeeds(tokenIds, this.causalMask(n)),
       [GRAPH_IO.spanIndicator]: new ort.Tensor('float32', spanIndicator(request.spans, n), [n, Math.max(1, S)]),
@@ -193,8 +194,8 @@ export class OnnxRuntimeEngine implements AttentionEngine {
     const m = n - p;
     const S = request.spans.length;
     const old = cached.outcome.run;
-    const started = now();
     const session = await this.extraSession(request.weighting === 'valueWeighted' ? 'incrementalValueWeighted' : 'incremental');
+    const started = now();
     // Row i (position p + i) sees keys 0..p + i.
     const mask = new Float32Array(m * n);
     for (let i = 0; i < m; i++) mask.fill(-Infinity, i * n + p + i + 1, (i + 1) * n);
