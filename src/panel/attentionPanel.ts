@@ -7,6 +7,7 @@ import * as vscode from 'vscode';
 import { COMMANDS, PANEL_VIEW_TYPE } from '../commandIds';
 import type { HostToWebviewMessage, ModelLocation, ViewRenderedMessage, WebGpuProbeResult, WebviewToHostMessage } from '../shared/protocol';
 import { WebviewChannel } from './webviewChannel';
+import { isUnderRoots, PANEL_RESOURCE_FOLDERS, panelContentSecurityPolicy } from './panelSecurity';
 
 /** How long the host waits for the webview to answer a WebGPU probe (SwiftShader can be slow to start). */
 const PROBE_TIMEOUT_MS = 60_000;
@@ -67,14 +68,13 @@ export class AttentionPanel implements vscode.Disposable {
     return {
       enableScripts: true,
       retainContextWhenHidden: true,
-      localResourceRoots: [vscode.Uri.joinPath(extensionUri, 'out', 'webview'), vscode.Uri.joinPath(extensionUri, 'media'), vscode.Uri.joinPath(extensionUri, 'default-model'), ...extraRoots],
+      localResourceRoots: [...PANEL_RESOURCE_FOLDERS.map((parts) => vscode.Uri.joinPath(extensionUri, ...parts)), ...extraRoots],
     };
   }
 
   /** True when the webview may fetch files from `folder`. */
   canRead(folder: string): boolean {
-    const roots = this.panel.webview.options.localResourceRoots ?? [];
-    return roots.some((root) => folder === root.fsPath || folder.startsWith(`${root.fsPath}/`));
+    return isUnderRoots(folder, (this.panel.webview.options.localResourceRoots ?? []).map((root) => root.fsPath));
   }
 
   private constructor(
@@ -167,15 +167,7 @@ export class AttentionPanel implements vscode.Disposable {
     const script = webview.asWebviewUri(vscode.Uri.joinPath(root, 'main.js'));
     const styles = webview.asWebviewUri(vscode.Uri.joinPath(this.host.extensionUri, 'media', 'panel.css'));
     const codicons = webview.asWebviewUri(vscode.Uri.joinPath(root, 'codicon.css'));
-    const csp = [
-      "default-src 'none'",
-      `style-src ${webview.cspSource}`,
-      `font-src ${webview.cspSource}`,
-      `img-src ${webview.cspSource} data:`,
-      `script-src 'nonce-${nonce}'`,
-      // Model files are fetched from the model folder's webview resource URL.
-      `connect-src ${webview.cspSource}`,
-    ].join('; ');
+    const csp = panelContentSecurityPolicy(webview.cspSource, nonce);
     return `<!DOCTYPE html>
 <html lang="en">
 <head>

@@ -167,6 +167,10 @@ suite('Attention Lens: analysis, overlay, hover, CodeLens', function () {
     console.log(`[integration] check dependencies of ${check.name} in ${Math.round(check.elapsedMs)} ms: ${JSON.stringify(check.spans.slice(0, 4))}`);
 
     const after = await hoverText();
+    // The hover trusts only the extension's own commands (SECURITY.md): every command link is one.
+    const commands = [...`${before}\n${after}`.matchAll(/\(command:([\w.]+)/g)].map((m) => m[1]);
+    assert.ok(commands.length > 0);
+    assert.deepEqual([...new Set(commands)].filter((c) => c !== 'attentionLens.revealRange' && c !== 'attentionLens.checkDependencies'), []);
     assert.match(after, /Does the prediction depend on them\?/);
     assert.match(after, /\| span \| attention \| value-weighted \| knockout KL \| Δ log p\(next\) \|/);
     assert.ok(after.includes(check.spans[0].kl.toFixed(3)), `the hover shows the largest knockout KL ${check.spans[0].kl.toFixed(3)}`);

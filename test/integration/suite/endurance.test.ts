@@ -1,0 +1,121 @@
+// Endurance in the real VS Code: 1,000 edits in rapid succession on an analysed 2,000+-token file
+// with automatic re-analysis on idle (runs start and are cancelled by the next burst). Afterwards no
+// view may show a result of an older version, the final analysis must equal a fresh one, and the
+// extension host's memory must come back to its level after the first analysis (printed).
+import * as assert from 'node:assert/strict';
+import * as vscode from 'vscode';
+
+const EXTENSION_ID = 'attention-lens.attention-lens';
+
+interface Api {
+  analysisStats(uri: string): { tokens: number; version: number; forwardMs: number; elapsedMs: number; reusedTokens: number } | undefined;
+  hasAnalysis(uri: string): boolean;
+  overlaySnapshot(uri: string): { query?: { name: string }; sources: unknown[] } | undefined;
+}
+
+type Exported = { document: { version: number }; identifiers: { name: string; start: number; sources: { definition: number; weight: number }[] }[] };
+
+async function settle(check: () => boolean, what: string, timeoutMs = 120_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!check()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+}
+
+/**
+ * Analyse the document from the command. An automatic run of the same document (the previous
+ * suite's undo, an edit pause) may start meanwhile and cancel this one, as it should: try again.
+ */
+async function analyseUntilDone(): Promise<void> {
+  for (let attempt = 0; ; attempt++) {
+    const outcome = (await vscode.commands.executeCommand('attentionLens.analyzeFile')) as { kind: string; message?: string };
+    if (outcome.kind === 'done') return;
+    if (attempt >= 5 || (outcome.kind !== 'cancelled' && outcome.kind !== 'stale')) assert.fail(`analysis ${outcome.kind}: ${outcome.message}`);
+  }
+}
+
+function megabytes(bytes: number): string {
+  return `${(bytes / 1048576).toFixed(1)} MB`;
+}
+
+suite('Attention Lens: endurance', function () {
+  this.timeout(600_000);
+
+  test('1,000 rapid edits with automatic re-analysis leave no stale view, a result equal to a fresh analysis, and no memory growth', async () => {
+    const extension = vscode.extensions.getExtension<Api>(EXTENSION_ID)!;
+    await extension.activate();
+    const api = extension.exports;
+    const settings = vscode.workspace.getConfiguration('attentionLens');
+    await settings.update('autoAnalyze', 'onIdle', vscode.ConfigurationTarget.Global);
+    await settings.update('idleDelayMs', 200, vscode.ConfigurationTarget.Global);
+    const folder = vscode.workspace.workspaceFolders![0].uri;
+    const document = await vscode.workspace.openTextDocument(vscode.Uri.joinPath(folder, 'src', 'inventory.ts'));
+    const editor = await vscode.window.showTextDocument(document, vscode.ViewColumn.One);
+    const uri = document.uri.toString();
+    const exportNow = async (name: string): Promise<Exported> => {
+      const target = vscode.Uri.joinPath(folder, name);
+      await vscode.commands.executeCommand('attentionLens.exportAnalysis', { format: 'json', target });
+      const exported = JSON.parse(new TextDecoder().decode(await vscode.workspace.fs.readFile(target))) as Exported;
+      await vscode.workspace.fs.delete(target);
+      return exported;
+    };
+    try {
+      await analyseUntilDone();
+      const baseline = process.memoryUsage();
+
+      // 1,000 edits: bursts of typing near the end and in the middle, with pauses that let an automatic
+      // analysis start, which the next burst then cancels or makes stale.
+      let edits = 0;
+      let pauses = 0;
+      for (let burst = 0; edits < 1000; burst++) {
+        for (let i = 0; i < 50 && edits < 1000; i++, edits++) {
+          const line = burst % 2 === 0 ? document.lineCount - 3 : Math.floor(document.lineCount / 2);
+          const position = new vscode.Position(line, 0);
+          await editor.edit((edit) => (edits % 3 === 2 ? edit.delete(new vscode.Range(position, position.translate(0, 1))) : edit.insert(position, edits % 3 === 0 ? '/' : '*')), { undoStopBefore: false, undoStopAfter: false });
+        }
+        if (burst % 4 === 3) {
+          pauses++;
+          await new Promise((resolve) => setTimeout(resolve, 350));
+        }
+      }
+      // The last burst's automatic analysis: for the document's final version.
+      await settle(() => api.analysisStats(uri)?.version === document.version, 'the analysis of the final version');
+      const stats = api.analysisStats(uri)!;
+      assert.ok(api.hasAnalysis(uri));
+      // Views: the hover and CodeLens answer from that version only; the exported analysis is of it.
+      const incremental = await exportNow('endurance-incremental.json');
+      assert.equal(incremental.document.version, document.version, 'the views show the current version');
+      const lenses = (await vscode.commands.executeCommand('vscode.executeCodeLensProvider', document.uri)) as vscode.CodeLens[];
+      for (const lens of lenses) assert.ok(lens.range.end.line < document.lineCount, 'CodeLens inside the current text');
+
+      // A fresh analysis (no cached runs) of the same text gives the same views.
+      await settings.update('cacheMegabytes', 0, vscode.ConfigurationTarget.Global);
+      await analyseUntilDone();
+      const full = await exportNow('endurance-full.json');
+      assert.equal(full.identifiers.length, incremental.identifiers.length);
+      full.identifiers.forEach((identifier, i) => {
+        const other = incremental.identifiers[i];
+        assert.equal(identifier.start, other.start);
+        assert.deepEqual(identifier.sources.map((s) => s.definition), other.sources.map((s) => s.definition), `sources of ${identifier.name}`);
+        identifier.sources.forEach((s, j) => assert.ok(Math.abs(s.weight - other.sources[j].weight) < 1e-3));
+      });
+      await settings.update('cacheMegabytes', undefined, vscode.ConfigurationTarget.Global);
+      // Back to the engine with a cache: the run that loads it is the new steady state.
+      await analyseUntilDone();
+
+      const after = process.memoryUsage();
+      const growth = (after.heapUsed - baseline.heapUsed) / baseline.heapUsed;
+      console.log(
+        `[integration] endurance: ${edits} edits in bursts with ${pauses} pauses; final version ${document.version} (${stats.tokens} tokens, ${stats.reusedTokens} reused); ` +
+          `extension host heap ${megabytes(baseline.heapUsed)} after the first analysis -> ${megabytes(after.heapUsed)} (${(growth * 100).toFixed(1)}%), rss ${megabytes(baseline.rss)} -> ${megabytes(after.rss)}, array buffers ${megabytes(baseline.arrayBuffers)} -> ${megabytes(after.arrayBuffers)}`,
+      );
+      assert.ok(growth < 0.1, `the extension host's heap grew by ${(growth * 100).toFixed(1)}%`);
+    } finally {
+      await settings.update('autoAnalyze', undefined, vscode.ConfigurationTarget.Global);
+      await settings.update('idleDelayMs', undefined, vscode.ConfigurationTarget.Global);
+      await settings.update('cacheMegabytes', undefined, vscode.ConfigurationTarget.Global);
+      await vscode.commands.executeCommand('workbench.action.files.revert');
+    }
+  });
+});
