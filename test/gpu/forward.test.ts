@@ -270,3 +270,27 @@ test('a lost device surfaces as an error from run(), not a hang', async (t) => {
     }
   });
 });
+
+test('a device lost in the middle of an analysis ends that run with a message; a new engine on a new device works', async (t) => {
+  await withAdapter(t, async () => {
+    const golden = readGolden('qwen2-f16');
+    const model = await loadModelFolder(fixtureDir('qwen2-f16'));
+    const engine = await createNodeGpuEngine(model);
+    try {
+      const running = engine.run({ tokenIds: golden.tokenIds, spans: [{ start: 0, end: 4 }], topK: 2 });
+      // Lost while the run's layers are queued: the run must settle, with the loss as its error.
+      (engine as unknown as { device: GPUDevice }).device.destroy();
+      await assert.rejects(running, /GPU device was lost|forward pass failed/);
+    } finally {
+      engine.dispose();
+    }
+    // What the editor does next: a fresh device and engine.
+    const again = await createNodeGpuEngine(model);
+    try {
+      const result = await again.run({ tokenIds: golden.tokenIds, spans: [], topK: 2 });
+      assert.ok(maxAbsDiff(result.lastLogits, golden.lastLogits) <= LOGIT_TOLERANCE);
+    } finally {
+      again.dispose();
+    }
+  });
+});

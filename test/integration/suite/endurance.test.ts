@@ -118,4 +118,31 @@ suite('Attention Lens: endurance', function () {
       await vscode.commands.executeCommand('workbench.action.files.revert');
     }
   });
+
+  test('20 documents analysed at once each get their own result, and closing them releases their runs', async () => {
+    const extension = vscode.extensions.getExtension<Api>(EXTENSION_ID)!;
+    const api = extension.exports;
+    const folder = vscode.workspace.workspaceFolders![0].uri;
+    const base = new TextDecoder().decode(await vscode.workspace.fs.readFile(vscode.Uri.joinPath(folder, 'src', 'money.ts')));
+    // Twenty different files: the same module with its own constant, so their token counts differ.
+    const documents = await Promise.all(
+      Array.from({ length: 20 }, (_, i) => vscode.workspace.openTextDocument({ language: 'typescript', content: `${base}\nexport const VARIANT_${i} = ${'1'.repeat(i + 1)};\n` })),
+    );
+    const outcomes = (await Promise.all(documents.map((document) => vscode.commands.executeCommand('attentionLens.analyzeFile', document.uri)))) as { kind: string; message?: string; result?: { doc: { tokenIds: number[] } } }[];
+    const done = outcomes.filter((o) => o.kind === 'done').length;
+    console.log(`[integration] 20 documents at once: ${done} analyses done, ${outcomes.filter((o) => o.kind === 'cancelled').length} cancelled`);
+    assert.equal(done, 20, JSON.stringify(outcomes.map((o) => o.kind)));
+    documents.forEach((document, i) => {
+      const stats = api.analysisStats(document.uri.toString());
+      assert.ok(stats, `document ${i} has its analysis`);
+      assert.equal(stats.version, document.version);
+      assert.equal(stats.tokens, outcomes[i].result!.doc.tokenIds.length, `document ${i} shows its own result`);
+    });
+    // Their token counts differ (the constants grow), so no document shows another's result.
+    assert.equal(new Set(documents.map((d) => api.analysisStats(d.uri.toString())!.tokens)).size > 1, true);
+    for (const document of documents) {
+      await vscode.window.showTextDocument(document);
+      await vscode.commands.executeCommand('workbench.action.revertAndCloseActiveEditor');
+    }
+  });
 });
