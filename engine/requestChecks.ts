@@ -43,3 +43,15 @@ export function checkLayerIndex(what: string, value: number, count: number): voi
     throw new RangeError(`${what} ${value} is out of range (0..${count - 1})`);
   }
 }
+
+/** The error every engine rejects with when a run is cancelled (callers test `name === 'AbortError'`). */
+export function abortError(): Error {
+  const error = new Error('the forward pass was cancelled');
+  error.name = 'AbortError';
+  return error;
+}
+
+/** Throws abortError() when `signal` has fired. */
+export function throwIfAborted(signal?: AbortSignal): void {
+  if (signal?.aborted) throw abortError();
+}

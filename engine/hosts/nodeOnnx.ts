@@ -15,6 +15,7 @@ import type { KnockoutRequest, KnockoutResult, SpanEffectResult } from '../causa
 import type { AttentionEngine } from '../engine';
 import type { LoadedModel, ModelSpec } from '../model/modelTypes';
 import type { FromOnnxWorker, ToOnnxWorker, WorkerError } from '../onnx/onnxWorkerProtocol';
+import { abortError } from '../requestChecks';
 
 export const ONNX_WORKER_FILE = 'onnxWorker.js';
 
@@ -69,12 +70,6 @@ function fromWorkerError(error: WorkerError): Error {
   const out = new Error(error.message);
   out.name = error.name;
   return out;
-}
-
-function abortError(): Error {
-  const error = new Error('the forward pass was cancelled');
-  error.name = 'AbortError';
-  return error;
 }
 
 interface Pending {

@@ -13,7 +13,7 @@ import type { AttentionRequest, AttentionSummary, BackendInfo, ForwardResult, To
 import { compareNextToken, knockedPositions, logSoftmax, topTokens, validateKnockout, validateSpanEffect, type KnockoutRequest, type KnockoutResult, type SpanEffectResult } from '../causal';
 import type { AttentionEngine } from '../engine';
 import type { LoadedModel, ModelSpec } from '../model/modelTypes';
-import { checkLayerIndex, validateAttentionRequest, validateTokenIds } from '../requestChecks';
+import { checkLayerIndex, throwIfAborted, validateAttentionRequest, validateTokenIds } from '../requestChecks';
 import { toFloat32 } from '../model/tensorData';
 import { buildEffectModel, buildKnockoutModel, buildOnnxModel, GRAPH_IO } from './onnxGraph';
 
@@ -653,14 +653,6 @@ export function headsFirstAttentionRow(q: Float32Array, k: Float32Array, n: numb
   const row = new Float32Array(query + 1);
   for (let j = 0; j <= query; j++) row[j] = scores[j] / total;
   return row;
-}
-
-function throwIfAborted(signal?: AbortSignal): void {
-  if (signal?.aborted) {
-    const error = new Error('the forward pass was cancelled');
-    error.name = 'AbortError';
-    throw error;
-  }
 }
 
 function now(): number {

@@ -14,7 +14,7 @@ import type { AttentionEngine } from '../engine';
 import type { LinearWeights, LoadedModel, ModelSpec, NormWeights } from '../model/modelTypes';
 import { toFloat32 } from '../model/tensorData';
 import * as ops from './ops';
-import { checkLayerIndex, validateAttentionRequest, validateTokenIds } from '../requestChecks';
+import { checkLayerIndex, throwIfAborted, validateAttentionRequest, validateTokenIds } from '../requestChecks';
 
 interface F32Linear {
   readonly weight: Float32Array;
@@ -289,11 +289,7 @@ function norm(weights: NormWeights): F32Norm {
 async function yieldAndCheckAbort(signal?: AbortSignal): Promise<void> {
   if (!signal) return;
   await new Promise<void>((resolve) => setTimeout(resolve, 0));
-  if (signal.aborted) {
-    const error = new Error('the forward pass was cancelled');
-    error.name = 'AbortError';
-    throw error;
-  }
+  throwIfAborted(signal);
 }
 
 function now(): number {

@@ -24,7 +24,7 @@ import type { LoadedModel, ModelSpec } from '../model/modelTypes';
 import { type DeviceLinear, type DeviceMatrix, type DeviceNorm, type DeviceWeights, destroyWeights, uploadWeights } from './deviceWeights';
 import { type KernelConstants, KernelLibrary, type KernelName, WORKGROUP_SIZE, dispatch, grid1d } from './kernels';
 import { MAX_TIMED_PASSES, PassTimer } from './passTimer';
-import { checkLayerIndex, validateAttentionRequest, validateTokenIds } from '../requestChecks';
+import { checkLayerIndex, throwIfAborted, validateAttentionRequest, validateTokenIds } from '../requestChecks';
 
 export type KernelVariant = 'tiled' | 'register';
 
@@ -723,14 +723,6 @@ function ropeTable(n: number, headDim: number, theta: number): Float32Array<Arra
     }
   }
   return table;
-}
-
-function throwIfAborted(signal?: AbortSignal): void {
-  if (signal?.aborted) {
-    const error = new Error('the forward pass was cancelled');
-    error.name = 'AbortError';
-    throw error;
-  }
 }
 
 function now(): number {
