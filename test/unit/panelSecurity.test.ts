@@ -5,7 +5,10 @@
 import { test } from 'node:test';
 import * as assert from 'node:assert/strict';
 import * as fs from 'node:fs';
+import * as fsp from 'node:fs/promises';
+import * as os from 'node:os';
 import * as path from 'node:path';
+import { loadActiveModel } from '../../src/model/activeModel';
 import { isUnderRoots, PANEL_RESOURCE_FOLDERS, panelContentSecurityPolicy } from '../../src/panel/panelSecurity';
 import { repoRoot } from './fixtureModels';
 
@@ -34,4 +37,18 @@ test('untrusted workspaces cannot point the extension at a model folder, a hub e
   assert.equal(manifest.capabilities.untrustedWorkspaces.supported, 'limited');
   assert.deepEqual([...manifest.capabilities.untrustedWorkspaces.restrictedConfigurations].sort(), ['attentionLens.cacheDirectory', 'attentionLens.huggingFaceEndpoint', 'attentionLens.model']);
   assert.ok(!manifest.activationEvents.includes('*'), 'no activation on startup');
+});
+
+test('a local model folder with only PyTorch pickles is refused before anything is read from them', async () => {
+  const folder = await fsp.mkdtemp(path.join(os.tmpdir(), 'attention-lens-pickles-'));
+  try {
+    const fixture = path.join(repoRoot, 'test', 'fixtures', 'models', 'llama-f32');
+    await fsp.copyFile(path.join(fixture, 'config.json'), path.join(folder, 'config.json'));
+    await fsp.copyFile(path.join(fixture, 'tokenizer.json'), path.join(folder, 'tokenizer.json'));
+    // A "pickle" that would fail loudly if anything parsed it.
+    await fsp.writeFile(path.join(folder, 'pytorch_model.bin'), Buffer.from([0x80, 0x04, 0xff, 0xff]));
+    await assert.rejects(loadActiveModel(repoRoot, folder, []), /has no model\.safetensors .*PyTorch \.bin checkpoints are not loaded \(they can run code\)/);
+  } finally {
+    await fsp.rm(folder, { recursive: true, force: true });
+  }
 });
