@@ -1,6 +1,6 @@
 /**
  * The security claims of SECURITY.md that are code and configuration: the panel's CSP and resource
- * roots, and what an untrusted workspace may not set.
+ * roots, what an untrusted workspace may not set, and that pickled weights are never read.
  */
 import { test } from 'node:test';
 import * as assert from 'node:assert/strict';
