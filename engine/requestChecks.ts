@@ -37,6 +37,13 @@ export function validateAttentionRequest(request: AttentionRequest, n: number, s
   return layers;
 }
 
+/** Checks an exact-row request (layer, head, query) against the model and a run of `numTokens` tokens. */
+export function validateRowRequest(layer: number, head: number, query: number, spec: ModelSpec, numTokens: number): void {
+  checkLayerIndex('layer', layer, spec.numLayers);
+  checkLayerIndex('head', head, spec.numHeads);
+  checkLayerIndex('query', query, numTokens);
+}
+
 /** Throws a RangeError naming `what` unless value is an integer in 0..count-1. */
 export function checkLayerIndex(what: string, value: number, count: number): void {
   if (!Number.isInteger(value) || value < 0 || value >= count) {

@@ -13,7 +13,7 @@ import type { AttentionRequest, AttentionSummary, BackendInfo, ForwardResult, To
 import { compareNextToken, knockedPositions, logSoftmax, topTokens, validateKnockout, validateSpanEffect, type KnockoutRequest, type KnockoutResult, type SpanEffectResult } from '../causal';
 import type { AttentionEngine } from '../engine';
 import type { LoadedModel, ModelSpec } from '../model/modelTypes';
-import { checkLayerIndex, throwIfAborted, validateAttentionRequest, validateTokenIds } from '../requestChecks';
+import { throwIfAborted, validateAttentionRequest, validateRowRequest, validateTokenIds } from '../requestChecks';
 import { toFloat32 } from '../model/tensorData';
 import { buildEffectModel, buildKnockoutModel, buildOnnxModel, GRAPH_IO } from './onnxGraph';
 
@@ -268,9 +268,7 @@ export class OnnxRuntimeEngine implements AttentionEngine {
     const run = this.lastRun;
     if (!run) throw new Error('attentionRow needs a completed run; call run() first');
     const s = this.spec;
-    checkLayerIndex('layer', layer, s.numLayers);
-    checkLayerIndex('head', head, s.numHeads);
-    checkLayerIndex('query', query, run.numTokens);
+    validateRowRequest(layer, head, query, s, run.numTokens);
     return headsFirstAttentionRow(run.queries[layer], run.keys[layer], run.numTokens, s.numHeads, s.numKvHeads, s.headDim, head, query);
   }
 

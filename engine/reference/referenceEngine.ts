@@ -14,7 +14,7 @@ import type { AttentionEngine } from '../engine';
 import type { LinearWeights, LoadedModel, ModelSpec, NormWeights } from '../model/modelTypes';
 import { toFloat32 } from '../model/tensorData';
 import * as ops from './ops';
-import { checkLayerIndex, throwIfAborted, validateAttentionRequest, validateTokenIds } from '../requestChecks';
+import { throwIfAborted, validateAttentionRequest, validateRowRequest, validateTokenIds } from '../requestChecks';
 
 interface F32Linear {
   readonly weight: Float32Array;
@@ -126,9 +126,7 @@ export class ReferenceEngine implements AttentionEngine {
     const run = this.lastRun;
     if (!run) throw new Error('attentionRow needs a completed run; call run() first');
     const s = this.spec;
-    checkLayerIndex('layer', layer, s.numLayers);
-    checkLayerIndex('head', head, s.numHeads);
-    checkLayerIndex('query', query, run.numTokens);
+    validateRowRequest(layer, head, query, s, run.numTokens);
     return ops.causalAttentionRow(run.queries[layer], run.keys[layer], run.numTokens, s.numHeads, s.numKvHeads, s.headDim, head, query);
   }
 

@@ -24,7 +24,7 @@ import type { LoadedModel, ModelSpec } from '../model/modelTypes';
 import { type DeviceLinear, type DeviceMatrix, type DeviceNorm, type DeviceWeights, destroyWeights, uploadWeights } from './deviceWeights';
 import { type KernelConstants, KernelLibrary, type KernelName, WORKGROUP_SIZE, dispatch, grid1d } from './kernels';
 import { MAX_TIMED_PASSES, PassTimer } from './passTimer';
-import { checkLayerIndex, throwIfAborted, validateAttentionRequest, validateTokenIds } from '../requestChecks';
+import { throwIfAborted, validateAttentionRequest, validateRowRequest, validateTokenIds } from '../requestChecks';
 
 export type KernelVariant = 'tiled' | 'register';
 
@@ -422,9 +422,7 @@ export class GpuEngine implements AttentionEngine {
     const run = this.lastRun;
     if (!run) throw new Error('attentionRow needs a completed run; call run() first');
     const s = this.spec;
-    checkLayerIndex('layer', layer, s.numLayers);
-    checkLayerIndex('head', head, s.numHeads);
-    checkLayerIndex('query', query, run.n);
+    validateRowRequest(layer, head, query, s, run.n);
     const p = await this.pipelines(1);
     const n = run.n;
     const rowBuffer = this.buffer('attention row [1, 1, n]', n * 4);
