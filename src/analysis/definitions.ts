@@ -5,6 +5,7 @@
  * VS Code's `document.offsetAt`.
  */
 import { Language, Parser, Query, type Node as SyntaxNode } from '@vscode/tree-sitter-wasm';
+import { resolveReferences, type CodeReference } from './references';
 import { DEFINITION_KINDS, DEFINITION_QUERIES, GRAMMAR_FOR_LANGUAGE, type DefinitionKind, type GrammarName } from './definitionQueries';
 
 export interface SourceDefinition {
@@ -19,6 +20,8 @@ export interface SourceDefinition {
   /** The whole syntax node. */
   readonly nodeStart: number;
   readonly nodeEnd: number;
+  /** Where the declared name is written (absent for imports). */
+  readonly nameStart?: number;
 }
 
 /** Loads grammar files: a path on disk in Node, or bytes from wherever the host keeps them. */
@@ -61,16 +64,25 @@ export class DefinitionExtractor {
 
   /** The definitions and imports of `text`, sorted by position; [] for languages without a grammar. */
   async extract(languageId: string, text: string): Promise<SourceDefinition[]> {
+    return (await this.extractWithReferences(languageId, text)).definitions;
+  }
+
+  /**
+   * The definitions and imports of `text` and, from the same parse, every identifier use resolved
+   * to them (src/analysis/references.ts); both empty for languages without a grammar.
+   */
+  async extractWithReferences(languageId: string, text: string): Promise<{ definitions: SourceDefinition[]; references: CodeReference[] }> {
     const grammarName = GRAMMAR_FOR_LANGUAGE[languageId];
-    if (!grammarName) return [];
+    if (!grammarName) return { definitions: [], references: [] };
     const { language, query } = await this.grammar(grammarName);
     const parser = new Parser();
     try {
       parser.setLanguage(language);
       const tree = parser.parse(text);
-      if (!tree) return [];
+      if (!tree) return { definitions: [], references: [] };
       try {
-        return collect(query, tree.rootNode, text);
+        const definitions = collect(query, tree.rootNode, text);
+        return { definitions, references: resolveReferences(tree.rootNode, definitions) };
       } finally {
         tree.delete();
       }
@@ -109,13 +121,14 @@ function collect(query: Query, root: SyntaxNode, text: string): SourceDefinition
     if (kind === 'function' && container && /class_body|declaration_list|field_declaration_list/.test(container.type) && !/namespace|mod_item/.test(container.parent?.type ?? '')) kind = 'method';
     if (kind === 'function' && node.parent?.type === 'block' && node.parent.parent?.type === 'class_definition') kind = 'method';
 
-    const names = kind === 'import' ? importedNames(node) : nameNode ? [declaredName(nameNode)] : [];
+    const declared = kind === 'import' || !nameNode ? undefined : declaredNameNode(nameNode);
+    const names = kind === 'import' ? importedNames(node) : declared ? [declared.text] : [];
     const name = names.length === 0 ? firstLine(node.text) : names.length <= 3 ? names.join(', ') : `${names.slice(0, 3).join(', ')}, …`;
     const start = node.startIndex;
     let end = body && body.startIndex > start ? body.startIndex : node.endIndex;
     while (end > start && /\s/.test(text[end - 1])) end--;
     const key = `${start}:${end}`;
-    if (!found.has(key)) found.set(key, { kind, name, names, start, end, nodeStart: node.startIndex, nodeEnd: node.endIndex });
+    if (!found.has(key)) found.set(key, { kind, name, names, start, end, nodeStart: node.startIndex, nodeEnd: node.endIndex, ...(declared ? { nameStart: declared.startIndex } : {}) });
   }
   return [...found.values()].sort((a, b) => a.start - b.start || a.end - b.end);
 }
@@ -127,13 +140,13 @@ function isInsideLocalScope(node: SyntaxNode): boolean {
   return false;
 }
 
-/** The plain name inside a name node (C++ declarators wrap it: `int *f(int)` -> `f`). */
-function declaredName(node: SyntaxNode): string {
+/** The plain name node inside a name node (C++ declarators wrap it: `int *f(int)` -> `f`). */
+function declaredNameNode(node: SyntaxNode): SyntaxNode {
   if (/declarator$/.test(node.type)) {
     const inner = node.childForFieldName('declarator');
-    if (inner) return declaredName(inner);
+    if (inner) return declaredNameNode(inner);
   }
-  return node.text;
+  return node;
 }
 
 /** The names an import binds: the last identifier of each imported path or alias. */
