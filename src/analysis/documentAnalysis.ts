@@ -5,6 +5,7 @@
  */
 import type { AttentionSummary, TokenSpan } from '../../engine/attention';
 import type { SourceDefinition } from './definitions';
+import type { CodeReference } from './references';
 import { alignTokens, identifierGroups, type IdentifierGroup, type TokenRange, type TokenSpelling } from './tokenOffsets';
 
 /** What the analysis needs from a tokenizer. */
@@ -26,6 +27,13 @@ export interface PreparedDocument {
   /** The token span of each definition (same index). */
   readonly spans: readonly TokenSpan[];
   readonly identifiers: readonly IdentifierGroup[];
+  /**
+   * The code's own references (src/analysis/references.ts), targets re-indexed into `definitions`;
+   * empty for languages without a grammar.
+   */
+  readonly references: readonly CodeReference[];
+  /** For each identifier group, the index of its reference in `references`, or -1. */
+  readonly identifierReference: Int32Array;
 }
 
 /** First token whose range ends after `offset` (binary search; ranges are in document order). */
@@ -48,7 +56,7 @@ export function tokenSpanOf(ranges: readonly TokenRange[], start: number, end: n
   return last > first ? { start: first, end: last } : undefined;
 }
 
-export function prepareDocument(text: string, tokenizer: DocumentTokenizer, definitions: readonly SourceDefinition[]): PreparedDocument {
+export function prepareDocument(text: string, tokenizer: DocumentTokenizer, definitions: readonly SourceDefinition[], references: readonly CodeReference[] = []): PreparedDocument {
   const { ids, tokens } = tokenizer.encodeWithTokens(text);
   const ranges = alignTokens(text, tokens, tokenizer.spelling, tokenizer.specialTokens);
   const kept: SourceDefinition[] = [];
@@ -59,7 +67,28 @@ export function prepareDocument(text: string, tokenizer: DocumentTokenizer, defi
     kept.push(definition);
     spans.push(span);
   }
-  return { text, tokenIds: ids, tokens, ranges, definitions: kept, spans, identifiers: identifierGroups(text, ranges) };
+  const identifiers = identifierGroups(text, ranges);
+  const { kept: keptReferences, byIdentifier } = attachReferences(definitions, kept, references, identifiers);
+  return { text, tokenIds: ids, tokens, ranges, definitions: kept, spans, identifiers, references: keptReferences, identifierReference: byIdentifier };
+}
+
+/** Re-indexes references into the kept definitions and pairs each with its identifier group. */
+function attachReferences(all: readonly SourceDefinition[], kept: readonly SourceDefinition[], references: readonly CodeReference[], identifiers: readonly IdentifierGroup[]): { kept: CodeReference[]; byIdentifier: Int32Array } {
+  const index = new Map<SourceDefinition, number>(kept.map((d, i) => [d, i]));
+  const remap = (i: number) => (i >= 0 && i < all.length ? (index.get(all[i]) ?? -1) : -1);
+  const out: CodeReference[] = [];
+  for (const reference of references) {
+    const targets = reference.targets.map(remap).filter((t) => t >= 0);
+    if (targets.length === 0) continue;
+    out.push({ ...reference, targets, enclosing: remap(reference.enclosing) });
+  }
+  const byIdentifier = new Int32Array(identifiers.length).fill(-1);
+  const byStart = new Map<number, number>(out.map((r, i) => [r.start, i]));
+  identifiers.forEach((group, g) => {
+    const r = byStart.get(group.start);
+    if (r !== undefined && out[r].name === group.name) byIdentifier[g] = r;
+  });
+  return { kept: out, byIdentifier };
 }
 
 /** How attention is read for display: one layer or all, one head or an aggregate over heads. */
