@@ -2,7 +2,7 @@
 import tseslint from 'typescript-eslint';
 
 export default tseslint.config(
-  { ignores: ['out/**', 'node_modules/**', 'test-output/**', 'training/**', '.tools/**', 'sample-workspace/**', '*.vsix'] },
+  { ignores: ['out/**', 'node_modules/**', 'test/fixtures/**', 'test-output/**', 'training/**', '.tools/**', 'sample-workspace/**', '*.vsix'] },
   ...tseslint.configs.recommended,
   {
     files: ['**/*.ts'],

@@ -8,7 +8,7 @@ import * as fs from 'node:fs/promises';
 import * as path from 'node:path';
 import { parseArgs } from 'node:util';
 import { DefinitionExtractor, type SourceDefinition } from '../analysis/definitions';
-import { attendedSources, prepareDocument, type AttentionView } from '../analysis/documentAnalysis';
+import { attendedSources, prepareDocument, type AttentionView, type PreparedDocument } from '../analysis/documentAnalysis';
 import { isKeyword } from '../analysis/keywords';
 import { languageIdForFile } from '../analysis/languages';
 import { mergeWindowSummaries, planWindows, prefixCandidates } from '../analysis/windows';
@@ -131,52 +131,102 @@ function parseOptions(args: string[]): AnalyzeOptions | undefined {
   };
 }
 
-export async function runAnalyze(args: string[], log: (line: string) => void): Promise<void> {
-  const options = parseOptions(args);
-  if (!options) return;
-  const text = await readSourceFile(options.file);
-  const languageId = options.language ?? languageIdForFile(options.file);
+/** What analysing files needs once: the model, its tokenizer, the grammars and the engine. */
+export interface FileAnalyzer {
+  readonly modelFolder: string;
+  readonly spec: import('../../engine/model/modelTypes').ModelSpec;
+  readonly backend: BackendInfo;
+  /** Tokens per window. */
+  readonly context: number;
+  analyze(file: string, languageId?: string): Promise<AnalysedFile>;
+  dispose(): void;
+}
 
+export interface AnalysedFile {
+  readonly file: string;
+  readonly text: string;
+  readonly languageId: string;
+  readonly doc: PreparedDocument;
+  readonly summary: AttentionSummary;
+  readonly windows: number;
+  readonly readbackBytes: number;
+  readonly elapsedMs: number;
+}
+
+/** Loads the model and an engine for analysing source files the way the extension does. */
+export async function openFileAnalyzer(
+  options: { readonly model: string; readonly cache?: string; readonly backend: BackendSetting; readonly threads?: number; readonly weighting: 'attention' | 'valueWeighted'; readonly context?: number },
+  log: (line: string) => void,
+): Promise<FileAnalyzer> {
   const modelFolder = path.resolve(await resolveModelArgument(options.model, options.cache));
   const model = await loadModelFolder(modelFolder);
   const tokenizerFile = path.join(modelFolder, 'tokenizer.json');
   try {
     await fs.access(tokenizerFile);
   } catch {
-    throw new CliError(`${modelFolder} has no tokenizer.json; analyze needs the model's tokenizer.`);
+    throw new CliError(`${modelFolder} has no tokenizer.json; the analysis needs the model's tokenizer.`);
   }
   const tokenizer = await loadTokenizerFile(tokenizerFile);
   const extractor = await DefinitionExtractor.create((name) => fs.readFile(path.join(__dirname, 'tree-sitter', name)));
-  const definitions = await extractor.extract(languageId, text);
-  if (!DefinitionExtractor.supports(languageId)) log(`attention-lens: no grammar for language "${languageId}"; no definitions or imports will be found.`);
-  const doc = prepareDocument(text, tokenizer, definitions);
-  if (doc.tokenIds.length === 0) throw new CliError(`${options.file} has no tokens to analyse.`);
   const { spec } = model;
-  const badId = doc.tokenIds.find((id) => id >= spec.vocabSize);
-  if (badId !== undefined) throw new CliError(`the tokenizer produced id ${badId}, outside the model's vocabulary (${spec.vocabSize}); the tokenizer.json does not belong to this model.`);
-  if (typeof options.view.layer === 'number' && options.view.layer >= spec.numLayers) throw new CliError(`--layer ${options.view.layer}: the model has ${spec.numLayers} layers.`);
-  if (typeof options.view.head === 'number' && options.view.head >= spec.numHeads) throw new CliError(`--head ${options.view.head}: the model has ${spec.numHeads} heads per layer.`);
-
   const engine = await createEngine(model, options.backend, options.threads, log, { valueWeighting: options.weighting === 'valueWeighted' });
   const context = windowTokens(options.context ?? 0, engine.backend, spec.maxPositions);
-  const windows = planWindows({ numTokens: doc.tokenIds.length, context, spans: doc.spans, prefixCandidates: prefixCandidates(doc.definitions) });
-  const started = performance.now();
-  let summary: AttentionSummary;
-  let backend: BackendInfo;
-  let readbackBytes = 0;
-  try {
-    const summaries: AttentionSummary[] = [];
-    for (const window of windows) {
-      const result = await engine.run({ tokenIds: window.positions.map((p) => doc.tokenIds[p]), spans: window.spans, topK: 4, weighting: options.weighting });
-      summaries.push(result.summary);
-      readbackBytes += result.stats.readbackBytes;
-    }
-    backend = engine.backend;
-    summary = mergeWindowSummaries(windows, summaries, doc.tokenIds.length, doc.spans.length);
-  } finally {
-    engine.dispose();
+  const warned = new Set<string>();
+  return {
+    modelFolder,
+    spec,
+    backend: engine.backend,
+    context,
+    async analyze(file: string, language?: string): Promise<AnalysedFile> {
+      const text = await readSourceFile(file);
+      const languageId = language ?? languageIdForFile(file);
+      if (!DefinitionExtractor.supports(languageId) && !warned.has(languageId)) {
+        warned.add(languageId);
+        log(`attention-lens: no grammar for language "${languageId}"; no definitions or imports will be found.`);
+      }
+      const { definitions, references } = await extractor.extractWithReferences(languageId, text);
+      const doc = prepareDocument(text, tokenizer, definitions, references);
+      if (doc.tokenIds.length === 0) throw new CliError(`${file} has no tokens to analyse.`);
+      const badId = doc.tokenIds.find((id) => id >= spec.vocabSize);
+      if (badId !== undefined) throw new CliError(`the tokenizer produced id ${badId}, outside the model's vocabulary (${spec.vocabSize}); the tokenizer.json does not belong to this model.`);
+      const windows = planWindows({ numTokens: doc.tokenIds.length, context, spans: doc.spans, prefixCandidates: prefixCandidates(doc.definitions) });
+      const started = performance.now();
+      let readbackBytes = 0;
+      const summaries: AttentionSummary[] = [];
+      for (const window of windows) {
+        const result = await engine.run({ tokenIds: window.positions.map((p) => doc.tokenIds[p]), spans: window.spans, topK: 4, weighting: options.weighting });
+        summaries.push(result.summary);
+        readbackBytes += result.stats.readbackBytes;
+      }
+      const summary = mergeWindowSummaries(windows, summaries, doc.tokenIds.length, doc.spans.length);
+      return { file, text, languageId, doc, summary, windows: windows.length, readbackBytes, elapsedMs: performance.now() - started };
+    },
+    dispose: () => engine.dispose(),
+  };
+}
+
+export async function runAnalyze(args: string[], log: (line: string) => void): Promise<void> {
+  const options = parseOptions(args);
+  if (!options) return;
+  const analyzer = await openFileAnalyzer(options, log);
+  const { spec, modelFolder, context } = analyzer;
+  if (typeof options.view.layer === 'number' && options.view.layer >= spec.numLayers) {
+    analyzer.dispose();
+    throw new CliError(`--layer ${options.view.layer}: the model has ${spec.numLayers} layers.`);
   }
-  const elapsedMs = performance.now() - started;
+  if (typeof options.view.head === 'number' && options.view.head >= spec.numHeads) {
+    analyzer.dispose();
+    throw new CliError(`--head ${options.view.head}: the model has ${spec.numHeads} heads per layer.`);
+  }
+  let analysed: AnalysedFile;
+  try {
+    analysed = await analyzer.analyze(options.file, options.language);
+  } finally {
+    analyzer.dispose();
+  }
+  const { text, languageId, doc, summary, readbackBytes, elapsedMs } = analysed;
+  const backend = analyzer.backend;
+  const windows = { length: analysed.windows };
   const view = options.view.layer === 'all' ? options.view : { ...options.view, layer: summary.layers.indexOf(options.view.layer) };
   const rows = doc.identifiers
     .filter((identifier) => !isKeyword(identifier.name))
@@ -226,7 +276,7 @@ export async function runAnalyze(args: string[], log: (line: string) => void): P
   process.stdout.write(`${out.join('\n')}\n`);
 }
 
-async function readSourceFile(file: string): Promise<string> {
+export async function readSourceFile(file: string): Promise<string> {
   let bytes: Buffer;
   try {
     bytes = await fs.readFile(file);
@@ -245,7 +295,7 @@ async function readSourceFile(file: string): Promise<string> {
 }
 
 /** Maps UTF-16 offsets to 0-based line and column. */
-function lineIndex(text: string): (offset: number) => { line: number; column: number } {
+export function lineIndex(text: string): (offset: number) => { line: number; column: number } {
   const starts = [0];
   for (let i = 0; i < text.length; i++) if (text.charCodeAt(i) === 10) starts.push(i + 1);
   return (offset) => {

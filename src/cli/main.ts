@@ -12,6 +12,7 @@ import { ANALYZE_USAGE, runAnalyze } from './analyze';
 import { FORWARD_USAGE, runForward } from './forward';
 import { PULL_USAGE, runPull } from './pull';
 import { EFFECT_USAGE, KNOCKOUT_USAGE, runEffect, runKnockout } from './causal';
+import { HEADS_USAGE, MAP_USAGE, runHeads, runMap } from './studies';
 
 interface Subcommand {
   readonly summary: string;
@@ -24,6 +25,8 @@ const SUBCOMMANDS: Readonly<Record<string, Subcommand>> = {
   analyze: { summary: 'show which distant definitions and imports each identifier of a file attends to', usage: ANALYZE_USAGE, run: runAnalyze },
   knockout: { summary: 'knock spans out of one token\'s attention: how its next-token prediction changes (JSON)', usage: KNOCKOUT_USAGE, run: runKnockout },
   effect: { summary: 'hide a span from the rest of the file: how every later prediction changes (JSON)', usage: EFFECT_USAGE, run: runEffect },
+  map: { summary: 'the dependency map of a file: which definitions attend to which, beside the code\'s references', usage: MAP_USAGE, run: runMap },
+  heads: { summary: 'which heads follow the code\'s references to definitions and imports, over many files', usage: HEADS_USAGE, run: runHeads },
   pull: { summary: 'download a model from the Hugging Face Hub into the model cache', usage: PULL_USAGE, run: runPull },
 };
 
