@@ -190,6 +190,47 @@ export function attentionOutput(
 }
 
 /**
+ * Attention of one query position for R variants of its row (a knockout's full row and one per
+ * span): row r's query qRows[r] attends to keys 0..query-1 through the run's cached kCache and
+ * vCache, and to its own kRows[r], vRows[r] at `query`; keys in masks[r] = [start, end) are left out
+ * of the softmax when masks are given. qRows: [R, H, d]; kCache, vCache: [n, Hkv, d]; kRows, vRows:
+ * [R, Hkv, d]. Returns [R, H * d].
+ */
+export function attentionRowsWithOwnKeys(
+  qRows: Float32Array,
+  kCache: Float32Array,
+  vCache: Float32Array,
+  kRows: Float32Array,
+  vRows: Float32Array,
+  masks: readonly TokenSpan[] | undefined,
+  query: number,
+  H: number,
+  Hkv: number,
+  d: number,
+): Float32Array {
+  const R = qRows.length / (H * d);
+  const width = Hkv * d;
+  const out = new Float32Array(R * H * d);
+  const keys = new Float32Array((query + 1) * width);
+  const values = new Float32Array((query + 1) * width);
+  const queries = new Float32Array((query + 1) * H * d);
+  keys.set(kCache.subarray(0, query * width));
+  values.set(vCache.subarray(0, query * width));
+  for (let r = 0; r < R; r++) {
+    keys.set(kRows.subarray(r * width, (r + 1) * width), query * width);
+    values.set(vRows.subarray(r * width, (r + 1) * width), query * width);
+    queries.set(qRows.subarray(r * H * d, (r + 1) * H * d), query * H * d);
+    const mask = masks?.[r];
+    const blocked = mask && ((key: number) => key >= mask.start && key < mask.end);
+    const probs = new Float32Array(H * (query + 1) * (query + 1));
+    for (let h = 0; h < H; h++) probs.set(causalAttentionRow(queries, keys, query + 1, H, Hkv, d, h, query, blocked), (h * (query + 1) + query) * (query + 1));
+    const attended = attentionOutput(probs, values, query + 1, H, Hkv, d);
+    out.set(attended.subarray(query * H * d), r * H * d);
+  }
+  return out;
+}
+
+/**
  * The norm of what each key contributes through the output projection, per head (Kobayashi et al.
  * 2020): norms[h, j] = || v[j, kv(h), :] W_O[:, h*hd:(h+1)*hd]^T ||. v: [n, Hkv, hd], oWeight:
  * [d, H * hd] (nn.Linear layout). Returns [H, n].
@@ -263,6 +304,15 @@ export function add(a: Float32Array, b: Float32Array): Float32Array {
   checkSameLength(a, b, 'add');
   const y = new Float32Array(a.length);
   for (let i = 0; i < a.length; i++) y[i] = a[i] + b[i];
+  return y;
+}
+
+/** target[r, :] + addend[offset .. offset + width) for each of the `rows` rows of target ([rows, width]). */
+export function addRow(target: Float32Array, addend: Float32Array, offset: number, rows: number, width: number): Float32Array {
+  const y = new Float32Array(rows * width);
+  for (let r = 0; r < rows; r++) {
+    for (let c = 0; c < width; c++) y[r * width + c] = target[r * width + c] + addend[offset + c];
+  }
   return y;
 }
 

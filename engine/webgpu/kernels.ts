@@ -4,7 +4,10 @@
  * small helpers every dispatch shares: uniform parameter buffers and 1-D dispatch grids.
  */
 import addSource from './kernels/add.wgsl';
+import addRowSource from './kernels/add_row.wgsl';
 import attentionOutputSource from './kernels/attention_output.wgsl';
+import attentionRowMaskedSource from './kernels/attention_row_masked.wgsl';
+import attentionScoresMaskedSource from './kernels/attention_scores_masked.wgsl';
 import attentionScoresRegisterSource from './kernels/attention_scores_register.wgsl';
 import attentionScoresTiledSource from './kernels/attention_scores_tiled.wgsl';
 import embeddingSource from './kernels/embedding.wgsl';
@@ -13,15 +16,21 @@ import headReduceSource from './kernels/head_reduce.wgsl';
 import layerNormSource from './kernels/layernorm.wgsl';
 import linearRegisterSource from './kernels/linear_register.wgsl';
 import linearTiledSource from './kernels/linear_tiled.wgsl';
+import nextTokenDivergenceSource from './kernels/next_token_divergence.wgsl';
 import rmsNormSource from './kernels/rmsnorm.wgsl';
 import ropeSource from './kernels/rope.wgsl';
 import siluMulSource from './kernels/silu_mul.wgsl';
 import spanMassSource from './kernels/span_mass.wgsl';
 import topKSource from './kernels/topk.wgsl';
+import valueNormsSource from './kernels/value_norms.wgsl';
+import valueWeightingSource from './kernels/value_weighting.wgsl';
 
 export const KERNEL_SOURCES = {
   add: addSource,
+  add_row: addRowSource,
   attention_output: attentionOutputSource,
+  attention_row_masked: attentionRowMaskedSource,
+  attention_scores_masked: attentionScoresMaskedSource,
   attention_scores_register: attentionScoresRegisterSource,
   attention_scores_tiled: attentionScoresTiledSource,
   embedding: embeddingSource,
@@ -30,11 +39,14 @@ export const KERNEL_SOURCES = {
   layernorm: layerNormSource,
   linear_register: linearRegisterSource,
   linear_tiled: linearTiledSource,
+  next_token_divergence: nextTokenDivergenceSource,
   rmsnorm: rmsNormSource,
   rope: ropeSource,
   silu_mul: siluMulSource,
   span_mass: spanMassSource,
   topk: topKSource,
+  value_norms: valueNormsSource,
+  value_weighting: valueWeightingSource,
 } as const;
 
 export type KernelName = keyof typeof KERNEL_SOURCES;

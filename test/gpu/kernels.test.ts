@@ -6,6 +6,7 @@
 import { test } from 'node:test';
 import * as assert from 'node:assert/strict';
 import { requestNodeDevice } from '../../engine/hosts/nodeWebGpu';
+import { compareNextToken } from '../../engine/causal';
 import * as ops from '../../engine/reference/ops';
 import { float32ToFloat16Bits, float16BitsToFloat32 } from '../../engine/model/tensorData';
 import { KernelLibrary, WORKGROUP_SIZE, dispatch, grid1d, type KernelConstants, type KernelName } from '../../engine/webgpu/kernels';
@@ -302,5 +303,171 @@ test('topk keeps the lower position first among equal weights and pads short row
     const weights = h.output(n * topK);
     await h.run('topk', { ...wg, TOP_K: topK }, [h.library.uniform([n, 0, 1, 0, n]), h.upload(probs), indices, weights], grid1d(n));
     assert.deepEqual([...(await h.readInt(indices, n * topK))], [0, -1, -1, 0, 1, -1, 0, 1, 2, 0, 1, 2, 0, 1, 2, 0, 1, 2]);
+  });
+});
+
+test('attention_scores_masked hides a span from the later queries like ops.causalAttentionProbs with a mask, in head/query blocks', async (t) => {
+  await withHarness(t, async (h) => {
+    const random = seededRandom(29);
+    const n = 37;
+    const H = 4;
+    const Hkv = 2;
+    const d = 16;
+    const q = randomArray(random, n * H * d, 2);
+    const k = randomArray(random, n * Hkv * d, 2);
+    const v = randomArray(random, n * Hkv * d);
+    // Queries from 20 on may not see keys 8..20; query 19 (inside the span) still sees everything.
+    const mask = { queryStart: 20, start: 8, end: 20 };
+    const expectedProbs = ops.causalAttentionProbs(q, k, n, H, Hkv, d, (query, key) => query >= mask.queryStart && key >= mask.start && key < mask.end);
+    const expectedOut = ops.attentionOutput(expectedProbs, v, n, H, Hkv, d);
+    const qBuffer = h.upload(q);
+    const kBuffer = h.upload(k);
+    const vBuffer = h.upload(v);
+    const out = h.output(n * H * d);
+    const probsAll = new Float32Array(H * n * n);
+    const headsPerBlock = 3;
+    const queriesPerBlock = 17;
+    for (let head0 = 0; head0 < H; head0 += headsPerBlock) {
+      const headCount = Math.min(headsPerBlock, H - head0);
+      for (let query0 = 0; query0 < n; query0 += queriesPerBlock) {
+        const queryCount = Math.min(queriesPerBlock, n - query0);
+        const probs = h.output(headCount * queryCount * n);
+        const block = [n, head0, headCount, query0, queryCount, H, Hkv, d];
+        await h.run('attention_scores_masked', wg, [h.library.uniform([...block, mask.queryStart, mask.start, mask.end], [1 / Math.sqrt(d)]), qBuffer, kBuffer, probs], grid1d(headCount * queryCount));
+        await h.run('attention_output', wg, [h.library.uniform(block), probs, vBuffer, out], grid1d(headCount * queryCount * d));
+        const values = await h.read(probs, headCount * queryCount * n);
+        for (let hh = 0; hh < headCount; hh++) {
+          for (let qq = 0; qq < queryCount; qq++) {
+            const query = query0 + qq;
+            const source = (hh * queryCount + qq) * n;
+            probsAll.set(values.subarray(source, source + query + 1), ((head0 + hh) * n + query) * n);
+          }
+        }
+      }
+    }
+    assert.equal(probsAll[(0 * n + 30) * n + 10], 0, 'query 30 must not see key 10');
+    report('attention_scores_masked probabilities', maxAbsDiff(probsAll, expectedProbs));
+    report('attention_output (after masked scores)', maxAbsDiff(await h.read(out, n * H * d), expectedOut));
+  });
+});
+
+test('attention_row_masked: knockout rows over cached keys plus their own match ops.attentionRowsWithOwnKeys, masked and not', async (t) => {
+  await withHarness(t, async (h) => {
+    const random = seededRandom(31);
+    const n = 29;
+    const H = 4;
+    const Hkv = 2;
+    const d = 16;
+    const query = 23;
+    const masks = [{ start: 0, end: 0 }, { start: 0, end: 5 }, { start: 10, end: 23 }, { start: 22, end: 23 }, { start: 0, end: 23 }];
+    const R = masks.length;
+    const qRows = randomArray(random, R * H * d, 2);
+    const kCache = randomArray(random, n * Hkv * d, 2);
+    const vCache = randomArray(random, n * Hkv * d);
+    const kRows = randomArray(random, R * Hkv * d, 2);
+    const vRows = randomArray(random, R * Hkv * d);
+    const buffers = [h.upload(qRows), h.upload(kCache), h.upload(vCache), h.upload(kRows), h.upload(vRows), h.upload(Uint32Array.from(masks.flatMap((m) => [m.start, m.end])))];
+    for (const applyMask of [0, 1]) {
+      const expected = ops.attentionRowsWithOwnKeys(qRows, kCache, vCache, kRows, vRows, applyMask ? masks : undefined, query, H, Hkv, d);
+      const out = h.output(R * H * d);
+      await h.run('attention_row_masked', wg, [h.library.uniform([R, query, H, Hkv, d, applyMask], [1 / Math.sqrt(d)]), ...buffers, out], [Math.ceil((R * H) / WORKGROUP_SIZE)]);
+      report(`attention_row_masked (apply_mask ${applyMask})`, maxAbsDiff(await h.read(out, R * H * d), expected));
+    }
+  });
+});
+
+for (const f16 of [false, true]) {
+  test(`value_norms (${f16 ? 'f16' : 'f32'} W_O in two row chunks) and value_weighting match ops.valueNorms and ops.valueWeightedProbs`, async (t) => {
+    await withHarness(t, async (h) => {
+      const random = seededRandom(37);
+      const n = 21;
+      const H = 4;
+      const Hkv = 2;
+      const hd = 8;
+      const d = 30;
+      const v = randomArray(random, n * Hkv * hd);
+      let oWeight = randomArray(random, d * H * hd, 0.5);
+      const halves = f16 ? toHalves(oWeight) : undefined;
+      if (halves) oWeight = halves.rounded;
+      const q = randomArray(random, n * H * hd, 2);
+      const k = randomArray(random, n * Hkv * hd, 2);
+      const probs = ops.causalAttentionProbs(q, k, n, H, Hkv, hd);
+      const expectedNorms = ops.valueNorms(v, oWeight, n, H, Hkv, hd, d);
+      const expectedWeighted = ops.valueWeightedProbs(probs, expectedNorms, n, H);
+
+      const vBuffer = h.upload(v);
+      const normSquares = h.output(H * n);
+      // Two row chunks of W_O (13 and 17 output rows): the second adds to the first's sums.
+      const split = 13;
+      const cols = H * hd;
+      for (const [index, [rowStart, rowCount]] of [[0, split], [split, d - split]].entries()) {
+        const part = halves
+          ? halves.bits.subarray(rowStart * cols, (rowStart + rowCount) * cols)
+          : oWeight.subarray(rowStart * cols, (rowStart + rowCount) * cols);
+        await h.run('value_norms', { ...wg, WEIGHT_F16: f16 ? 1 : 0 }, [h.library.uniform([n, H, Hkv, hd, rowCount, index > 0 ? 1 : 0]), vBuffer, h.upload(part), normSquares], grid1d(H * n));
+      }
+      const norms = (await h.read(normSquares, H * n)).map(Math.sqrt);
+      report(`value_norms ${f16 ? 'f16' : 'f32'}`, maxAbsDiff(norms, expectedNorms));
+
+      // Rescale in blocks of 3 heads x 8 queries, leaving partial blocks.
+      const weighted = new Float32Array(H * n * n);
+      for (let head0 = 0; head0 < H; head0 += 3) {
+        const headCount = Math.min(3, H - head0);
+        for (let query0 = 0; query0 < n; query0 += 8) {
+          const queryCount = Math.min(8, n - query0);
+          const block = new Float32Array(headCount * queryCount * n);
+          for (let hh = 0; hh < headCount; hh++) {
+            for (let qq = 0; qq < queryCount; qq++) block.set(probs.subarray(((head0 + hh) * n + query0 + qq) * n, ((head0 + hh) * n + query0 + qq + 1) * n), (hh * queryCount + qq) * n);
+          }
+          const blockBuffer = h.upload(block);
+          await h.run('value_weighting', wg, [h.library.uniform([n, head0, headCount, query0, queryCount]), blockBuffer, normSquares], grid1d(headCount * queryCount));
+          const values = await h.read(blockBuffer, block.length);
+          for (let hh = 0; hh < headCount; hh++) {
+            for (let qq = 0; qq < queryCount; qq++) weighted.set(values.subarray((hh * queryCount + qq) * n, (hh * queryCount + qq + 1) * n), ((head0 + hh) * n + query0 + qq) * n);
+          }
+        }
+      }
+      report('value_weighting', maxAbsDiff(weighted, expectedWeighted));
+      assert.ok(maxAbsDiff(expectedWeighted, probs) > 1e-2, 'the test norms should change the rows');
+    });
+  });
+}
+
+test('add_row adds one row of the addend to every row, like ops.addRow', async (t) => {
+  await withHarness(t, async (h) => {
+    const random = seededRandom(41);
+    const rows = 5;
+    const width = 70;
+    const target = randomArray(random, rows * width, 3);
+    const addend = randomArray(random, 9 * width, 3);
+    const offset = 6 * width;
+    const buffer = h.upload(target);
+    await h.run('add_row', wg, [h.library.uniform([rows, width, offset]), buffer, h.upload(addend)], grid1d(rows * width));
+    report('add_row', maxAbsDiff(await h.read(buffer, rows * width), ops.addRow(target, addend, offset, rows, width)), 0);
+  });
+});
+
+test('next_token_divergence gives the KL and delta log-probability of compareNextToken (engine/causal.ts)', async (t) => {
+  await withHarness(t, async (h) => {
+    const random = seededRandom(43);
+    const rows = 6;
+    const vocab = 1000;
+    const full = randomArray(random, rows * vocab, 8);
+    const changed = new Float32Array(full);
+    // Rows change by growing amounts; row 0 not at all (KL 0).
+    for (let r = 1; r < rows; r++) for (let i = 0; i < vocab; i++) changed[r * vocab + i] += (random() * 2 - 1) * r;
+    const firstRow = 3;
+    const next = Int32Array.from({ length: firstRow + rows }, (_, i) => (i === firstRow + rows - 1 ? -1 : (i * 37) % vocab));
+    const out = h.output(rows * 2);
+    await h.run('next_token_divergence', wg, [h.library.uniform([rows, vocab, firstRow]), h.upload(full), h.upload(changed), h.upload(next), out], [1]);
+    const values = await h.read(out, rows * 2);
+    let worst = 0;
+    for (let r = 0; r < rows; r++) {
+      const token = next[firstRow + r];
+      const expected = compareNextToken(full.subarray(r * vocab, (r + 1) * vocab), changed.subarray(r * vocab, (r + 1) * vocab), token < 0 ? null : token);
+      worst = Math.max(worst, Math.abs(values[r * 2] - expected.kl), Math.abs(values[r * 2 + 1] - (expected.deltaLogProb ?? 0)));
+      if (r > 1) assert.ok(expected.kl > 0.1, `row ${r} should move the distribution`);
+    }
+    report('next_token_divergence', worst, 1e-5);
   });
 });
