@@ -24,6 +24,7 @@ import { loadActiveModel, type ActiveModel } from '../model/activeModel';
 import { defaultCacheRoot } from '../hub/modelCache';
 import { checkModelFits } from '../hub/memoryEstimate';
 import { DefinitionExtractor, type SourceDefinition } from './definitions';
+import type { CodeReference } from './references';
 import { DEFINITION_KINDS, type DefinitionKind } from './definitionQueries';
 import { checkDocument } from './documentChecks';
 import { prepareDocument } from './documentAnalysis';
@@ -220,8 +221,8 @@ export class AnalysisController implements vscode.Disposable {
     const decided = this.backendFacts(panel, config).then((facts) => ({ facts, choice: chooseBackend(config.backend, facts, { valueWeighting: config.weighting === 'valueWeighted' }) }));
     const preloaded = decided.then(({ choice }) => (choice.kind === 'onnxruntime' ? this.engineFor(choice, panel, model, config) : undefined));
     preloaded.catch(() => undefined);
-    const definitions = await this.findDefinitions(document, text, baseOffset, range);
-    const doc = prepareDocument(text, model.tokenizer, definitions);
+    const { definitions, references } = await this.findDefinitions(document, text, baseOffset, range);
+    const doc = prepareDocument(text, model.tokenizer, definitions, references);
     const preparedMs = performance.now() - started;
     if (doc.tokenIds.length > config.maxFileTokens) {
       return {
@@ -441,9 +442,14 @@ export class AnalysisController implements vscode.Disposable {
 
   private referenceForChecks: { key: string; engine: ReferenceEngine } | undefined;
 
-  /** Tree-sitter definitions, plus document symbols a language extension reports that tree-sitter missed. */
-  private async findDefinitions(document: vscode.TextDocument, text: string, baseOffset: number, range: vscode.Range | undefined): Promise<SourceDefinition[]> {
-    const definitions = DefinitionExtractor.supports(document.languageId) ? await (await this.definitionExtractor()).extract(document.languageId, text) : [];
+  /**
+   * Tree-sitter definitions, plus document symbols a language extension reports that tree-sitter
+   * missed, and the identifier uses tree-sitter resolved to them (targets index the returned list).
+   */
+  private async findDefinitions(document: vscode.TextDocument, text: string, baseOffset: number, range: vscode.Range | undefined): Promise<{ definitions: SourceDefinition[]; references: CodeReference[] }> {
+    const parsed = DefinitionExtractor.supports(document.languageId) ? await (await this.definitionExtractor()).extractWithReferences(document.languageId, text) : { definitions: [], references: [] };
+    const treeSitter = parsed.definitions;
+    const definitions = [...treeSitter];
     const symbols = await symbolsOf(document);
     const covered = (start: number) => definitions.some((d) => d.nodeStart <= start && start < d.nodeEnd);
     for (const symbol of symbols) {
@@ -451,9 +457,13 @@ export class AnalysisController implements vscode.Disposable {
       const nameEnd = document.offsetAt(symbol.selectionRange.end) - baseOffset;
       if (nameStart < 0 || nameEnd > text.length || (range && !range.contains(symbol.selectionRange)) || covered(nameStart)) continue;
       const start = Math.max(0, document.offsetAt(symbol.range.start) - baseOffset);
-      definitions.push({ kind: kindOfSymbol(symbol.kind), name: symbol.name, names: [symbol.name], start, end: nameEnd, nodeStart: start, nodeEnd: Math.min(text.length, document.offsetAt(symbol.range.end) - baseOffset) });
+      definitions.push({ kind: kindOfSymbol(symbol.kind), name: symbol.name, names: [symbol.name], start, end: nameEnd, nodeStart: start, nodeEnd: Math.min(text.length, document.offsetAt(symbol.range.end) - baseOffset), nameStart });
     }
-    return definitions.sort((a, b) => a.start - b.start || a.end - b.end);
+    definitions.sort((a, b) => a.start - b.start || a.end - b.end);
+    const index = new Map(definitions.map((d, i) => [d, i]));
+    const remap = (i: number) => (i >= 0 ? (index.get(treeSitter[i]) ?? -1) : -1);
+    const references = parsed.references.map((r) => ({ ...r, targets: r.targets.map(remap), enclosing: remap(r.enclosing) }));
+    return { definitions, references };
   }
 
   dispose(): void {

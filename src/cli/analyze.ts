@@ -10,6 +10,7 @@ import { parseArgs } from 'node:util';
 import { DefinitionExtractor, type SourceDefinition } from '../analysis/definitions';
 import { attendedSources, prepareDocument, type AttentionView, type PreparedDocument } from '../analysis/documentAnalysis';
 import { isKeyword } from '../analysis/keywords';
+import { relationOf } from '../analysis/sourceRelations';
 import { languageIdForFile } from '../analysis/languages';
 import { mergeWindowSummaries, planWindows, prefixCandidates } from '../analysis/windows';
 import type { AttentionSummary, BackendInfo } from '../../engine/attention';
@@ -229,8 +230,9 @@ export async function runAnalyze(args: string[], log: (line: string) => void): P
   const windows = { length: analysed.windows };
   const view = options.view.layer === 'all' ? options.view : { ...options.view, layer: summary.layers.indexOf(options.view.layer) };
   const rows = doc.identifiers
-    .filter((identifier) => !isKeyword(identifier.name))
-    .map((identifier) => ({ identifier, sources: attendedSources(doc, summary, identifier.tokens, view, { minDistance: options.minDistance, otherLineCounts: false }, options.top, options.threshold) }))
+    .map((identifier, index) => ({ identifier, index }))
+    .filter(({ identifier }) => !isKeyword(identifier.name))
+    .map(({ identifier, index }) => ({ identifier, index, sources: attendedSources(doc, summary, identifier.tokens, view, { minDistance: options.minDistance, otherLineCounts: false }, options.top, options.threshold) }))
     .filter((row) => row.sources.length > 0);
 
   const lineOf = lineIndex(text);
@@ -251,9 +253,9 @@ export async function runAnalyze(args: string[], log: (line: string) => void): P
         view: options.view,
         minDistance: options.minDistance,
         definitions: doc.definitions.map(definitionJson),
-        identifiers: rows.map(({ identifier, sources }) => {
+        identifiers: rows.map(({ identifier, index, sources }) => {
           const at = lineOf(identifier.start);
-          return { name: identifier.name, line: at.line + 1, column: at.column + 1, tokens: identifier.tokens, sources: sources.map((s) => ({ definition: s.definition, weight: Number(s.weight.toFixed(4)), tokenDistance: s.tokenDistance })) };
+          return { name: identifier.name, line: at.line + 1, column: at.column + 1, tokens: identifier.tokens, sources: sources.map((s) => ({ definition: s.definition, weight: Number(s.weight.toFixed(4)), tokenDistance: s.tokenDistance, relation: relationOf(doc, index, s.definition).kind })) };
         }),
       })}\n`,
     );
@@ -265,11 +267,12 @@ export async function runAnalyze(args: string[], log: (line: string) => void): P
   out.push('');
   if (rows.length === 0) out.push(`No identifier attends to a distant definition or import with weight >= ${options.threshold}.`);
   const width = Math.min(32, Math.max(10, ...rows.map((r) => r.identifier.name.length)));
-  for (const { identifier, sources } of rows) {
+  for (const { identifier, index, sources } of rows) {
     const at = lineOf(identifier.start);
     const targets = sources.map((s) => {
       const d = doc.definitions[s.definition];
-      return `${d.kind} ${d.name} (line ${lineOf(d.start).line + 1}) ${(s.weight * 100).toFixed(0)}%`;
+      const relation = relationOf(doc, index, s.definition).kind;
+      return `${d.kind} ${d.name} (line ${lineOf(d.start).line + 1}) ${(s.weight * 100).toFixed(0)}%${relation === 'definition' ? ' [its definition]' : relation === 'earlierUse' ? ' [earlier use]' : ''}`;
     });
     out.push(`${`${at.line + 1}:${at.column + 1}`.padStart(8)}  ${identifier.name.padEnd(width)}  -> ${targets.join('; ')}`);
   }

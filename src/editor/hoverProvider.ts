@@ -38,7 +38,7 @@ export class AttentionHoverProvider implements vscode.HoverProvider {
     }
     for (const source of presented.sources) {
       const args = encodeURIComponent(JSON.stringify([document.uri.toString(), source.range.start.line, source.range.start.character, source.range.end.line, source.range.end.character]));
-      markdown.appendMarkdown(`- **${percent(source.weight)}** ${source.definition.kind} \`${escapeCode(source.definition.name)}\` — [line ${source.range.start.line + 1}](command:${COMMANDS.revealRange}?${args} "Go to the ${source.definition.kind}"), ${source.tokenDistance} tokens back\n`);
+      markdown.appendMarkdown(`- **${percent(source.weight)}** ${source.definition.kind} \`${escapeCode(source.definition.name)}\` — [line ${source.range.start.line + 1}](command:${COMMANDS.revealRange}?${args} "Go to the ${source.definition.kind}"), ${source.tokenDistance} tokens back${source.relationText ? ` · _${escapeMarkdown(source.relationText)}_` : ''}\n`);
     }
     const check = this.controller.checkAt(document, document.offsetAt(position));
     if (check) appendCheck(markdown, document, result, check, config.threshold);
@@ -81,4 +81,9 @@ function appendCheck(markdown: vscode.MarkdownString, document: vscode.TextDocum
 
 function escapeCode(text: string): string {
   return text.replace(/`/g, "'");
+}
+
+/** Escapes Markdown emphasis and link syntax in plain text. */
+function escapeMarkdown(text: string): string {
+  return text.replace(/[\\`*_{}[\]()#+!|<>]/g, (c) => `\\${c}`);
 }

@@ -87,10 +87,11 @@ export class AttentionOverlay implements vscode.Disposable {
       const view = describeView(this.viewState.view);
       for (const source of presented.sources) {
         const level = this.levels.findIndex((l) => source.weight >= l.min);
-        const label = `${percent(source.weight)} from ${presented.query.name}`;
+        const kindNote = source.relation?.kind === 'definition' ? ' (its definition)' : source.relation?.kind === 'earlierUse' ? ' (earlier use)' : source.relation?.kind === 'unrelated' ? ' (unrelated)' : '';
+        const label = `${percent(source.weight)} from ${presented.query.name}${kindNote}`;
         byLevel[level].push({
           range: source.range,
-          hoverMessage: new vscode.MarkdownString(`**Attention Lens**: \`${presented.query.name}\` (line ${presented.range.start.line + 1}) gives ${percent(source.weight)} of its attention to this ${source.definition.kind}, ${source.tokenDistance} tokens back (${view}).`),
+          hoverMessage: new vscode.MarkdownString(`**Attention Lens**: \`${presented.query.name}\` (line ${presented.range.start.line + 1}) gives ${percent(source.weight)} of its attention to this ${source.definition.kind}, ${source.tokenDistance} tokens back (${view})${source.relationText ? `: ${source.relationText}` : ''}.`),
           renderOptions: { after: { contentText: ` ◀ ${label}`, color: new vscode.ThemeColor('attentionLens.weightForeground'), margin: '0 0 0 1em', fontStyle: 'italic' } },
         });
         sources.push({ name: source.definition.name, kind: source.definition.kind, range: source.range, weight: source.weight, label });

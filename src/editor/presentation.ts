@@ -7,6 +7,7 @@ import type { AttentionLensConfig } from '../config';
 import type { AttentionView, DistanceRule } from '../analysis/documentAnalysis';
 import { queryAt, sourcesFor, type DocumentAnalysisResult, type QueryAt } from '../analysis/documentResult';
 import type { SourceDefinition } from '../analysis/definitions';
+import { identifierIndexOfToken, relationLabel, relationOf, type SourceRelation } from '../analysis/sourceRelations';
 
 export interface PresentedSource {
   readonly definition: SourceDefinition;
@@ -15,6 +16,13 @@ export interface PresentedSource {
   readonly range: vscode.Range;
   readonly weight: number;
   readonly tokenDistance: number;
+  /**
+   * What the span is for the hovered name: its definition or import, an earlier use of the same
+   * name, or unrelated (src/analysis/sourceRelations.ts); absent outside identifiers.
+   */
+  readonly relation?: SourceRelation;
+  /** The relation in words, e.g. "definition of Money", "earlier use of Money". */
+  readonly relationText?: string;
 }
 
 export interface PresentedQuery {
@@ -33,11 +41,27 @@ export const SOURCES_PER_TOKEN = 8;
 export function presentAt(document: vscode.TextDocument, result: DocumentAnalysisResult, position: vscode.Position, view: AttentionView, config: AttentionLensConfig): PresentedQuery | undefined {
   const query = queryAt(result, document.offsetAt(position));
   if (!query) return undefined;
+  const identifier = query.identifier ? identifierIndexOfToken(result.doc, query.tokens[0]) : -1;
   const sources = sourcesFor(result, query, view, distanceRule(config), SOURCES_PER_TOKEN, config.threshold).map((source) => {
     const definition = result.doc.definitions[source.definition];
-    return { definition, definitionIndex: source.definition, range: definitionRange(document, result, definition), weight: source.weight, tokenDistance: source.tokenDistance };
+    const relation = identifier >= 0 ? relationOf(result.doc, identifier, source.definition) : undefined;
+    return {
+      definition,
+      definitionIndex: source.definition,
+      range: definitionRange(document, result, definition),
+      weight: source.weight,
+      tokenDistance: source.tokenDistance,
+      ...(relation ? { relation, relationText: relationText(relation, query.name, definition) } : {}),
+    };
   });
   return { query, range: new vscode.Range(document.positionAt(query.start), document.positionAt(query.end)), sources };
+}
+
+/** The relation in words; an earlier use also says inside which definition it is. */
+function relationText(relation: SourceRelation, name: string, definition: SourceDefinition): string {
+  if (relation.kind === 'earlierUse') return `earlier use of ${name} in ${definition.kind} ${definition.name}, not its definition`;
+  if (relation.kind === 'unrelated') return `unrelated to ${name}`;
+  return relationLabel(relation, name);
 }
 
 export function definitionRange(document: vscode.TextDocument, result: DocumentAnalysisResult, definition: SourceDefinition): vscode.Range {

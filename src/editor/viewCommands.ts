@@ -110,11 +110,11 @@ export function registerViewCommands(context: vscode.ExtensionContext, deps: Vie
         return [];
       }
       const pick = await vscode.window.showQuickPick(
-        presented.sources.map((s) => ({ label: `${percent(s.weight)}  ${s.definition.name}`, description: `${s.definition.kind}, line ${s.range.start.line + 1}`, detail: `${s.tokenDistance} tokens back`, source: s })),
+        presented.sources.map((s) => ({ label: `${percent(s.weight)}  ${s.definition.name}`, description: `${s.definition.kind}, line ${s.range.start.line + 1}`, detail: `${s.tokenDistance} tokens back${s.relationText ? ` · ${s.relationText}` : ''}`, source: s })),
         { title: `Attention Lens: what \`${presented.query.name}\` attends to (${describeView(viewState.view)})`, matchOnDescription: true },
       );
       if (pick) await reveal(editor.document.uri.toString(), pick.source.range);
-      return presented.sources.map((s) => ({ name: s.definition.name, kind: s.definition.kind, line: s.range.start.line, weight: s.weight }));
+      return presented.sources.map((s) => ({ name: s.definition.name, kind: s.definition.kind, line: s.range.start.line, weight: s.weight, relation: s.relation?.kind }));
     }),
     vscode.commands.registerCommand(COMMANDS.showAttenders, async (uri: string, index: number) => {
       const document = vscode.workspace.textDocuments.find((d) => d.uri.toString() === uri);

@@ -7,6 +7,7 @@ import { describeBackend } from '../../engine/backendPolicy';
 import type { AttentionView, DistanceRule } from '../analysis/documentAnalysis';
 import { attendedSources } from '../analysis/documentAnalysis';
 import { layerIndexOf, type DocumentAnalysisResult } from '../analysis/documentResult';
+import { relationOf, type SourceRelation } from '../analysis/sourceRelations';
 import { isKeyword } from '../analysis/keywords';
 import type { DependencyCheck } from '../analysis/dependencyCheck';
 
@@ -23,7 +24,7 @@ export interface ExportedAnalysis {
   readonly threshold: number;
   readonly tokens: readonly { readonly id: number; readonly start: number; readonly end: number }[];
   readonly definitions: readonly { readonly kind: string; readonly name: string; readonly start: number; readonly end: number; readonly tokenStart: number; readonly tokenEnd: number }[];
-  readonly identifiers: readonly { readonly name: string; readonly start: number; readonly end: number; readonly tokens: readonly number[]; readonly sources: readonly { readonly definition: number; readonly weight: number; readonly tokenDistance: number }[] }[];
+  readonly identifiers: readonly { readonly name: string; readonly start: number; readonly end: number; readonly tokens: readonly number[]; readonly sources: readonly { readonly definition: number; readonly weight: number; readonly tokenDistance: number; readonly relation: SourceRelation['kind'] }[] }[];
   /**
    * The "Check dependencies" results of this version: per checked identifier, every earlier
    * definition or import with attention, value-weighted attention, knockout KL (nats) and the
@@ -55,13 +56,14 @@ export function exportJson(result: DocumentAnalysisResult, view: AttentionView, 
     tokens: doc.tokenIds.map((id, i) => ({ id, start: doc.ranges[i].start, end: doc.ranges[i].end })),
     definitions: doc.definitions.map((d, i) => ({ kind: d.kind, name: d.name, start: d.start, end: d.end, tokenStart: doc.spans[i].start, tokenEnd: doc.spans[i].end })),
     identifiers: doc.identifiers
-      .filter((g) => !isKeyword(g.name))
-      .map((g) => ({
+      .map((g, index) => ({ g, index }))
+      .filter(({ g }) => !isKeyword(g.name))
+      .map(({ g, index }) => ({
         name: g.name,
         start: g.start,
         end: g.end,
         tokens: g.tokens,
-        sources: attendedSources(doc, result.summary, g.tokens, resolved, rule, 8, threshold).map((s) => ({ definition: s.definition, weight: Number(s.weight.toFixed(4)), tokenDistance: s.tokenDistance })),
+        sources: attendedSources(doc, result.summary, g.tokens, resolved, rule, 8, threshold).map((s) => ({ definition: s.definition, weight: Number(s.weight.toFixed(4)), tokenDistance: s.tokenDistance, relation: relationOf(doc, index, s.definition).kind })),
       })),
     dependencyChecks: checks
       .filter((c) => c.version === result.version)
