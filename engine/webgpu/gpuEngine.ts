@@ -11,14 +11,22 @@
  * logits: n * (2k + spans) numbers per (layer, head), never n * n.
  *
  * Each layer's post-rope Q and K stay resident, so attentionRow() recomputes one exact row with the
- * same scores kernel the forward pass used.
+ * same scores kernel the forward pass used. Each layer's V and the final residual stream stay too,
+ * for the causal checks (engine/causal.ts): knockout() recomputes only the query's row, one variant
+ * per span, against the cached keys and values; spanEffect() runs one masked pass and compares each
+ * later position's next-token distribution with the run's on the device, reading back two numbers
+ * per position.
+ *
+ * Value-weighted summaries (Kobayashi et al. 2020) rescale each probability block by the norms of
+ * what the keys write through W_O after P·V has consumed it, just before the summary kernels.
  *
  * Timing: the summary kernels run in their own compute passes between the forward pass's blocks.
  * With `timestamp-query` their GPU time is measured and reported as summaryMs (plus the readback's
  * wall time); forwardMs is the rest of the wall time. Without timestamps summaryMs is the readback
  * alone and forwardMs includes the summary kernels.
  */
-import type { AdapterSummary, AttentionRequest, AttentionSummary, BackendInfo, ForwardResult } from '../attention';
+import type { AdapterSummary, AttentionRequest, AttentionSummary, BackendInfo, ForwardResult, TokenSpan } from '../attention';
+import { compareNextToken, knockedPositions, logSoftmax, topTokens, validateKnockout, validateSpanEffect, type KnockoutRequest, type KnockoutResult, type SpanEffectResult, type SpanKnockout, type TokenEffect } from '../causal';
 import type { AttentionEngine } from '../engine';
 import type { LoadedModel, ModelSpec } from '../model/modelTypes';
 import { type DeviceLinear, type DeviceMatrix, type DeviceNorm, type DeviceWeights, destroyWeights, uploadWeights } from './deviceWeights';
@@ -63,8 +71,28 @@ interface LayerSummaryBuffers {
   readonly staging: GPUBuffer;      // the five above, back to back, mappable
 }
 
+/** The most recent run, for attentionRow() and the causal checks. */
 interface LastRun {
   readonly n: number;
+  readonly tokenIds: Int32Array;
+  /** The residual stream after the last layer, [n, hidden] (the run's scratch buffer, kept until the next run). */
+  readonly hidden: GPUBuffer;
+}
+
+/** One layer's temporaries for `rows` rows: they hold nothing between layers. */
+interface LayerWork {
+  readonly h: GPUBuffer;          // [rows, hidden]
+  readonly attended: GPUBuffer;   // [rows, heads * head_dim]
+  readonly projected: GPUBuffer;  // [rows, hidden]
+  readonly up: GPUBuffer;         // [rows, intermediate]
+  readonly gate?: GPUBuffer;      // [rows, intermediate], SwiGLU only
+}
+
+/** The kernels of value-weighted summaries, resolved when a run asks for them. */
+interface ValuePipelines {
+  readonly norms: GPUComputePipeline;
+  readonly normsF16: GPUComputePipeline;
+  readonly weighting: GPUComputePipeline;
 }
 
 /** The kernels one run needs, resolved before encoding starts. */
@@ -91,6 +119,10 @@ const MAX_HEAD_DIM = 256;
  */
 const DEFAULT_PROBABILITY_BLOCK_BYTES = 128 * 1024 * 1024;
 const TILED_SCORES_KEYS = 16;
+/** Largest logits block of the span effect: rows x vocabulary, two of them (full and changed). */
+const LOGITS_BLOCK_BYTES = 32 * 1024 * 1024;
+/** The residual stream of the last run; only runNow() may use this scratch label. */
+const RUN_RESIDUAL_LABEL = 'residual [n, hidden]';
 
 /** Describes a GPUAdapter in the project's shared form. */
 export function summarizeAdapter(adapter: GPUAdapter): AdapterSummary {
@@ -131,6 +163,7 @@ export class GpuEngine implements AttentionEngine {
   private readonly scratch = new Map<string, GPUBuffer>();
   private readonly layerQ: (GPUBuffer | undefined)[] = [];
   private readonly layerK: (GPUBuffer | undefined)[] = [];
+  private readonly layerV: (GPUBuffer | undefined)[] = [];
   private readonly summaryBuffers: LayerSummaryBuffers[] = [];
   private readonly bindingBudget: number;
   private readonly zeros: GPUBuffer;
@@ -212,11 +245,19 @@ export class GpuEngine implements AttentionEngine {
     return this.serialised(() => this.attentionRowNow(layer, head, query));
   }
 
+  knockout(request: KnockoutRequest, signal?: AbortSignal): Promise<KnockoutResult> {
+    return this.serialised(() => this.knockoutNow(request, signal));
+  }
+
+  spanEffect(span: TokenSpan, signal?: AbortSignal): Promise<SpanEffectResult> {
+    return this.serialised(() => this.spanEffectNow(span, signal));
+  }
+
   /** Device memory held now: resident weights plus scratch, summary and staging buffers. */
   memoryStats(): GpuMemoryStats {
     let scratchBytes = this.kernels.uniformBufferBytes + this.zeros.size + (this.timer?.bytes ?? 0);
     for (const buffer of this.scratch.values()) scratchBytes += buffer.size;
-    for (const buffer of [...this.layerQ, ...this.layerK]) scratchBytes += buffer?.size ?? 0;
+    for (const buffer of [...this.layerQ, ...this.layerK, ...this.layerV]) scratchBytes += buffer?.size ?? 0;
     for (const set of this.summaryBuffers) {
       for (const buffer of Object.values(set) as GPUBuffer[]) scratchBytes += buffer.size;
     }
@@ -246,9 +287,6 @@ export class GpuEngine implements AttentionEngine {
     const tokenIds = validateTokenIds(request.tokenIds, s);
     const n = tokenIds.length;
     const layers = validateAttentionRequest(request, n, s);
-    if (request.weighting === 'valueWeighted') {
-      throw new RangeError('value-weighted summaries are not available on the WebGPU engine yet; the CPU engine computes them (backend "auto" or "cpu")');
-    }
     const spans = request.spans;
     const numSpans = spans.length;
     const k = request.topK;
@@ -256,6 +294,7 @@ export class GpuEngine implements AttentionEngine {
     throwIfAborted(signal);
 
     const p = await this.pipelines(k);
+    const vw = request.weighting === 'valueWeighted' ? await this.valuePipelines() : undefined;
     const forwardStart = now();
     this.kernels.trimUniforms();
     this.lastRun = undefined;
@@ -276,15 +315,10 @@ export class GpuEngine implements AttentionEngine {
       const d = s.hiddenSize;
       const qWidth = s.numHeads * s.headDim;
       const kvWidth = s.numKvHeads * s.headDim;
-      const inter = s.intermediateSize;
       const f = 4;
-      const x = this.buffer('residual [n, hidden]', n * d * f);
-      const h = this.buffer('normed [n, hidden]', n * d * f);
-      const v = this.buffer('v [n, kv_heads * head_dim]', n * kvWidth * f);
-      const attended = this.buffer('attended [n, heads * head_dim]', n * qWidth * f);
-      const projected = this.buffer('projected [n, hidden]', n * d * f);
-      const up = this.buffer('mlp up [n, intermediate]', n * inter * f);
-      const gate = s.mlp === 'swiglu' ? this.buffer('mlp gate [n, intermediate]', n * inter * f) : undefined;
+      const x = this.buffer(RUN_RESIDUAL_LABEL, n * d * f);
+      const work = this.layerWork(n);
+      const normSquares = vw ? this.buffer('value norms squared [heads, n]', H * n * f) : undefined;
       const ids = this.buffer('token ids [n]', n * 4);
       this.device.queue.writeBuffer(ids, 0, Uint32Array.from(tokenIds));
       const cosSin = s.positional === 'rope' ? this.buffer('rope cos/sin [n, head_dim / 2, 2]', n * s.headDim * f) : undefined;
@@ -314,19 +348,13 @@ export class GpuEngine implements AttentionEngine {
         const layerWeights = this.weights.layers[l];
         const q = this.layerBuffer(this.layerQ, `layer ${l} q [n, heads * head_dim]`, l, n * qWidth * f);
         const kBuf = this.layerBuffer(this.layerK, `layer ${l} k [n, kv_heads * head_dim]`, l, n * kvWidth * f);
+        const v = this.layerBuffer(this.layerV, `layer ${l} v [n, kv_heads * head_dim]`, l, n * kvWidth * f);
         encoder = this.device.createCommandEncoder({ label: `layer ${l}` });
         pass = encoder.beginComputePass({ label: `layer ${l}` });
-        this.normalize(pass, p, layerWeights.attnNorm, x, h, n);
-        this.linear(pass, p, layerWeights.q, h, q, n);
-        this.linear(pass, p, layerWeights.k, h, kBuf, n);
-        this.linear(pass, p, layerWeights.v, h, v, n);
-        if (cosSin) {
-          const half = s.headDim / 2;
-          dispatch(this.device, pass, p.rope, [this.kernels.uniform([n, s.numHeads, s.headDim]), q, cosSin], grid1d(n * s.numHeads * half));
-          dispatch(this.device, pass, p.rope, [this.kernels.uniform([n, s.numKvHeads, s.headDim]), kBuf, cosSin], grid1d(n * s.numKvHeads * half));
-        }
+        this.encodeProjections(pass, p, l, x, work.h, q, kBuf, v, n, cosSin);
         const layerIndex = layerIndexOf.get(l);
         const summary = layerIndex === undefined ? undefined : summaryLayouts[layerIndex];
+        if (summary && vw && normSquares) this.valueNorms(pass, vw, layerWeights.o, v, normSquares, n);
         for (let head0 = 0; head0 < H; head0 += plan.headsPerBlock) {
           const headCount = Math.min(plan.headsPerBlock, H - head0);
           for (let query0 = 0; query0 < n; query0 += plan.queriesPerBlock) {
@@ -334,11 +362,15 @@ export class GpuEngine implements AttentionEngine {
             const block = [n, head0, headCount, query0, queryCount];
             this.scores(pass, p, q, kBuf, probs, n, head0, headCount, query0, queryCount);
             const blockParams = this.kernels.uniform([...block, s.numHeads, s.numKvHeads, s.headDim]);
-            dispatch(this.device, pass, p.output, [blockParams, probs, v, attended], grid1d(headCount * queryCount * s.headDim));
+            dispatch(this.device, pass, p.output, [blockParams, probs, v, work.attended], grid1d(headCount * queryCount * s.headDim));
             if (summary) {
               // Summaries run in their own pass so that timestamp queries can time them.
               pass.end();
               const summaryPass = encoder.beginComputePass({ label: `layer ${l} summaries`, timestampWrites: timer?.nextPass() });
+              if (vw && normSquares) {
+                // P·V has consumed the probabilities; from here on the block holds the value-weighted rows.
+                dispatch(this.device, summaryPass, vw.weighting, [this.kernels.uniform(block), probs, normSquares], grid1d(headCount * queryCount));
+              }
               dispatch(this.device, summaryPass, p.topK, [this.kernels.uniform(block), probs, summary.topIndices, summary.topWeights], grid1d(headCount * queryCount));
               if (numSpans > 0) {
                 dispatch(this.device, summaryPass, p.spanMass, [this.kernels.uniform([...block, numSpans]), probs, spanBuffer, summary.spanMass], grid1d(headCount * queryCount * numSpans));
@@ -348,19 +380,7 @@ export class GpuEngine implements AttentionEngine {
             }
           }
         }
-        this.linear(pass, p, layerWeights.o, attended, projected, n);
-        dispatch(this.device, pass, p.add, [this.kernels.uniform([n * d]), x, projected], grid1d(n * d));
-        this.normalize(pass, p, layerWeights.mlpNorm, x, h, n);
-        this.linear(pass, p, layerWeights.up, h, up, n);
-        if (gate && layerWeights.gate) {
-          this.linear(pass, p, layerWeights.gate, h, gate, n);
-          dispatch(this.device, pass, p.activation, [this.kernels.uniform([n * inter]), gate, up], grid1d(n * inter));
-          this.linear(pass, p, layerWeights.down, gate, projected, n);
-        } else {
-          dispatch(this.device, pass, p.activation, [this.kernels.uniform([n * inter]), up], grid1d(n * inter));
-          this.linear(pass, p, layerWeights.down, up, projected, n);
-        }
-        dispatch(this.device, pass, p.add, [this.kernels.uniform([n * d]), x, projected], grid1d(n * d));
+        this.encodeLayerTail(pass, p, l, x, work, n);
         pass.end();
         if (summary && numSpans > 0) {
           const reducePass = encoder.beginComputePass({ label: `layer ${l} head reduction`, timestampWrites: timer?.nextPass() });
@@ -404,7 +424,7 @@ export class GpuEngine implements AttentionEngine {
       const lastLogits = new Float32Array(await readStaging(logitsStaging, s.vocabSize * f));
       const summary = await this.readSummary(summaryLayouts, layers, n, H, k, numSpans);
       const readbackBytes = lastLogits.byteLength + summaryLayouts.length * summaryBytes(n, H, k, numSpans);
-      this.lastRun = { n };
+      this.lastRun = { n, tokenIds, hidden: x };
       return {
         summary,
         lastLogits,
@@ -436,6 +456,296 @@ export class GpuEngine implements AttentionEngine {
     const row = new Float32Array(await readStaging(rowStaging, (query + 1) * 4));
     this.throwIfDeviceFailed();
     return row;
+  }
+
+  /**
+   * Knockout on the most recent run: row 0 recomputes the query's row with nothing hidden, and each
+   * span that hides something from the query gets a row of its own with the span's keys masked in
+   * the chosen layers. Positions before the query are unchanged, so their keys and values come from
+   * the run's cache; only the query's row goes through every layer again, all variants in one batch.
+   */
+  private async knockoutNow(request: KnockoutRequest, signal?: AbortSignal): Promise<KnockoutResult> {
+    this.checkUsable();
+    const run = this.requireRun('knockout');
+    const s = this.spec;
+    const layers = validateKnockout(request, run.n, s.numLayers);
+    const query = request.query;
+    const nextToken = query + 1 < run.n ? run.tokenIds[query + 1] : null;
+    const masks: { start: number; end: number }[] = [{ start: 0, end: 0 }];
+    // An empty knockout shares row 0, so its numbers are exactly those of the full model.
+    const rowOfSpan = request.spans.map((span) => {
+      const hidden = knockedPositions(span, query);
+      return hidden.end > hidden.start ? masks.push(hidden) - 1 : 0;
+    });
+    throwIfAborted(signal);
+    const logits = await this.knockoutLogits(run, query, masks, layers);
+    throwIfAborted(signal);
+    const V = s.vocabSize;
+    const full = logits.subarray(0, V);
+    const spans: SpanKnockout[] = request.spans.map((span, i) => {
+      const { kl, deltaLogProb, top } = compareNextToken(full, logits.subarray(rowOfSpan[i] * V, (rowOfSpan[i] + 1) * V), nextToken);
+      return { start: span.start, end: span.end, kl, deltaLogProb, top };
+    });
+    return { query, nextToken, top: topTokens(logSoftmax(full)), spans };
+  }
+
+  /** The next-token logits [rows, vocab] of the query's row with each row's mask applied in `layers`. */
+  private async knockoutLogits(run: LastRun, query: number, masks: readonly { start: number; end: number }[], layers: { start: number; end: number }): Promise<Float32Array> {
+    const s = this.spec;
+    const rows = masks.length;
+    const d = s.hiddenSize;
+    const f = 4;
+    const p = await this.pipelines(1);
+    const [rowAttention, addRow] = await Promise.all([
+      this.kernels.pipeline('attention_row_masked', { WORKGROUP_SIZE }),
+      this.kernels.pipeline('add_row', { WORKGROUP_SIZE }),
+    ]);
+    return this.withErrorScopes('knockout', async () => {
+      const x = this.buffer('knockout residual [rows, hidden]', rows * d * f);
+      const work = this.layerWork(rows);
+      const qRows = this.buffer('knockout q [rows, heads * head_dim]', rows * s.numHeads * s.headDim * f);
+      const kRows = this.buffer('knockout k [rows, kv_heads * head_dim]', rows * s.numKvHeads * s.headDim * f);
+      const vRows = this.buffer('knockout v [rows, kv_heads * head_dim]', rows * s.numKvHeads * s.headDim * f);
+      const ids = this.buffer('knockout token ids [rows]', rows * 4);
+      this.device.queue.writeBuffer(ids, 0, new Uint32Array(rows).fill(run.tokenIds[query]));
+      const maskBuffer = this.buffer('knockout masks [rows, 2]', rows * 8);
+      this.device.queue.writeBuffer(maskBuffer, 0, Uint32Array.from(masks.flatMap((mask) => [mask.start, mask.end])));
+      const cosSin = s.positional === 'rope' ? this.buffer('knockout rope cos/sin [rows, head_dim / 2, 2]', rows * s.headDim * f) : undefined;
+      if (cosSin) this.device.queue.writeBuffer(cosSin, 0, ropeRowsAt(query, rows, s.headDim, s.ropeTheta));
+      const logits = this.buffer('knockout logits [rows, vocab]', rows * s.vocabSize * f);
+      const staging = this.staging('knockout logits staging', rows * s.vocabSize * f);
+
+      const encoder = this.device.createCommandEncoder({ label: `knockout at ${query}` });
+      const pass = encoder.beginComputePass({ label: `knockout at ${query}` });
+      this.embed(pass, p, ids, x, rows);
+      if (this.weights.positionEmbedding) {
+        dispatch(this.device, pass, addRow, [this.kernels.uniform([rows, d, query * d]), x, this.weights.positionEmbedding], grid1d(rows * d));
+      }
+      for (let l = 0; l < s.numLayers; l++) {
+        this.encodeProjections(pass, p, l, x, work.h, qRows, kRows, vRows, rows, cosSin);
+        const masked = l >= layers.start && l < layers.end ? 1 : 0;
+        const params = this.kernels.uniform([rows, query, s.numHeads, s.numKvHeads, s.headDim, masked], [1 / Math.sqrt(s.headDim)]);
+        dispatch(this.device, pass, rowAttention, [params, qRows, this.layerK[l]!, this.layerV[l]!, kRows, vRows, maskBuffer, work.attended], [Math.ceil((rows * s.numHeads) / WORKGROUP_SIZE)]);
+        this.encodeLayerTail(pass, p, l, x, work, rows);
+      }
+      this.normalize(pass, p, this.weights.finalNorm, x, work.h, rows);
+      this.linear(pass, p, { weight: this.weights.lmHead }, work.h, logits, rows);
+      pass.end();
+      encoder.copyBufferToBuffer(logits, 0, staging, 0, rows * s.vocabSize * f);
+      this.device.queue.submit([encoder.finish()]);
+      return new Float32Array(await readStaging(staging, rows * s.vocabSize * f));
+    });
+  }
+
+  /**
+   * One pass over the run's tokens in which no query after the span may attend to it; for every
+   * position from span.end on, KL and the change in log-probability of the actual next token
+   * against the run's own logits, computed on the device in blocks of rows.
+   */
+  private async spanEffectNow(span: TokenSpan, signal?: AbortSignal): Promise<SpanEffectResult> {
+    this.checkUsable();
+    const run = this.requireRun('spanEffect');
+    validateSpanEffect(span, run.n);
+    const s = this.spec;
+    const n = run.n;
+    const H = s.numHeads;
+    const d = s.hiddenSize;
+    const V = s.vocabSize;
+    const f = 4;
+    const p = await this.pipelines(1);
+    const [maskedScores, divergence] = await Promise.all([
+      this.kernels.pipeline('attention_scores_masked', { WORKGROUP_SIZE }),
+      this.kernels.pipeline('next_token_divergence', { WORKGROUP_SIZE }),
+    ]);
+    throwIfAborted(signal);
+    const numbers = await this.withErrorScopes('span effect', async () => {
+      const x = this.buffer('span effect residual [n, hidden]', n * d * f);
+      const work = this.layerWork(n);
+      const q = this.buffer('span effect q [n, heads * head_dim]', n * H * s.headDim * f);
+      const k = this.buffer('span effect k [n, kv_heads * head_dim]', n * s.numKvHeads * s.headDim * f);
+      const v = this.buffer('span effect v [n, kv_heads * head_dim]', n * s.numKvHeads * s.headDim * f);
+      const ids = this.buffer('token ids [n]', n * 4);
+      this.device.queue.writeBuffer(ids, 0, Uint32Array.from(run.tokenIds));
+      const cosSin = s.positional === 'rope' ? this.buffer('rope cos/sin [n, head_dim / 2, 2]', n * s.headDim * f) : undefined;
+      if (cosSin) this.device.queue.writeBuffer(cosSin, 0, ropeTable(n, s.headDim, s.ropeTheta));
+      const plan = this.planBlocks(n);
+      const probs = this.buffer('probabilities block [heads, queries, n]', plan.headsPerBlock * plan.queriesPerBlock * n * f);
+
+      let encoder = this.device.createCommandEncoder({ label: 'span effect embedding' });
+      let pass = encoder.beginComputePass({ label: 'span effect embedding' });
+      this.embed(pass, p, ids, x, n);
+      if (this.weights.positionEmbedding) {
+        dispatch(this.device, pass, p.add, [this.kernels.uniform([n * d]), x, this.weights.positionEmbedding], grid1d(n * d));
+      }
+      pass.end();
+      this.device.queue.submit([encoder.finish()]);
+      let previousLayerDone: Promise<void> | undefined;
+      for (let l = 0; l < s.numLayers; l++) {
+        encoder = this.device.createCommandEncoder({ label: `span effect layer ${l}` });
+        pass = encoder.beginComputePass({ label: `span effect layer ${l}` });
+        this.encodeProjections(pass, p, l, x, work.h, q, k, v, n, cosSin);
+        for (let head0 = 0; head0 < H; head0 += plan.headsPerBlock) {
+          const headCount = Math.min(plan.headsPerBlock, H - head0);
+          for (let query0 = 0; query0 < n; query0 += plan.queriesPerBlock) {
+            const queryCount = Math.min(plan.queriesPerBlock, n - query0);
+            const block = [n, head0, headCount, query0, queryCount, H, s.numKvHeads, s.headDim];
+            const params = this.kernels.uniform([...block, span.end, span.start, span.end], [1 / Math.sqrt(s.headDim)]);
+            dispatch(this.device, pass, maskedScores, [params, q, k, probs], grid1d(headCount * queryCount));
+            dispatch(this.device, pass, p.output, [this.kernels.uniform(block), probs, v, work.attended], grid1d(headCount * queryCount * s.headDim));
+          }
+        }
+        this.encodeLayerTail(pass, p, l, x, work, n);
+        pass.end();
+        this.device.queue.submit([encoder.finish()]);
+        if (previousLayerDone) await previousLayerDone;
+        previousLayerDone = this.device.queue.onSubmittedWorkDone().catch(() => undefined);
+        this.throwIfDeviceFailed();
+        throwIfAborted(signal);
+      }
+
+      // Positions span.end .. n-1, a block of rows at a time: both logits, then the two numbers.
+      const count = n - span.end;
+      const blockRows = Math.max(1, Math.min(count, Math.floor(Math.min(this.bindingBudget, LOGITS_BLOCK_BYTES) / (V * f))));
+      const nextTokens = this.buffer('span effect next tokens [n]', n * 4);
+      this.device.queue.writeBuffer(nextTokens, 0, Int32Array.from({ length: n }, (_, i) => (i + 1 < n ? run.tokenIds[i + 1] : -1)));
+      const fullRows = this.buffer('span effect full rows [block, hidden]', blockRows * d * f);
+      const changedRows = this.buffer('span effect changed rows [block, hidden]', blockRows * d * f);
+      const fullLogits = this.buffer('span effect full logits [block, vocab]', blockRows * V * f);
+      const changedLogits = this.buffer('span effect changed logits [block, vocab]', blockRows * V * f);
+      const divergences = this.buffer('span effect divergences [block, 2]', blockRows * 2 * f);
+      const staging = this.staging('span effect staging', count * 2 * f);
+      for (let row0 = span.end; row0 < n; row0 += blockRows) {
+        const rows = Math.min(blockRows, n - row0);
+        encoder = this.device.createCommandEncoder({ label: `span effect logits ${row0}..${row0 + rows}` });
+        encoder.copyBufferToBuffer(run.hidden, row0 * d * f, fullRows, 0, rows * d * f);
+        encoder.copyBufferToBuffer(x, row0 * d * f, changedRows, 0, rows * d * f);
+        pass = encoder.beginComputePass({ label: 'span effect logits' });
+        this.normalize(pass, p, this.weights.finalNorm, fullRows, work.h, rows);
+        this.linear(pass, p, { weight: this.weights.lmHead }, work.h, fullLogits, rows);
+        this.normalize(pass, p, this.weights.finalNorm, changedRows, work.h, rows);
+        this.linear(pass, p, { weight: this.weights.lmHead }, work.h, changedLogits, rows);
+        dispatch(this.device, pass, divergence, [this.kernels.uniform([rows, V, row0]), fullLogits, changedLogits, nextTokens, divergences], [Math.ceil(rows / WORKGROUP_SIZE)]);
+        pass.end();
+        encoder.copyBufferToBuffer(divergences, 0, staging, (row0 - span.end) * 2 * f, rows * 2 * f);
+        this.device.queue.submit([encoder.finish()]);
+        throwIfAborted(signal);
+      }
+      return new Float32Array(await readStaging(staging, count * 2 * f));
+    });
+    const tokens: TokenEffect[] = [];
+    for (let position = span.end; position < n; position++) {
+      const at = (position - span.end) * 2;
+      // Rounding can leave a KL of a few ulps below zero; like klDivergence, report it as 0.
+      tokens.push({ position, kl: Math.max(0, numbers[at]), deltaLogProb: position + 1 < n ? numbers[at + 1] : null });
+    }
+    return { span: { start: span.start, end: span.end }, tokens };
+  }
+
+  private requireRun(what: string): LastRun {
+    if (!this.lastRun) throw new Error(`${what} needs a completed run; call run() first`);
+    return this.lastRun;
+  }
+
+  /**
+   * Runs `body` inside validation and out-of-memory error scopes; a captured error becomes this
+   * call's Error (naming `what`), and body's own error (an abort) passes through otherwise.
+   */
+  private async withErrorScopes<T>(what: string, body: () => Promise<T>): Promise<T> {
+    this.device.pushErrorScope('out-of-memory');
+    this.device.pushErrorScope('validation');
+    let outcome: { value: T } | { error: unknown };
+    try {
+      outcome = { value: await body() };
+    } catch (error) {
+      outcome = { error };
+    }
+    const validation = await this.device.popErrorScope();
+    const outOfMemory = await this.device.popErrorScope();
+    const failure = outOfMemory ?? validation;
+    if (failure) throw new Error(`The WebGPU ${what} failed: ${failure.message}`);
+    this.throwIfDeviceFailed();
+    if ('error' in outcome) throw outcome.error;
+    return outcome.value;
+  }
+
+  /** The kernels of value-weighted summaries (built on first use, then cached). */
+  private async valuePipelines(): Promise<ValuePipelines> {
+    const [norms, normsF16, weighting] = await Promise.all([
+      this.kernels.pipeline('value_norms', { WORKGROUP_SIZE, WEIGHT_F16: 0 }),
+      this.kernels.pipeline('value_norms', { WORKGROUP_SIZE, WEIGHT_F16: 1 }),
+      this.kernels.pipeline('value_weighting', { WORKGROUP_SIZE }),
+    ]);
+    return { norms, normsF16, weighting };
+  }
+
+  /** normSquares[h, j] = ||v_j W_O^h||^2 over every row chunk of W_O (the first chunk writes, the rest add). */
+  private valueNorms(pass: GPUComputePassEncoder, vw: ValuePipelines, o: DeviceLinear, v: GPUBuffer, normSquares: GPUBuffer, n: number): void {
+    const s = this.spec;
+    const w = o.weight;
+    w.chunks.forEach((chunk, index) => {
+      const params = this.kernels.uniform([n, s.numHeads, s.numKvHeads, s.headDim, chunk.rowCount, index > 0 ? 1 : 0]);
+      dispatch(this.device, pass, w.f16 ? vw.normsF16 : vw.norms, [params, v, chunk.buffer, normSquares], grid1d(s.numHeads * n));
+    });
+  }
+
+  /** One layer's temporaries for `rows` rows, shared by runs and the causal checks. */
+  private layerWork(rows: number): LayerWork {
+    const s = this.spec;
+    const f = 4;
+    return {
+      h: this.buffer('normed [n, hidden]', rows * s.hiddenSize * f),
+      attended: this.buffer('attended [n, heads * head_dim]', rows * s.numHeads * s.headDim * f),
+      projected: this.buffer('projected [n, hidden]', rows * s.hiddenSize * f),
+      up: this.buffer('mlp up [n, intermediate]', rows * s.intermediateSize * f),
+      gate: s.mlp === 'swiglu' ? this.buffer('mlp gate [n, intermediate]', rows * s.intermediateSize * f) : undefined,
+    };
+  }
+
+  /** Layer l's attention inputs: h = norm(x), then q, k, v of `rows` rows, rotated by cosSin's rows. */
+  private encodeProjections(
+    pass: GPUComputePassEncoder,
+    p: Pipelines,
+    l: number,
+    x: GPUBuffer,
+    h: GPUBuffer,
+    q: GPUBuffer,
+    k: GPUBuffer,
+    v: GPUBuffer,
+    rows: number,
+    cosSin: GPUBuffer | undefined,
+  ): void {
+    const s = this.spec;
+    const layerWeights = this.weights.layers[l];
+    this.normalize(pass, p, layerWeights.attnNorm, x, h, rows);
+    this.linear(pass, p, layerWeights.q, h, q, rows);
+    this.linear(pass, p, layerWeights.k, h, k, rows);
+    this.linear(pass, p, layerWeights.v, h, v, rows);
+    if (cosSin) {
+      const half = s.headDim / 2;
+      dispatch(this.device, pass, p.rope, [this.kernels.uniform([rows, s.numHeads, s.headDim]), q, cosSin], grid1d(rows * s.numHeads * half));
+      dispatch(this.device, pass, p.rope, [this.kernels.uniform([rows, s.numKvHeads, s.headDim]), k, cosSin], grid1d(rows * s.numKvHeads * half));
+    }
+  }
+
+  /** The rest of layer l after attention: x += attended W_O^T, then x += MLP(norm(x)), for `rows` rows. */
+  private encodeLayerTail(pass: GPUComputePassEncoder, p: Pipelines, l: number, x: GPUBuffer, work: LayerWork, rows: number): void {
+    const s = this.spec;
+    const d = s.hiddenSize;
+    const inter = s.intermediateSize;
+    const layerWeights = this.weights.layers[l];
+    this.linear(pass, p, layerWeights.o, work.attended, work.projected, rows);
+    dispatch(this.device, pass, p.add, [this.kernels.uniform([rows * d]), x, work.projected], grid1d(rows * d));
+    this.normalize(pass, p, layerWeights.mlpNorm, x, work.h, rows);
+    this.linear(pass, p, layerWeights.up, work.h, work.up, rows);
+    if (work.gate && layerWeights.gate) {
+      this.linear(pass, p, layerWeights.gate, work.h, work.gate, rows);
+      dispatch(this.device, pass, p.activation, [this.kernels.uniform([rows * inter]), work.gate, work.up], grid1d(rows * inter));
+      this.linear(pass, p, layerWeights.down, work.gate, work.projected, rows);
+    } else {
+      dispatch(this.device, pass, p.activation, [this.kernels.uniform([rows * inter]), work.up], grid1d(rows * inter));
+      this.linear(pass, p, layerWeights.down, work.up, work.projected, rows);
+    }
+    dispatch(this.device, pass, p.add, [this.kernels.uniform([rows * d]), x, work.projected], grid1d(rows * d));
   }
 
   /** Resolves every pipeline one run needs (cached after the first run). */
@@ -658,9 +968,10 @@ export class GpuEngine implements AttentionEngine {
   private releaseScratch(): void {
     for (const buffer of this.scratch.values()) buffer.destroy();
     this.scratch.clear();
-    for (const buffer of [...this.layerQ, ...this.layerK]) buffer?.destroy();
+    for (const buffer of [...this.layerQ, ...this.layerK, ...this.layerV]) buffer?.destroy();
     this.layerQ.length = 0;
     this.layerK.length = 0;
+    this.layerV.length = 0;
     for (const set of this.summaryBuffers) for (const buffer of Object.values(set) as GPUBuffer[]) buffer.destroy();
     this.summaryBuffers.length = 0;
     this.timer?.destroy();
@@ -721,6 +1032,14 @@ function ropeTable(n: number, headDim: number, theta: number): Float32Array<Arra
     }
   }
   return table;
+}
+
+/** `rows` copies of position `position`'s row of ropeTable: [rows, head_dim / 2, 2]. */
+function ropeRowsAt(position: number, rows: number, headDim: number, theta: number): Float32Array<ArrayBuffer> {
+  const row = ropeTable(position + 1, headDim, theta).subarray(position * headDim);
+  const out = new Float32Array(rows * headDim);
+  for (let r = 0; r < rows; r++) out.set(row, r * headDim);
+  return out;
 }
 
 function now(): number {
