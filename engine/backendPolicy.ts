@@ -15,7 +15,7 @@ export const BACKEND_SETTINGS: readonly BackendSetting[] = ['auto', 'webgpu', 'c
 
 /** What each engine can do beyond the attention summaries (capabilities are data, not if chains). */
 export const ENGINE_CAPABILITIES: Record<BackendKind, { readonly valueWeighting: boolean; readonly causalChecks: boolean }> = {
-  webgpu: { valueWeighting: false, causalChecks: false },
+  webgpu: { valueWeighting: true, causalChecks: true },
   onnxruntime: { valueWeighting: true, causalChecks: true },
   reference: { valueWeighting: true, causalChecks: true },
 };
@@ -50,8 +50,8 @@ export function adapterName(adapter: AdapterSummary): string {
 
 export function chooseBackend(setting: BackendSetting, facts: BackendFacts, needs: BackendNeeds = {}): BackendChoice {
   const adapter = facts.adapter;
-  if (needs.valueWeighting && (setting === 'auto' || setting === 'webgpu')) {
-    // WebGPU does not weigh attention by value yet: the CPU engine does.
+  if (needs.valueWeighting && !ENGINE_CAPABILITIES.webgpu.valueWeighting && (setting === 'auto' || setting === 'webgpu')) {
+    // When WebGPU cannot weigh attention by value, the CPU engine does.
     if (setting === 'webgpu') return { error: 'value-weighted attention is not available on the WebGPU engine yet, and the backend is set to "webgpu". Set the backend to "auto" or "cpu", or the weighting to "attention".' };
     if (adapter && !adapter.isFallbackAdapter) {
       const why = `value-weighted attention runs on the CPU engine (WebGPU on ${adapterName(adapter)} does not compute it yet)`;

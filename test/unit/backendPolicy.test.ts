@@ -5,7 +5,7 @@
 import { test } from 'node:test';
 import * as assert from 'node:assert/strict';
 import type { AdapterSummary } from '../../engine/attention';
-import { chooseBackend, windowTokens, type BackendFacts } from '../../engine/backendPolicy';
+import { ENGINE_CAPABILITIES, chooseBackend, windowTokens, type BackendFacts } from '../../engine/backendPolicy';
 
 function adapter(isFallbackAdapter: boolean, vendor: string, architecture: string): AdapterSummary {
   return {
@@ -45,12 +45,16 @@ test('explicit settings: webgpu needs an adapter, cpu is ONNX Runtime, reference
   assert.deepEqual(chooseBackend('reference', hardware), { kind: 'reference', reason: 'requested (backend "reference")' });
 });
 
-test('value weighting: auto moves off a hardware GPU to the CPU engine and says why; webgpu refuses', () => {
+test('value weighting and the causal checks run on every engine, so they do not change the choice', () => {
+  for (const kind of ['webgpu', 'onnxruntime', 'reference'] as const) {
+    assert.deepEqual(ENGINE_CAPABILITIES[kind], { valueWeighting: true, causalChecks: true }, kind);
+  }
   const needs = { valueWeighting: true };
-  assert.deepEqual(chooseBackend('auto', hardware, needs), { kind: 'onnxruntime', reason: 'value-weighted attention runs on the CPU engine (WebGPU on nvidia ada does not compute it yet)' });
+  assert.deepEqual(chooseBackend('auto', hardware, needs), chooseBackend('auto', hardware));
+  assert.equal(chooseBackend('auto', hardware, needs).kind, 'webgpu');
   assert.equal(chooseBackend('auto', software, needs).kind, 'onnxruntime');
-  assert.equal(chooseBackend('auto', noOnnx(hardware), needs).kind, 'reference');
-  assert.match(chooseBackend('webgpu', hardware, needs).error ?? '', /not available on the WebGPU engine yet/);
+  assert.equal(chooseBackend('auto', noOnnx(hardware), needs).kind, 'webgpu');
+  assert.equal(chooseBackend('webgpu', hardware, needs).kind, 'webgpu');
   assert.equal(chooseBackend('cpu', hardware, needs).kind, 'onnxruntime');
 });
 
