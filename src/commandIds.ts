@@ -18,6 +18,7 @@ export const COMMANDS = {
   revealRange: 'attentionLens.revealRange',
   checkDependencies: 'attentionLens.checkDependencies',
   showCausalDependents: 'attentionLens.showCausalDependents',
+  showDependencyMap: 'attentionLens.showDependencyMap',
 } as const;
 
 export type CommandId = (typeof COMMANDS)[keyof typeof COMMANDS];

@@ -18,7 +18,8 @@ import { registerViewCommands } from './editor/viewCommands';
 import { ViewState } from './editor/viewState';
 import { ModelHub, type ChooseModelArgs } from './hub/modelHub';
 import { AttentionPanel, type PanelHost } from './panel/attentionPanel';
-import type { ViewRenderedMessage, WebGpuProbeResult } from './shared/protocol';
+import type { MapRenderedMessage, PanelTab, ViewRenderedMessage, WebGpuProbeResult } from './shared/protocol';
+import { dependencyMapMessage, headsTableMessage, languageServerReferences, type LanguageServerReferences } from './editor/dependencyMapHost';
 import { AttentionStatusBar, ENGINE_NAMES } from './statusBar';
 import { chooseBackend } from '../engine/backendPolicy';
 import { onnxRuntimeProblem } from '../engine/hosts/nodeOnnx';
@@ -37,6 +38,8 @@ export interface AttentionLensApi {
   hasAnalysis(uri: string): boolean;
   /** Resolves with the next panel render that satisfies `accept` (or the latest one, if it does). */
   whenPanelRendered(accept: (message: ViewRenderedMessage) => boolean, timeoutMs: number): Promise<ViewRenderedMessage>;
+  /** Resolves with the next dependency-map render that satisfies `accept` (or the latest one, if it does). */
+  whenMapRendered(accept: (message: MapRenderedMessage) => boolean, timeoutMs: number): Promise<MapRenderedMessage>;
 }
 
 export function activate(context: vscode.ExtensionContext): AttentionLensApi {
@@ -67,6 +70,8 @@ function activateWith(context: vscode.ExtensionContext, log: vscode.LogOutputCha
   let latestProbe: WebGpuProbeResult | undefined;
   let lastPanelRender: ViewRenderedMessage | undefined;
   const renderWaiters = new Set<(message: ViewRenderedMessage) => void>();
+  let lastMapRender: MapRenderedMessage | undefined;
+  const mapWaiters = new Set<(message: MapRenderedMessage) => void>();
   const probeWaiters = new Set<(probe: WebGpuProbeResult) => void>();
   const panelHost: PanelHost = {
     extensionUri: context.extensionUri,
@@ -105,14 +110,47 @@ function activateWith(context: vscode.ExtensionContext, log: vscode.LogOutputCha
       lastPanelRender = message;
       for (const waiter of renderWaiters) waiter(message);
     },
+    onMapRendered(message) {
+      lastMapRender = message;
+      for (const waiter of mapWaiters) waiter(message);
+    },
+    onTabShown(tab) {
+      panelSync.tab = tab;
+      schedulePanelSync();
+    },
     onPanelReady() {
       panelSync.documentSent = undefined;
+      panelSync.mapSent = undefined;
       syncPanel();
     },
   };
 
   /** Keeps the panel on the active editor's analysis and its cursor token. */
-  const panelSync: { documentSent?: DocumentAnalysisResult; timer?: ReturnType<typeof setTimeout> } = {};
+  const panelSync: { documentSent?: DocumentAnalysisResult; mapSent?: string; tab: PanelTab; timer?: ReturnType<typeof setTimeout> } = { tab: 'token' };
+  /** Language-server references per analysis, asked once the map is shown. */
+  const serverReferences = new WeakMap<DocumentAnalysisResult, LanguageServerReferences | 'pending'>();
+  const mapKeys = new WeakMap<DocumentAnalysisResult, number>();
+  let mapKeyCounter = 0;
+  /** Sends the dependency map and the heads table when the analysis, view, checks or references changed. */
+  const syncMap = (panel: AttentionPanel, document: vscode.TextDocument, result: DocumentAnalysisResult) => {
+    let server = serverReferences.get(result);
+    if (server === undefined && panelSync.tab === 'map') {
+      serverReferences.set(result, 'pending');
+      void languageServerReferences(document, result).then((found) => {
+        serverReferences.set(result, found);
+        log.info(`Dependency map of ${path.basename(document.fileName)}: ${found.note}.`);
+        schedulePanelSync();
+      });
+      server = 'pending';
+    }
+    const checks = controller.checksFor(result);
+    if (!mapKeys.has(result)) mapKeys.set(result, ++mapKeyCounter);
+    const key = `${mapKeys.get(result)}|${JSON.stringify(viewState.view)}|${checks.length}|${server === undefined || server === 'pending' ? '-' : server.references.length}`;
+    if (panelSync.mapSent === key) return;
+    panelSync.mapSent = key;
+    panel.post(dependencyMapMessage(result, viewState.view, checks, server === 'pending' ? undefined : server));
+    panel.post(headsTableMessage(result, config().minDistance));
+  };
   const syncPanel = () => {
     const panel = AttentionPanel.instance;
     const editor = vscode.window.activeTextEditor ?? vscode.window.visibleTextEditors.find((e) => controller.resultFor(e.document));
@@ -122,6 +160,7 @@ function activateWith(context: vscode.ExtensionContext, log: vscode.LogOutputCha
       panel.post(documentView(result, path.basename(editor.document.fileName)));
       panelSync.documentSent = result;
     }
+    syncMap(panel, editor.document, result);
     const offset = editor.document.offsetAt(editor.selection.active);
     const query = queryAt(result, offset);
     const view = viewState.view;
@@ -262,6 +301,19 @@ function activateWith(context: vscode.ExtensionContext, log: vscode.LogOutputCha
     vscode.commands.registerCommand(COMMANDS.showPanel, () => {
       AttentionPanel.createOrShow(panelHost);
     }),
+    vscode.commands.registerCommand(COMMANDS.showDependencyMap, async () => {
+      const editor = activeEditorOrSay();
+      if (!editor) return undefined;
+      if (!controller.resultFor(editor.document)) await analyzeWithMessages(editor.document);
+      const result = controller.resultFor(editor.document);
+      if (!result) return undefined;
+      const panel = AttentionPanel.createOrShow(panelHost);
+      panelSync.tab = 'map';
+      panel.post({ type: 'showTab', tab: 'map' });
+      syncPanel();
+      const map = dependencyMapMessage(result, viewState.view, controller.checksFor(result), undefined);
+      return { nodes: map.nodes.length, edges: map.edges.length };
+    }),
     vscode.commands.registerCommand(COMMANDS.showLog, () => log.show()),
     vscode.commands.registerCommand(COMMANDS.toggleOverlay, () => {
       const enabled = overlay.toggle();
@@ -365,6 +417,22 @@ function activateWith(context: vscode.ExtensionContext, log: vscode.LogOutputCha
           resolve(message);
         };
         renderWaiters.add(check);
+      });
+    },
+    whenMapRendered(accept, timeoutMs) {
+      if (lastMapRender && accept(lastMapRender)) return Promise.resolve(lastMapRender);
+      return new Promise((resolve, reject) => {
+        const timer = setTimeout(() => {
+          mapWaiters.delete(check);
+          reject(new Error(`The panel did not draw the expected dependency map within ${timeoutMs} ms (last: ${JSON.stringify(lastMapRender ?? null)?.slice(0, 400)}).`));
+        }, timeoutMs);
+        const check = (message: MapRenderedMessage) => {
+          if (!accept(message)) return;
+          clearTimeout(timer);
+          mapWaiters.delete(check);
+          resolve(message);
+        };
+        mapWaiters.add(check);
       });
     },
     hasAnalysis: (uri) => {

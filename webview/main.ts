@@ -138,6 +138,15 @@ async function handle(message: HostToWebviewMessage): Promise<void> {
     case 'queryView':
       panelView.showQuery(message);
       return;
+    case 'dependencyMap':
+      panelView.showMap(message);
+      return;
+    case 'headsTable':
+      panelView.showHeads(message);
+      return;
+    case 'showTab':
+      panelView.showTab(message.tab);
+      return;
   }
   render();
 }

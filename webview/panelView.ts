@@ -4,7 +4,8 @@
  * Tab to a control or the code; in the code, Left/Right move between identifiers and Enter selects
  * one in the editor; grid cells are buttons.
  */
-import type { DocumentViewMessage, QueryViewMessage, WebviewToHostMessage } from '../src/shared/protocol';
+import type { DependencyMapMessage, DocumentViewMessage, HeadsTableMessage, PanelTab, QueryViewMessage, WebviewToHostMessage } from '../src/shared/protocol';
+import { MapView } from './mapView';
 
 export interface PanelViewHost {
   post(message: WebviewToHostMessage): void;
@@ -22,9 +23,35 @@ export class PanelView {
   private queryView: QueryViewMessage | undefined;
   private tokenElements: HTMLSpanElement[] = [];
   private focusToken = -1;
+  private tab: PanelTab = 'token';
+  private readonly mapView: MapView;
   readonly root = el('section', 'analysis');
 
-  constructor(private readonly host: PanelViewHost) {}
+  constructor(private readonly host: PanelViewHost) {
+    this.mapView = new MapView(host);
+  }
+
+  showMap(message: DependencyMapMessage): void {
+    if (!this.documentView || message.uri !== this.documentView.uri) return;
+    this.mapView.showMap(message);
+  }
+
+  showHeads(message: HeadsTableMessage): void {
+    if (!this.documentView || message.uri !== this.documentView.uri) return;
+    this.mapView.showHeads(message);
+  }
+
+  /** Brings a tab to the front (from the host, or the tab bar). */
+  showTab(tab: PanelTab, tell = false): void {
+    this.tab = tab;
+    for (const button of Array.from(this.root.querySelectorAll('[role="tab"]'))) {
+      const selected = (button as HTMLElement).dataset.tab === tab;
+      button.setAttribute('aria-selected', String(selected));
+      (button as HTMLElement).tabIndex = selected ? 0 : -1;
+    }
+    for (const panel of Array.from(this.root.querySelectorAll('[role="tabpanel"]'))) (panel as HTMLElement).hidden = (panel as HTMLElement).dataset.tab !== tab;
+    if (tell) this.host.post({ type: 'tabShown', tab });
+  }
 
   showDocument(message: DocumentViewMessage): void {
     this.documentView = message;
@@ -41,6 +68,7 @@ export class PanelView {
   clear(): void {
     this.documentView = undefined;
     this.queryView = undefined;
+    this.mapView.clear();
     this.root.replaceChildren();
   }
 
@@ -48,7 +76,39 @@ export class PanelView {
     const doc = this.documentView;
     this.root.replaceChildren();
     if (!doc) return;
-    this.root.append(this.controls(doc), el('div', 'query-summary'), el('div', 'grid'), this.code(doc));
+    this.mapView.clear();
+    const tokenPanel = el('div', 'tab-panel');
+    tokenPanel.append(el('div', 'query-summary'), el('div', 'grid'), this.code(doc));
+    const panels: Array<[PanelTab, string, HTMLElement]> = [
+      ['token', 'Token', tokenPanel],
+      ['map', 'Dependency map', this.mapView.mapRoot],
+      ['heads', 'Definition heads', this.mapView.headsRoot],
+    ];
+    const bar = el('div', 'tabs');
+    bar.setAttribute('role', 'tablist');
+    bar.setAttribute('aria-label', 'Views');
+    panels.forEach(([tab, title, panel], i) => {
+      const button = el('button', 'tab', title);
+      button.id = `tab-${tab}`;
+      button.dataset.tab = tab;
+      button.setAttribute('role', 'tab');
+      button.setAttribute('aria-controls', `panel-${tab}`);
+      button.addEventListener('click', () => this.showTab(tab, true));
+      button.addEventListener('keydown', (event) => {
+        if (event.key !== 'ArrowRight' && event.key !== 'ArrowLeft') return;
+        event.preventDefault();
+        const next = panels[(i + (event.key === 'ArrowRight' ? 1 : panels.length - 1)) % panels.length][0];
+        this.showTab(next, true);
+        (this.root.querySelector(`#tab-${next}`) as HTMLElement | null)?.focus();
+      });
+      bar.append(button);
+      panel.id = `panel-${tab}`;
+      panel.dataset.tab = tab;
+      panel.setAttribute('role', 'tabpanel');
+      panel.setAttribute('aria-labelledby', `tab-${tab}`);
+    });
+    this.root.append(this.controls(doc), bar, ...panels.map(([, , panel]) => panel));
+    this.showTab(this.tab);
     this.paint();
   }
 

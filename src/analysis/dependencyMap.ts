@@ -10,7 +10,7 @@
 import { isKeyword } from './keywords';
 import { spanMassFor, type AttentionView } from './documentAnalysis';
 import { layerIndexOf, type DocumentAnalysisResult } from './documentResult';
-import { enclosingDefinition } from './references';
+import { enclosingDefinition, type CodeReference } from './references';
 import type { DependencyCheck } from './dependencyCheck';
 
 export interface MapNode {
@@ -79,7 +79,11 @@ function lineOf(starts: readonly number[], offset: number): number {
   return lo;
 }
 
-export function buildDependencyMap(result: DocumentAnalysisResult, view: AttentionView, checks: readonly DependencyCheck[] = []): DependencyMap {
+/**
+ * `extraReferences` (e.g. from a language server; targets index the document's definitions) add to
+ * tree-sitter's, except where tree-sitter already resolved the same use.
+ */
+export function buildDependencyMap(result: DocumentAnalysisResult, view: AttentionView, checks: readonly DependencyCheck[] = [], extraReferences: readonly CodeReference[] = []): DependencyMap {
   const { doc, summary } = result;
   const starts = lineStarts(doc.text);
   const D = doc.definitions.length;
@@ -116,7 +120,8 @@ export function buildDependencyMap(result: DocumentAnalysisResult, view: Attenti
   });
 
   const references = new Int32Array(D * D);
-  for (const r of doc.references) {
+  const known = new Set(doc.references.map((r) => r.start));
+  for (const r of [...doc.references, ...extraReferences.filter((x) => !known.has(x.start))]) {
     if (r.enclosing < 0) continue;
     const target = r.targets[0];
     // Only references the model could follow: to a definition that ends before the use.

@@ -12,6 +12,8 @@ import type { AttendedByCodeLensProvider } from './codeLensProvider';
 import { distanceRule, percent, presentAt } from './presentation';
 import { describeView, type ViewState } from './viewState';
 import { isKeyword } from '../analysis/keywords';
+import { precisionOf, recallOf } from '../analysis/definitionHeads';
+import { headsTableOf } from './dependencyMapHost';
 
 export interface ViewCommandDeps {
   readonly controller: AnalysisController;
@@ -67,6 +69,33 @@ export function registerViewCommands(context: vscode.ExtensionContext, deps: Vie
         return viewState.view;
       }
       const current = viewState.view;
+      // With an analysis of the active file: the heads that follow its references, best first.
+      const editor = vscode.window.activeTextEditor;
+      const analysed = editor && controller.resultFor(editor.document);
+      if (analysed) {
+        const table = headsTableOf(analysed, config().minDistance);
+        if (table.uses > 0) {
+          const nearest = precisionOf(table.baselines.nearestOccurrence);
+          type Item = vscode.QuickPickItem & { value?: { layer: number; head: number } };
+          const items: Item[] = [
+            { label: 'Heads that follow this file\'s references', kind: vscode.QuickPickItemKind.Separator },
+            ...table.heads.slice(0, 8).map((h) => ({
+              label: `Layer ${h.layer}, head ${h.head}`,
+              description: `precision@1 ${percent(precisionOf(h))}, recall@${table.topK} ${percent(recallOf(h))}`,
+              detail: `on ${table.uses} distant uses; nearest-occurrence baseline ${percent(nearest)}`,
+              value: { layer: h.layer, head: h.head },
+            })),
+            { label: '', kind: vscode.QuickPickItemKind.Separator },
+            { label: 'Choose layer and head…' },
+          ];
+          const best = await vscode.window.showQuickPick(items, { title: 'Attention Lens: layer and head', placeHolder: `Now: ${describeView(current)}` });
+          if (!best) return undefined;
+          if (best.value) {
+            await viewState.set(best.value);
+            return viewState.view;
+          }
+        }
+      }
       const layerPick = await vscode.window.showQuickPick(
         [{ label: 'All layers', description: 'the strongest layer for each source', value: 'all' as const }, ...Array.from({ length: shape.layers }, (_, i) => ({ label: `Layer ${i}`, description: '', value: i }))].map((item) => ({ ...item, picked: item.value === current.layer })),
         { title: 'Attention Lens: layer', placeHolder: `Now: ${describeView(current)}` },

@@ -5,7 +5,7 @@
 import { randomBytes } from 'node:crypto';
 import * as vscode from 'vscode';
 import { COMMANDS, PANEL_VIEW_TYPE } from '../commandIds';
-import type { HostToWebviewMessage, ModelLocation, ViewRenderedMessage, WebGpuProbeResult, WebviewToHostMessage } from '../shared/protocol';
+import type { HostToWebviewMessage, MapRenderedMessage, ModelLocation, PanelTab, ViewRenderedMessage, WebGpuProbeResult, WebviewToHostMessage } from '../shared/protocol';
 import { WebviewChannel } from './webviewChannel';
 import { isUnderRoots, PANEL_RESOURCE_FOLDERS, panelContentSecurityPolicy } from './panelSecurity';
 
@@ -27,6 +27,10 @@ export interface PanelHost {
   onPanelReady(): void;
   /** The panel drew a query view. */
   onViewRendered(message: ViewRenderedMessage): void;
+  /** The panel drew the dependency map or the heads table. */
+  onMapRendered(message: MapRenderedMessage): void;
+  /** The user brought a tab of the panel to the front. */
+  onTabShown(tab: PanelTab): void;
 }
 
 export class AttentionPanel implements vscode.Disposable {
@@ -139,6 +143,12 @@ export class AttentionPanel implements vscode.Disposable {
         break;
       case 'viewRendered':
         this.host.onViewRendered(message);
+        break;
+      case 'mapRendered':
+        this.host.onMapRendered(message);
+        break;
+      case 'tabShown':
+        this.host.onTabShown(message.tab);
         break;
       case 'selectToken':
         this.host.onSelectToken(message.uri, message.token);

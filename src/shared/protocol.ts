@@ -12,7 +12,7 @@
 import type { AdapterSummary, AttentionSummary, BackendInfo, ForwardStats, TokenSpan } from '../../engine/attention';
 
 /** Bumped whenever a message shape changes incompatibly. */
-export const PROTOCOL_VERSION = 3;
+export const PROTOCOL_VERSION = 4;
 
 /** What the webview found when it probed WebGPU. */
 export type WebGpuProbeResult =
@@ -103,7 +103,28 @@ export interface ViewRenderedMessage {
   readonly dependencies?: readonly { readonly name: string; readonly attention: number; readonly kl: number }[];
 }
 
+/** The panel drew the dependency map (or the heads table): what it shows, for the host and tests. */
+export interface MapRenderedMessage {
+  readonly type: 'mapRendered';
+  readonly uri: string;
+  readonly threshold: number;
+  /** Node labels in the order drawn ("kind name"). */
+  readonly nodes: readonly string[];
+  /** Edges drawn at the threshold, with how they compare with the code's references. */
+  readonly edges: readonly { readonly from: number; readonly to: number; readonly weight: number; readonly agreement: 'both' | 'attentionOnly' | 'referenceOnly' }[];
+  /** Rows of the definition-heads table as drawn ("L1 H7"), best first. */
+  readonly heads: readonly string[];
+}
+
+/** The user brought a tab of the panel to the front (the host then keeps that tab's data current). */
+export interface TabShownMessage {
+  readonly type: 'tabShown';
+  readonly tab: PanelTab;
+}
+
 export type WebviewToHostMessage =
+  | TabShownMessage
+  | MapRenderedMessage
   | ViewRenderedMessage
   | SelectTokenMessage
   | SetViewMessage
@@ -264,7 +285,49 @@ export interface DependencyRow {
   readonly verdict: 'agrees' | 'attendedNoEffect' | 'effectWithoutAttention' | 'neither';
 }
 
+/** The dependency map of the analysed document under the current view (src/analysis/dependencyMap.ts). */
+export interface DependencyMapMessage {
+  readonly type: 'dependencyMap';
+  readonly uri: string;
+  readonly view: { readonly layer: number | 'all'; readonly head: number | 'mean' | 'max' };
+  readonly nodes: readonly { readonly kind: string; readonly name: string; readonly line: number; readonly tokenStart: number; readonly identifiers: number }[];
+  readonly edges: readonly {
+    readonly from: number;
+    readonly to: number;
+    readonly weight: number;
+    readonly meanMass: number;
+    readonly references: number;
+    readonly effect?: number;
+    readonly tokens: readonly { readonly name: string; readonly line: number; readonly token: number; readonly weight: number }[];
+  }[];
+  /** Where the code's references come from, in words (tree-sitter, and a language server when one answered). */
+  readonly referenceSource: string;
+}
+
+/** Which heads follow the code's references in this document (src/analysis/definitionHeads.ts). */
+export interface HeadsTableMessage {
+  readonly type: 'headsTable';
+  readonly uri: string;
+  readonly uses: number;
+  readonly minDistance: number;
+  readonly topK: number;
+  /** Best first. */
+  readonly heads: readonly { readonly layer: number; readonly head: number; readonly precision: number; readonly recall: number }[];
+  readonly baselines: { readonly nearestOccurrence: { readonly precision: number; readonly recall: number }; readonly uniform: { readonly precision: number; readonly recall: number } };
+}
+
+/** Brings a tab of the panel to the front. */
+export interface ShowTabMessage {
+  readonly type: 'showTab';
+  readonly tab: PanelTab;
+}
+
+export type PanelTab = 'token' | 'map' | 'heads';
+
 export type HostToWebviewMessage =
+  | DependencyMapMessage
+  | HeadsTableMessage
+  | ShowTabMessage
   | DocumentViewMessage
   | QueryViewMessage
   | HandshakeMessage
@@ -397,6 +460,22 @@ export function parseWebviewMessage(value: unknown): WebviewToHostMessage | { re
             dependencies: Array.isArray(value.dependencies) ? (value.dependencies as unknown[]).filter(isRecord).map((d) => ({ name: String(d.name), attention: Number(d.attention), kl: Number(d.kl) })) : undefined,
           }
         : { invalid: '"viewRendered" with missing fields' };
+    case 'mapRendered': {
+      const agreements = ['both', 'attentionOnly', 'referenceOnly'];
+      if (typeof value.uri !== 'string' || typeof value.threshold !== 'number' || !Array.isArray(value.nodes) || !Array.isArray(value.edges) || !Array.isArray(value.heads)) return { invalid: '"mapRendered" with missing fields' };
+      const edges = (value.edges as unknown[]).filter(isRecord);
+      if (edges.some((e) => !Number.isInteger(e.from) || !Number.isInteger(e.to) || typeof e.weight !== 'number' || !agreements.includes(e.agreement as string))) return { invalid: '"mapRendered" with a malformed edge' };
+      return {
+        type: 'mapRendered',
+        uri: value.uri,
+        threshold: value.threshold,
+        nodes: (value.nodes as unknown[]).map(String),
+        edges: edges.map((e) => ({ from: e.from as number, to: e.to as number, weight: e.weight as number, agreement: e.agreement as 'both' | 'attentionOnly' | 'referenceOnly' })),
+        heads: (value.heads as unknown[]).map(String),
+      };
+    }
+    case 'tabShown':
+      return value.tab === 'token' || value.tab === 'map' || value.tab === 'heads' ? { type: 'tabShown', tab: value.tab } : { invalid: `"tabShown" with unknown tab ${JSON.stringify(value.tab)}` };
     case 'selectToken':
       return typeof value.uri === 'string' && Number.isInteger(value.token) && (value.token as number) >= 0
         ? { type: 'selectToken', uri: value.uri, token: value.token as number }

@@ -16,6 +16,8 @@ export async function run(): Promise<void> {
   const files = fs
     .readdirSync(suiteDir)
     .filter((name) => name.endsWith('.test.js'))
+    // ATTENTION_LENS_SUITES=defaultModel,analysis runs only those suites (for local work; CI runs all).
+    .filter((name) => !process.env.ATTENTION_LENS_SUITES || process.env.ATTENTION_LENS_SUITES.split(',').some((part) => part && name.includes(part)))
     .sort();
   if (files.length === 0) throw new Error(`no integration suites (*.test.js) in ${suiteDir}; run node esbuild.js first`);
   for (const name of files) mocha.addFile(path.join(suiteDir, name));

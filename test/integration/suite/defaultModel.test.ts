@@ -17,6 +17,14 @@ interface Api {
   analysisStats(uri: string): { tokens: number; version: number; forwardMs: number; elapsedMs: number; reusedTokens: number } | undefined;
   overlaySnapshot(uri: string): { query?: { name: string }; sources: { name: string; kind: string; range: vscode.Range; weight: number; label: string }[] } | undefined;
   whenPanelRendered(accept: (m: { uri: string; queryName: string | null; sources: { name: string; weight: number }[] }) => boolean, timeoutMs: number): Promise<{ sources: { name: string; weight: number }[] }>;
+  whenMapRendered(accept: (m: MapRendered) => boolean, timeoutMs: number): Promise<MapRendered>;
+}
+interface MapRendered {
+  uri: string;
+  threshold: number;
+  nodes: string[];
+  edges: { from: number; to: number; weight: number; agreement: 'both' | 'attentionOnly' | 'referenceOnly' }[];
+  heads: string[];
 }
 interface CliAnalysis {
   tokens: number;
@@ -146,5 +154,45 @@ suite('Attention Lens: the default model on a long file', function () {
       await settings.update('cacheMegabytes', undefined, vscode.ConfigurationTarget.Global);
       await vscode.commands.executeCommand('undo');
     }
+  });
+
+  test('the dependency map of the long file renders in the panel, its arcs are the CLI\'s, and the heads table names the same best head', async () => {
+    const found = vscode.extensions.getExtension<Api>(EXTENSION_ID)!;
+    const api = found.exports;
+    const editor = vscode.window.activeTextEditor!;
+    const document = editor.document;
+    assert.match(document.fileName, /inventory\.ts$/);
+    for (let i = 0; i < 50 && document.isDirty; i++) await new Promise((resolve) => setTimeout(resolve, 100));
+    assert.ok(!document.isDirty, 'the file is as on disk (the CLI reads it from disk)');
+    const cli = path.join(found.extensionPath, 'out', 'cli.js');
+    const run = async (args: string[]) => JSON.parse((await promisify(execFile)(process.execPath, [cli, ...args, document.fileName, '--backend', 'cpu', '--json'], { maxBuffer: 64 << 20 })).stdout);
+    const expected = (await run(['map', '--threshold', '0.1'])) as { tokens: number; nodes: { kind: string; name: string }[]; edges: { from: number; to: number; weight: number; references: number; agreement: string }[] };
+    const heads = (await run(['heads'])) as { uses: number; heads: { layer: number; head: number; precision: number }[] };
+    assert.ok(expected.tokens >= 2000 && expected.nodes.length >= 25);
+
+    const outcome = (await vscode.commands.executeCommand('attentionLens.analyzeFile')) as { kind: string; message?: string };
+    assert.equal(outcome.kind, 'done', outcome.message);
+    const shown = (await vscode.commands.executeCommand('attentionLens.showDependencyMap')) as { nodes: number; edges: number };
+    assert.equal(shown.nodes, expected.nodes.length);
+    const uri = document.uri.toString();
+    const rendered = await api.whenMapRendered((m) => m.uri === uri && m.heads.length > 0 && Math.abs(m.threshold - 0.1) < 1e-9, 60_000);
+    assert.deepEqual(rendered.nodes, expected.nodes.map((n) => `${n.kind} ${n.name}`), 'the same nodes in file order');
+    // Every arc the CLI draws, the panel draws with the same weight; a language server may add
+    // references (never remove them), so the panel can only have more "referenced" arcs.
+    const key = (e: { from: number; to: number }) => `${e.from}->${e.to}`;
+    const drawn = new Map(rendered.edges.map((e) => [key(e), e]));
+    for (const edge of expected.edges) {
+      const mine = drawn.get(key(edge));
+      assert.ok(mine, `the panel draws ${expected.nodes[edge.from].name} -> ${expected.nodes[edge.to].name}`);
+      assert.ok(Math.abs(mine.weight - edge.weight) < 2e-3, `weight ${mine.weight} vs CLI ${edge.weight}`);
+      if (edge.agreement === 'both') assert.equal(mine.agreement, 'both');
+      if (edge.agreement === 'attentionOnly') assert.ok(mine.agreement === 'attentionOnly' || mine.agreement === 'both');
+    }
+    const cliKeys = new Set(expected.edges.map(key));
+    for (const extra of rendered.edges.filter((e) => !cliKeys.has(key(e)))) assert.equal(extra.agreement, 'referenceOnly', `an extra arc ${key(extra)} can only be a language-server reference`);
+    console.log(`[integration] dependency map of ${path.basename(document.fileName)}: ${rendered.nodes.length} nodes, ${rendered.edges.length} arcs at 10% (${rendered.edges.filter((e) => e.agreement === 'both').length} attended and referenced, ${rendered.edges.filter((e) => e.agreement === 'attentionOnly').length} attended only, ${rendered.edges.filter((e) => e.agreement === 'referenceOnly').length} referenced only); best head ${rendered.heads[0]} on ${heads.uses} uses`);
+    assert.equal(rendered.heads[0], `L${heads.heads[0].layer} H${heads.heads[0].head}`, 'the panel\'s best definition head is the CLI\'s');
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    await takeScreenshot('dependency-map.png');
   });
 });
