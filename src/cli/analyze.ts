@@ -34,7 +34,7 @@ Options:
                         webgpu; cpu (ONNX Runtime, native); reference (the TypeScript oracle)
   --threads N           CPU engine threads (default: every core)
   --weighting W         attention (default) or valueWeighted: attention times the size of what each
-                        key writes (Kobayashi et al. 2020); runs on the CPU engine
+                        key writes (Kobayashi et al. 2020); every engine computes it
   --language ID         VS Code language id (default: from the file extension)
   --min-distance N      a source is distant when it ends at least N tokens before (default 64)
   --layer L             one layer (0-based) or "all" (default: all, strongest layer per source)
