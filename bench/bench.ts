@@ -11,7 +11,9 @@
  *  3. With --faithfulness, only the faithfulness report (bench/faithfulness.ts): how often attention
  *     ranks first the span whose knockout matters most, over held-out files.
  *
- * Usage: node out/bench/bench.js [--faithfulness [--files F] [--queries-per-file Q]]
+ *  4. With --heads, only the definition-heads table (`attention-lens heads`) of the default model
+ *     over the held-out files of its validation split.
+ * Usage: node out/bench/bench.js [--faithfulness [--files F] [--queries-per-file Q]] [--heads]
  *        [--no-cpu | --cpu-only] [--threads T] [--cpu-lengths 256,1024,2048]
  *        [--models a,b] [--lengths 256,1024] [--synthetic smollm2]
  *        [--synthetic-layers N] [--variant tiled|register] [--repeats R] [--top-k K] [--no-torch]
@@ -26,7 +28,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { benchCpuModel, benchIncremental, formatCpuTable, formatIncrementalTable, measureGemmPeak, onnxThreadCount, type CpuRow, type IncrementalRow } from './cpuBench';
-import { faithfulnessReport, formatFaithfulness } from './faithfulness';
+import { faithfulnessReport, formatFaithfulness, validationFiles } from './faithfulness';
 import type { AttentionRequest } from '../engine/attention';
 import { createNodeGpuEngine, probeNodeAdapter } from '../engine/hosts/nodeWebGpu';
 import { loadModelFolder } from '../engine/hosts/nodeModelFolder';
@@ -58,6 +60,7 @@ interface Options {
   threads?: number;
   cpuLengths: number[];
   faithfulness: boolean;
+  heads: boolean;
   faithfulnessFiles: number;
   queriesPerFile: number;
 }
@@ -75,7 +78,7 @@ interface Row {
 }
 
 function parseArgs(argv: string[]): Options {
-  const options: Options = { models: [path.join(repoRoot, 'default-model'), ...FIXTURE_MODELS], synthetic: 'smollm2', syntheticLayers: 2, repeats: 2, topK: 8, torch: true, maxSeconds: 60, cpu: true, webgpu: true, cpuLengths: [256, 1024, 2048], faithfulness: false, faithfulnessFiles: 40, queriesPerFile: 25 };
+  const options: Options = { models: [path.join(repoRoot, 'default-model'), ...FIXTURE_MODELS], synthetic: 'smollm2', syntheticLayers: 2, repeats: 2, topK: 8, torch: true, maxSeconds: 60, cpu: true, webgpu: true, cpuLengths: [256, 1024, 2048], faithfulness: false, heads: false, faithfulnessFiles: 40, queriesPerFile: 25 };
   let modelsGiven = false;
   let syntheticGiven = false;
   for (let i = 0; i < argv.length; i++) {
@@ -128,6 +131,9 @@ function parseArgs(argv: string[]): Options {
         break;
       case '--faithfulness':
         options.faithfulness = true;
+        break;
+      case '--heads':
+        options.heads = true;
         break;
       case '--files':
         options.faithfulnessFiles = Number(value());
@@ -277,6 +283,15 @@ async function cpuTables(options: Options): Promise<void> {
 
 async function main(): Promise<void> {
   const options = parseArgs(process.argv.slice(2));
+  if (options.heads) {
+    const files = validationFiles().map((f) => f.file);
+    if (files.length === 0) throw new Error('no held-out files on this machine (the validation split is drawn from /usr/lib/python3.11)');
+    const run = childProcess.spawnSync(process.execPath, [path.join(repoRoot, 'out', 'cli.js'), 'heads', ...files, '--backend', 'cpu', ...(options.threads ? ['--threads', String(options.threads)] : [])], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] });
+    if (run.status !== 0) throw new Error(`attention-lens heads failed (exit ${run.status})`);
+    console.log(`Definition heads of the default model over its held-out split: ${validationFiles().map((f) => f.corpusPath).join(', ')}`);
+    process.stdout.write(run.stdout);
+    return;
+  }
   if (options.faithfulness) {
     const report = await faithfulnessReport({ repoRoot, threads: onnxThreadCount(options.threads), maxFiles: options.faithfulnessFiles, maxQueriesPerFile: options.queriesPerFile });
     for (const line of formatFaithfulness(report)) console.log(line);
