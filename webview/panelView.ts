@@ -250,6 +250,10 @@ export class PanelView {
         const bar = el('span', 'bar');
         bar.style.setProperty('--w', `${Math.round(source.weight * 100)}%`);
         item.append(el('span', 'weight', `${(source.weight * 100).toFixed(source.weight >= 0.1 ? 0 : 1)}%`), bar, button);
+        if (source.relation) {
+          const text = source.relation === 'definition' ? `its definition` : source.relation === 'earlierUse' ? `earlier use of ${query.query.name}` : 'unrelated';
+          item.append(el('span', `relation ${source.relation}`, text));
+        }
         list.append(item);
       }
       summary.append(list);

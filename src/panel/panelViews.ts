@@ -6,6 +6,7 @@ import type { AttentionView, DistanceRule } from '../analysis/documentAnalysis';
 import { attendedSources } from '../analysis/documentAnalysis';
 import { layerIndexOf, type DocumentAnalysisResult, type QueryAt } from '../analysis/documentResult';
 import { isKeyword } from '../analysis/keywords';
+import { identifierIndexOfToken, relationOf } from '../analysis/sourceRelations';
 import type { DependencyCheck } from '../analysis/dependencyCheck';
 import type { DocumentViewMessage, QueryViewMessage } from '../shared/protocol';
 
@@ -82,7 +83,12 @@ export function queryView(result: DocumentAnalysisResult, query: QueryAt | undef
     }
   }
   if (view.head === 'mean' && layerIndex === 'all') for (let p = 0; p < n; p++) heat[p] /= L;
-  const sources = attendedSources(doc, summary, query.tokens, { layer: layerIndex, head: view.head }, rule, 16, threshold).map((s) => ({ definition: s.definition, weight: s.weight }));
+  const identifier = query.identifier ? identifierIndexOfToken(doc, first) : -1;
+  const sources = attendedSources(doc, summary, query.tokens, { layer: layerIndex, head: view.head }, rule, 16, threshold).map((s) => ({
+    definition: s.definition,
+    weight: s.weight,
+    ...(identifier >= 0 ? { relation: relationOf(doc, identifier, s.definition).kind } : {}),
+  }));
   const dependencies = check && check.start === query.start && check.end === query.end ? check.spans.map(({ definition, attention, valueWeighted, kl, deltaLogProb, verdict }) => ({ definition, attention, valueWeighted, kl, deltaLogProb, verdict })) : undefined;
   return { type: 'queryView', uri: result.uri, query: { name: query.name, tokens: query.tokens }, view, threshold, heat, heatSource: 'topK', sources, cellMass, cellTop, cellTopWeights, dependencies };
 }

@@ -261,8 +261,11 @@ export interface QueryViewMessage {
    */
   readonly heat: Float32Array;
   readonly heatSource: 'exact' | 'topK';
-  /** Distant definitions and imports the query attends to, strongest first. */
-  readonly sources: readonly { readonly definition: number; readonly weight: number }[];
+  /**
+   * Distant definitions and imports the query attends to, strongest first, with what each is for
+   * the query's name (its definition, an earlier use of the name, unrelated; absent outside identifiers).
+   */
+  readonly sources: readonly { readonly definition: number; readonly weight: number; readonly relation?: 'definition' | 'earlierUse' | 'unrelated' }[];
   /** [layerIndex][head]: the largest mass the head puts on any distant definition or import. */
   readonly cellMass: Float32Array;
   /** [layerIndex][head][k]: the head's top source positions for the query (-1: none) and their weights. */
