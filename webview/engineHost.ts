@@ -3,7 +3,8 @@
  * creates the WebGPU engine on navigator.gpu (or the CPU reference when there is no adapter and the
  * user allows it), and answers analysis and attention-row requests.
  */
-import type { AnalysisPayload, AnalyzeRequest, LoadModelRequest, LoadedModelInfo, ModelLocation } from '../src/shared/protocol';
+import type { AnalysisPayload, AnalyzeRequest, KnockoutRequestMessage, LoadModelRequest, LoadedModelInfo, ModelLocation, SpanEffectRequestMessage } from '../src/shared/protocol';
+import type { KnockoutResult, SpanEffectResult } from '../engine/causal';
 import { ReferenceEngine } from '../engine/reference/referenceEngine';
 import type { AttentionEngine } from '../engine/engine';
 import { createBrowserGpuEngine } from '../engine/hosts/browserWebGpu';
@@ -68,7 +69,8 @@ export class EngineHost {
   }
 
   private async loadNow(request: LoadModelRequest): Promise<LoadedModelInfo> {
-    const key = `${request.model.baseUri}|${request.backend}|${request.reason}`;
+    // WebGPU is WebGPU whatever the reason; the reference's reason is shown to the user, so it counts.
+    const key = request.backend === 'webgpu' ? `${request.model.baseUri}|webgpu` : `${request.model.baseUri}|reference|${request.reason}`;
     const started = performance.now();
     if (this.engine && this.loadedKey === key) return this.describe(request.model.label, 0);
     this.engine?.dispose();
@@ -129,6 +131,24 @@ export class EngineHost {
     return this.exclusive(async () => {
       if (this.lastRunId !== afterRun) throw new Error('The engine has run another analysis since; analyse the file again for exact rows.');
       return this.requireEngine().attentionRow(layer, head, query);
+    });
+  }
+
+  knockout(request: KnockoutRequestMessage): Promise<KnockoutResult> {
+    return this.exclusive(async () => {
+      const engine = this.requireEngine();
+      if (this.lastRunId !== request.afterRun) throw new Error('The engine has run another analysis since; run the check again.');
+      if (!engine.knockout) throw new Error(`${engine.backend.kind} has no knockout`);
+      return engine.knockout({ query: request.query, spans: request.spans, layers: request.layers });
+    });
+  }
+
+  spanEffect(request: SpanEffectRequestMessage): Promise<SpanEffectResult> {
+    return this.exclusive(async () => {
+      const engine = this.requireEngine();
+      if (this.lastRunId !== request.afterRun) throw new Error('The engine has run another analysis since; run the check again.');
+      if (!engine.spanEffect) throw new Error(`${engine.backend.kind} has no span effect`);
+      return engine.spanEffect(request.span);
     });
   }
 }

@@ -125,6 +125,20 @@ async function handle(message: HostToWebviewMessage): Promise<void> {
         postToHost({ type: 'attentionRowResult', requestId: message.requestId, error: errorText(error) });
       }
       return;
+    case 'knockout':
+      try {
+        postToHost({ type: 'knockoutResult', requestId: message.requestId, result: await engineHost.knockout(message) });
+      } catch (error) {
+        postToHost({ type: 'knockoutResult', requestId: message.requestId, error: errorText(error) });
+      }
+      return;
+    case 'spanEffect':
+      try {
+        postToHost({ type: 'spanEffectResult', requestId: message.requestId, result: await engineHost.spanEffect(message) });
+      } catch (error) {
+        postToHost({ type: 'spanEffectResult', requestId: message.requestId, error: errorText(error) });
+      }
+      return;
     case 'cancel':
       engineHost.cancel(message.target);
       return;

@@ -14,7 +14,7 @@ import { chooseBackend, describeBackend, needsAdapterProbe, windowTokens, type B
 import { loadModelFolder } from '../../engine/hosts/nodeModelFolder';
 import { NodeOnnxEngine, OnnxRuntimeUnavailableError, onnxRuntimeProblem } from '../../engine/hosts/nodeOnnx';
 import type { LoadedModelInfo } from '../shared/protocol';
-import { HostOnnxEngine, PanelEngine, type AnalysisEngine } from './analysisEngines';
+import { HostOnnxEngine, PanelCausalEngine, PanelEngine, type AnalysisEngine, type CausalEngine } from './analysisEngines';
 import { checkDependencies, spanEffectOnFile, type DependencyCheck, type SpanEffectOnFile } from './dependencyCheck';
 import { queryAt } from './documentResult';
 import type { AttentionView } from './documentAnalysis';
@@ -393,9 +393,10 @@ export class AnalysisController implements vscode.Disposable {
 
   /**
    * "Check dependencies" for the identifier at `offset`: knockout of every earlier definition and
-   * import, value-weighted attention, beside the attention the analysis found. Runs on the CPU engine
-   * in the extension host (ONNX Runtime; the reference where it cannot load), whatever engine
-   * analysed the file: WebGPU has no knockout yet. Throws with a message a user can act on.
+   * import, value-weighted attention, beside the attention the analysis found. Runs where the
+   * analysis ran: WebGPU in the panel, or the CPU engine in the extension host (ONNX Runtime; the
+   * reference where it cannot load). When the panel's engine fails (a lost device, a closed panel),
+   * the check runs again on the CPU engine and the log says so. Throws with a message a user can act on.
    */
   async checkDependencies(document: vscode.TextDocument, offset: number, view: AttentionView): Promise<DependencyCheck> {
     const result = this.resultFor(document);
@@ -404,8 +405,8 @@ export class AnalysisController implements vscode.Disposable {
     if (!query) throw new Error('Put the cursor on an analysed token first.');
     const config = this.config();
     const model = await this.activeModel();
-    const engine = await this.causalEngine(model, config, result);
-    const check = await checkDependencies(result, result.windowPlan, query, engine, view, config.threshold, config.topK);
+    const windows = result.windowPlan;
+    const check = await this.withCausalEngine(model, config, result, (engine) => checkDependencies(result, windows, query, engine, view, config.threshold, config.topK));
     if (this.resultFor(document) !== result) throw new Error(`${path.basename(document.fileName)} changed during the check; run it again.`);
     const list = (this.checks.get(result.uri) ?? []).filter((c) => c.start !== check.start || c.end !== check.end);
     this.checks.set(result.uri, [...list, check]);
@@ -421,16 +422,35 @@ export class AnalysisController implements vscode.Disposable {
   async spanEffect(document: vscode.TextDocument, definition: number): Promise<SpanEffectOnFile> {
     const result = this.resultFor(document);
     if (!result || !result.windowPlan || !result.doc.definitions[definition]) throw new Error(`${path.basename(document.fileName)} has no current analysis. Run "Attention Lens: Analyze Current File" first.`);
-    const engine = await this.causalEngine(await this.activeModel(), this.config(), result);
-    const effect = await spanEffectOnFile(result, result.windowPlan, definition, engine);
+    const windows = result.windowPlan;
+    const effect = await this.withCausalEngine(await this.activeModel(), this.config(), result, (engine) => spanEffectOnFile(result, windows, definition, engine));
     if (this.resultFor(document) !== result) throw new Error(`${path.basename(document.fileName)} changed during the check; run it again.`);
     this.log.info(`Hid ${result.doc.definitions[definition].name} from ${path.basename(document.fileName)} in ${Math.round(effect.elapsedMs)} ms on ${describeBackend(effect.backend)}.`);
     return effect;
   }
 
+  /**
+   * Runs `work` on the engine the analysis ran on: the panel's WebGPU engine (loaded with the same
+   * model) when it did, else the CPU engine; a failure of the panel's engine falls back to the CPU.
+   */
+  private async withCausalEngine<T>(model: ActiveModel, config: AttentionLensConfig, result: DocumentAnalysisResult, work: (engine: CausalEngine) => Promise<T>): Promise<T> {
+    const panel = AttentionPanel.instance;
+    if (result.backend.kind === 'webgpu' && panel && panel.canRead(model.folder)) {
+      try {
+        await this.loadInPanel(panel, model, 'webgpu', 'causal checks where the analysis ran');
+        return await work(new PanelCausalEngine(panel));
+      } catch (error) {
+        if (error instanceof Error && error.name === 'AbortError') throw error;
+        this.log.warn(`The check could not run on WebGPU in the panel (${error instanceof Error ? error.message : String(error)}); running it on the CPU engine.`);
+        return work(await this.causalEngine(model, config, result, `the panel's WebGPU engine failed (${error instanceof Error ? error.message : String(error)})`));
+      }
+    }
+    return work(await this.causalEngine(model, config, result));
+  }
+
   /** An engine with knockout in the extension host for this model: the CPU engine, else the reference. */
-  private async causalEngine(model: ActiveModel, config: AttentionLensConfig, result: DocumentAnalysisResult): Promise<AttentionEngine> {
-    const reason = result.backend.kind === 'onnxruntime' ? result.backend.reason : `causal checks run on the CPU engine (the analysis ran on ${describeBackend(result.backend)})`;
+  private async causalEngine(model: ActiveModel, config: AttentionLensConfig, result: DocumentAnalysisResult, why?: string): Promise<AttentionEngine> {
+    const reason = why ?? (result.backend.kind === 'onnxruntime' ? result.backend.reason : `causal checks run on the CPU engine (the analysis ran on ${describeBackend(result.backend)})`);
     try {
       return (await this.hostOnnxEngine(model, config, reason)).forCausalChecks();
     } catch (error) {

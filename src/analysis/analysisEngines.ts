@@ -10,6 +10,9 @@ import type * as vscode from 'vscode';
 import type { AttentionSummary, AttentionWeighting, BackendInfo, ForwardStats, TokenSpan } from '../../engine/attention';
 import type { NodeOnnxEngine } from '../../engine/hosts/nodeOnnx';
 import type { AttentionPanel } from '../panel/attentionPanel';
+import type { KnockoutRequest, KnockoutResult, SpanEffectResult } from '../../engine/causal';
+import type { AttentionEngine } from '../../engine/engine';
+import { abortError } from '../../engine/requestChecks';
 
 /** Time limit for one window in the webview; SwiftShader (a CPU adapter) is slow on large models. */
 const WINDOW_TIMEOUT_MS = 10 * 60_000;
@@ -69,6 +72,55 @@ export class PanelEngine implements AnalysisEngine {
     } catch {
       return undefined;
     }
+  }
+}
+
+/** What the causal checks (src/analysis/dependencyCheck.ts) need of an engine. */
+export type CausalEngine = Pick<AttentionEngine, 'run' | 'knockout' | 'spanEffect'>;
+
+/** Time limit for a knockout or span effect in the webview (a span effect is a whole pass). */
+const CHECK_TIMEOUT_MS = 10 * 60_000;
+
+/**
+ * The causal checks on the panel's engine (WebGPU): each run is an `analyze` request, and knockout
+ * and span effect name that run, so the webview refuses them if it ran anything else in between.
+ */
+export class PanelCausalEngine implements CausalEngine {
+  private runId = -1;
+
+  constructor(private readonly panel: AttentionPanel) {}
+
+  async run(request: Parameters<AttentionEngine['run']>[0], signal?: AbortSignal): ReturnType<AttentionEngine['run']> {
+    let requestId = -1;
+    const onAbort = () => this.panel.post({ type: 'cancel', target: requestId });
+    signal?.addEventListener('abort', onAbort);
+    try {
+      const response = await this.panel.request(
+        { type: 'analyze', tokenIds: [...Array.from(request.tokenIds)], spans: request.spans, topK: request.topK, layers: request.layers, weighting: request.weighting },
+        WINDOW_TIMEOUT_MS,
+        (id) => (requestId = id),
+      );
+      if (response.cancelled) throw abortError();
+      if (response.error || !response.result) throw new Error(response.error ?? 'The panel returned no result.');
+      this.runId = requestId;
+      return { ...response.result, lastLogits: new Float32Array(0) };
+    } finally {
+      signal?.removeEventListener('abort', onAbort);
+    }
+  }
+
+  async knockout(request: KnockoutRequest, signal?: AbortSignal): Promise<KnockoutResult> {
+    if (signal?.aborted) throw abortError();
+    const response = await this.panel.request({ type: 'knockout', afterRun: this.runId, query: request.query, spans: request.spans, layers: request.layers }, CHECK_TIMEOUT_MS);
+    if (response.error || !response.result) throw new Error(response.error ?? 'The panel returned no knockout result.');
+    return response.result;
+  }
+
+  async spanEffect(span: TokenSpan, signal?: AbortSignal): Promise<SpanEffectResult> {
+    if (signal?.aborted) throw abortError();
+    const response = await this.panel.request({ type: 'spanEffect', afterRun: this.runId, span }, CHECK_TIMEOUT_MS);
+    if (response.error || !response.result) throw new Error(response.error ?? 'The panel returned no span effect.');
+    return response.result;
   }
 }
 

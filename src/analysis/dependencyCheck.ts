@@ -11,7 +11,7 @@
  */
 import type { AttentionSummary, BackendInfo } from '../../engine/attention';
 import type { KnockoutResult } from '../../engine/causal';
-import type { AttentionEngine } from '../../engine/engine';
+import type { CausalEngine } from './analysisEngines';
 import { spanMassFor, type AttentionView } from './documentAnalysis';
 import { layerIndexOf, type DocumentAnalysisResult, type QueryAt } from './documentResult';
 import type { AnalysisWindow } from './windows';
@@ -69,7 +69,7 @@ export async function checkDependencies(
   result: DocumentAnalysisResult,
   windows: readonly AnalysisWindow[],
   query: QueryAt,
-  engine: AttentionEngine,
+  engine: CausalEngine,
   view: AttentionView,
   threshold: number,
   topK: number,
@@ -124,7 +124,7 @@ export interface SpanEffectOnFile {
  * holds the whole span (in its prefix or its chunk) is run again and the span hidden there; every
  * token takes the effect from the window that owns it.
  */
-export async function spanEffectOnFile(result: DocumentAnalysisResult, windows: readonly AnalysisWindow[], definition: number, engine: AttentionEngine, signal?: AbortSignal): Promise<SpanEffectOnFile> {
+export async function spanEffectOnFile(result: DocumentAnalysisResult, windows: readonly AnalysisWindow[], definition: number, engine: CausalEngine, signal?: AbortSignal): Promise<SpanEffectOnFile> {
   const started = performance.now();
   const span = result.doc.spans[definition];
   const n = result.doc.tokenIds.length;

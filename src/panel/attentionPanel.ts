@@ -166,6 +166,8 @@ export class AttentionPanel implements vscode.Disposable {
       case 'modelLoaded':
       case 'analysisResult':
       case 'attentionRowResult':
+      case 'knockoutResult':
+      case 'spanEffectResult':
         // Responses are paired with their requests by the channel and never arrive here.
         break;
     }

@@ -7,7 +7,9 @@ import {
   type AnalysisResultMessage,
   type AttentionRowMessage,
   type HostToWebviewMessage,
+  type KnockoutResultMessage,
   type ModelLoadedMessage,
+  type SpanEffectResultMessage,
   type ProbeResultMessage,
   type WebviewToHostMessage,
   handshakeFor,
@@ -18,7 +20,7 @@ import {
 type RequestWithoutId = Omit<Extract<HostToWebviewMessage, { requestId: number }>, 'requestId'>;
 
 /** The responses that answer requests, keyed by their request id. */
-type ResponseMessage = ProbeResultMessage | ModelLoadedMessage | AnalysisResultMessage | AttentionRowMessage;
+type ResponseMessage = ProbeResultMessage | ModelLoadedMessage | AnalysisResultMessage | AttentionRowMessage | KnockoutResultMessage | SpanEffectResultMessage;
 
 /** The response type each request gets. */
 interface ResponseFor {
@@ -26,6 +28,8 @@ interface ResponseFor {
   loadModel: ModelLoadedMessage;
   analyze: AnalysisResultMessage;
   attentionRow: AttentionRowMessage;
+  knockout: KnockoutResultMessage;
+  spanEffect: SpanEffectResultMessage;
 }
 
 interface PendingRequest {

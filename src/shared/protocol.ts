@@ -10,6 +10,7 @@
  *   `ready` arrives, and refuses a webview speaking another protocol version.
  */
 import type { AdapterSummary, AttentionSummary, BackendInfo, ForwardStats, TokenSpan } from '../../engine/attention';
+import type { KnockoutResult, SpanEffectResult } from '../../engine/causal';
 
 /** Bumped whenever a message shape changes incompatibly. */
 export const PROTOCOL_VERSION = 4;
@@ -73,6 +74,22 @@ export interface AttentionRowMessage {
   readonly error?: string;
 }
 
+/** The answer to `knockout`. */
+export interface KnockoutResultMessage {
+  readonly type: 'knockoutResult';
+  readonly requestId: number;
+  readonly result?: KnockoutResult;
+  readonly error?: string;
+}
+
+/** The answer to `spanEffect`. */
+export interface SpanEffectResultMessage {
+  readonly type: 'spanEffectResult';
+  readonly requestId: number;
+  readonly result?: SpanEffectResult;
+  readonly error?: string;
+}
+
 /** The user clicked (or chose with the keyboard) a token in the panel: select it in the editor. */
 export interface SelectTokenMessage {
   readonly type: 'selectToken';
@@ -123,6 +140,8 @@ export interface TabShownMessage {
 }
 
 export type WebviewToHostMessage =
+  | KnockoutResultMessage
+  | SpanEffectResultMessage
   | TabShownMessage
   | MapRenderedMessage
   | ViewRenderedMessage
@@ -222,6 +241,27 @@ export interface AttentionRowRequest {
   readonly layer: number;
   readonly head: number;
   readonly query: number;
+}
+
+/**
+ * Knockout on the panel's engine (engine/causal.ts), after the run of `analyze` request `afterRun`:
+ * the answer is an error if the engine ran another since.
+ */
+export interface KnockoutRequestMessage {
+  readonly type: 'knockout';
+  readonly requestId: number;
+  readonly afterRun: number;
+  readonly query: number;
+  readonly spans: readonly { readonly start: number; readonly end: number }[];
+  readonly layers?: { readonly start: number; readonly end: number };
+}
+
+/** A span hidden from every later token, on the panel's engine, after the run of `afterRun`. */
+export interface SpanEffectRequestMessage {
+  readonly type: 'spanEffect';
+  readonly requestId: number;
+  readonly afterRun: number;
+  readonly span: TokenSpan;
 }
 
 /** Cancels the request with id `target` (an `analyze`); its answer then says `cancelled`. */
@@ -328,6 +368,8 @@ export interface ShowTabMessage {
 export type PanelTab = 'token' | 'map' | 'heads';
 
 export type HostToWebviewMessage =
+  | KnockoutRequestMessage
+  | SpanEffectRequestMessage
   | DependencyMapMessage
   | HeadsTableMessage
   | ShowTabMessage
@@ -392,6 +434,21 @@ function isLoadedModelInfo(value: unknown): value is LoadedModelInfo {
   );
 }
 
+const isInt = (x: unknown): x is number => Number.isInteger(x);
+const isNum = (x: unknown): x is number => typeof x === 'number' && !Number.isNaN(x);
+const isChoices = (x: unknown) => Array.isArray(x) && x.every((c) => isRecord(c) && isInt(c.token) && isNum(c.prob));
+
+/** Why a knockout result from the webview is unusable, or undefined when it is well-formed. */
+export function knockoutProblem(value: unknown): string | undefined {
+  if (!isRecord(value)) return 'not an object';
+  if (!isInt(value.query) || !(value.nextToken === null || isInt(value.nextToken)) || !isChoices(value.top)) return 'bad query, next token or top tokens';
+  if (!Array.isArray(value.spans)) return 'no spans';
+  for (const span of value.spans) {
+    if (!isRecord(span) || !isInt(span.start) || !isInt(span.end) || !isNum(span.kl) || !(span.deltaLogProb === null || isNum(span.deltaLogProb)) || !isChoices(span.top)) return 'a malformed span';
+  }
+  return undefined;
+}
+
 /** Checks the summary's arrays have the lengths its counts imply, so indexing them is safe. */
 export function summaryProblem(value: unknown): string | undefined {
   if (!isRecord(value)) return 'summary is not an object';
@@ -450,6 +507,19 @@ export function parseWebviewMessage(value: unknown): WebviewToHostMessage | { re
       if (typeof value.requestId !== 'number') return { invalid: '"attentionRowResult" without a numeric requestId' };
       if (typeof value.error === 'string') return { type: 'attentionRowResult', requestId: value.requestId, error: value.error };
       return value.probs instanceof Float32Array ? { type: 'attentionRowResult', requestId: value.requestId, probs: value.probs } : { invalid: '"attentionRowResult" without Float32Array probs' };
+    case 'knockoutResult': {
+      if (typeof value.requestId !== 'number') return { invalid: '"knockoutResult" without a numeric requestId' };
+      if (typeof value.error === 'string') return { type: 'knockoutResult', requestId: value.requestId, error: value.error };
+      const problem = knockoutProblem(value.result);
+      return problem ? { invalid: `"knockoutResult" with a malformed result: ${problem}` } : { type: 'knockoutResult', requestId: value.requestId, result: value.result as KnockoutResult };
+    }
+    case 'spanEffectResult': {
+      if (typeof value.requestId !== 'number') return { invalid: '"spanEffectResult" without a numeric requestId' };
+      if (typeof value.error === 'string') return { type: 'spanEffectResult', requestId: value.requestId, error: value.error };
+      const result = value.result;
+      const ok = isRecord(result) && isRecord(result.span) && isInt(result.span.start) && isInt(result.span.end) && Array.isArray(result.tokens) && result.tokens.every((t) => isRecord(t) && isInt(t.position) && isNum(t.kl) && (t.deltaLogProb === null || isNum(t.deltaLogProb)));
+      return ok ? { type: 'spanEffectResult', requestId: value.requestId, result: result as unknown as SpanEffectResult } : { invalid: '"spanEffectResult" with a malformed result' };
+    }
     case 'viewRendered':
       return typeof value.uri === 'string' && Array.isArray(value.sources) && typeof value.heatedTokens === 'number' && typeof value.gridCells === 'number'
         ? {

@@ -53,3 +53,26 @@ test('the handshake accepts only the same protocol version and tells the user wh
   assert.equal(refused.accepted, false);
   assert.match(refused.error ?? '', /Show Attention Panel/);
 });
+
+test('knockout, span-effect, map and tab messages from the panel are checked before the host uses them', () => {
+  const knockout = { type: 'knockoutResult', requestId: 4, result: { query: 9, nextToken: 3, top: [{ token: 3, prob: 0.5 }], spans: [{ start: 0, end: 2, kl: 0.1, deltaLogProb: -0.2, top: [{ token: 1, prob: 0.4 }] }] } };
+  assert.deepEqual(parseWebviewMessage(knockout), knockout);
+  const effect = { type: 'spanEffectResult', requestId: 5, result: { span: { start: 0, end: 2 }, tokens: [{ position: 2, kl: 0.3, deltaLogProb: null }] } };
+  assert.deepEqual(parseWebviewMessage(effect), effect);
+  const map = { type: 'mapRendered', uri: 'file:///a.ts', threshold: 0.1, nodes: ['import fs'], edges: [{ from: 1, to: 0, weight: 0.5, agreement: 'both' }], heads: ['L1 H7'] };
+  assert.deepEqual(parseWebviewMessage(map), map);
+  assert.deepEqual(parseWebviewMessage({ type: 'tabShown', tab: 'map' }), { type: 'tabShown', tab: 'map' });
+  const cases: Array<[unknown, RegExp]> = [
+    [{ ...knockout, result: { ...knockout.result, spans: [{ start: 0, end: 2, kl: 'big', deltaLogProb: 0, top: [] }] } }, /malformed span/],
+    [{ ...knockout, result: { ...knockout.result, top: [{ token: 1.5, prob: 1 }] } }, /top tokens/],
+    [{ ...effect, result: { span: { start: 0, end: 2 }, tokens: [{ position: 2, kl: NaN, deltaLogProb: null }] } }, /malformed result/],
+    [{ ...map, edges: [{ from: 1, to: 0, weight: 0.5, agreement: 'maybe' }] }, /malformed edge/],
+    [{ type: 'tabShown', tab: 'settings' }, /unknown tab/],
+  ];
+  for (const [raw, reason] of cases) {
+    const parsed = parseWebviewMessage(raw);
+    assert.ok('invalid' in parsed, `expected ${JSON.stringify(raw)} to be rejected`);
+    assert.match(parsed.invalid, reason);
+  }
+  assert.deepEqual(parseWebviewMessage({ type: 'knockoutResult', requestId: 4, error: 'device lost' }), { type: 'knockoutResult', requestId: 4, error: 'device lost' });
+});
