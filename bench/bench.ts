@@ -75,6 +75,8 @@ interface Row {
   gpuBytes: number;
   peakRssBytes: number;
   torchMs?: number;
+  knockoutMs?: number;
+  spanEffectMs?: number;
 }
 
 function parseArgs(argv: string[]): Options {
@@ -197,7 +199,25 @@ async function benchModel(label: string, folder: string, lengths: number[], opti
         summary.push(result.stats.summaryMs);
         readbackBytes = result.stats.readbackBytes;
       }
+      // Causal checks on this run: knockout of the 8 spans for the last token, and span 0 hidden
+      // from the rest (engine/causal.ts), against the forward pass (issue targets: <= 5%, <= 1.5x).
+      let knockoutMs: number | undefined;
+      let spanEffectMs: number | undefined;
+      if (engine.knockout && engine.spanEffect) {
+        const times: number[] = [];
+        for (let r = 0; r < Math.max(2, options.repeats); r++) {
+          const t0 = performance.now();
+          await engine.knockout({ query: n - 1, spans });
+          times.push(performance.now() - t0);
+        }
+        knockoutMs = median(times);
+        const t0 = performance.now();
+        await engine.spanEffect(spans[0]);
+        spanEffectMs = performance.now() - t0;
+      }
       rows.push({
+        knockoutMs,
+        spanEffectMs,
         model: label,
         n,
         forwardMs: median(forward),
@@ -228,7 +248,7 @@ function formatBytes(bytes: number): string {
 }
 
 function printTable(rows: Row[]): void {
-  const header = ['model', 'n', 'forward ms', 'summary ms', 'readback', '(full P)', 'GPU buffers', 'peak RSS', 'torch+P ms', 'torch/webgpu'];
+  const header = ['model', 'n', 'forward ms', 'summary ms', 'readback', '(full P)', 'GPU buffers', 'peak RSS', 'torch+P ms', 'torch/webgpu', 'knockout 8', '(% of run)', 'span hidden', '(x fwd)'];
   const lines = rows.map((row) => [
     row.model,
     String(row.n),
@@ -240,6 +260,10 @@ function printTable(rows: Row[]): void {
     formatBytes(row.peakRssBytes),
     row.torchMs === undefined ? '-' : row.torchMs.toFixed(1),
     row.torchMs === undefined ? '-' : `${(row.torchMs / row.forwardMs).toFixed(2)}x`,
+    row.knockoutMs === undefined ? '-' : `${row.knockoutMs.toFixed(1)} ms`,
+    row.knockoutMs === undefined ? '-' : `${((row.knockoutMs / (row.forwardMs + row.summaryMs)) * 100).toFixed(1)}%`,
+    row.spanEffectMs === undefined ? '-' : `${row.spanEffectMs.toFixed(1)} ms`,
+    row.spanEffectMs === undefined ? '-' : `${(row.spanEffectMs / row.forwardMs).toFixed(2)}x`,
   ]);
   const widths = header.map((title, i) => Math.max(title.length, ...lines.map((line) => line[i].length)));
   const format = (cells: string[]) => cells.map((cell, i) => (i < 1 ? cell.padEnd(widths[i]) : cell.padStart(widths[i]))).join('  ');
