@@ -115,7 +115,7 @@ export class EngineHost {
       if (controller.signal.aborted) throw Object.assign(new Error('The analysis was cancelled.'), { name: 'AbortError' });
       const engine = this.requireEngine();
       this.lastRunId = undefined;
-      const result = await engine.run({ tokenIds: request.tokenIds, spans: request.spans, topK: request.topK, layers: request.layers, weighting: request.weighting }, controller.signal);
+      const result = await engine.run({ tokenIds: request.tokenIds, spans: request.spans, topK: request.topK, layers: request.layers, weighting: request.weighting, cacheKey: request.cacheKey }, controller.signal);
       this.lastRunId = request.requestId;
       return { summary: result.summary, backend: result.backend, stats: result.stats };
     } finally {
@@ -149,6 +149,13 @@ export class EngineHost {
       if (this.lastRunId !== request.afterRun) throw new Error('The engine has run another analysis since; run the check again.');
       if (!engine.spanEffect) throw new Error(`${engine.backend.kind} has no span effect`);
       return engine.spanEffect(request.span);
+    });
+  }
+
+  /** Forgets cached runs of closed documents (engines without a cache ignore it). */
+  releaseCache(keys: readonly string[]): void {
+    void this.exclusive(async () => {
+      for (const key of keys) this.engine?.releaseCache?.(key);
     });
   }
 }

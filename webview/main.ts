@@ -142,6 +142,9 @@ async function handle(message: HostToWebviewMessage): Promise<void> {
     case 'cancel':
       engineHost.cancel(message.target);
       return;
+    case 'releaseCache':
+      engineHost.releaseCache(message.keys);
+      return;
     case 'panelState':
       view.documentName = message.documentName;
       view.status = message.status;

@@ -95,7 +95,10 @@ export class AnalysisController implements vscode.Disposable {
         this.checks.delete(uri);
         const keys = this.cacheKeys.get(uri);
         this.cacheKeys.delete(uri);
-        if (keys) void this.hostEngine?.promise.then((engine) => engine.releaseCache(keys), () => undefined);
+        if (keys) {
+          void this.hostEngine?.promise.then((engine) => engine.releaseCache(keys), () => undefined);
+          AttentionPanel.instance?.post({ type: 'releaseCache', keys });
+        }
         if (this.results.delete(uri)) this.events.onResultChanged(uri);
       }),
       vscode.workspace.onDidChangeConfiguration((event) => {

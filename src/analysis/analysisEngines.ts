@@ -53,7 +53,7 @@ export class PanelEngine implements AnalysisEngine {
     const cancelListener = token.onCancellationRequested(() => this.panel.post({ type: 'cancel', target: requestId }));
     try {
       const response = await this.panel.request(
-        { type: 'analyze', tokenIds: [...request.tokenIds], spans: request.spans, topK: request.topK, layers: request.layers, weighting: request.weighting },
+        { type: 'analyze', tokenIds: [...request.tokenIds], spans: request.spans, topK: request.topK, layers: request.layers, weighting: request.weighting, cacheKey: request.cacheKey },
         WINDOW_TIMEOUT_MS,
         (id) => (requestId = id),
       );
@@ -63,6 +63,10 @@ export class PanelEngine implements AnalysisEngine {
     } finally {
       cancelListener.dispose();
     }
+  }
+
+  releaseCache(keys: readonly string[]): void {
+    this.panel.post({ type: 'releaseCache', keys });
   }
 
   async exactRow(runId: number, layer: number, head: number, query: number): Promise<Float32Array | undefined> {

@@ -228,8 +228,19 @@ export interface AnalyzeRequest {
   readonly spans: readonly TokenSpan[];
   readonly topK: number;
   readonly layers?: readonly number[];
-  /** Value-weighted summaries (the reference engine computes them; WebGPU refuses with a message). */
+  /** Value-weighted summaries (Kobayashi et al. 2020); every engine computes them. */
   readonly weighting?: 'attention' | 'valueWeighted';
+  /**
+   * The document window this run belongs to: an engine with a run cache recomputes only from the
+   * first token that differs from its last run under this key (engine/attention.ts).
+   */
+  readonly cacheKey?: string;
+}
+
+/** Forget the engine's cached runs of these keys (a closed document). */
+export interface ReleaseCacheMessage {
+  readonly type: 'releaseCache';
+  readonly keys: readonly string[];
 }
 
 /** One exact probability row of the most recent analysis. */
@@ -368,6 +379,7 @@ export interface ShowTabMessage {
 export type PanelTab = 'token' | 'map' | 'heads';
 
 export type HostToWebviewMessage =
+  | ReleaseCacheMessage
   | KnockoutRequestMessage
   | SpanEffectRequestMessage
   | DependencyMapMessage
