@@ -32,6 +32,8 @@ export interface AttentionLensApi {
   overlaySnapshot(uri: string): OverlaySnapshot | undefined;
   /** The status bar item's text (which engine ran, on what). */
   statusBarText(): string;
+  /** The status bar item's tooltip (a problem's whole message; the engine and why). */
+  statusBarTooltip(): string;
   /** Size and timings of the current analysis of `uri` (tokens reused from the previous run among them). */
   analysisStats(uri: string): { tokens: number; version: number; forwardMs: number; elapsedMs: number; reusedTokens: number } | undefined;
   /** True when `uri` has an analysis for its current version. */
@@ -315,6 +317,16 @@ function activateWith(context: vscode.ExtensionContext, log: vscode.LogOutputCha
       return { nodes: map.nodes.length, edges: map.edges.length };
     }),
     vscode.commands.registerCommand(COMMANDS.showLog, () => log.show()),
+    // For the lost-device test in the real VS Code; not registered in an installed extension.
+    ...(context.extensionMode === vscode.ExtensionMode.Production
+      ? []
+      : [
+          vscode.commands.registerCommand('attentionLens.test.simulateDeviceLoss', (when?: 'now' | 'duringNextAnalysis') => {
+            const panel = AttentionPanel.instance;
+            panel?.post({ type: 'simulateDeviceLoss', when: when === 'duringNextAnalysis' ? when : 'now' });
+            return Boolean(panel);
+          }),
+        ]),
     vscode.commands.registerCommand(COMMANDS.toggleOverlay, () => {
       const enabled = overlay.toggle();
       void vscode.window.showInformationMessage(`Attention Lens overlay ${enabled ? 'on' : 'off'}.`);
@@ -398,6 +410,7 @@ function activateWith(context: vscode.ExtensionContext, log: vscode.LogOutputCha
     },
     overlaySnapshot: (uri) => overlay.snapshot(uri),
     statusBarText: () => statusBar.text,
+    statusBarTooltip: () => statusBar.tooltip,
     analysisStats: (uri) => {
       const document = vscode.workspace.textDocuments.find((d) => d.uri.toString() === uri);
       const result = document && controller.resultFor(document);

@@ -24,6 +24,12 @@ export class AttentionStatusBar implements vscode.Disposable {
     return this.item.text;
   }
 
+  /** The tooltip (the whole message of a problem, the engine and why of a result). */
+  get tooltip(): string {
+    const tooltip = this.item.tooltip;
+    return typeof tooltip === 'string' ? tooltip : (tooltip?.value ?? '');
+  }
+
   showIdle(): void {
     this.item.text = '$(eye) Attention Lens';
     this.item.tooltip = 'Attention Lens: open the panel to probe WebGPU and see attention.';

@@ -55,6 +55,10 @@ export class EngineHost {
   private tail: Promise<unknown> = Promise.resolve();
   /** The `analyze` request the engine's buffers hold the run of (attention rows come from it). */
   private lastRunId: number | undefined;
+  /** The WebGPU device of the engine, when it runs on one. */
+  private device: GPUDevice | undefined;
+  /** Why the device was lost, when it was lost since the current request began. */
+  private lostMessage: string | undefined;
 
   constructor(private readonly onDeviceLost: DeviceLostHandler) {}
 
@@ -91,12 +95,39 @@ export class EngineHost {
 
   private async createEngine(model: LoadedModel, request: LoadModelRequest): Promise<AttentionEngine> {
     if (request.backend === 'reference') return new ReferenceEngine(model, request.reason);
-    return createBrowserGpuEngine(model, (message) => {
-      this.engine = undefined;
-      this.loadedKey = undefined;
-      this.onDeviceLost(`The GPU device was lost (${message}). The next analysis loads the model again.`);
-    });
+    this.device = undefined;
+    return createBrowserGpuEngine(
+      model,
+      (message) => this.deviceLost(message),
+      (device) => (this.device = device),
+    );
   }
+
+  /** The GPU device of the engine went away: forget the engine (the next load makes a new device) and say so. */
+  private deviceLost(message: string): void {
+    this.engine = undefined;
+    this.loadedKey = undefined;
+    this.device = undefined;
+    this.lostMessage = message;
+    this.onDeviceLost(`The GPU device was lost (${message}). The next analysis creates a new device and loads the model again.`);
+  }
+
+  /**
+   * For tests of the lost-device path in the real VS Code: destroys the engine's device as a driver
+   * reset would, and reports it the way a real loss is reported.
+   */
+  simulateDeviceLoss(when: 'now' | 'duringNextAnalysis'): void {
+    if (when === 'duringNextAnalysis') {
+      this.loseDuringNextRun = true;
+      return;
+    }
+    const device = this.device;
+    if (!device) return;
+    device.destroy();
+    this.deviceLost('simulated by a test: the device was destroyed');
+  }
+
+  private loseDuringNextRun = false;
 
   private requireEngine(): AttentionEngine {
     if (!this.engine) throw new Error('No model is loaded in the panel. Run the analysis again to load it.');
@@ -115,7 +146,23 @@ export class EngineHost {
       if (controller.signal.aborted) throw Object.assign(new Error('The analysis was cancelled.'), { name: 'AbortError' });
       const engine = this.requireEngine();
       this.lastRunId = undefined;
-      const result = await engine.run({ tokenIds: request.tokenIds, spans: request.spans, topK: request.topK, layers: request.layers, weighting: request.weighting, cacheKey: request.cacheKey }, controller.signal);
+      this.lostMessage = undefined;
+      let result;
+      if (this.loseDuringNextRun) {
+        this.loseDuringNextRun = false;
+        // Once the run has submitted its first work (the engine awaits the device from then on).
+        setTimeout(() => this.simulateDeviceLoss('now'), 0);
+      }
+      try {
+        result = await engine.run({ tokenIds: request.tokenIds, spans: request.spans, topK: request.topK, layers: request.layers, weighting: request.weighting, cacheKey: request.cacheKey }, controller.signal);
+      } catch (error) {
+        // A lost device fails the run with whatever the API says; say what happened instead.
+        if (this.lostMessage !== undefined || this.engine !== engine) {
+          throw new Error(`The GPU device was lost during the analysis (${this.lostMessage ?? (error instanceof Error ? error.message : String(error))}). Run the analysis again: it creates a new device.`);
+        }
+        throw error;
+      }
+      if (this.engine !== engine) throw new Error(`The GPU device was lost during the analysis (${this.lostMessage ?? 'lost'}). Run the analysis again: it creates a new device.`);
       this.lastRunId = request.requestId;
       return { summary: result.summary, backend: result.backend, stats: result.stats };
     } finally {

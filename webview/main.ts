@@ -145,6 +145,9 @@ async function handle(message: HostToWebviewMessage): Promise<void> {
     case 'releaseCache':
       engineHost.releaseCache(message.keys);
       return;
+    case 'simulateDeviceLoss':
+      engineHost.simulateDeviceLoss(message.when);
+      return;
     case 'panelState':
       view.documentName = message.documentName;
       view.status = message.status;

@@ -11,7 +11,7 @@ import { GpuEngine, summarizeAdapter } from '../webgpu/gpuEngine';
  * Creates the WebGPU engine on the page's adapter. Throws with what to do when there is none;
  * `onLost` hears of a lost device (not of one the engine destroyed itself).
  */
-export async function createBrowserGpuEngine(model: LoadedModel, onLost: (message: string) => void): Promise<AttentionEngine> {
+export async function createBrowserGpuEngine(model: LoadedModel, onLost: (message: string) => void, onDevice?: (device: GPUDevice) => void): Promise<AttentionEngine> {
   const gpu = typeof navigator !== 'undefined' ? navigator.gpu : undefined;
   const adapter = gpu ? await gpu.requestAdapter({ powerPreference: 'high-performance' }) : null;
   if (!adapter) {
@@ -22,5 +22,6 @@ export async function createBrowserGpuEngine(model: LoadedModel, onLost: (messag
   void device.lost.then((info) => {
     if (info.reason !== 'destroyed') onLost(info.message || info.reason);
   });
+  onDevice?.(device);
   return GpuEngine.create(device, summarizeAdapter(adapter), model);
 }

@@ -237,6 +237,13 @@ export interface AnalyzeRequest {
   readonly cacheKey?: string;
 }
 
+/** For tests only (the extension sends it in development and test mode): destroy the engine's GPU device as a driver reset would. */
+export interface SimulateDeviceLossMessage {
+  readonly type: 'simulateDeviceLoss';
+  /** `now`, or once the next analysis has started (so the loss lands mid-run, deterministically). */
+  readonly when: 'now' | 'duringNextAnalysis';
+}
+
 /** Forget the engine's cached runs of these keys (a closed document). */
 export interface ReleaseCacheMessage {
   readonly type: 'releaseCache';
@@ -379,6 +386,7 @@ export interface ShowTabMessage {
 export type PanelTab = 'token' | 'map' | 'heads';
 
 export type HostToWebviewMessage =
+  | SimulateDeviceLossMessage
   | ReleaseCacheMessage
   | KnockoutRequestMessage
   | SpanEffectRequestMessage
