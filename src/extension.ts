@@ -34,6 +34,8 @@ export interface AttentionLensApi {
   statusBarText(): string;
   /** The status bar item's tooltip (a problem's whole message; the engine and why). */
   statusBarTooltip(): string;
+  /** The panel's memory (JavaScript heap after a collection where possible, WebGPU buffers); undefined without a panel. */
+  webviewMemory(): Promise<{ jsHeapBytes: number | null; gpuBufferBytes: number | null; collected: boolean } | undefined>;
   /** Size and timings of the current analysis of `uri` (tokens reused from the previous run among them). */
   analysisStats(uri: string): { tokens: number; version: number; forwardMs: number; elapsedMs: number; reusedTokens: number } | undefined;
   /** True when `uri` has an analysis for its current version. */
@@ -411,6 +413,12 @@ function activateWith(context: vscode.ExtensionContext, log: vscode.LogOutputCha
     overlaySnapshot: (uri) => overlay.snapshot(uri),
     statusBarText: () => statusBar.text,
     statusBarTooltip: () => statusBar.tooltip,
+    async webviewMemory() {
+      const panel = AttentionPanel.instance;
+      if (!panel) return undefined;
+      const report = await panel.request({ type: 'reportMemory' }, 30_000);
+      return { jsHeapBytes: report.jsHeapBytes, gpuBufferBytes: report.gpuBufferBytes, collected: report.collected };
+    },
     analysisStats: (uri) => {
       const document = vscode.workspace.textDocuments.find((d) => d.uri.toString() === uri);
       const result = document && controller.resultFor(document);

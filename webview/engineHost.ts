@@ -205,4 +205,10 @@ export class EngineHost {
       for (const key of keys) this.engine?.releaseCache?.(key);
     });
   }
+
+  /** Bytes of the engine's device buffers, when it runs on WebGPU. */
+  gpuBufferBytes(): number | null {
+    const engine = this.engine as (AttentionEngine & { memoryStats?: () => { totalBytes: number } }) | undefined;
+    return engine?.memoryStats ? engine.memoryStats().totalBytes : null;
+  }
 }

@@ -145,6 +145,15 @@ async function handle(message: HostToWebviewMessage): Promise<void> {
     case 'releaseCache':
       engineHost.releaseCache(message.keys);
       return;
+    case 'reportMemory': {
+      // A collection first where the browser allows it (the test harness starts Chromium with
+      // --expose-gc), so the number is what stays alive.
+      const gc = (globalThis as { gc?: () => void }).gc;
+      gc?.();
+      const memory = (performance as Performance & { memory?: { usedJSHeapSize: number } }).memory;
+      postToHost({ type: 'memoryReport', requestId: message.requestId, jsHeapBytes: memory ? memory.usedJSHeapSize : null, gpuBufferBytes: engineHost.gpuBufferBytes(), collected: gc !== undefined });
+      return;
+    }
     case 'simulateDeviceLoss':
       engineHost.simulateDeviceLoss(message.when);
       return;

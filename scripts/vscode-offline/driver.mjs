@@ -38,6 +38,9 @@ const chromiumArgs = [
   '--disable-sync',
   '--disable-dev-shm-usage',
   '--enable-unsafe-webgpu',
+  // The endurance tests measure the webview's live heap: a collection first, and exact numbers.
+  '--js-flags=--expose-gc',
+  '--enable-precise-memory-info',
 ];
 
 /** "code-server 4.x (VS Code 1.y)", read from the installed packages. */

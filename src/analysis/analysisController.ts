@@ -131,9 +131,17 @@ export class AnalysisController implements vscode.Disposable {
 
   /** Forgets the loaded model, e.g. after a download replaced the snapshot a repo id points to. */
   reloadModel(): void {
+    // Runs of the old model would answer with it: stop them, and say why.
+    for (const source of this.running.values()) {
+      this.cancelReasons.set(source, 'The model changed during the analysis; it was stopped. Run it again to analyse with the new model.');
+      source.cancel();
+    }
     this.model = undefined;
     this.releaseHostEngine();
   }
+
+  /** Why a run was cancelled, when not by the user or a newer run of the same document. */
+  private readonly cancelReasons = new WeakMap<vscode.CancellationTokenSource, string>();
 
   private releaseHostEngine(): void {
     const previous = this.hostEngine;
@@ -186,6 +194,8 @@ export class AnalysisController implements vscode.Disposable {
     }, PROGRESS_DELAY_MS);
     try {
       outcome = await work;
+      const reason = this.cancelReasons.get(cancellation);
+      if (reason) outcome = { kind: 'cancelled', message: reason };
     } finally {
       clearTimeout(timer);
       if (this.running.get(uri) === cancellation) this.running.delete(uri);

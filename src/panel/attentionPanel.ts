@@ -168,6 +168,7 @@ export class AttentionPanel implements vscode.Disposable {
       case 'attentionRowResult':
       case 'knockoutResult':
       case 'spanEffectResult':
+      case 'memoryReport':
         // Responses are paired with their requests by the channel and never arrive here.
         break;
     }

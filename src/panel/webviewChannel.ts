@@ -8,6 +8,7 @@ import {
   type AttentionRowMessage,
   type HostToWebviewMessage,
   type KnockoutResultMessage,
+  type MemoryReportMessage,
   type ModelLoadedMessage,
   type SpanEffectResultMessage,
   type ProbeResultMessage,
@@ -20,7 +21,7 @@ import {
 type RequestWithoutId = Omit<Extract<HostToWebviewMessage, { requestId: number }>, 'requestId'>;
 
 /** The responses that answer requests, keyed by their request id. */
-type ResponseMessage = ProbeResultMessage | ModelLoadedMessage | AnalysisResultMessage | AttentionRowMessage | KnockoutResultMessage | SpanEffectResultMessage;
+type ResponseMessage = ProbeResultMessage | ModelLoadedMessage | AnalysisResultMessage | AttentionRowMessage | KnockoutResultMessage | SpanEffectResultMessage | MemoryReportMessage;
 
 /** The response type each request gets. */
 interface ResponseFor {
@@ -30,6 +31,7 @@ interface ResponseFor {
   attentionRow: AttentionRowMessage;
   knockout: KnockoutResultMessage;
   spanEffect: SpanEffectResultMessage;
+  reportMemory: MemoryReportMessage;
 }
 
 interface PendingRequest {

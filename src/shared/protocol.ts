@@ -74,6 +74,19 @@ export interface AttentionRowMessage {
   readonly error?: string;
 }
 
+/** The answer to `reportMemory`: the webview's memory as it can see it. */
+export interface MemoryReportMessage {
+  readonly type: 'memoryReport';
+  readonly requestId: number;
+  /** JavaScript heap in use (Chromium's performance.memory), or null where the browser does not say. */
+  readonly jsHeapBytes: number | null;
+  /** Bytes of the WebGPU engine's device buffers, or null without a WebGPU engine. */
+  readonly gpuBufferBytes: number | null;
+  /** True when a garbage collection ran first (the browser exposes gc(), as the test harness asks). */
+  readonly collected: boolean;
+  readonly error?: string;
+}
+
 /** The answer to `knockout`. */
 export interface KnockoutResultMessage {
   readonly type: 'knockoutResult';
@@ -140,6 +153,7 @@ export interface TabShownMessage {
 }
 
 export type WebviewToHostMessage =
+  | MemoryReportMessage
   | KnockoutResultMessage
   | SpanEffectResultMessage
   | TabShownMessage
@@ -235,6 +249,12 @@ export interface AnalyzeRequest {
    * first token that differs from its last run under this key (engine/attention.ts).
    */
   readonly cacheKey?: string;
+}
+
+/** Asks the webview how much memory it holds (for the endurance tests and the log). */
+export interface ReportMemoryRequest {
+  readonly type: 'reportMemory';
+  readonly requestId: number;
 }
 
 /** For tests only (the extension sends it in development and test mode): destroy the engine's GPU device as a driver reset would. */
@@ -386,6 +406,7 @@ export interface ShowTabMessage {
 export type PanelTab = 'token' | 'map' | 'heads';
 
 export type HostToWebviewMessage =
+  | ReportMemoryRequest
   | SimulateDeviceLossMessage
   | ReleaseCacheMessage
   | KnockoutRequestMessage
@@ -527,6 +548,11 @@ export function parseWebviewMessage(value: unknown): WebviewToHostMessage | { re
       if (typeof value.requestId !== 'number') return { invalid: '"attentionRowResult" without a numeric requestId' };
       if (typeof value.error === 'string') return { type: 'attentionRowResult', requestId: value.requestId, error: value.error };
       return value.probs instanceof Float32Array ? { type: 'attentionRowResult', requestId: value.requestId, probs: value.probs } : { invalid: '"attentionRowResult" without Float32Array probs' };
+    case 'memoryReport': {
+      if (typeof value.requestId !== 'number') return { invalid: '"memoryReport" without a numeric requestId' };
+      const bytes = (x: unknown) => (typeof x === 'number' && Number.isFinite(x) && x >= 0 ? x : null);
+      return { type: 'memoryReport', requestId: value.requestId, jsHeapBytes: bytes(value.jsHeapBytes), gpuBufferBytes: bytes(value.gpuBufferBytes), collected: value.collected === true };
+    }
     case 'knockoutResult': {
       if (typeof value.requestId !== 'number') return { invalid: '"knockoutResult" without a numeric requestId' };
       if (typeof value.error === 'string') return { type: 'knockoutResult', requestId: value.requestId, error: value.error };

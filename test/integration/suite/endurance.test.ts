@@ -11,6 +11,7 @@ const EXTENSION_ID = 'attention-lens.attention-lens';
 
 interface Api {
   analysisStats(uri: string): { tokens: number; version: number; forwardMs: number; elapsedMs: number; reusedTokens: number } | undefined;
+  webviewMemory(): Promise<{ jsHeapBytes: number | null; gpuBufferBytes: number | null; collected: boolean } | undefined>;
   hasAnalysis(uri: string): boolean;
   overlaySnapshot(uri: string): { query?: { name: string }; sources: unknown[] } | undefined;
 }
@@ -78,6 +79,8 @@ suite('Attention Lens: endurance', function () {
     try {
       await analyseUntilDone();
       const baseline = liveMemory();
+      const webviewBefore = await api.webviewMemory();
+      assert.ok(webviewBefore && webviewBefore.jsHeapBytes !== null && webviewBefore.collected, `the panel reports its heap after a collection (${JSON.stringify(webviewBefore)})`);
 
       // 1,000 edits: bursts of typing near the end and in the middle, with pauses that let an automatic
       // analysis start, which the next burst then cancels or makes stale.
@@ -121,6 +124,10 @@ suite('Attention Lens: endurance', function () {
 
       const after = liveMemory();
       const growth = (after.heapUsed - baseline.heapUsed) / baseline.heapUsed;
+      const webviewAfter = (await api.webviewMemory())!;
+      const webviewGrowth = (webviewAfter.jsHeapBytes! - webviewBefore.jsHeapBytes!) / webviewBefore.jsHeapBytes!;
+      console.log(`[integration] endurance: webview live heap ${megabytes(webviewBefore.jsHeapBytes!)} after the first analysis -> ${megabytes(webviewAfter.jsHeapBytes!)} (${(webviewGrowth * 100).toFixed(1)}%)`);
+      assert.ok(webviewGrowth < 0.1, `the webview's heap grew by ${(webviewGrowth * 100).toFixed(1)}%`);
       console.log(
         `[integration] endurance: ${edits} edits in bursts with ${pauses} pauses; final version ${document.version} (${stats.tokens} tokens, ${stats.reusedTokens} reused); ` +
           `extension host live heap ${megabytes(baseline.heapUsed)} after the first analysis -> ${megabytes(after.heapUsed)} (${(growth * 100).toFixed(1)}%), rss ${megabytes(baseline.rss)} -> ${megabytes(after.rss)}, array buffers ${megabytes(baseline.arrayBuffers)} -> ${megabytes(after.arrayBuffers)}`,
@@ -158,6 +165,79 @@ suite('Attention Lens: endurance', function () {
     for (const document of documents) {
       await vscode.window.showTextDocument(document);
       await vscode.commands.executeCommand('workbench.action.revertAndCloseActiveEditor');
+    }
+  });
+
+  test('closing the panel during WebGPU analyses and switching models during an analysis end with a message; the next analyses are right and nothing leaks', async () => {
+    const extension = vscode.extensions.getExtension<Api & { statusBarText(): string }>(EXTENSION_ID)!;
+    const api = extension.exports;
+    const settings = vscode.workspace.getConfiguration('attentionLens');
+    const folder = vscode.workspace.workspaceFolders![0].uri;
+    type Outcome = { kind: string; message?: string; result?: { backend: { kind: string }; model: { label: string; numHeads: number } } };
+    const analyse = () => vscode.commands.executeCommand('attentionLens.analyzeFile') as Thenable<Outcome>;
+    const closePanel = async () => {
+      for (const group of vscode.window.tabGroups.all) {
+        for (const tab of group.tabs) if (tab.input instanceof vscode.TabInputWebview && tab.label === 'Attention Lens') await vscode.window.tabGroups.close(tab);
+      }
+    };
+    const document = await vscode.workspace.openTextDocument(vscode.Uri.joinPath(folder, 'src', 'money.ts'));
+    const editor = await vscode.window.showTextDocument(document, vscode.ViewColumn.One);
+    const uri = document.uri.toString();
+    await settings.update('backend', 'webgpu', vscode.ConfigurationTarget.Global);
+    try {
+      const first = await analyse();
+      assert.equal(first.kind, 'done', first.message);
+      const baseline = liveMemory();
+      // Three times: an edit, an analysis on WebGPU in the panel, the panel closed while it runs.
+      const closed: string[] = [];
+      for (let round = 0; round < 3; round++) {
+        await editor.edit((edit) => edit.insert(new vscode.Position(0, 0), `// round ${round}\n`));
+        const running = analyse();
+        await new Promise((resolve) => setTimeout(resolve, 150));
+        await closePanel();
+        const outcome = await running;
+        closed.push(`${outcome.kind}: ${outcome.message}`);
+        assert.notEqual(outcome.kind, 'done', 'the run needed the closed panel');
+        assert.match(outcome.message ?? '', /panel was closed|cancelled/i);
+        assert.ok(!api.hasAnalysis(uri), 'no view shows a result for this version');
+        // The next analysis opens the panel again and runs there.
+        const again = await analyse();
+        assert.equal(again.kind, 'done', again.message);
+        assert.equal(again.result?.backend.kind, 'webgpu');
+        assert.equal(api.analysisStats(uri)?.version, document.version);
+      }
+      console.log(`[integration] panel closed during analyses: ${closed.join(' | ')}`);
+
+      // A model switch during a (CPU engine) analysis: the run stops and says why; the next one
+      // uses the new model, and switching back gives the first model's result again.
+      await settings.update('backend', 'auto', vscode.ConfigurationTarget.Global);
+      const defaultRun = await analyse();
+      assert.equal(defaultRun.kind, 'done', defaultRun.message);
+      await editor.edit((edit) => edit.insert(new vscode.Position(0, 0), '// model switch\n'));
+      const running = analyse();
+      await new Promise((resolve) => setTimeout(resolve, 50));
+      await settings.update('model', `${extension.extensionPath}/test/fixtures/models/llama-f32`, vscode.ConfigurationTarget.Global);
+      const switched = await running;
+      console.log(`[integration] model switched during an analysis: ${switched.kind}: ${switched.message}`);
+      assert.equal(switched.kind, 'cancelled');
+      assert.match(switched.message ?? '', /model changed/);
+      assert.ok(!api.hasAnalysis(uri), 'no result of the old model is shown for the new version');
+      const withFixture = await analyse();
+      assert.equal(withFixture.kind, 'done', withFixture.message);
+      assert.notEqual(withFixture.result?.model.label, defaultRun.result?.model.label, 'the next analysis uses the new model');
+      await settings.update('model', undefined, vscode.ConfigurationTarget.Global);
+      const back = await analyse();
+      assert.equal(back.kind, 'done', back.message);
+      assert.equal(back.result?.model.label, defaultRun.result?.model.label);
+
+      const after = liveMemory();
+      const growth = (after.heapUsed - baseline.heapUsed) / baseline.heapUsed;
+      console.log(`[integration] after 3 closed panels and 2 model switches: extension host live heap ${megabytes(baseline.heapUsed)} -> ${megabytes(after.heapUsed)} (${(growth * 100).toFixed(1)}%)`);
+      assert.ok(growth < 0.1, `the extension host's heap grew by ${(growth * 100).toFixed(1)}%`);
+    } finally {
+      await settings.update('backend', undefined, vscode.ConfigurationTarget.Global);
+      await settings.update('model', undefined, vscode.ConfigurationTarget.Global);
+      await vscode.commands.executeCommand('workbench.action.files.revert');
     }
   });
 });
