@@ -31,6 +31,8 @@ export interface AttentionLensConfig {
   readonly maxFileTokens: number;
   /** Tokens per forward pass (0: automatic, by backend; see engine/backendPolicy.ts windowTokens). */
   readonly contextWindow: number;
+  /** Windows of a file longer than the context start with its imports and top-level signatures. */
+  readonly windowPrefix: boolean;
   readonly overlayEnabled: boolean;
   readonly codeLensEnabled: boolean;
   readonly huggingFaceEndpoint: string;
@@ -53,6 +55,7 @@ export const SETTING_KEYS = {
   idleDelayMs: 'idleDelayMs',
   maxFileTokens: 'maxFileTokens',
   contextWindow: 'contextWindow',
+  windowPrefix: 'windowPrefix',
   overlayEnabled: 'overlay.enabled',
   codeLensEnabled: 'codeLens.enabled',
   huggingFaceEndpoint: 'huggingFaceEndpoint',
@@ -73,6 +76,7 @@ export const DEFAULT_CONFIG: AttentionLensConfig = {
   idleDelayMs: 1500,
   maxFileTokens: 16384,
   contextWindow: 0,
+  windowPrefix: true,
   overlayEnabled: true,
   codeLensEnabled: true,
   huggingFaceEndpoint: 'https://huggingface.co',
@@ -119,6 +123,7 @@ export function readConfig(get: SettingGetter): AttentionLensConfig {
     idleDelayMs: integerIn(get(SETTING_KEYS.idleDelayMs), 200, 60_000, d.idleDelayMs),
     maxFileTokens: integerIn(get(SETTING_KEYS.maxFileTokens), 256, 262_144, d.maxFileTokens),
     contextWindow: get(SETTING_KEYS.contextWindow) === 0 ? 0 : integerIn(get(SETTING_KEYS.contextWindow), 64, 131_072, d.contextWindow),
+    windowPrefix: flag(get(SETTING_KEYS.windowPrefix), d.windowPrefix),
     overlayEnabled: flag(get(SETTING_KEYS.overlayEnabled), d.overlayEnabled),
     codeLensEnabled: flag(get(SETTING_KEYS.codeLensEnabled), d.codeLensEnabled),
     huggingFaceEndpoint: /^https?:\/\/[^\s]+$/.test(endpoint) ? endpoint : d.huggingFaceEndpoint,

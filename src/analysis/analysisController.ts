@@ -252,7 +252,7 @@ export class AnalysisController implements vscode.Disposable {
     if (choice.error !== undefined) return { kind: 'failed', message: choice.error };
     const planned = { kind: choice.kind, adapter: choice.kind === 'webgpu' ? facts.adapter : undefined };
     const context = windowTokens(config.contextWindow, planned, model.spec.maxPositions);
-    const windows = planWindows({ numTokens: doc.tokenIds.length, context, spans: doc.spans, prefixCandidates: prefixCandidates(doc.definitions) });
+    const windows = planWindows({ numTokens: doc.tokenIds.length, context, spans: doc.spans, ...(config.windowPrefix ? { prefixCandidates: prefixCandidates(doc.definitions) } : { prefixCandidates: [], prefixShare: 0 }) });
     if (choice.kind === 'webgpu') {
       // Checked before anything is loaded on the GPU.
       const tooLarge = this.gpuMemoryProblem(facts.adapter, model, windows[0].positions.length, doc.spans.length);

@@ -44,6 +44,8 @@ Options:
   --context N           tokens per window (default 0: automatic, as the extension's
                         attentionLens.contextWindow: the model's full context on ONNX Runtime or a
                         hardware GPU, 1024 on the reference engine or a software adapter)
+  --no-prefix           for files longer than the window: do not start each window with the
+                        file's imports and top-level signatures (attentionLens.windowPrefix)
   -h, --help            show this help`;
 
 /** The embedded default model, next to the built CLI (out/cli.js -> default-model/). */
@@ -65,6 +67,7 @@ interface AnalyzeOptions {
   readonly threshold: number;
   readonly top: number;
   readonly context?: number;
+  readonly prefix: boolean;
 }
 
 function parseOptions(args: string[]): AnalyzeOptions | undefined {
@@ -86,6 +89,7 @@ function parseOptions(args: string[]): AnalyzeOptions | undefined {
         threshold: { type: 'string' },
         top: { type: 'string' },
         context: { type: 'string' },
+        'no-prefix': { type: 'boolean' },
         help: { type: 'boolean', short: 'h' },
       },
       strict: true,
@@ -129,6 +133,7 @@ function parseOptions(args: string[]): AnalyzeOptions | undefined {
     threshold,
     top: integer('top', values.top, 3, 1),
     context: values.context === undefined || values.context === '0' ? 0 : integer('context', values.context, 0, 16),
+    prefix: values['no-prefix'] !== true,
   };
 }
 
@@ -156,7 +161,7 @@ export interface AnalysedFile {
 
 /** Loads the model and an engine for analysing source files the way the extension does. */
 export async function openFileAnalyzer(
-  options: { readonly model: string; readonly cache?: string; readonly backend: BackendSetting; readonly threads?: number; readonly weighting: 'attention' | 'valueWeighted'; readonly context?: number },
+  options: { readonly model: string; readonly cache?: string; readonly backend: BackendSetting; readonly threads?: number; readonly weighting: 'attention' | 'valueWeighted'; readonly context?: number; readonly prefix?: boolean },
   log: (line: string) => void,
 ): Promise<FileAnalyzer> {
   const modelFolder = path.resolve(await resolveModelArgument(options.model, options.cache));
@@ -190,7 +195,7 @@ export async function openFileAnalyzer(
       if (doc.tokenIds.length === 0) throw new CliError(`${file} has no tokens to analyse.`);
       const badId = doc.tokenIds.find((id) => id >= spec.vocabSize);
       if (badId !== undefined) throw new CliError(`the tokenizer produced id ${badId}, outside the model's vocabulary (${spec.vocabSize}); the tokenizer.json does not belong to this model.`);
-      const windows = planWindows({ numTokens: doc.tokenIds.length, context, spans: doc.spans, prefixCandidates: prefixCandidates(doc.definitions) });
+      const windows = planWindows({ numTokens: doc.tokenIds.length, context, spans: doc.spans, ...(options.prefix === false ? { prefixCandidates: [], prefixShare: 0 } : { prefixCandidates: prefixCandidates(doc.definitions) }) });
       const started = performance.now();
       let readbackBytes = 0;
       const summaries: AttentionSummary[] = [];
@@ -262,7 +267,7 @@ export async function runAnalyze(args: string[], log: (line: string) => void): P
     return;
   }
   const out: string[] = [];
-  out.push(`${path.resolve(options.file)}: ${doc.tokenIds.length} tokens, ${doc.definitions.length} definitions/imports, ${windows.length} window${windows.length === 1 ? '' : 's'} of <= ${context} tokens`);
+  out.push(`${path.resolve(options.file)}: ${doc.tokenIds.length} tokens, ${doc.definitions.length} definitions/imports, ${windows.length} window${windows.length === 1 ? '' : 's'} of <= ${context} tokens${windows.length > 1 ? (options.prefix ? ', each starting with the imports and signatures' : ', plain slices of the file (--no-prefix)') : ''}`);
   out.push(`model ${spec.architecture} (${spec.numLayers} layers x ${spec.numHeads} heads) on ${backendText}, ${Math.round(elapsedMs)} ms; view: layer ${options.view.layer}, head ${options.view.head}; distant = >= ${options.minDistance} tokens back`);
   out.push('');
   if (rows.length === 0) out.push(`No identifier attends to a distant definition or import with weight >= ${options.threshold}.`);

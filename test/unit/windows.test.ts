@@ -56,3 +56,20 @@ test('merged summaries put each owned query in its document position with docume
   const ownerOf90 = windows.find((w) => 90 >= w.ownedStart && 90 < w.ownedEnd)!;
   assert.equal(merged.topIndices[90], ownerOf90.positions[0], 'top-k indices are document positions');
 });
+
+test('without the prefix (attentionLens.windowPrefix off) windows are plain overlapping slices of the file, fewer of them', () => {
+  const n = 3000;
+  const context = 1024;
+  const spans: TokenSpan[] = [{ start: 0, end: 12 }, { start: 400, end: 410 }];
+  const withPrefix = planWindows({ numTokens: n, context, spans, prefixCandidates: [0, 1] });
+  const plain = planWindows({ numTokens: n, context, spans, prefixCandidates: [], prefixShare: 0 });
+  assert.ok(plain.length < withPrefix.length, `${plain.length} plain windows vs ${withPrefix.length} with the prefix`);
+  const owners = new Array<number>(n).fill(0);
+  for (const window of plain) {
+    assert.equal(window.prefixLength, 0);
+    assert.ok(window.positions.length <= context);
+    for (let p = 1; p < window.positions.length; p++) assert.equal(window.positions[p], window.positions[p - 1] + 1, 'the file as it is');
+    for (let p = window.ownedStart; p < window.ownedEnd; p++) owners[p]++;
+  }
+  assert.ok(owners.every((c) => c === 1), 'every token owned once');
+});
