@@ -27,8 +27,10 @@ export interface OnnxEngineOptions {
 }
 
 /**
- * The most recent run: its tokens, per layer the post-rotary queries [H, n, hd], keys and values
- * [Hkv, n, hd], and the final normed hidden states [n, d] (the causal checks start from these).
+ * The most recent run: its tokens, per layer the post-rotary queries [n, H, hd], keys and values
+ * [n, Hkv, hd] (sequence-first: the first p positions are the array's first p rows, so reusing a
+ * prefix copies nothing; the arrays may hold room for more rows than n), and the final normed
+ * hidden states [n, d] (the causal checks start from these).
  */
 interface LastRun {
   readonly tokenIds: Int32Array;
@@ -213,9 +215,10 @@ export class OnnxRuntimeEngine implements AttentionEngine {
     } else {
       feeds[GRAPH_IO.positionIds] = new ort.Tensor('int64', BigInt64Array.from({ length: m }, (_, i) => BigInt(p + i)), [m]);
     }
+    const kvWidth = s.numKvHeads * s.headDim;
     for (let l = 0; l < s.numLayers; l++) {
-      feeds[GRAPH_IO.pastKeys(l)] = new ort.Tensor('float32', pastRows(old.keys[l], s.numKvHeads, old.numTokens, p, s.headDim), [s.numKvHeads, p, s.headDim]);
-      feeds[GRAPH_IO.pastValues(l)] = new ort.Tensor('float32', pastRows(old.values[l], s.numKvHeads, old.numTokens, p, s.headDim), [s.numKvHeads, p, s.headDim]);
+      feeds[GRAPH_IO.pastKeys(l)] = new ort.Tensor('float32', old.keys[l].subarray(0, p * kvWidth), [p, s.numKvHeads, s.headDim]);
+      feeds[GRAPH_IO.pastValues(l)] = new ort.Tensor('float32', old.values[l].subarray(0, p * kvWidth), [p, s.numKvHeads, s.headDim]);
     }
     const outputs = await session.run(feeds, this.fetches(layers));
     const forwardMs = now() - started;
@@ -226,14 +229,16 @@ export class OnnxRuntimeEngine implements AttentionEngine {
     const fresh = assembleSummary(layers, m, s.numHeads, request, (layer) => read.layer(layer), p);
     const summary = mergeSummaries(cached.outcome.summary, p, fresh, reuse.columns, n);
     const added = read.state(s.numLayers);
-    const join = (before: Float32Array, after: Float32Array, heads: number) => joinRows(before, old.numTokens, after, m, heads, p, s.headDim);
+    // The cached arrays take the new rows after the prefix, in place when they have room: this run
+    // replaces the cached one of its key, which nothing else holds (the cache entry is renewed below).
+    const rows = (before: Float32Array, after: Float32Array, width: number) => appendRows(before, p, after, m, width);
     const run: LastRun = {
       tokenIds,
       numTokens: n,
-      queries: added.queries.map((q, l) => join(old.queries[l], q, s.numHeads)),
-      keys: added.keys.map((k, l) => join(old.keys[l], k, s.numKvHeads)),
-      values: added.values.map((v, l) => join(old.values[l], v, s.numKvHeads)),
-      finalHidden: joinRows(old.finalHidden, old.numTokens, read.float(GRAPH_IO.finalHidden), m, 1, p, s.hiddenSize),
+      queries: added.queries.map((q, l) => rows(old.queries[l], q, s.numHeads * s.headDim)),
+      keys: added.keys.map((k, l) => rows(old.keys[l], k, kvWidth)),
+      values: added.values.map((v, l) => rows(old.values[l], v, kvWidth)),
+      finalHidden: rows(old.finalHidden, read.float(GRAPH_IO.finalHidden), s.hiddenSize),
     };
     return { summary, lastLogits, run, stats: { forwardMs, summaryMs: now() - summaryStart, readbackBytes: read.bytes(), reusedTokens: p } };
   }
@@ -269,7 +274,7 @@ export class OnnxRuntimeEngine implements AttentionEngine {
     if (!run) throw new Error('attentionRow needs a completed run; call run() first');
     const s = this.spec;
     validateRowRequest(layer, head, query, s, run.numTokens);
-    return headsFirstAttentionRow(run.queries[layer], run.keys[layer], run.numTokens, s.numHeads, s.numKvHeads, s.headDim, head, query);
+    return sequenceFirstAttentionRow(run.queries[layer], run.keys[layer], s.numHeads, s.numKvHeads, s.headDim, head, query);
   }
 
   /**
@@ -312,10 +317,9 @@ export class OnnxRuntimeEngine implements AttentionEngine {
       } else {
         feeds[GRAPH_IO.positionIds] = new ort.Tensor('int64', BigInt64Array.of(BigInt(q)), [1]);
       }
-      const n = run.numTokens;
       for (let l = 0; l < s.numLayers; l++) {
-        feeds[GRAPH_IO.pastKeys(l)] = new ort.Tensor('float32', pastRows(run.keys[l], s.numKvHeads, n, q, s.headDim), [s.numKvHeads, q, s.headDim]);
-        feeds[GRAPH_IO.pastValues(l)] = new ort.Tensor('float32', pastRows(run.values[l], s.numKvHeads, n, q, s.headDim), [s.numKvHeads, q, s.headDim]);
+        feeds[GRAPH_IO.pastKeys(l)] = new ort.Tensor('float32', run.keys[l].subarray(0, q * s.numKvHeads * s.headDim), [q, s.numKvHeads, s.headDim]);
+        feeds[GRAPH_IO.pastValues(l)] = new ort.Tensor('float32', run.values[l].subarray(0, q * s.numKvHeads * s.headDim), [q, s.numKvHeads, s.headDim]);
       }
       logits = (await session.run(feeds, [GRAPH_IO.knockoutLogits]))[GRAPH_IO.knockoutLogits].data as Float32Array;
     }
@@ -344,7 +348,7 @@ export class OnnxRuntimeEngine implements AttentionEngine {
     for (let i = 0; i + 1 < n; i++) next[i] = BigInt(run.tokenIds[i + 1]);
     const outputs = await session.run({
       ...this.sequenceFeeds(run.tokenIds, new ort.Tensor('float32', mask, [n, n])),
-      [GRAPH_IO.finalHidden]: new ort.Tensor('float32', run.finalHidden, [n, this.spec.hiddenSize]),
+      [GRAPH_IO.finalHidden]: new ort.Tensor('float32', run.finalHidden.subarray(0, n * this.spec.hiddenSize), [n, this.spec.hiddenSize]),
       [GRAPH_IO.nextIds]: new ort.Tensor('int64', next, [n]),
     });
     const kl = outputs[GRAPH_IO.effectKl].data as Float32Array;
@@ -443,12 +447,6 @@ function ropeRows(spec: ModelSpec, first: number, count: number): { cos: Float32
   return { cos, sin };
 }
 
-/** Positions 0..p-1 of a heads-first [heads, n, hd] tensor: [heads, p, hd]. */
-function pastRows(t: Float32Array, heads: number, n: number, p: number, hd: number): Float32Array {
-  const out = new Float32Array(heads * p * hd);
-  for (let h = 0; h < heads; h++) out.set(t.subarray(h * n * hd, (h * n + p) * hd), h * p * hd);
-  return out;
-}
 
 /**
  * Whether and how far a request can reuse a cached run: same layers, top-k and weighting; the
@@ -514,14 +512,19 @@ function reader(outputs: ort.InferenceSession.ReturnType) {
   };
 }
 
-/** Heads-first [heads, oldN, width] rows 0..past-1 followed by [heads, added, width]: [heads, past + added, width]. */
-function joinRows(before: Float32Array, oldN: number, after: Float32Array, added: number, heads: number, past: number, width: number): Float32Array {
-  const n = past + added;
-  const out = new Float32Array(heads * n * width);
-  for (let h = 0; h < heads; h++) {
-    out.set(before.subarray(h * oldN * width, (h * oldN + past) * width), h * n * width);
-    out.set(after.subarray(h * added * width, (h + 1) * added * width), (h * n + past) * width);
+/**
+ * Sequence-first rows 0..past-1 of `before` followed by the `added` rows of `after` (row width
+ * `width`): written into `before` when it has room (its prefix stays where it is), else into a new
+ * array with a quarter more room, so edits that grow a file do not copy the whole state each time.
+ */
+function appendRows(before: Float32Array, past: number, after: Float32Array, added: number, width: number): Float32Array {
+  const needed = (past + added) * width;
+  let out = before;
+  if (before.length < needed) {
+    out = new Float32Array(Math.ceil((past + added) * 1.25) * width);
+    out.set(before.subarray(0, past * width));
   }
+  out.set(after.subarray(0, added * width), past * width);
   return out;
 }
 
@@ -630,17 +633,17 @@ function assembleSummary(layers: readonly number[], n: number, H: number, reques
 }
 
 /**
- * One causal attention row from heads-first tensors, in float64 like the reference:
- * q: [H, n, hd], k: [Hkv, n, hd]. Returns query + 1 probabilities.
+ * One causal attention row from sequence-first tensors, in float64 like the reference:
+ * q: [n, H, hd], k: [n, Hkv, hd]. Returns query + 1 probabilities.
  */
-export function headsFirstAttentionRow(q: Float32Array, k: Float32Array, n: number, H: number, Hkv: number, hd: number, head: number, query: number): Float32Array {
+export function sequenceFirstAttentionRow(q: Float32Array, k: Float32Array, H: number, Hkv: number, hd: number, head: number, query: number): Float32Array {
   const kvHead = Math.floor(head / (H / Hkv));
   const scale = 1 / Math.sqrt(hd);
-  const qOffset = (head * n + query) * hd;
+  const qOffset = (query * H + head) * hd;
   const scores = new Float64Array(query + 1);
   let max = -Infinity;
   for (let j = 0; j <= query; j++) {
-    const kOffset = (kvHead * n + j) * hd;
+    const kOffset = (j * Hkv + kvHead) * hd;
     let dot = 0;
     for (let c = 0; c < hd; c++) dot += q[qOffset + c] * k[kOffset + c];
     scores[j] = dot * scale;

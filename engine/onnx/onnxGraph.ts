@@ -212,6 +212,11 @@ class ModelGraph {
   }
 
   /** [rows, heads * hd] -> [heads, rows, hd]. */
+  /** A graph input of cached keys or values, sequence-first [past, Hkv, hd], as [Hkv, past, hd]. */
+  pastHeadsFirst(name: string): string {
+    return this.g.one('Transpose', [this.g.input(name, DataType.FLOAT, ['past', this.Hkv, this.hd])], { perm: [1, 0, 2] });
+  }
+
   headsFirst(flat: string, heads: number): string {
     const g = this.g;
     return g.one('Transpose', [g.one('Reshape', [flat, g.once(`shape-heads-${heads}`, () => g.int64([-1, heads, this.hd]))])], { perm: [1, 0, 2] });
@@ -303,9 +308,11 @@ class ModelGraph {
       k = this.rope(k, rope.cos, rope.sin);
     }
     if (options.name) {
-      q = g.one('Identity', [q], {}, options.name('queries'));
-      k = g.one('Identity', [k], {}, options.name('keys'));
-      v = g.one('Identity', [v], {}, options.name('values'));
+      // The run's state for later exact rows, knockouts and incremental runs, sequence-first
+      // ([n, heads, hd]) so that a prefix of it is a prefix of the array (no copy to reuse it).
+      g.one('Transpose', [q], { perm: [1, 0, 2] }, options.name('queries'));
+      g.one('Transpose', [k], { perm: [1, 0, 2] }, options.name('keys'));
+      g.one('Transpose', [v], { perm: [1, 0, 2] }, options.name('values'));
     }
     // One key/value head at a time: the query heads that share it ([groups, n, hd]) against its keys
     // ([1, n, hd], broadcast), so grouped-query attention never expands keys or values.
@@ -385,7 +392,7 @@ export interface AnalysisGraphOptions {
   /** Summaries of value-weighted attention instead of the probabilities. */
   readonly valueWeighted?: boolean;
   /**
-   * An incremental prefill: per layer inputs past_keys and past_values [Hkv, past, hd] (a cached
+   * An incremental prefill: per layer inputs past_keys and past_values [past, Hkv, hd] (a cached
    * run's first `past` positions); the sequence inputs are the positions after them, the mask is
    * [n, past + n], the span indicator [past + n, spans], and every output covers the new rows only
    * (their summaries over all past + n keys).
@@ -405,7 +412,7 @@ export function buildOnnxModel(model: LoadedModel, options: AnalysisGraphOptions
   let x = m.embed(inputs.ids, inputs.positions);
   for (let l = 0; l < s.numLayers; l++) {
     const norms = options.valueWeighted ? m.valueNormsBy(l) : undefined;
-    const past = options.incremental ? { keys: g.input(GRAPH_IO.pastKeys(l), DataType.FLOAT, [Hkv, 'past', hd]), values: g.input(GRAPH_IO.pastValues(l), DataType.FLOAT, [Hkv, 'past', hd]) } : undefined;
+    const past = options.incremental ? { keys: m.pastHeadsFirst(GRAPH_IO.pastKeys(l)), values: m.pastHeadsFirst(GRAPH_IO.pastValues(l)) } : undefined;
     const layer = m.layer(l, x, inputs.mask, inputs.rope, {
       past,
       name: (what) => GRAPH_IO[what](l),
@@ -444,9 +451,9 @@ export function buildOnnxModel(model: LoadedModel, options: AnalysisGraphOptions
     g.output(GRAPH_IO.spanMass(l), DataType.FLOAT, [H, 'n', 'spans']);
     g.output(GRAPH_IO.spanMassMean(l), DataType.FLOAT, ['n', 'spans']);
     g.output(GRAPH_IO.spanMassMax(l), DataType.FLOAT, ['n', 'spans']);
-    g.output(GRAPH_IO.queries(l), DataType.FLOAT, [H, 'n', hd]);
-    g.output(GRAPH_IO.keys(l), DataType.FLOAT, [Hkv, 'n', hd]);
-    g.output(GRAPH_IO.values(l), DataType.FLOAT, [Hkv, 'n', hd]);
+    g.output(GRAPH_IO.queries(l), DataType.FLOAT, ['n', H, hd]);
+    g.output(GRAPH_IO.keys(l), DataType.FLOAT, ['n', Hkv, hd]);
+    g.output(GRAPH_IO.values(l), DataType.FLOAT, ['n', Hkv, hd]);
   }
   return g.encode(s.architecture);
 }
@@ -455,7 +462,7 @@ export function buildOnnxModel(model: LoadedModel, options: AnalysisGraphOptions
  * The knockout graph: one decode step of the query's token at position p (the number of earlier
  * tokens) against the run's post-rotary keys and values of positions 0..p-1, for m masks at once.
  * Inputs: input_ids [1], position_ids [1] or rope_cos/rope_sin [1, hd], per layer past_keys and
- * past_values [Hkv, p, hd], knockout_mask [L, m, p + 1] (additive; column p is the query itself).
+ * past_values [p, Hkv, hd], knockout_mask [L, m, p + 1] (additive; column p is the query itself).
  * Output: knockout_logits [m, vocab].
  */
 export function buildKnockoutModel(model: LoadedModel): Uint8Array {
@@ -473,8 +480,8 @@ export function buildKnockoutModel(model: LoadedModel): Uint8Array {
   let x = m.embed(ids, positions);
   for (let l = 0; l < s.numLayers; l++) {
     const layer = model.weights.layers[l];
-    const pastK = m.expandKv(g.input(GRAPH_IO.pastKeys(l), DataType.FLOAT, [Hkv, 'past', hd]));
-    const pastV = m.expandKv(g.input(GRAPH_IO.pastValues(l), DataType.FLOAT, [Hkv, 'past', hd]));
+    const pastK = m.expandKv(m.pastHeadsFirst(GRAPH_IO.pastKeys(l)));
+    const pastV = m.expandKv(m.pastHeadsFirst(GRAPH_IO.pastValues(l)));
     const h = m.normalize(x, layer.attnNorm);
     let q = m.headsFirst(m.linear(h, layer.q), m.H); // [H, r, hd]
     let k = m.headsFirst(m.linear(h, layer.k), Hkv);

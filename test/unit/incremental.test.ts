@@ -103,3 +103,42 @@ test('the run cache stays within its byte budget, least recently used out first'
     none.dispose();
   }
 });
+
+test('a chain of edits (in place, growing past the stored rows, shrinking) stays equal to full runs; knockouts on the reused state agree', async () => {
+  const name = FIXTURE_MODELS[0];
+  const model = await loadModelFolder(fixtureDir(name));
+  const ids = readGolden(name).tokenIds;
+  const engine = await OnnxRuntimeEngine.create(model, { threads: 1, reason: 'test' });
+  const fresh = await OnnxRuntimeEngine.create(model, { threads: 1, reason: 'test' });
+  const V = model.spec.vocabSize;
+  try {
+    const spans = [{ start: 0, end: 3 }, { start: 10, end: 20 }];
+    const base = ids.slice(0, 40);
+    const versions: Array<{ tokens: number[]; reused: number }> = [
+      { tokens: base, reused: 0 },
+      // Same length, a change at 35: rows 35.. are written in place after the kept prefix.
+      { tokens: [...base.slice(0, 35), (base[35] + 1) % V, ...base.slice(36)], reused: 35 },
+      // Longer than anything stored so far: the state grows (a new array, the prefix copied once).
+      { tokens: [...base.slice(0, 35), (base[35] + 1) % V, ...base.slice(36), ...ids.slice(0, 20).map((id) => (id + 3) % V)], reused: 40 },
+      // Shorter again, with a change at 25.
+      { tokens: [...base.slice(0, 25), (base[25] + 2) % V, ...base.slice(26, 30)], reused: 25 },
+    ];
+    for (const [i, version] of versions.entries()) {
+      const incremental = await engine.run({ tokenIds: version.tokens, spans, topK: 4, cacheKey: 'chain' });
+      const full = await fresh.run({ tokenIds: version.tokens, spans, topK: 4 });
+      assert.equal(incremental.stats.reusedTokens ?? 0, version.reused, `version ${i}: reused tokens`);
+      assert.ok(maxDiff(incremental.lastLogits, full.lastLogits) <= 1e-3, `version ${i}: logits`);
+      assert.ok(maxDiff(incremental.summary.spanMass, full.summary.spanMass) <= 1e-4, `version ${i}: span mass`);
+      assert.ok(maxDiff(incremental.summary.topWeights, full.summary.topWeights) <= 1e-4, `version ${i}: top weights`);
+      const q = version.tokens.length - 2;
+      const a = await engine.knockout({ query: q, spans });
+      const b = await fresh.knockout({ query: q, spans });
+      a.spans.forEach((span, s) => assert.ok(Math.abs(span.kl - b.spans[s].kl) <= 1e-4, `version ${i}: knockout KL of span ${s}`));
+      const row = await engine.attentionRow(0, 0, q);
+      assert.ok(maxDiff(row, await fresh.attentionRow(0, 0, q)) <= 1e-4, `version ${i}: exact row`);
+    }
+  } finally {
+    engine.dispose();
+    fresh.dispose();
+  }
+});
