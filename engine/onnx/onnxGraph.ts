@@ -302,7 +302,7 @@ class ModelGraph {
     const h = this.normalize(x, layer.attnNorm);
     let q = this.headsFirst(this.linear(h, layer.q), this.H);
     let k = this.headsFirst(this.linear(h, layer.k), this.Hkv);
-    let v = this.headsFirst(this.linear(h, layer.v), this.Hkv);
+    const v = this.headsFirst(this.linear(h, layer.v), this.Hkv);
     if (rope) {
       q = this.rope(q, rope.cos, rope.sin);
       k = this.rope(k, rope.cos, rope.sin);
