@@ -1,10 +1,12 @@
 /**
- * `npm run fuzz -- [--cases N] [--seed S]`: the model-file and message fuzzer of the test suite,
+ * `npm run fuzz -- [--cases N] [--seed S] [--webgpu]`: the model-file and message fuzzer of the test suite,
  * as long as you like. Prints the counts and every failure with what reproduces it; exits 1 on any
  * crash, hang or memory blow-up.
  */
 import * as path from 'node:path';
 import { formatFuzzSummary, fuzzModels } from '../support/fuzzModels';
+import { requestNodeDevice } from '../../engine/hosts/nodeWebGpu';
+import { GpuEngine, summarizeAdapter } from '../../engine/webgpu/gpuEngine';
 
 const FIXTURES = ['llama-f32', 'llama-bf16', 'qwen2-f16', 'qwen2-sharded', 'gpt2-f32', 'gpt2-f16'];
 const repoRoot = path.resolve(__dirname, '..', '..', '..');
@@ -21,9 +23,17 @@ async function main(): Promise<void> {
   const cases = option('--cases', 2000);
   const seed = option('--seed', 20261202);
   let last = 0;
+  // --webgpu: every model that loads also runs on the WebGPU engine (Dawn in Node).
+  let gpuEngine: Parameters<typeof fuzzModels>[0]['gpuEngine'];
+  if (process.argv.includes('--webgpu')) {
+    const { adapter, device } = await requestNodeDevice();
+    gpuEngine = (model) => GpuEngine.create(device, summarizeAdapter(adapter), model);
+    console.log(`fuzz: with the WebGPU engine on ${adapter.info?.description || adapter.info?.vendor || 'the adapter'}`);
+  }
   const summary = await fuzzModels({
     cases,
     seed,
+    gpuEngine,
     fixtures: FIXTURES.map((name) => path.join(repoRoot, 'test', 'fixtures', 'models', name)),
     onProgress: (done) => {
       if (done - last >= 500) {

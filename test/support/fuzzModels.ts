@@ -3,7 +3,8 @@
  * mutated model.safetensors (header length, offsets, dtypes, shapes, truncation, random bytes),
  * sharded indexes (missing and duplicate shards, path tricks), config.json (missing, wrong-typed,
  * huge and negative values) and tokenizer.json, each loaded and, when it loads, run by the CPU
- * engines (the TypeScript reference and ONNX Runtime). Also the host's validation of webview
+ * engines (the TypeScript reference and ONNX Runtime) and, when given one, the WebGPU engine.
+ * Also the host's validation of webview
  * messages, with random and truncated messages.
  *
  * Every case must end in a result or one clear error that names the file (ModelFormatError,
@@ -17,6 +18,7 @@ import * as path from 'node:path';
 import { ModelFormatError } from '../../engine/model/modelFormatError';
 import { loadModel, type ModelFileSource } from '../../engine/model/modelLoader';
 import type { LoadedModel } from '../../engine/model/modelTypes';
+import type { AttentionEngine } from '../../engine/engine';
 import { OnnxRuntimeEngine } from '../../engine/onnx/onnxEngine';
 import { ReferenceEngine } from '../../engine/reference/referenceEngine';
 import { parseWebviewMessage } from '../../src/shared/protocol';
@@ -230,7 +232,7 @@ function isClear(error: unknown, fileNames: readonly string[]): boolean {
   return error instanceof RangeError && /token id|sequence|vocabulary|positions|out of range/.test(error.message);
 }
 
-async function runEngines(model: LoadedModel): Promise<void> {
+async function runEngines(model: LoadedModel, gpuEngine?: (model: LoadedModel) => Promise<AttentionEngine>): Promise<void> {
   const request = { tokenIds: [0, 1, 2, 3].map((id) => Math.min(id, model.spec.vocabSize - 1)), spans: [{ start: 0, end: 2 }], topK: 2 };
   const reference = new ReferenceEngine(model, 'fuzz');
   await reference.run(request);
@@ -240,6 +242,14 @@ async function runEngines(model: LoadedModel): Promise<void> {
     await onnx.run(request);
   } finally {
     onnx.dispose();
+  }
+  if (gpuEngine) {
+    const gpu = await gpuEngine(model);
+    try {
+      await gpu.run(request);
+    } finally {
+      gpu.dispose();
+    }
   }
 }
 
@@ -252,6 +262,11 @@ export interface FuzzOptions {
   readonly deadlineMs?: number;
   readonly messageCases?: number;
   readonly onProgress?: (done: number) => void;
+  /**
+   * Also load and run every model that loads on the WebGPU engine (the GPU tier and `npm run fuzz --
+   * --webgpu` pass one: a GpuEngine on a shared device).
+   */
+  readonly gpuEngine?: (model: LoadedModel) => Promise<AttentionEngine>;
 }
 
 export async function fuzzModels(options: FuzzOptions): Promise<FuzzSummary> {
@@ -305,7 +320,7 @@ export async function fuzzModels(options: FuzzOptions): Promise<FuzzSummary> {
         tokenizerFromJson(json, 'tokenizer.json').encode('def f(x):\n    return x\n');
         return;
       }
-      await runEngines(await loadModel(source));
+      await runEngines(await loadModel(source), options.gpuEngine);
     }, options.deadlineMs ?? 20_000);
     const grown = process.memoryUsage().arrayBuffers - before;
     let result: CaseOutcome;
