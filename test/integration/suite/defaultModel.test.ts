@@ -194,5 +194,14 @@ suite('Attention Lens: the default model on a long file', function () {
     assert.equal(rendered.heads[0], `L${heads.heads[0].layer} H${heads.heads[0].head}`, 'the panel\'s best definition head is the CLI\'s');
     await new Promise((resolve) => setTimeout(resolve, 500));
     await takeScreenshot('dependency-map.png');
+    // The map uses theme colours only: the same view in a light theme.
+    const workbench = vscode.workspace.getConfiguration('workbench');
+    await workbench.update('colorTheme', 'Default Light Modern', vscode.ConfigurationTarget.Global);
+    try {
+      await new Promise((resolve) => setTimeout(resolve, 1000));
+      await takeScreenshot('dependency-map-light.png');
+    } finally {
+      await workbench.update('colorTheme', undefined, vscode.ConfigurationTarget.Global);
+    }
   });
 });
