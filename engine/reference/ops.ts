@@ -316,6 +316,27 @@ export function addRow(target: Float32Array, addend: Float32Array, offset: numbe
   return y;
 }
 
+/**
+ * A block of `rows` x `width` elements copied from one row-major matrix into another (a copy of
+ * `dst` is returned): dst[dstOffset + r * dstStride + c] = src[srcOffset + r * srcStride + c].
+ */
+export function copyBlock(
+  src: Float32Array,
+  dst: Float32Array,
+  rows: number,
+  width: number,
+  srcOffset: number,
+  srcStride: number,
+  dstOffset: number,
+  dstStride: number,
+): Float32Array {
+  const y = dst.slice();
+  for (let r = 0; r < rows; r++) {
+    for (let c = 0; c < width; c++) y[dstOffset + r * dstStride + c] = src[srcOffset + r * srcStride + c];
+  }
+  return y;
+}
+
 /** Rows of `table` ([vocab, d]) for each id. Returns [ids.length, d]. */
 export function embed(ids: ArrayLike<number>, table: Float32Array, d: number): Float32Array {
   const vocab = table.length / d;

@@ -10,12 +10,23 @@
  * overwritten by the next block. The host reads back only the summaries and the last position's
  * logits: n * (2k + spans) numbers per (layer, head), never n * n.
  *
- * Each layer's post-rope Q and K stay resident, so attentionRow() recomputes one exact row with the
- * same scores kernel the forward pass used. Each layer's V and the final residual stream stay too,
- * for the causal checks (engine/causal.ts): knockout() recomputes only the query's row, one variant
- * per span, against the cached keys and values; spanEffect() runs one masked pass and compares each
- * later position's next-token distribution with the run's on the device, reading back two numbers
- * per position.
+ * Long windows within the smallest limits: memoryPlan.ts decides before anything is allocated how
+ * a run is split so that no binding exceeds the adapter's limit. Every [n, width] activation (the
+ * residual stream, Q, the MLP's intermediate rows, the summaries) lives in row blocks and a layer
+ * runs block by block; keys and values live in groups of KV heads holding all rows. A window that
+ * does not fit is refused with the longest one that would.
+ *
+ * What a run leaves on the device (its RunState): each layer's post-rope Q and K, so attentionRow()
+ * recomputes one exact row with the same scores kernel the forward pass used; each layer's V and
+ * the final residual stream, for the causal checks (engine/causal.ts): knockout() recomputes only
+ * the query's row, one variant per span, against the cached keys and values; spanEffect() runs one
+ * masked pass and compares each later position's next-token distribution with the run's on the
+ * device, reading back two numbers per position.
+ *
+ * Incremental re-analysis: a run with a cacheKey keeps its RunState and host summaries under that
+ * key (least recently used out first, within cacheBytes). The next run with the key computes only
+ * the rows from the first changed token on, attending to the cached keys and values of the prefix,
+ * and joins the cached summary rows with the new ones (runReuse.ts).
  *
  * Value-weighted summaries (Kobayashi et al. 2020) rescale each probability block by the norms of
  * what the keys write through W_O after P·V has consumed it, just before the summary kernels.
@@ -31,7 +42,9 @@ import type { AttentionEngine } from '../engine';
 import type { LoadedModel, ModelSpec } from '../model/modelTypes';
 import { type DeviceLinear, type DeviceMatrix, type DeviceNorm, type DeviceWeights, destroyWeights, uploadWeights } from './deviceWeights';
 import { type KernelConstants, KernelLibrary, type KernelName, WORKGROUP_SIZE, dispatch, grid1d } from './kernels';
+import { type MemoryPlan, type RowRange, type RunLayout, WindowTooLongError, bufferSize, kvGroupRanges, longestWindow, memoryPlan, rowBlocks } from './memoryPlan';
 import { MAX_TIMED_PASSES, PassTimer } from './passTimer';
+import { type CachedRequest, cloneSummary, mergeSummaries, planReuse, summaryArrayBytes } from './runReuse';
 import { throwIfAborted, validateAttentionRequest, validateRowRequest, validateTokenIds } from '../requestChecks';
 
 export type KernelVariant = 'tiled' | 'register';
@@ -42,50 +55,114 @@ export interface GpuEngineOptions {
   /** Weight storage: 'auto' (default) stores f16 when the device has `shader-f16`, else f32. */
   readonly weightFormat?: 'auto' | 'f32' | 'f16';
   /**
-   * Caps the bytes one storage binding may see, below the device's own limit. Probabilities and
-   * weights are split to fit; tests set a tiny cap to exercise the splitting on small inputs.
+   * Caps the bytes one storage binding may see, below the device's own limit. Weights, activations,
+   * keys and values, summaries and probabilities are split to fit; tests set a tiny cap to exercise
+   * the splitting on small inputs.
    */
   readonly maxBindingBytes?: number;
+  /** Device bytes the runs kept for incremental re-analysis may hold (default 256 MiB); 0 keeps none. */
+  readonly cacheBytes?: number;
+  /**
+   * Device memory the engine may use (weights, a run and its cache). A run whose plan exceeds it is
+   * refused with the longest window that fits. WebGPU cannot tell how much memory a device has, so
+   * without this only the binding limits are checked.
+   */
+  readonly deviceMemoryBytes?: number;
+  /**
+   * Whether dispose() destroys the device (default true: the engine owns it). Callers that share
+   * one device between engines (the fuzzer) pass false and destroy the device themselves.
+   */
+  readonly ownsDevice?: boolean;
 }
 
 /** Device memory the engine holds, for benchmarks and logs. */
 export interface GpuMemoryStats {
   readonly weightBytes: number;
+  /** Scratch, summary, staging and uniform buffers. */
   readonly scratchBytes: number;
+  /** The last run's state and the cached runs' (Q, K, V, final residual). */
+  readonly stateBytes: number;
+  readonly cachedRuns: number;
   readonly totalBytes: number;
+  /** The peak the last run's memory plan predicted (weights included); 0 before the first run. */
+  readonly plannedPeakBytes: number;
 }
 
-/** How one layer's probabilities are split into blocks of heads x queries. */
-interface BlockPlan {
-  readonly headsPerBlock: number;
-  readonly queriesPerBlock: number;
+/** Default byte budget of the run cache (device state plus host summaries). */
+export const DEFAULT_GPU_CACHE_BYTES = 256 * 1024 * 1024;
+
+/** Rows [rowStart, rowStart + rows) of a [n, width] tensor, in one buffer of their own. */
+interface RowSegment extends RowRange {
+  readonly buffer: GPUBuffer;
 }
 
-/** The per-layer summary buffers of one summarised layer. */
-interface LayerSummaryBuffers {
-  readonly topIndices: GPUBuffer;   // [H, n, k] i32
-  readonly topWeights: GPUBuffer;   // [H, n, k] f32
-  readonly spanMass: GPUBuffer;     // [H, n, S] f32
-  readonly spanMean: GPUBuffer;     // [n, S] f32
-  readonly spanMax: GPUBuffer;      // [n, S] f32
+/** What a run leaves on the device, for attentionRow(), the causal checks and the run cache. */
+interface RunState {
+  readonly n: number;
+  readonly tokenIds: Int32Array;
+  readonly layout: RunLayout;
+  /** [layer][row block]: Q after rope, [rows, heads * head_dim]. */
+  readonly q: readonly (readonly RowSegment[])[];
+  /** [layer][KV group]: K after rope, [n, group kv_heads * head_dim]. */
+  readonly k: readonly (readonly GPUBuffer[])[];
+  /** [layer][KV group]: V, [n, group kv_heads * head_dim]. */
+  readonly v: readonly (readonly GPUBuffer[])[];
+  /** The residual stream after the last layer, [rows, hidden] per row block. */
+  readonly hidden: readonly RowSegment[];
+  readonly bytes: number;
+}
+
+/** A run kept under its cacheKey. */
+interface CacheEntry extends CachedRequest {
+  readonly state: RunState;
+  readonly summary: AttentionSummary;
+  readonly lastLogits: Float32Array;
+  readonly bytes: number;
+}
+
+/** The summary buffers of one summarised layer and one computed row block. */
+interface SummaryBlock {
+  readonly topIndices: GPUBuffer;   // [H, rows, k] i32
+  readonly topWeights: GPUBuffer;   // [H, rows, k] f32
+  readonly spanMass: GPUBuffer;     // [H, rows, S] f32
+  readonly spanMean: GPUBuffer;     // [rows, S] f32
+  readonly spanMax: GPUBuffer;      // [rows, S] f32
   readonly staging: GPUBuffer;      // the five above, back to back, mappable
 }
 
-/** The most recent run, for attentionRow() and the causal checks. */
-interface LastRun {
-  readonly n: number;
-  readonly tokenIds: Int32Array;
-  /** The residual stream after the last layer, [n, hidden] (the run's scratch buffer, kept until the next run). */
-  readonly hidden: GPUBuffer;
-}
-
-/** One layer's temporaries for `rows` rows: they hold nothing between layers. */
+/** One layer's temporaries for `rows` rows: they hold nothing between row blocks. */
 interface LayerWork {
   readonly h: GPUBuffer;          // [rows, hidden]
   readonly attended: GPUBuffer;   // [rows, heads * head_dim]
   readonly projected: GPUBuffer;  // [rows, hidden]
   readonly up: GPUBuffer;         // [rows, intermediate]
   readonly gate?: GPUBuffer;      // [rows, intermediate], SwiGLU only
+  readonly kRows: GPUBuffer;      // [rows, kv_heads * head_dim]
+  readonly vRows: GPUBuffer;      // [rows, kv_heads * head_dim]
+}
+
+/** A row block computed in this pass: its residual rows and rotary table. */
+interface ComputedBlock extends RowRange {
+  readonly x: GPUBuffer;          // [rows, hidden], updated in place layer by layer
+  readonly q: GPUBuffer;          // [rows, heads * head_dim] of the layer being encoded
+  readonly cosSin?: GPUBuffer;    // [rows, head_dim / 2, 2]
+}
+
+/** The summaries one layer writes, when it is summarised. */
+interface LayerSummaries {
+  readonly blocks: readonly SummaryBlock[];   // one per computed row block
+  readonly numSpans: number;
+  readonly spanBuffer: GPUBuffer;
+  readonly timer?: PassTimer;
+  readonly valueWeighting?: { readonly pipelines: ValuePipelines; readonly normSquares: GPUBuffer };
+}
+
+/** Keys hidden from later queries in the span effect's pass. */
+interface ScoreMask {
+  readonly pipeline: GPUComputePipeline;
+  readonly queryStart: number;
+  readonly keyStart: number;
+  readonly keyEnd: number;
 }
 
 /** The kernels of value-weighted summaries, resolved when a run asks for them. */
@@ -100,6 +177,7 @@ interface Pipelines {
   readonly embedding: GPUComputePipeline;
   readonly embeddingF16: GPUComputePipeline;
   readonly add: GPUComputePipeline;
+  readonly copyBlock: GPUComputePipeline;
   readonly norm: GPUComputePipeline;
   readonly linear: GPUComputePipeline;
   readonly linearF16: GPUComputePipeline;
@@ -113,16 +191,10 @@ interface Pipelines {
 }
 
 const MAX_HEAD_DIM = 256;
-/**
- * Largest probability block by default: the smallest storage-binding limit seen (lavapipe). Larger
- * blocks save no time worth the memory: a [9, 4096, 4096] layer would take 604 MB in one block.
- */
-const DEFAULT_PROBABILITY_BLOCK_BYTES = 128 * 1024 * 1024;
 const TILED_SCORES_KEYS = 16;
 /** Largest logits block of the span effect: rows x vocabulary, two of them (full and changed). */
 const LOGITS_BLOCK_BYTES = 32 * 1024 * 1024;
-/** The residual stream of the last run; only runNow() may use this scratch label. */
-const RUN_RESIDUAL_LABEL = 'residual [n, hidden]';
+const F32 = 4;
 
 /** Describes a GPUAdapter in the project's shared form. */
 export function summarizeAdapter(adapter: GPUAdapter): AdapterSummary {
@@ -161,14 +233,18 @@ export class GpuEngine implements AttentionEngine {
   readonly backend: BackendInfo;
   private readonly kernels: KernelLibrary;
   private readonly scratch = new Map<string, GPUBuffer>();
-  private readonly layerQ: (GPUBuffer | undefined)[] = [];
-  private readonly layerK: (GPUBuffer | undefined)[] = [];
-  private readonly layerV: (GPUBuffer | undefined)[] = [];
-  private readonly summaryBuffers: LayerSummaryBuffers[] = [];
+  /** Summary buffers by summarised layer and computed row block, grown (never shrunk) across runs. */
+  private readonly summaryBlocks: SummaryBlock[][] = [];
   private readonly bindingBudget: number;
+  private readonly cacheBytes: number;
+  private readonly deviceMemoryBytes?: number;
+  private readonly ownsDevice: boolean;
   private readonly zeros: GPUBuffer;
   private timer?: PassTimer;
-  private lastRun?: LastRun;
+  private lastRun?: RunState;
+  /** Runs kept by cacheKey for incremental re-analysis, least recently used first. */
+  private readonly cache = new Map<string, CacheEntry>();
+  private lastPlan?: MemoryPlan;
   private deviceError?: Error;
   private intentionalDestroy = false;
   private disposed = false;
@@ -182,9 +258,13 @@ export class GpuEngine implements AttentionEngine {
     private readonly weights: DeviceWeights,
     private readonly variant: KernelVariant,
     bindingBudget: number,
+    options: GpuEngineOptions,
   ) {
     this.spec = model.spec;
     this.bindingBudget = bindingBudget;
+    this.cacheBytes = options.cacheBytes ?? DEFAULT_GPU_CACHE_BYTES;
+    this.deviceMemoryBytes = options.deviceMemoryBytes;
+    this.ownsDevice = options.ownsDevice ?? true;
     this.backend = { kind: 'webgpu', adapter, f16Storage: weights.anyF16, kernelVariant: variant };
     this.kernels = new KernelLibrary(device);
     this.zeros = device.createBuffer({ label: 'zeros (absent bias)', size: 16, usage: GPUBufferUsage.STORAGE });
@@ -200,7 +280,7 @@ export class GpuEngine implements AttentionEngine {
     });
   }
 
-  /** Uploads the weights and builds the kernels. The engine owns `device` and destroys it on dispose. */
+  /** Uploads the weights and builds the kernels. The engine owns `device` and destroys it on dispose (unless options.ownsDevice is false). */
   static async create(device: GPUDevice, adapter: AdapterSummary, model: LoadedModel, options: GpuEngineOptions = {}): Promise<GpuEngine> {
     const spec = model.spec;
     if (spec.headDim > MAX_HEAD_DIM || spec.headDim % 2 !== 0) {
@@ -212,7 +292,7 @@ export class GpuEngine implements AttentionEngine {
     let variant = options.kernelVariant ?? defaultKernelVariant(adapter);
     const tiledScoresBytes = (TILED_SCORES_KEYS * spec.headDim + 256) * 4;
     if (variant === 'tiled' && tiledScoresBytes > device.limits.maxComputeWorkgroupStorageSize) variant = 'register';
-    const bindingBudget = Math.min(device.limits.maxStorageBufferBindingSize, options.maxBindingBytes ?? Infinity);
+    const bindingBudget = Math.min(device.limits.maxStorageBufferBindingSize, device.limits.maxBufferSize, options.maxBindingBytes ?? Infinity);
     const format = options.weightFormat ?? 'auto';
     const f16 = format === 'f16' || (format === 'auto' && device.features.has('shader-f16'));
 
@@ -224,10 +304,10 @@ export class GpuEngine implements AttentionEngine {
     const failure = outOfMemory ?? validation;
     if (failure) {
       destroyWeights(weights);
-      device.destroy();
+      if (options.ownsDevice ?? true) device.destroy();
       throw new Error(`Uploading the weights of ${model.origin} to the GPU failed: ${failure.message}`);
     }
-    const engine = new GpuEngine(device, adapter, model, weights, variant, bindingBudget);
+    const engine = new GpuEngine(device, adapter, model, weights, variant, bindingBudget, options);
     try {
       await engine.pipelines(1);
     } catch (error) {
@@ -253,15 +333,49 @@ export class GpuEngine implements AttentionEngine {
     return this.serialised(() => this.spanEffectNow(span, signal));
   }
 
-  /** Device memory held now: resident weights plus scratch, summary and staging buffers. */
+  /** Forgets the run kept under `cacheKey` and frees its device buffers (after any run in flight). */
+  releaseCache(cacheKey: string): void {
+    void this.serialised(async () => {
+      const entry = this.cache.get(cacheKey);
+      if (!entry) return;
+      this.cache.delete(cacheKey);
+      this.releaseState(entry.state);
+    });
+  }
+
+  /**
+   * The memory plan of a run of n tokens on this engine (its binding limit and resident weights):
+   * every buffer, the peak device bytes, and how the run is split. Throws WindowTooLongError when
+   * n exceeds what the bindings allow.
+   */
+  planMemory(n: number, request: { topK: number; numSpans: number; layers?: number; weighting?: AttentionRequest['weighting'] }): MemoryPlan {
+    return memoryPlan(this.spec, n, this.planOptions(request));
+  }
+
+  /** The longest window whose run fits `budgetBytes` of device memory (weights included), for the same request shape. */
+  longestWindow(budgetBytes: number, request: { topK: number; numSpans: number; layers?: number; weighting?: AttentionRequest['weighting'] }): number {
+    return longestWindow(this.spec, budgetBytes, this.planOptions(request));
+  }
+
+  /** Device memory held now: resident weights, run states (the last and the cached ones) and scratch. */
   memoryStats(): GpuMemoryStats {
     let scratchBytes = this.kernels.uniformBufferBytes + this.zeros.size + (this.timer?.bytes ?? 0);
     for (const buffer of this.scratch.values()) scratchBytes += buffer.size;
-    for (const buffer of [...this.layerQ, ...this.layerK, ...this.layerV]) scratchBytes += buffer?.size ?? 0;
-    for (const set of this.summaryBuffers) {
-      for (const buffer of Object.values(set) as GPUBuffer[]) scratchBytes += buffer.size;
+    for (const blocks of this.summaryBlocks) {
+      for (const set of blocks) for (const buffer of Object.values(set) as GPUBuffer[]) scratchBytes += buffer.size;
     }
-    return { weightBytes: this.weights.bytes, scratchBytes, totalBytes: this.weights.bytes + scratchBytes };
+    const states = new Set<RunState>([...this.cache.values()].map((entry) => entry.state));
+    if (this.lastRun) states.add(this.lastRun);
+    let stateBytes = 0;
+    for (const state of states) stateBytes += state.bytes;
+    return {
+      weightBytes: this.weights.bytes,
+      scratchBytes,
+      stateBytes,
+      cachedRuns: this.cache.size,
+      totalBytes: this.weights.bytes + scratchBytes + stateBytes,
+      plannedPeakBytes: this.lastPlan?.peakBytes ?? 0,
+    };
   }
 
   dispose(): void {
@@ -272,7 +386,7 @@ export class GpuEngine implements AttentionEngine {
     destroyWeights(this.weights);
     this.zeros.destroy();
     this.kernels.dispose();
-    this.device.destroy();
+    if (this.ownsDevice) this.device.destroy();
   }
 
   private serialised<T>(task: () => Promise<T>): Promise<T> {
@@ -281,24 +395,108 @@ export class GpuEngine implements AttentionEngine {
     return result;
   }
 
+  private planOptions(request: { topK: number; numSpans: number; layers?: number; weighting?: AttentionRequest['weighting'] }) {
+    return {
+      maxBindingBytes: this.bindingBudget,
+      topK: request.topK,
+      numSpans: request.numSpans,
+      summarisedLayers: request.layers,
+      valueWeighted: request.weighting === 'valueWeighted',
+      weightBytes: this.weights.bytes,
+    };
+  }
+
   private async runNow(request: AttentionRequest, signal?: AbortSignal): Promise<ForwardResult> {
     this.checkUsable();
     const s = this.spec;
     const tokenIds = validateTokenIds(request.tokenIds, s);
     const n = tokenIds.length;
     const layers = validateAttentionRequest(request, n, s);
+    throwIfAborted(signal);
+    const key = request.cacheKey;
+    const cached = key ? this.cache.get(key) : undefined;
+    const reuse = cached ? planReuse(cached, tokenIds, request, layers) : undefined;
+    this.setLastRun(undefined);
+    if (cached && reuse?.past === n) {
+      // Same tokens, same spans: the cached run is this run.
+      this.touch(key!, cached);
+      this.setLastRun(cached.state);
+      return { summary: cloneSummary(cached.summary), lastLogits: cached.lastLogits.slice(), backend: this.backend, stats: { forwardMs: 0, summaryMs: 0, readbackBytes: 0, reusedTokens: n } };
+    }
+    const first = reuse?.past ?? 0;
+    const plan = this.checkPlan(n, first, request, layers, key);
+    const outcome = await this.forward(tokenIds, first, first > 0 ? cached!.state : undefined, plan.layout, request, layers, signal);
+    this.lastPlan = plan;
+    const summary = first > 0 ? mergeSummaries(cached!.summary, first, outcome.fresh, reuse!.columns, n) : outcome.fresh;
+    this.setLastRun(outcome.state);
+    if (key) {
+      const spans = request.spans.map((span) => ({ start: span.start, end: span.end }));
+      this.remember(key, { tokenIds, spans, topK: request.topK, layers, weighting: request.weighting ?? 'attention', state: outcome.state, summary, lastLogits: outcome.lastLogits });
+    }
+    return {
+      summary: key ? cloneSummary(summary) : summary,
+      lastLogits: key ? outcome.lastLogits.slice() : outcome.lastLogits,
+      backend: this.backend,
+      stats: { ...outcome.stats, reusedTokens: first },
+    };
+  }
+
+  /**
+   * The run's memory plan, checked before anything is allocated: the bindings (WindowTooLongError
+   * from runLayout) and, with deviceMemoryBytes, the total. Cached runs other than the one being
+   * reused give way first.
+   */
+  private checkPlan(n: number, first: number, request: AttentionRequest, layers: readonly number[], key: string | undefined): MemoryPlan {
+    const shape = { topK: request.topK, numSpans: request.spans.length, layers: layers.length, weighting: request.weighting };
+    const plan = memoryPlan(this.spec, n, { ...this.planOptions(shape), reusedTokens: first });
+    const budget = this.deviceMemoryBytes;
+    if (budget === undefined) return plan;
+    const reused = key && first > 0 ? this.cache.get(key) : undefined;
+    const heldBack = () => [...this.cache.values()].reduce((sum, entry) => sum + entry.state.bytes, 0);
+    for (const [otherKey, entry] of this.cache) {
+      if (plan.peakBytes + heldBack() <= budget) break;
+      if (entry === reused) continue;
+      this.cache.delete(otherKey);
+      this.releaseState(entry.state);
+    }
+    if (plan.peakBytes + heldBack() > budget) {
+      const longest = longestWindow(this.spec, budget, this.planOptions(shape));
+      throw new WindowTooLongError(
+        `${n} tokens need ${plan.peakBytes} bytes of GPU memory, more than the ${budget} bytes allowed; the longest window that fits is ${longest} tokens: analyse fewer tokens`,
+        longest,
+      );
+    }
+    return plan;
+  }
+
+  /**
+   * The forward pass over rows first..n-1, the rows before `first` taken from `source` (a cached
+   * run of the same prefix): a new RunState for all n rows, the summaries of the computed rows and
+   * the last position's logits.
+   */
+  private async forward(
+    tokenIds: Int32Array,
+    first: number,
+    source: RunState | undefined,
+    layout: RunLayout,
+    request: AttentionRequest,
+    layers: readonly number[],
+    signal?: AbortSignal,
+  ): Promise<{ state: RunState; fresh: AttentionSummary; lastLogits: Float32Array; stats: { forwardMs: number; summaryMs: number; readbackBytes: number } }> {
+    const s = this.spec;
+    const n = tokenIds.length;
+    const H = s.numHeads;
+    const d = s.hiddenSize;
     const spans = request.spans;
     const numSpans = spans.length;
     const k = request.topK;
     const layerIndexOf = new Map(layers.map((layer, index) => [layer, index]));
-    throwIfAborted(signal);
-
     const p = await this.pipelines(k);
     const vw = request.weighting === 'valueWeighted' ? await this.valuePipelines() : undefined;
     const forwardStart = now();
     this.kernels.trimUniforms();
-    this.lastRun = undefined;
 
+    let state: RunState | undefined;
     // Allocation failures (out of memory) inside the scopes become this run's error.
     this.device.pushErrorScope('out-of-memory');
     this.device.pushErrorScope('validation');
@@ -311,83 +509,46 @@ export class GpuEngine implements AttentionEngine {
       return outOfMemory ?? validation;
     };
     try {
-      const H = s.numHeads;
-      const d = s.hiddenSize;
-      const qWidth = s.numHeads * s.headDim;
-      const kvWidth = s.numKvHeads * s.headDim;
-      const f = 4;
-      const x = this.buffer(RUN_RESIDUAL_LABEL, n * d * f);
-      const work = this.layerWork(n);
-      const normSquares = vw ? this.buffer('value norms squared [heads, n]', H * n * f) : undefined;
-      const ids = this.buffer('token ids [n]', n * 4);
-      this.device.queue.writeBuffer(ids, 0, Uint32Array.from(tokenIds));
-      const cosSin = s.positional === 'rope' ? this.buffer('rope cos/sin [n, head_dim / 2, 2]', n * s.headDim * f) : undefined;
-      if (cosSin) this.device.queue.writeBuffer(cosSin, 0, ropeTable(n, s.headDim, s.ropeTheta));
+      state = this.createState(tokenIds, first, layout);
+      const blocks = rowBlocks(n, first, layout.rowsPerBlock);
+      const computedIndex = blocks.findIndex((range) => range.rowStart >= first);
+      const computedRanges = blocks.slice(computedIndex);
+      const m = n - first;
+      const work = this.layerWork(Math.max(...computedRanges.map((range) => range.rows)));
+      const normSquares = vw ? this.buffer('value norms squared [heads, n]', H * n * F32) : undefined;
       const spanBuffer = this.buffer('spans [S, 2]', numSpans * 8);
       if (numSpans > 0) {
         this.device.queue.writeBuffer(spanBuffer, 0, Uint32Array.from(spans.flatMap((span) => [span.start, span.end])));
       }
-      const plan = this.planBlocks(n);
-      const probs = this.buffer('probabilities block [heads, queries, n]', plan.headsPerBlock * plan.queriesPerBlock * n * f);
-      const summaryLayouts = layers.map((_, index) => this.summaryBuffersFor(index, n, k, numSpans));
-      const blocksPerLayer = Math.ceil(H / plan.headsPerBlock) * Math.ceil(n / plan.queriesPerBlock);
-      const timer = this.passTimer(layers.length * (blocksPerLayer + 1));
+      const probs = this.buffer('probabilities block [heads, queries, n]', layout.headsPerBlock * layout.queriesPerBlock * n * F32);
+      const summaryLayouts = layers.map((_, index) => computedRanges.map((range, block) => this.summaryBlockFor(index, block, range.rows, k, numSpans)));
+      const timer = this.passTimer(layers.length * (this.attentionBlockCount(layout, computedRanges) + (numSpans > 0 ? computedRanges.length : 0)));
+      const inputs = this.blockInputs(tokenIds, computedRanges, blocks.slice(computedIndex).map((_, i) => state!.hidden[computedIndex + i].buffer), 'run');
 
-      // Embedding (+ learned positions).
-      let encoder = this.device.createCommandEncoder({ label: 'embedding' });
-      let pass = encoder.beginComputePass({ label: 'embedding' });
-      this.embed(pass, p, ids, x, n);
-      if (this.weights.positionEmbedding) {
-        dispatch(this.device, pass, p.add, [this.kernels.uniform([n * d]), x, this.weights.positionEmbedding], grid1d(n * d));
-      }
-      pass.end();
+      let encoder = this.device.createCommandEncoder({ label: first > 0 ? `reuse ${first} rows, embedding` : 'embedding' });
+      if (source) this.copyPrefix(encoder, p, source, state, first);
+      this.encodeEmbedding(encoder, p, inputs);
       this.device.queue.submit([encoder.finish()]);
 
       let previousLayerDone: Promise<void> | undefined;
       for (let l = 0; l < s.numLayers; l++) {
-        const layerWeights = this.weights.layers[l];
-        const q = this.layerBuffer(this.layerQ, `layer ${l} q [n, heads * head_dim]`, l, n * qWidth * f);
-        const kBuf = this.layerBuffer(this.layerK, `layer ${l} k [n, kv_heads * head_dim]`, l, n * kvWidth * f);
-        const v = this.layerBuffer(this.layerV, `layer ${l} v [n, kv_heads * head_dim]`, l, n * kvWidth * f);
-        encoder = this.device.createCommandEncoder({ label: `layer ${l}` });
-        pass = encoder.beginComputePass({ label: `layer ${l}` });
-        this.encodeProjections(pass, p, l, x, work.h, q, kBuf, v, n, cosSin);
         const layerIndex = layerIndexOf.get(l);
-        const summary = layerIndex === undefined ? undefined : summaryLayouts[layerIndex];
-        if (summary && vw && normSquares) this.valueNorms(pass, vw, layerWeights.o, v, normSquares, n);
-        for (let head0 = 0; head0 < H; head0 += plan.headsPerBlock) {
-          const headCount = Math.min(plan.headsPerBlock, H - head0);
-          for (let query0 = 0; query0 < n; query0 += plan.queriesPerBlock) {
-            const queryCount = Math.min(plan.queriesPerBlock, n - query0);
-            const block = [n, head0, headCount, query0, queryCount];
-            this.scores(pass, p, q, kBuf, probs, n, head0, headCount, query0, queryCount);
-            const blockParams = this.kernels.uniform([...block, s.numHeads, s.numKvHeads, s.headDim]);
-            dispatch(this.device, pass, p.output, [blockParams, probs, v, work.attended], grid1d(headCount * queryCount * s.headDim));
-            if (summary) {
-              // Summaries run in their own pass so that timestamp queries can time them.
-              pass.end();
-              const summaryPass = encoder.beginComputePass({ label: `layer ${l} summaries`, timestampWrites: timer?.nextPass() });
-              if (vw && normSquares) {
-                // P·V has consumed the probabilities; from here on the block holds the value-weighted rows.
-                dispatch(this.device, summaryPass, vw.weighting, [this.kernels.uniform(block), probs, normSquares], grid1d(headCount * queryCount));
-              }
-              dispatch(this.device, summaryPass, p.topK, [this.kernels.uniform(block), probs, summary.topIndices, summary.topWeights], grid1d(headCount * queryCount));
-              if (numSpans > 0) {
-                dispatch(this.device, summaryPass, p.spanMass, [this.kernels.uniform([...block, numSpans]), probs, spanBuffer, summary.spanMass], grid1d(headCount * queryCount * numSpans));
-              }
-              summaryPass.end();
-              pass = encoder.beginComputePass({ label: `layer ${l} (continued)` });
+        const summaryBlocks = layerIndex === undefined ? undefined : summaryLayouts[layerIndex];
+        encoder = this.device.createCommandEncoder({ label: `layer ${l}` });
+        const computed = inputs.map((input, i): ComputedBlock => ({ ...input, q: state!.q[l][computedIndex + i].buffer }));
+        this.encodeLayer(encoder, p, l, n, layout, computed, state.k[l], state.v[l], probs, work, undefined,
+          summaryBlocks && { blocks: summaryBlocks, numSpans, spanBuffer, timer, valueWeighting: vw && normSquares ? { pipelines: vw, normSquares } : undefined });
+        if (summaryBlocks) {
+          computedRanges.forEach((range, block) => {
+            const set = summaryBlocks[block];
+            if (numSpans > 0) {
+              const reducePass = encoder.beginComputePass({ label: `layer ${l} head reduction`, timestampWrites: timer?.nextPass() });
+              dispatch(this.device, reducePass, p.headReduce, [this.kernels.uniform([range.rows, H, numSpans]), set.spanMass, set.spanMean, set.spanMax], grid1d(range.rows * numSpans));
+              reducePass.end();
             }
-          }
+            copySummaryToStaging(encoder, set, range.rows, H, k, numSpans);
+          });
         }
-        this.encodeLayerTail(pass, p, l, x, work, n);
-        pass.end();
-        if (summary && numSpans > 0) {
-          const reducePass = encoder.beginComputePass({ label: `layer ${l} head reduction`, timestampWrites: timer?.nextPass() });
-          dispatch(this.device, reducePass, p.headReduce, [this.kernels.uniform([n, H, numSpans]), summary.spanMass, summary.spanMean, summary.spanMax], grid1d(n * numSpans));
-          reducePass.end();
-        }
-        if (summary) copySummaryToStaging(encoder, summary, n, H, k, numSpans);
         this.device.queue.submit([encoder.finish()]);
         // Keep one layer queued ahead while waiting, so the device never idles on the abort check.
         if (previousLayerDone) await previousLayerDone;
@@ -398,17 +559,17 @@ export class GpuEngine implements AttentionEngine {
       }
 
       // Logits of the last position only: copy its row, normalise it, multiply by the LM head.
-      const lastRow = this.buffer('last hidden [1, hidden]', d * f);
-      const lastNormed = this.buffer('last normed [1, hidden]', d * f);
-      const logits = this.buffer('logits [vocab]', s.vocabSize * f);
-      const logitsStaging = this.staging('logits staging', s.vocabSize * f);
+      const lastRow = this.buffer('last hidden [1, hidden]', d * F32);
+      const lastNormed = this.buffer('last normed [1, hidden]', d * F32);
+      const logits = this.buffer('logits [vocab]', s.vocabSize * F32);
+      const logitsStaging = this.staging('logits staging', s.vocabSize * F32);
       encoder = this.device.createCommandEncoder({ label: 'logits' });
-      encoder.copyBufferToBuffer(x, (n - 1) * d * f, lastRow, 0, d * f);
-      pass = encoder.beginComputePass({ label: 'logits' });
+      copyRows(encoder, state.hidden, n - 1, 1, lastRow, d * F32);
+      const pass = encoder.beginComputePass({ label: 'logits' });
       this.normalize(pass, p, this.weights.finalNorm, lastRow, lastNormed, 1);
       this.linear(pass, p, { weight: this.weights.lmHead }, lastNormed, logits, 1);
       pass.end();
-      encoder.copyBufferToBuffer(logits, 0, logitsStaging, 0, s.vocabSize * f);
+      encoder.copyBufferToBuffer(logits, 0, logitsStaging, 0, s.vocabSize * F32);
       timer?.resolve(encoder);
       this.device.queue.submit([encoder.finish()]);
       await this.device.queue.onSubmittedWorkDone();
@@ -421,20 +582,192 @@ export class GpuEngine implements AttentionEngine {
       const forwardMs = wallMs - summaryKernelMs;
 
       const summaryStart = now();
-      const lastLogits = new Float32Array(await readStaging(logitsStaging, s.vocabSize * f));
-      const summary = await this.readSummary(summaryLayouts, layers, n, H, k, numSpans);
-      const readbackBytes = lastLogits.byteLength + summaryLayouts.length * summaryBytes(n, H, k, numSpans);
-      this.lastRun = { n, tokenIds, hidden: x };
-      return {
-        summary,
-        lastLogits,
-        backend: this.backend,
-        stats: { forwardMs, summaryMs: summaryKernelMs + (now() - summaryStart), readbackBytes },
-      };
+      const lastLogits = new Float32Array(await readStaging(logitsStaging, s.vocabSize * F32));
+      const fresh = await this.readSummary(summaryLayouts, computedRanges, first, layers, m, H, k, numSpans);
+      const readbackBytes = lastLogits.byteLength + layers.length * summaryBytes(m, H, k, numSpans);
+      const result = { state, fresh, lastLogits, stats: { forwardMs, summaryMs: summaryKernelMs + (now() - summaryStart), readbackBytes } };
+      state = undefined;
+      return result;
     } finally {
       const failure = await popScopes();
       if (failure) this.deviceError ??= new Error(`The WebGPU forward pass failed: ${failure.message}`);
+      if (state) destroyState(state);
     }
+  }
+
+  /** New device buffers for a run of n tokens: Q per row block, K and V per KV group, the residual per row block. */
+  private createState(tokenIds: Int32Array, first: number, layout: RunLayout): RunState {
+    const s = this.spec;
+    const n = tokenIds.length;
+    const qWidth = s.numHeads * s.headDim;
+    const blocks = rowBlocks(n, first, layout.rowsPerBlock);
+    const groups = kvGroupRanges(s, layout);
+    let bytes = 0;
+    const create = (label: string, size: number) => {
+      const usage = GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST;
+      const buffer = this.device.createBuffer({ label, size: bufferSize(size), usage });
+      bytes += buffer.size;
+      return buffer;
+    };
+    const segments = (label: string, width: number) =>
+      blocks.map((range) => ({ ...range, buffer: create(`${label} rows ${range.rowStart}..${range.rowStart + range.rows}`, range.rows * width * F32) }));
+    const q: RowSegment[][] = [];
+    const k: GPUBuffer[][] = [];
+    const v: GPUBuffer[][] = [];
+    for (let l = 0; l < s.numLayers; l++) {
+      q.push(segments(`layer ${l} q [rows, heads * head_dim]`, qWidth));
+      k.push(groups.map((group) => create(`layer ${l} k [n, kv_heads ${group.start}..${group.start + group.count} * head_dim]`, n * group.count * s.headDim * F32)));
+      v.push(groups.map((group) => create(`layer ${l} v [n, kv_heads ${group.start}..${group.start + group.count} * head_dim]`, n * group.count * s.headDim * F32)));
+    }
+    const hidden = segments('residual [rows, hidden]', s.hiddenSize);
+    return { n, tokenIds, layout, q, k, v, hidden, bytes };
+  }
+
+  /** Copies rows 0..first-1 of every per-row tensor of `source` into `target` (their blocks may differ). */
+  private copyPrefix(encoder: GPUCommandEncoder, p: Pipelines, source: RunState, target: RunState, first: number): void {
+    const s = this.spec;
+    const qRowBytes = s.numHeads * s.headDim * F32;
+    for (const segment of target.hidden) {
+      if (segment.rowStart < first) copyRows(encoder, source.hidden, segment.rowStart, segment.rows, segment.buffer, s.hiddenSize * F32);
+    }
+    for (let l = 0; l < s.numLayers; l++) {
+      for (const segment of target.q[l]) {
+        if (segment.rowStart < first) copyRows(encoder, source.q[l], segment.rowStart, segment.rows, segment.buffer, qRowBytes);
+      }
+    }
+    // Keys and values: the groups of KV heads may differ (a longer window holds fewer heads per
+    // binding), so each target group gathers its heads' columns from the source groups.
+    const pass = encoder.beginComputePass({ label: `reuse ${first} rows of keys and values` });
+    const sourceGroups = kvGroupRanges(s, source.layout);
+    const targetGroups = kvGroupRanges(s, target.layout);
+    const hd = s.headDim;
+    for (let l = 0; l < s.numLayers; l++) {
+      targetGroups.forEach((to, t) => {
+        sourceGroups.forEach((from, f) => {
+          const start = Math.max(to.start, from.start);
+          const end = Math.min(to.start + to.count, from.start + from.count);
+          if (end <= start) return;
+          const params = this.kernels.uniform([first, (end - start) * hd, (start - from.start) * hd, from.count * hd, (start - to.start) * hd, to.count * hd]);
+          for (const [src, dst] of [[source.k[l][f], target.k[l][t]], [source.v[l][f], target.v[l][t]]]) {
+            dispatch(this.device, pass, p.copyBlock, [params, src, dst], grid1d(first * (end - start) * hd));
+          }
+        });
+      });
+    }
+    pass.end();
+  }
+
+  /** Token ids (and rope tables) of each computed row block, written now, with the block's residual buffer. */
+  private blockInputs(tokenIds: Int32Array, ranges: readonly RowRange[], residuals: readonly GPUBuffer[], use: string): (RowRange & { x: GPUBuffer; ids: GPUBuffer; cosSin?: GPUBuffer })[] {
+    const s = this.spec;
+    return ranges.map((range, i) => {
+      const ids = this.buffer(`${use} token ids [rows] block ${i}`, range.rows * 4);
+      this.device.queue.writeBuffer(ids, 0, Uint32Array.from(tokenIds.subarray(range.rowStart, range.rowStart + range.rows)));
+      let cosSin: GPUBuffer | undefined;
+      if (s.positional === 'rope') {
+        cosSin = this.buffer(`${use} rope cos/sin [rows, head_dim / 2, 2] block ${i}`, range.rows * s.headDim * F32);
+        this.device.queue.writeBuffer(cosSin, 0, ropeTable(range.rowStart, range.rows, s.headDim, s.ropeTheta));
+      }
+      return { ...range, x: residuals[i], ids, cosSin };
+    });
+  }
+
+  /** Embeds the tokens of each block into its residual rows (+ learned positions). */
+  private encodeEmbedding(encoder: GPUCommandEncoder, p: Pipelines, blocks: readonly (RowRange & { x: GPUBuffer; ids: GPUBuffer })[]): void {
+    const d = this.spec.hiddenSize;
+    const pass = encoder.beginComputePass({ label: 'embedding' });
+    for (const block of blocks) {
+      this.embed(pass, p, block.ids, block.x, block.rows);
+      if (this.weights.positionEmbedding) {
+        const positions = this.buffer('positions [rows, hidden]', block.rows * d * F32);
+        const params = this.kernels.uniform([block.rows, d, block.rowStart * d, d, 0, d]);
+        dispatch(this.device, pass, p.copyBlock, [params, this.weights.positionEmbedding, positions], grid1d(block.rows * d));
+        dispatch(this.device, pass, p.add, [this.kernels.uniform([block.rows * d]), block.x, positions], grid1d(block.rows * d));
+      }
+    }
+    pass.end();
+  }
+
+  /** Probability blocks one layer computes for these row blocks (for sizing the pass timer). */
+  private attentionBlockCount(layout: RunLayout, ranges: readonly RowRange[]): number {
+    const ratio = this.spec.numHeads / this.spec.numKvHeads;
+    let count = 0;
+    for (const range of ranges) {
+      for (const group of kvGroupRanges(this.spec, layout)) {
+        count += Math.ceil((group.count * ratio) / layout.headsPerBlock) * Math.ceil(range.rows / layout.queriesPerBlock);
+      }
+    }
+    return count;
+  }
+
+  /**
+   * Layer l over the computed row blocks: first every block's projections (K and V of all rows are
+   * needed before any query attends), then block by block the attention in probability blocks (with
+   * the summaries when the layer is summarised) and the rest of the layer.
+   */
+  private encodeLayer(
+    encoder: GPUCommandEncoder,
+    p: Pipelines,
+    l: number,
+    n: number,
+    layout: RunLayout,
+    blocks: readonly ComputedBlock[],
+    k: readonly GPUBuffer[],
+    v: readonly GPUBuffer[],
+    probs: GPUBuffer,
+    work: LayerWork,
+    mask: ScoreMask | undefined,
+    summaries: LayerSummaries | undefined,
+  ): void {
+    const s = this.spec;
+    const hd = s.headDim;
+    const kvWidth = s.numKvHeads * hd;
+    const ratio = s.numHeads / s.numKvHeads;
+    const groups = kvGroupRanges(s, layout);
+    let pass = encoder.beginComputePass({ label: `layer ${l} projections` });
+    for (const block of blocks) {
+      this.encodeProjections(pass, p, l, block.x, work.h, block.q, work.kRows, work.vRows, block.rows, block.cosSin);
+      groups.forEach((group, g) => {
+        const params = this.kernels.uniform([block.rows, group.count * hd, group.start * hd, kvWidth, block.rowStart * group.count * hd, group.count * hd]);
+        dispatch(this.device, pass, p.copyBlock, [params, work.kRows, k[g]], grid1d(block.rows * group.count * hd));
+        dispatch(this.device, pass, p.copyBlock, [params, work.vRows, v[g]], grid1d(block.rows * group.count * hd));
+      });
+    }
+    const vw = summaries?.valueWeighting;
+    if (vw) groups.forEach((group, g) => this.valueNorms(pass, vw.pipelines, this.weights.layers[l].o, v[g], vw.normSquares, n, group));
+    blocks.forEach((block, b) => {
+      groups.forEach((group, g) => {
+        const groupEnd = (group.start + group.count) * ratio;
+        for (let head0 = group.start * ratio; head0 < groupEnd; head0 += layout.headsPerBlock) {
+          const headCount = Math.min(layout.headsPerBlock, groupEnd - head0);
+          for (let query0 = block.rowStart; query0 < block.rowStart + block.rows; query0 += layout.queriesPerBlock) {
+            const queryCount = Math.min(layout.queriesPerBlock, block.rowStart + block.rows - query0);
+            const blockShape = [n, head0, headCount, query0, queryCount];
+            this.scores(pass, p, block.q, block.rowStart, k[g], group, probs, n, head0, headCount, query0, queryCount, mask);
+            const outputParams = this.kernels.uniform([...blockShape, s.numHeads, s.numKvHeads, hd, block.rowStart, group.start, group.count]);
+            dispatch(this.device, pass, p.output, [outputParams, probs, v[g], work.attended], grid1d(headCount * queryCount * hd));
+            if (!summaries) continue;
+            // Summaries run in their own pass so that timestamp queries can time them.
+            pass.end();
+            const set = summaries.blocks[b];
+            const summaryPass = encoder.beginComputePass({ label: `layer ${l} summaries`, timestampWrites: summaries.timer?.nextPass() });
+            if (summaries.valueWeighting) {
+              // P·V has consumed the probabilities; from here on the block holds the value-weighted rows.
+              dispatch(this.device, summaryPass, summaries.valueWeighting.pipelines.weighting, [this.kernels.uniform(blockShape), probs, summaries.valueWeighting.normSquares], grid1d(headCount * queryCount));
+            }
+            const outRows = [block.rowStart, block.rows];
+            dispatch(this.device, summaryPass, p.topK, [this.kernels.uniform([...blockShape, ...outRows]), probs, set.topIndices, set.topWeights], grid1d(headCount * queryCount));
+            if (summaries.numSpans > 0) {
+              dispatch(this.device, summaryPass, p.spanMass, [this.kernels.uniform([...blockShape, summaries.numSpans, ...outRows]), probs, summaries.spanBuffer, set.spanMass], grid1d(headCount * queryCount * summaries.numSpans));
+            }
+            summaryPass.end();
+            pass = encoder.beginComputePass({ label: `layer ${l} (continued)` });
+          }
+        }
+      });
+      this.encodeLayerTail(pass, p, l, block.x, work, block.rows);
+    });
+    pass.end();
   }
 
   private async attentionRowNow(layer: number, head: number, query: number): Promise<Float32Array> {
@@ -447,9 +780,13 @@ export class GpuEngine implements AttentionEngine {
     const n = run.n;
     const rowBuffer = this.buffer('attention row [1, 1, n]', n * 4);
     const rowStaging = this.staging('attention row staging', n * 4);
+    const segment = run.q[layer].find((range) => query >= range.rowStart && query < range.rowStart + range.rows)!;
+    const kvHead = Math.floor(head / (s.numHeads / s.numKvHeads));
+    const groups = kvGroupRanges(s, run.layout);
+    const g = groups.findIndex((group) => kvHead >= group.start && kvHead < group.start + group.count);
     const encoder = this.device.createCommandEncoder({ label: `attention row ${layer}:${head}:${query}` });
     const pass = encoder.beginComputePass({ label: 'attention row' });
-    this.scores(pass, p, this.layerQ[layer]!, this.layerK[layer]!, rowBuffer, n, head, 1, query, 1);
+    this.scores(pass, p, segment.buffer, segment.rowStart, run.k[layer][g], groups[g], rowBuffer, n, head, 1, query, 1);
     pass.end();
     encoder.copyBufferToBuffer(rowBuffer, 0, rowStaging, 0, (query + 1) * 4);
     this.device.queue.submit([encoder.finish()]);
@@ -462,7 +799,7 @@ export class GpuEngine implements AttentionEngine {
    * Knockout on the most recent run: row 0 recomputes the query's row with nothing hidden, and each
    * span that hides something from the query gets a row of its own with the span's keys masked in
    * the chosen layers. Positions before the query are unchanged, so their keys and values come from
-   * the run's cache; only the query's row goes through every layer again, all variants in one batch.
+   * the run's state; only the query's row goes through every layer again, all variants in one batch.
    */
   private async knockoutNow(request: KnockoutRequest, signal?: AbortSignal): Promise<KnockoutResult> {
     this.checkUsable();
@@ -490,30 +827,29 @@ export class GpuEngine implements AttentionEngine {
   }
 
   /** The next-token logits [rows, vocab] of the query's row with each row's mask applied in `layers`. */
-  private async knockoutLogits(run: LastRun, query: number, masks: readonly { start: number; end: number }[], layers: { start: number; end: number }): Promise<Float32Array> {
+  private async knockoutLogits(run: RunState, query: number, masks: readonly { start: number; end: number }[], layers: { start: number; end: number }): Promise<Float32Array> {
     const s = this.spec;
     const rows = masks.length;
     const d = s.hiddenSize;
-    const f = 4;
+    const ratio = s.numHeads / s.numKvHeads;
     const p = await this.pipelines(1);
     const [rowAttention, addRow] = await Promise.all([
       this.kernels.pipeline('attention_row_masked', { WORKGROUP_SIZE }),
       this.kernels.pipeline('add_row', { WORKGROUP_SIZE }),
     ]);
     return this.withErrorScopes('knockout', async () => {
-      const x = this.buffer('knockout residual [rows, hidden]', rows * d * f);
+      const x = this.buffer('knockout residual [rows, hidden]', rows * d * F32);
       const work = this.layerWork(rows);
-      const qRows = this.buffer('knockout q [rows, heads * head_dim]', rows * s.numHeads * s.headDim * f);
-      const kRows = this.buffer('knockout k [rows, kv_heads * head_dim]', rows * s.numKvHeads * s.headDim * f);
-      const vRows = this.buffer('knockout v [rows, kv_heads * head_dim]', rows * s.numKvHeads * s.headDim * f);
+      const qRows = this.buffer('knockout q [rows, heads * head_dim]', rows * s.numHeads * s.headDim * F32);
       const ids = this.buffer('knockout token ids [rows]', rows * 4);
       this.device.queue.writeBuffer(ids, 0, new Uint32Array(rows).fill(run.tokenIds[query]));
       const maskBuffer = this.buffer('knockout masks [rows, 2]', rows * 8);
       this.device.queue.writeBuffer(maskBuffer, 0, Uint32Array.from(masks.flatMap((mask) => [mask.start, mask.end])));
-      const cosSin = s.positional === 'rope' ? this.buffer('knockout rope cos/sin [rows, head_dim / 2, 2]', rows * s.headDim * f) : undefined;
+      const cosSin = s.positional === 'rope' ? this.buffer('knockout rope cos/sin [rows, head_dim / 2, 2]', rows * s.headDim * F32) : undefined;
       if (cosSin) this.device.queue.writeBuffer(cosSin, 0, ropeRowsAt(query, rows, s.headDim, s.ropeTheta));
-      const logits = this.buffer('knockout logits [rows, vocab]', rows * s.vocabSize * f);
-      const staging = this.staging('knockout logits staging', rows * s.vocabSize * f);
+      const logits = this.buffer('knockout logits [rows, vocab]', rows * s.vocabSize * F32);
+      const staging = this.staging('knockout logits staging', rows * s.vocabSize * F32);
+      const groups = kvGroupRanges(s, run.layout);
 
       const encoder = this.device.createCommandEncoder({ label: `knockout at ${query}` });
       const pass = encoder.beginComputePass({ label: `knockout at ${query}` });
@@ -522,25 +858,29 @@ export class GpuEngine implements AttentionEngine {
         dispatch(this.device, pass, addRow, [this.kernels.uniform([rows, d, query * d]), x, this.weights.positionEmbedding], grid1d(rows * d));
       }
       for (let l = 0; l < s.numLayers; l++) {
-        this.encodeProjections(pass, p, l, x, work.h, qRows, kRows, vRows, rows, cosSin);
+        this.encodeProjections(pass, p, l, x, work.h, qRows, work.kRows, work.vRows, rows, cosSin);
         const masked = l >= layers.start && l < layers.end ? 1 : 0;
-        const params = this.kernels.uniform([rows, query, s.numHeads, s.numKvHeads, s.headDim, masked], [1 / Math.sqrt(s.headDim)]);
-        dispatch(this.device, pass, rowAttention, [params, qRows, this.layerK[l]!, this.layerV[l]!, kRows, vRows, maskBuffer, work.attended], [Math.ceil((rows * s.numHeads) / WORKGROUP_SIZE)]);
+        groups.forEach((group, g) => {
+          const headCount = group.count * ratio;
+          const params = this.kernels.uniform([rows, query, s.numHeads, s.numKvHeads, s.headDim, masked, group.start * ratio, headCount, group.start, group.count], [1 / Math.sqrt(s.headDim)]);
+          dispatch(this.device, pass, rowAttention, [params, qRows, run.k[l][g], run.v[l][g], work.kRows, work.vRows, maskBuffer, work.attended], [Math.ceil((rows * headCount) / WORKGROUP_SIZE)]);
+        });
         this.encodeLayerTail(pass, p, l, x, work, rows);
       }
       this.normalize(pass, p, this.weights.finalNorm, x, work.h, rows);
       this.linear(pass, p, { weight: this.weights.lmHead }, work.h, logits, rows);
       pass.end();
-      encoder.copyBufferToBuffer(logits, 0, staging, 0, rows * s.vocabSize * f);
+      encoder.copyBufferToBuffer(logits, 0, staging, 0, rows * s.vocabSize * F32);
       this.device.queue.submit([encoder.finish()]);
-      return new Float32Array(await readStaging(staging, rows * s.vocabSize * f));
+      return new Float32Array(await readStaging(staging, rows * s.vocabSize * F32));
     });
   }
 
   /**
    * One pass over the run's tokens in which no query after the span may attend to it; for every
    * position from span.end on, KL and the change in log-probability of the actual next token
-   * against the run's own logits, computed on the device in blocks of rows.
+   * against the run's own logits, computed on the device in blocks of rows. The pass is split like
+   * the run (row blocks, groups of KV heads); its per-layer Q, K and V are scratch.
    */
   private async spanEffectNow(span: TokenSpan, signal?: AbortSignal): Promise<SpanEffectResult> {
     this.checkUsable();
@@ -548,10 +888,8 @@ export class GpuEngine implements AttentionEngine {
     validateSpanEffect(span, run.n);
     const s = this.spec;
     const n = run.n;
-    const H = s.numHeads;
     const d = s.hiddenSize;
     const V = s.vocabSize;
-    const f = 4;
     const p = await this.pipelines(1);
     const [maskedScores, divergence] = await Promise.all([
       this.kernels.pipeline('attention_scores_masked', { WORKGROUP_SIZE }),
@@ -559,43 +897,26 @@ export class GpuEngine implements AttentionEngine {
     ]);
     throwIfAborted(signal);
     const numbers = await this.withErrorScopes('span effect', async () => {
-      const x = this.buffer('span effect residual [n, hidden]', n * d * f);
-      const work = this.layerWork(n);
-      const q = this.buffer('span effect q [n, heads * head_dim]', n * H * s.headDim * f);
-      const k = this.buffer('span effect k [n, kv_heads * head_dim]', n * s.numKvHeads * s.headDim * f);
-      const v = this.buffer('span effect v [n, kv_heads * head_dim]', n * s.numKvHeads * s.headDim * f);
-      const ids = this.buffer('token ids [n]', n * 4);
-      this.device.queue.writeBuffer(ids, 0, Uint32Array.from(run.tokenIds));
-      const cosSin = s.positional === 'rope' ? this.buffer('rope cos/sin [n, head_dim / 2, 2]', n * s.headDim * f) : undefined;
-      if (cosSin) this.device.queue.writeBuffer(cosSin, 0, ropeTable(n, s.headDim, s.ropeTheta));
-      const plan = this.planBlocks(n);
-      const probs = this.buffer('probabilities block [heads, queries, n]', plan.headsPerBlock * plan.queriesPerBlock * n * f);
+      const layout = run.layout;
+      const ranges = rowBlocks(n, 0, layout.rowsPerBlock);
+      const residuals = ranges.map((range, i) => this.buffer(`span effect residual [rows, hidden] block ${i}`, range.rows * d * F32));
+      const qBlocks = ranges.map((range, i) => this.buffer(`span effect q [rows, heads * head_dim] block ${i}`, range.rows * s.numHeads * s.headDim * F32));
+      const groups = kvGroupRanges(s, layout);
+      const k = groups.map((group, g) => this.buffer(`span effect k [n, group kv_heads * head_dim] group ${g}`, n * group.count * s.headDim * F32));
+      const v = groups.map((group, g) => this.buffer(`span effect v [n, group kv_heads * head_dim] group ${g}`, n * group.count * s.headDim * F32));
+      const work = this.layerWork(Math.max(...ranges.map((range) => range.rows)));
+      const probs = this.buffer('probabilities block [heads, queries, n]', layout.headsPerBlock * layout.queriesPerBlock * n * F32);
+      const inputs = this.blockInputs(run.tokenIds, ranges, residuals, 'span effect');
+      const mask: ScoreMask = { pipeline: maskedScores, queryStart: span.end, keyStart: span.start, keyEnd: span.end };
 
       let encoder = this.device.createCommandEncoder({ label: 'span effect embedding' });
-      let pass = encoder.beginComputePass({ label: 'span effect embedding' });
-      this.embed(pass, p, ids, x, n);
-      if (this.weights.positionEmbedding) {
-        dispatch(this.device, pass, p.add, [this.kernels.uniform([n * d]), x, this.weights.positionEmbedding], grid1d(n * d));
-      }
-      pass.end();
+      this.encodeEmbedding(encoder, p, inputs);
       this.device.queue.submit([encoder.finish()]);
       let previousLayerDone: Promise<void> | undefined;
       for (let l = 0; l < s.numLayers; l++) {
         encoder = this.device.createCommandEncoder({ label: `span effect layer ${l}` });
-        pass = encoder.beginComputePass({ label: `span effect layer ${l}` });
-        this.encodeProjections(pass, p, l, x, work.h, q, k, v, n, cosSin);
-        for (let head0 = 0; head0 < H; head0 += plan.headsPerBlock) {
-          const headCount = Math.min(plan.headsPerBlock, H - head0);
-          for (let query0 = 0; query0 < n; query0 += plan.queriesPerBlock) {
-            const queryCount = Math.min(plan.queriesPerBlock, n - query0);
-            const block = [n, head0, headCount, query0, queryCount, H, s.numKvHeads, s.headDim];
-            const params = this.kernels.uniform([...block, span.end, span.start, span.end], [1 / Math.sqrt(s.headDim)]);
-            dispatch(this.device, pass, maskedScores, [params, q, k, probs], grid1d(headCount * queryCount));
-            dispatch(this.device, pass, p.output, [this.kernels.uniform(block), probs, v, work.attended], grid1d(headCount * queryCount * s.headDim));
-          }
-        }
-        this.encodeLayerTail(pass, p, l, x, work, n);
-        pass.end();
+        const computed = inputs.map((input, i): ComputedBlock => ({ ...input, q: qBlocks[i] }));
+        this.encodeLayer(encoder, p, l, n, layout, computed, k, v, probs, work, mask, undefined);
         this.device.queue.submit([encoder.finish()]);
         if (previousLayerDone) await previousLayerDone;
         previousLayerDone = this.device.queue.onSubmittedWorkDone().catch(() => undefined);
@@ -604,33 +925,35 @@ export class GpuEngine implements AttentionEngine {
       }
 
       // Positions span.end .. n-1, a block of rows at a time: both logits, then the two numbers.
+      const changed: RowSegment[] = ranges.map((range, i) => ({ ...range, buffer: residuals[i] }));
       const count = n - span.end;
-      const blockRows = Math.max(1, Math.min(count, Math.floor(Math.min(this.bindingBudget, LOGITS_BLOCK_BYTES) / (V * f))));
+      const blockRows = Math.max(1, Math.min(count, Math.floor(Math.min(this.bindingBudget, LOGITS_BLOCK_BYTES) / (Math.max(V, d) * F32))));
       const nextTokens = this.buffer('span effect next tokens [n]', n * 4);
       this.device.queue.writeBuffer(nextTokens, 0, Int32Array.from({ length: n }, (_, i) => (i + 1 < n ? run.tokenIds[i + 1] : -1)));
-      const fullRows = this.buffer('span effect full rows [block, hidden]', blockRows * d * f);
-      const changedRows = this.buffer('span effect changed rows [block, hidden]', blockRows * d * f);
-      const fullLogits = this.buffer('span effect full logits [block, vocab]', blockRows * V * f);
-      const changedLogits = this.buffer('span effect changed logits [block, vocab]', blockRows * V * f);
-      const divergences = this.buffer('span effect divergences [block, 2]', blockRows * 2 * f);
-      const staging = this.staging('span effect staging', count * 2 * f);
+      const fullRows = this.buffer('span effect full rows [block, hidden]', blockRows * d * F32);
+      const changedRows = this.buffer('span effect changed rows [block, hidden]', blockRows * d * F32);
+      const normed = this.buffer('span effect normed rows [block, hidden]', blockRows * d * F32);
+      const fullLogits = this.buffer('span effect full logits [block, vocab]', blockRows * V * F32);
+      const changedLogits = this.buffer('span effect changed logits [block, vocab]', blockRows * V * F32);
+      const divergences = this.buffer('span effect divergences [block, 2]', blockRows * 2 * F32);
+      const staging = this.staging('span effect staging', count * 2 * F32);
       for (let row0 = span.end; row0 < n; row0 += blockRows) {
         const rows = Math.min(blockRows, n - row0);
         encoder = this.device.createCommandEncoder({ label: `span effect logits ${row0}..${row0 + rows}` });
-        encoder.copyBufferToBuffer(run.hidden, row0 * d * f, fullRows, 0, rows * d * f);
-        encoder.copyBufferToBuffer(x, row0 * d * f, changedRows, 0, rows * d * f);
-        pass = encoder.beginComputePass({ label: 'span effect logits' });
-        this.normalize(pass, p, this.weights.finalNorm, fullRows, work.h, rows);
-        this.linear(pass, p, { weight: this.weights.lmHead }, work.h, fullLogits, rows);
-        this.normalize(pass, p, this.weights.finalNorm, changedRows, work.h, rows);
-        this.linear(pass, p, { weight: this.weights.lmHead }, work.h, changedLogits, rows);
+        copyRows(encoder, run.hidden, row0, rows, fullRows, d * F32);
+        copyRows(encoder, changed, row0, rows, changedRows, d * F32);
+        const pass = encoder.beginComputePass({ label: 'span effect logits' });
+        this.normalize(pass, p, this.weights.finalNorm, fullRows, normed, rows);
+        this.linear(pass, p, { weight: this.weights.lmHead }, normed, fullLogits, rows);
+        this.normalize(pass, p, this.weights.finalNorm, changedRows, normed, rows);
+        this.linear(pass, p, { weight: this.weights.lmHead }, normed, changedLogits, rows);
         dispatch(this.device, pass, divergence, [this.kernels.uniform([rows, V, row0]), fullLogits, changedLogits, nextTokens, divergences], [Math.ceil(rows / WORKGROUP_SIZE)]);
         pass.end();
-        encoder.copyBufferToBuffer(divergences, 0, staging, (row0 - span.end) * 2 * f, rows * 2 * f);
+        encoder.copyBufferToBuffer(divergences, 0, staging, (row0 - span.end) * 2 * F32, rows * 2 * F32);
         this.device.queue.submit([encoder.finish()]);
         throwIfAborted(signal);
       }
-      return new Float32Array(await readStaging(staging, count * 2 * f));
+      return new Float32Array(await readStaging(staging, count * 2 * F32));
     });
     const tokens: TokenEffect[] = [];
     for (let position = span.end; position < n; position++) {
@@ -641,7 +964,45 @@ export class GpuEngine implements AttentionEngine {
     return { span: { start: span.start, end: span.end }, tokens };
   }
 
-  private requireRun(what: string): LastRun {
+  /** Makes `state` the run that attentionRow and the causal checks use, freeing the previous one unless the cache keeps it. */
+  private setLastRun(state: RunState | undefined): void {
+    const previous = this.lastRun;
+    this.lastRun = state;
+    if (previous && previous !== state) this.releaseState(previous);
+  }
+
+  /** Destroys a state's buffers unless the last run or a cache entry still holds it. */
+  private releaseState(state: RunState): void {
+    if (state === this.lastRun) return;
+    for (const entry of this.cache.values()) if (entry.state === state) return;
+    destroyState(state);
+  }
+
+  /** Keeps a run for its key, least recently used first out when over the byte budget. */
+  private remember(key: string, entry: Omit<CacheEntry, 'bytes'>): void {
+    const bytes = entry.state.bytes + summaryArrayBytes(entry.summary) + entry.lastLogits.byteLength;
+    const previous = this.cache.get(key);
+    this.cache.delete(key);
+    if (previous) this.releaseState(previous.state);
+    if (bytes > this.cacheBytes) return;
+    this.cache.set(key, { ...entry, bytes });
+    let total = 0;
+    for (const e of this.cache.values()) total += e.bytes;
+    for (const [k, e] of this.cache) {
+      if (total <= this.cacheBytes) break;
+      this.cache.delete(k);
+      this.releaseState(e.state);
+      total -= e.bytes;
+    }
+  }
+
+  /** Marks a cache entry as the most recently used. */
+  private touch(key: string, entry: CacheEntry): void {
+    this.cache.delete(key);
+    this.cache.set(key, entry);
+  }
+
+  private requireRun(what: string): RunState {
     if (!this.lastRun) throw new Error(`${what} needs a completed run; call run() first`);
     return this.lastRun;
   }
@@ -678,26 +1039,32 @@ export class GpuEngine implements AttentionEngine {
     return { norms, normsF16, weighting };
   }
 
-  /** normSquares[h, j] = ||v_j W_O^h||^2 over every row chunk of W_O (the first chunk writes, the rest add). */
-  private valueNorms(pass: GPUComputePassEncoder, vw: ValuePipelines, o: DeviceLinear, v: GPUBuffer, normSquares: GPUBuffer, n: number): void {
+  /**
+   * normSquares[h, j] = ||v_j W_O^h||^2 for the heads reading one group of KV heads, over every
+   * row chunk of W_O (the first chunk writes, the rest add).
+   */
+  private valueNorms(pass: GPUComputePassEncoder, vw: ValuePipelines, o: DeviceLinear, v: GPUBuffer, normSquares: GPUBuffer, n: number, group: { start: number; count: number }): void {
     const s = this.spec;
+    const ratio = s.numHeads / s.numKvHeads;
     const w = o.weight;
     w.chunks.forEach((chunk, index) => {
-      const params = this.kernels.uniform([n, s.numHeads, s.numKvHeads, s.headDim, chunk.rowCount, index > 0 ? 1 : 0]);
-      dispatch(this.device, pass, w.f16 ? vw.normsF16 : vw.norms, [params, v, chunk.buffer, normSquares], grid1d(s.numHeads * n));
+      const params = this.kernels.uniform([n, s.numHeads, s.numKvHeads, s.headDim, chunk.rowCount, index > 0 ? 1 : 0, group.start * ratio, group.count * ratio, group.start, group.count]);
+      dispatch(this.device, pass, w.f16 ? vw.normsF16 : vw.norms, [params, v, chunk.buffer, normSquares], grid1d(group.count * ratio * n));
     });
   }
 
   /** One layer's temporaries for `rows` rows, shared by runs and the causal checks. */
   private layerWork(rows: number): LayerWork {
     const s = this.spec;
-    const f = 4;
+    const kvWidth = s.numKvHeads * s.headDim;
     return {
-      h: this.buffer('normed [n, hidden]', rows * s.hiddenSize * f),
-      attended: this.buffer('attended [n, heads * head_dim]', rows * s.numHeads * s.headDim * f),
-      projected: this.buffer('projected [n, hidden]', rows * s.hiddenSize * f),
-      up: this.buffer('mlp up [n, intermediate]', rows * s.intermediateSize * f),
-      gate: s.mlp === 'swiglu' ? this.buffer('mlp gate [n, intermediate]', rows * s.intermediateSize * f) : undefined,
+      h: this.buffer('normed [rows, hidden]', rows * s.hiddenSize * F32),
+      attended: this.buffer('attended [rows, heads * head_dim]', rows * s.numHeads * s.headDim * F32),
+      projected: this.buffer('projected [rows, hidden]', rows * s.hiddenSize * F32),
+      up: this.buffer('mlp up [rows, intermediate]', rows * s.intermediateSize * F32),
+      gate: s.mlp === 'swiglu' ? this.buffer('mlp gate [rows, intermediate]', rows * s.intermediateSize * F32) : undefined,
+      kRows: this.buffer('k rows [rows, kv_heads * head_dim]', rows * kvWidth * F32),
+      vRows: this.buffer('v rows [rows, kv_heads * head_dim]', rows * kvWidth * F32),
     };
   }
 
@@ -756,11 +1123,12 @@ export class GpuEngine implements AttentionEngine {
     const linearName: KernelName = this.variant === 'tiled' ? 'linear_tiled' : 'linear_register';
     const linearConstants = (f16: boolean): KernelConstants =>
       this.variant === 'tiled' ? { WEIGHT_F16: f16 ? 1 : 0 } : { WORKGROUP_SIZE, WEIGHT_F16: f16 ? 1 : 0 };
-    const [embedding, embeddingF16, add, norm, linear, linearF16, rope, scores, output, activation, topKPipeline, spanMass, headReduce] =
+    const [embedding, embeddingF16, add, copyBlock, norm, linear, linearF16, rope, scores, output, activation, topKPipeline, spanMass, headReduce] =
       await Promise.all([
         get('embedding', { WORKGROUP_SIZE, WEIGHT_F16: 0 }),
         get('embedding', { WORKGROUP_SIZE, WEIGHT_F16: 1 }),
         get('add'),
+        get('copy_block'),
         get(s.norm === 'rms' ? 'rmsnorm' : 'layernorm'),
         get(linearName, linearConstants(false)),
         get(linearName, linearConstants(true)),
@@ -772,7 +1140,7 @@ export class GpuEngine implements AttentionEngine {
         get('span_mass'),
         get('head_reduce'),
       ]);
-    return { embedding, embeddingF16, add, norm, linear, linearF16, rope, scores, output, activation, topK: topKPipeline, spanMass, headReduce };
+    return { embedding, embeddingF16, add, copyBlock, norm, linear, linearF16, rope, scores, output, activation, topK: topKPipeline, spanMass, headReduce };
   }
 
   private embed(pass: GPUComputePassEncoder, p: Pipelines, ids: GPUBuffer, out: GPUBuffer, n: number): void {
@@ -806,26 +1174,39 @@ export class GpuEngine implements AttentionEngine {
   }
 
   /** Probabilities of heads head0.. and queries query0.. into probs [headCount, queryCount, n]. */
+
+  /**
+   * Probabilities of heads head0.. and queries query0.. into probs [headCount, queryCount, n], with
+   * q holding the rows from qRowStart and k the KV heads of `group`. With a mask, the span effect's
+   * masked kernel runs instead.
+   */
   private scores(
     pass: GPUComputePassEncoder,
     p: Pipelines,
     q: GPUBuffer,
+    qRowStart: number,
     k: GPUBuffer,
+    group: { start: number; count: number },
     probs: GPUBuffer,
     n: number,
     head0: number,
     headCount: number,
     query0: number,
     queryCount: number,
+    mask?: ScoreMask,
   ): void {
     const s = this.spec;
-    const params = this.kernels.uniform(
-      [n, head0, headCount, query0, queryCount, s.numHeads, s.numKvHeads, s.headDim],
-      [1 / Math.sqrt(s.headDim)],
-    );
+    const block = [n, head0, headCount, query0, queryCount, s.numHeads, s.numKvHeads, s.headDim];
+    const split = [qRowStart, group.start, group.count];
+    const scale = [1 / Math.sqrt(s.headDim)];
+    if (mask) {
+      const params = this.kernels.uniform([...block, mask.queryStart, mask.keyStart, mask.keyEnd, ...split], scale);
+      dispatch(this.device, pass, mask.pipeline, [params, q, k, probs], grid1d(headCount * queryCount));
+      return;
+    }
     const groups: [number, number] =
       this.variant === 'tiled' ? [Math.ceil(queryCount / 16), headCount] : grid1d(headCount * queryCount);
-    dispatch(this.device, pass, p.scores, [params, q, k, probs], groups);
+    dispatch(this.device, pass, p.scores, [this.kernels.uniform([...block, ...split], scale), q, k, probs], groups);
   }
 
   /**
@@ -842,26 +1223,12 @@ export class GpuEngine implements AttentionEngine {
     return this.timer;
   }
 
-  /** Splits a layer's [H, n, n] probabilities into blocks that each fit one storage binding. */
-  private planBlocks(n: number): BlockPlan {
-    const H = this.spec.numHeads;
-    const rowsPerBlock = Math.floor(Math.min(this.bindingBudget, DEFAULT_PROBABILITY_BLOCK_BYTES) / (n * 4));
-    if (rowsPerBlock < 1) {
-      throw new Error(`one attention row of ${n} tokens needs ${n * 4} bytes, over this adapter's storage-binding limit; analyse fewer tokens`);
-    }
-    if (rowsPerBlock >= H * n) return { headsPerBlock: H, queriesPerBlock: n };
-    if (rowsPerBlock >= n) return { headsPerBlock: Math.floor(rowsPerBlock / n), queriesPerBlock: n };
-    return { headsPerBlock: 1, queriesPerBlock: rowsPerBlock };
-  }
-
   /** A reusable scratch storage buffer of at least `bytes`, grown (never shrunk) across runs. */
   private buffer(label: string, bytes: number): GPUBuffer {
     const size = Math.max(16, Math.ceil(bytes / 16) * 16);
     if (size > this.device.limits.maxStorageBufferBindingSize) {
-      throw new Error(
-        `${label} needs ${size} bytes, more than this adapter lets one buffer binding hold ` +
-          `(${this.device.limits.maxStorageBufferBindingSize}); analyse fewer tokens`,
-      );
+      // The memory plan keeps every buffer within the binding limit; this is a planning bug.
+      throw new Error(`${label} needs ${size} bytes, more than this adapter lets one buffer binding hold (${this.device.limits.maxStorageBufferBindingSize})`);
     }
     const existing = this.scratch.get(label);
     if (existing && existing.size >= size) return existing;
@@ -886,94 +1253,88 @@ export class GpuEngine implements AttentionEngine {
     return buffer;
   }
 
-  private layerBuffer(list: (GPUBuffer | undefined)[], label: string, layer: number, bytes: number): GPUBuffer {
-    const size = Math.max(16, Math.ceil(bytes / 16) * 16);
-    const existing = list[layer];
-    if (existing && existing.size >= size) return existing;
-    existing?.destroy();
-    const buffer = this.device.createBuffer({ label, size, usage: GPUBufferUsage.STORAGE });
-    list[layer] = buffer;
-    return buffer;
-  }
-
-  private summaryBuffersFor(index: number, n: number, k: number, numSpans: number): LayerSummaryBuffers {
+  /** The summary buffers of summarised layer `index`, computed row block `block`, for `rows` rows. */
+  private summaryBlockFor(index: number, block: number, rows: number, k: number, numSpans: number): SummaryBlock {
     const H = this.spec.numHeads;
-    const existing = this.summaryBuffers[index];
-    const need = [H * n * k * 4, H * n * k * 4, H * n * numSpans * 4, n * numSpans * 4, n * numSpans * 4].map((b) => Math.max(16, b));
-    const total = summaryBytes(n, H, k, numSpans);
+    const blocks = (this.summaryBlocks[index] ??= []);
+    const existing = blocks[block];
+    const need = [H * rows * k * 4, H * rows * k * 4, H * rows * numSpans * 4, rows * numSpans * 4, rows * numSpans * 4].map(bufferSize);
+    const total = summaryBytes(rows, H, k, numSpans);
     if (
       existing &&
       existing.topIndices.size >= need[0] &&
       existing.spanMass.size >= need[2] &&
       existing.spanMean.size >= need[3] &&
-      existing.staging.size >= total
+      existing.staging.size >= bufferSize(total)
     ) {
       return existing;
     }
     if (existing) for (const buffer of Object.values(existing) as GPUBuffer[]) buffer.destroy();
     const usage = GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC;
-    const make = (label: string, size: number) => {
-      if (size > this.device.limits.maxStorageBufferBindingSize) {
-        throw new Error(`${label} needs ${size} bytes, over this adapter's storage-binding limit; ask for fewer tokens or a smaller topK`);
-      }
-      return this.device.createBuffer({ label: `summary ${index} ${label}`, size, usage });
+    const label = `summary ${index} block ${block}`;
+    const make = (name: string, size: number) => this.device.createBuffer({ label: `${label} ${name}`, size, usage });
+    const created: SummaryBlock = {
+      topIndices: make('top indices [heads, rows, k]', need[0]),
+      topWeights: make('top weights [heads, rows, k]', need[1]),
+      spanMass: make('span mass [heads, rows, spans]', need[2]),
+      spanMean: make('span mean [rows, spans]', need[3]),
+      spanMax: make('span max [rows, spans]', need[4]),
+      staging: this.device.createBuffer({ label: `${label} staging`, size: bufferSize(total), usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST }),
     };
-    const created: LayerSummaryBuffers = {
-      topIndices: make('top indices [heads, n, k]', need[0]),
-      topWeights: make('top weights [heads, n, k]', need[1]),
-      spanMass: make('span mass [heads, n, spans]', need[2]),
-      spanMean: make('span mean [n, spans]', need[3]),
-      spanMax: make('span max [n, spans]', need[4]),
-      staging: this.device.createBuffer({
-        label: `summary ${index} staging`,
-        size: Math.max(16, total),
-        usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST,
-      }),
-    };
-    this.summaryBuffers[index] = created;
+    blocks[block] = created;
     return created;
   }
 
+  /** Reads the summaries of the m computed rows (from `first`) back and assembles them row-major. */
   private async readSummary(
-    sets: readonly LayerSummaryBuffers[],
+    sets: readonly (readonly SummaryBlock[])[],
+    ranges: readonly RowRange[],
+    first: number,
     layers: readonly number[],
-    n: number,
+    m: number,
     H: number,
     k: number,
     numSpans: number,
   ): Promise<AttentionSummary> {
     const L = layers.length;
-    const topIndices = new Int32Array(L * H * n * k);
-    const topWeights = new Float32Array(L * H * n * k);
-    const spanMass = new Float32Array(L * H * n * numSpans);
-    const spanMassMean = new Float32Array(L * n * numSpans);
-    const spanMassMax = new Float32Array(L * n * numSpans);
-    const bytes = summaryBytes(n, H, k, numSpans);
-    const copies = await Promise.all(sets.map((set) => readStaging(set.staging, bytes)));
-    copies.forEach((data, l) => {
-      let offset = 0;
-      const take = <T extends Int32Array | Float32Array>(target: T, count: number, make: (b: ArrayBuffer, o: number, c: number) => T) => {
-        target.set(make(data, offset, count), l * count);
-        offset += count * 4;
-      };
-      take(topIndices, H * n * k, (b, o, c) => new Int32Array(b, o, c));
-      take(topWeights, H * n * k, (b, o, c) => new Float32Array(b, o, c));
-      take(spanMass, H * n * numSpans, (b, o, c) => new Float32Array(b, o, c));
-      take(spanMassMean, n * numSpans, (b, o, c) => new Float32Array(b, o, c));
-      take(spanMassMax, n * numSpans, (b, o, c) => new Float32Array(b, o, c));
+    const S = numSpans;
+    const topIndices = new Int32Array(L * H * m * k);
+    const topWeights = new Float32Array(L * H * m * k);
+    const spanMass = new Float32Array(L * H * m * S);
+    const spanMassMean = new Float32Array(L * m * S);
+    const spanMassMax = new Float32Array(L * m * S);
+    const copies = await Promise.all(sets.map((blocks) => Promise.all(blocks.map((set, b) => readStaging(set.staging, summaryBytes(ranges[b].rows, H, k, S))))));
+    copies.forEach((blocks, l) => {
+      blocks.forEach((data, b) => {
+        const rows = ranges[b].rows;
+        const row0 = ranges[b].rowStart - first;
+        const indices = new Int32Array(data, 0, H * rows * k);
+        const weights = new Float32Array(data, H * rows * k * 4, H * rows * k);
+        const mass = new Float32Array(data, 2 * H * rows * k * 4, H * rows * S);
+        const mean = new Float32Array(data, (2 * H * rows * k + H * rows * S) * 4, rows * S);
+        const max = new Float32Array(data, (2 * H * rows * k + H * rows * S + rows * S) * 4, rows * S);
+        for (let h = 0; h < H; h++) {
+          topIndices.set(indices.subarray(h * rows * k, (h + 1) * rows * k), ((l * H + h) * m + row0) * k);
+          topWeights.set(weights.subarray(h * rows * k, (h + 1) * rows * k), ((l * H + h) * m + row0) * k);
+          spanMass.set(mass.subarray(h * rows * S, (h + 1) * rows * S), ((l * H + h) * m + row0) * S);
+        }
+        spanMassMean.set(mean, (l * m + row0) * S);
+        spanMassMax.set(max, (l * m + row0) * S);
+      });
     });
-    return { numTokens: n, layers: [...layers], numHeads: H, topK: k, topIndices, topWeights, numSpans, spanMass, spanMassMean, spanMassMax };
+    return { numTokens: m, layers: [...layers], numHeads: H, topK: k, topIndices, topWeights, numSpans: S, spanMass, spanMassMean, spanMassMax };
   }
 
   private releaseScratch(): void {
     for (const buffer of this.scratch.values()) buffer.destroy();
     this.scratch.clear();
-    for (const buffer of [...this.layerQ, ...this.layerK, ...this.layerV]) buffer?.destroy();
-    this.layerQ.length = 0;
-    this.layerK.length = 0;
-    this.layerV.length = 0;
-    for (const set of this.summaryBuffers) for (const buffer of Object.values(set) as GPUBuffer[]) buffer.destroy();
-    this.summaryBuffers.length = 0;
+    const states = new Set<RunState>([...this.cache.values()].map((entry) => entry.state));
+    if (this.lastRun) states.add(this.lastRun);
+    for (const state of states) destroyState(state);
+    this.cache.clear();
+    this.lastRun = undefined;
+    for (const blocks of this.summaryBlocks) for (const set of blocks) for (const buffer of Object.values(set) as GPUBuffer[]) buffer.destroy();
+    this.summaryBlocks.length = 0;
     this.timer?.destroy();
     this.timer = undefined;
   }
@@ -988,22 +1349,38 @@ export class GpuEngine implements AttentionEngine {
   }
 }
 
-/** Bytes of one layer's summary: top indices and weights [H, n, k], span masses [H, n, S], mean and max [n, S]. */
-function summaryBytes(n: number, H: number, k: number, numSpans: number): number {
-  return (2 * H * n * k + H * n * numSpans + 2 * n * numSpans) * 4;
+/** Bytes of one row block's summary: top indices and weights [H, rows, k], span masses [H, rows, S], mean and max [rows, S]. */
+function summaryBytes(rows: number, H: number, k: number, numSpans: number): number {
+  return (2 * H * rows * k + H * rows * numSpans + 2 * rows * numSpans) * 4;
 }
 
-function copySummaryToStaging(encoder: GPUCommandEncoder, set: LayerSummaryBuffers, n: number, H: number, k: number, numSpans: number): void {
+function copySummaryToStaging(encoder: GPUCommandEncoder, set: SummaryBlock, rows: number, H: number, k: number, numSpans: number): void {
   let offset = 0;
   const copy = (source: GPUBuffer, bytes: number) => {
     if (bytes > 0) encoder.copyBufferToBuffer(source, 0, set.staging, offset, bytes);
     offset += bytes;
   };
-  copy(set.topIndices, H * n * k * 4);
-  copy(set.topWeights, H * n * k * 4);
-  copy(set.spanMass, H * n * numSpans * 4);
-  copy(set.spanMean, n * numSpans * 4);
-  copy(set.spanMax, n * numSpans * 4);
+  copy(set.topIndices, H * rows * k * 4);
+  copy(set.topWeights, H * rows * k * 4);
+  copy(set.spanMass, H * rows * numSpans * 4);
+  copy(set.spanMean, rows * numSpans * 4);
+  copy(set.spanMax, rows * numSpans * 4);
+}
+
+/** Copies rows [row0, row0 + rows) of a tensor held in row segments into `target` from its row 0. */
+function copyRows(encoder: GPUCommandEncoder, segments: readonly RowSegment[], row0: number, rows: number, target: GPUBuffer, rowBytes: number): void {
+  for (const segment of segments) {
+    const start = Math.max(row0, segment.rowStart);
+    const end = Math.min(row0 + rows, segment.rowStart + segment.rows);
+    if (end <= start) continue;
+    encoder.copyBufferToBuffer(segment.buffer, (start - segment.rowStart) * rowBytes, target, (start - row0) * rowBytes, (end - start) * rowBytes);
+  }
+}
+
+function destroyState(state: RunState): void {
+  for (const layer of state.q) for (const segment of layer) segment.buffer.destroy();
+  for (const groups of [...state.k, ...state.v]) for (const buffer of groups) buffer.destroy();
+  for (const segment of state.hidden) segment.buffer.destroy();
 }
 
 /** Maps `staging`, copies its first `bytes` out and unmaps it. */
@@ -1016,27 +1393,27 @@ async function readStaging(staging: GPUBuffer, bytes: number): Promise<ArrayBuff
 }
 
 /**
- * cos and sin of every (position, frequency) pair, [n, head_dim / 2, 2], computed in f32 the way
- * Hugging Face does (inv_freq = 1 / theta^(2i/d) in f32, angle = position * inv_freq in f32).
+ * cos and sin of positions start..start+rows-1 and every frequency, [rows, head_dim / 2, 2], computed
+ * in f32 the way Hugging Face does (inv_freq = 1 / theta^(2i/d) in f32, angle = position * inv_freq in f32).
  */
-function ropeTable(n: number, headDim: number, theta: number): Float32Array<ArrayBuffer> {
+function ropeTable(start: number, rows: number, headDim: number, theta: number): Float32Array<ArrayBuffer> {
   const half = headDim / 2;
-  const table = new Float32Array(n * half * 2);
+  const table = new Float32Array(rows * half * 2);
   const invFreq = new Float32Array(half);
   for (let i = 0; i < half; i++) invFreq[i] = Math.fround(1 / Math.fround(Math.pow(theta, Math.fround((2 * i) / headDim))));
-  for (let t = 0; t < n; t++) {
+  for (let r = 0; r < rows; r++) {
     for (let i = 0; i < half; i++) {
-      const angle = Math.fround(t * invFreq[i]);
-      table[(t * half + i) * 2] = Math.cos(angle);
-      table[(t * half + i) * 2 + 1] = Math.sin(angle);
+      const angle = Math.fround((start + r) * invFreq[i]);
+      table[(r * half + i) * 2] = Math.cos(angle);
+      table[(r * half + i) * 2 + 1] = Math.sin(angle);
     }
   }
   return table;
 }
 
-/** `rows` copies of position `position`'s row of ropeTable: [rows, head_dim / 2, 2]. */
+/** `rows` copies of position `position`'s row of the rotary table: [rows, head_dim / 2, 2]. */
 function ropeRowsAt(position: number, rows: number, headDim: number, theta: number): Float32Array<ArrayBuffer> {
-  const row = ropeTable(position + 1, headDim, theta).subarray(position * headDim);
+  const row = ropeTable(position, 1, headDim, theta);
   const out = new Float32Array(rows * headDim);
   for (let r = 0; r < rows; r++) out.set(row, r * headDim);
   return out;

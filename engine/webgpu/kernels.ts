@@ -10,6 +10,7 @@ import attentionRowMaskedSource from './kernels/attention_row_masked.wgsl';
 import attentionScoresMaskedSource from './kernels/attention_scores_masked.wgsl';
 import attentionScoresRegisterSource from './kernels/attention_scores_register.wgsl';
 import attentionScoresTiledSource from './kernels/attention_scores_tiled.wgsl';
+import copyBlockSource from './kernels/copy_block.wgsl';
 import embeddingSource from './kernels/embedding.wgsl';
 import geluSource from './kernels/gelu.wgsl';
 import headReduceSource from './kernels/head_reduce.wgsl';
@@ -33,6 +34,7 @@ export const KERNEL_SOURCES = {
   attention_scores_masked: attentionScoresMaskedSource,
   attention_scores_register: attentionScoresRegisterSource,
   attention_scores_tiled: attentionScoresTiledSource,
+  copy_block: copyBlockSource,
   embedding: embeddingSource,
   gelu: geluSource,
   head_reduce: headReduceSource,

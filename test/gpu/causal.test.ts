@@ -108,8 +108,10 @@ for (const name of ARCHITECTURES) {
   }
 }
 
-test('gpt2-f32: with 1 KiB storage bindings (weights in row chunks, one logits row per block) the causal checks still match', async (t) => {
-  await withEngine(t, 'gpt2-f32', (engine, golden) => checkCausalGolden(engine, 'gpt2-f32', golden, 'split'), { maxBindingBytes: 1024 });
+// 2560-byte bindings hold one KV head of the 40 keys: keys and values in one group per head, rows in
+// blocks of 5, weights in chunks of 10 rows, two logits rows per span-effect block.
+test('gpt2-f32: with 2.5 KiB storage bindings (keys split by head, rows in blocks, weights in row chunks) the causal checks still match', async (t) => {
+  await withEngine(t, 'gpt2-f32', (engine, golden) => checkCausalGolden(engine, 'gpt2-f32', golden, 'split'), { maxBindingBytes: 2560 });
 });
 
 test('llama-f32: an empty span, or one after the query, changes nothing; hiding all but the query equals the token alone', async (t) => {
@@ -202,6 +204,7 @@ for (const name of ARCHITECTURES) {
 }
 
 test('qwen2-f16: value weighting with W_O split into row chunks and a layer subset gives the same summaries', async (t) => {
-  // 1 KiB bindings split every 64-wide matrix into chunks of 4 rows and the probabilities into blocks.
-  await withEngine(t, 'qwen2-f16', (engine, golden) => compareValueWeighted(engine, 'qwen2-f16', golden, [1]), { maxBindingBytes: 1024 });
+  // 2560-byte bindings split every 64-wide f16 matrix into chunks of 20 rows, keys and values into one
+  // group per KV head (so the value norms run per group), and rows and probabilities into blocks.
+  await withEngine(t, 'qwen2-f16', (engine, golden) => compareValueWeighted(engine, 'qwen2-f16', golden, [1]), { maxBindingBytes: 2560 });
 });

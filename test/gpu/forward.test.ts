@@ -131,7 +131,7 @@ for (const name of ['qwen2-f16', 'gpt2-f16'] as const) {
 }
 
 for (const kernelVariant of KERNEL_VARIANTS) {
-  test(`${kernelVariant}: a tiny storage-binding budget splits probabilities by query blocks and weights by rows, with the same results`, async (t) => {
+  test(`${kernelVariant}: a tiny storage-binding budget splits rows, keys, probabilities and weights into blocks, with the same results`, async (t) => {
     await withAdapter(t, async () => {
       const name = 'llama-f32';
       const golden = readGolden(name);
@@ -139,8 +139,9 @@ for (const kernelVariant of KERNEL_VARIANTS) {
       const n = golden.tokenIds.length;
       const request: AttentionRequest = { tokenIds: golden.tokenIds, spans: SPANS, topK: TOP_K };
       const whole = await createNodeGpuEngine(model, { kernelVariant });
-      // 7 probability rows per block (a layer has heads * n = 160 rows), and weight chunks of a few rows.
-      const budget = 7 * n * 4;
+      // One KV head of the 40 keys per binding (2560 bytes): keys and values in two groups, rows in
+      // blocks of 5, probabilities in blocks of 2 heads x 5 queries, weights in chunks of 10 rows.
+      const budget = n * model.spec.headDim * 4;
       const split = await createNodeGpuEngine(model, { kernelVariant, maxBindingBytes: budget });
       try {
         const a = await whole.run(request);

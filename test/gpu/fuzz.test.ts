@@ -22,7 +22,7 @@ test('fuzzed model files that load also run on the WebGPU engine, or end in a cl
         messageCases: 0,
         // Engines share the device (one per case would be a new Dawn device each time); each
         // engine frees its buffers when disposed.
-        gpuEngine: (model) => GpuEngine.create(device, summarizeAdapter(adapter), model),
+        gpuEngine: (model) => GpuEngine.create(device, summarizeAdapter(adapter), model, { ownsDevice: false }),
       });
       console.log(formatFuzzSummary(summary));
       assert.equal(summary.byOutcome.crash, 0, summary.failures.join('\n'));

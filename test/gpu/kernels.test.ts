@@ -264,12 +264,12 @@ for (const variant of KERNEL_VARIANTS) {
           const queryCount = Math.min(queriesPerBlock, n - query0);
           const probs = h.output(headCount * queryCount * n);
           const block = [n, head0, headCount, query0, queryCount];
-          const scoresParams = h.library.uniform([...block, H, Hkv, d], [1 / Math.sqrt(d)]);
+          const scoresParams = h.library.uniform([...block, H, Hkv, d, 0, 0, Hkv], [1 / Math.sqrt(d)]);
           const groups: [number, number] = variant === 'tiled' ? [Math.ceil(queryCount / 16), headCount] : grid1d(headCount * queryCount);
           await h.run(scoresName, scoresConstants, [scoresParams, qBuffer, kBuffer, probs], groups);
-          await h.run('attention_output', wg, [h.library.uniform([...block, H, Hkv, d]), probs, vBuffer, out], grid1d(headCount * queryCount * d));
-          await h.run('topk', { ...wg, TOP_K: topK }, [h.library.uniform(block), probs, topIndices, topWeights], grid1d(headCount * queryCount));
-          await h.run('span_mass', wg, [h.library.uniform([...block, spans.length]), probs, spanBuffer, spanMass], grid1d(headCount * queryCount * spans.length));
+          await h.run('attention_output', wg, [h.library.uniform([...block, H, Hkv, d, 0, 0, Hkv]), probs, vBuffer, out], grid1d(headCount * queryCount * d));
+          await h.run('topk', { ...wg, TOP_K: topK }, [h.library.uniform([...block, 0, n]), probs, topIndices, topWeights], grid1d(headCount * queryCount));
+          await h.run('span_mass', wg, [h.library.uniform([...block, spans.length, 0, n]), probs, spanBuffer, spanMass], grid1d(headCount * queryCount * spans.length));
           const values = await h.read(probs, headCount * queryCount * n);
           for (let hh = 0; hh < headCount; hh++) {
             for (let qq = 0; qq < queryCount; qq++) {
@@ -301,7 +301,7 @@ test('topk keeps the lower position first among equal weights and pads short row
     const topK = 3;
     const indices = h.output(n * topK);
     const weights = h.output(n * topK);
-    await h.run('topk', { ...wg, TOP_K: topK }, [h.library.uniform([n, 0, 1, 0, n]), h.upload(probs), indices, weights], grid1d(n));
+    await h.run('topk', { ...wg, TOP_K: topK }, [h.library.uniform([n, 0, 1, 0, n, 0, n]), h.upload(probs), indices, weights], grid1d(n));
     assert.deepEqual([...(await h.readInt(indices, n * topK))], [0, -1, -1, 0, 1, -1, 0, 1, 2, 0, 1, 2, 0, 1, 2, 0, 1, 2]);
   });
 });
@@ -333,8 +333,8 @@ test('attention_scores_masked hides a span from the later queries like ops.causa
         const queryCount = Math.min(queriesPerBlock, n - query0);
         const probs = h.output(headCount * queryCount * n);
         const block = [n, head0, headCount, query0, queryCount, H, Hkv, d];
-        await h.run('attention_scores_masked', wg, [h.library.uniform([...block, mask.queryStart, mask.start, mask.end], [1 / Math.sqrt(d)]), qBuffer, kBuffer, probs], grid1d(headCount * queryCount));
-        await h.run('attention_output', wg, [h.library.uniform(block), probs, vBuffer, out], grid1d(headCount * queryCount * d));
+        await h.run('attention_scores_masked', wg, [h.library.uniform([...block, mask.queryStart, mask.start, mask.end, 0, 0, Hkv], [1 / Math.sqrt(d)]), qBuffer, kBuffer, probs], grid1d(headCount * queryCount));
+        await h.run('attention_output', wg, [h.library.uniform([...block, 0, 0, Hkv]), probs, vBuffer, out], grid1d(headCount * queryCount * d));
         const values = await h.read(probs, headCount * queryCount * n);
         for (let hh = 0; hh < headCount; hh++) {
           for (let qq = 0; qq < queryCount; qq++) {
@@ -370,7 +370,7 @@ test('attention_row_masked: knockout rows over cached keys plus their own match 
     for (const applyMask of [0, 1]) {
       const expected = ops.attentionRowsWithOwnKeys(qRows, kCache, vCache, kRows, vRows, applyMask ? masks : undefined, query, H, Hkv, d);
       const out = h.output(R * H * d);
-      await h.run('attention_row_masked', wg, [h.library.uniform([R, query, H, Hkv, d, applyMask], [1 / Math.sqrt(d)]), ...buffers, out], [Math.ceil((R * H) / WORKGROUP_SIZE)]);
+      await h.run('attention_row_masked', wg, [h.library.uniform([R, query, H, Hkv, d, applyMask, 0, H, 0, Hkv], [1 / Math.sqrt(d)]), ...buffers, out], [Math.ceil((R * H) / WORKGROUP_SIZE)]);
       report(`attention_row_masked (apply_mask ${applyMask})`, maxAbsDiff(await h.read(out, R * H * d), expected));
     }
   });
@@ -404,7 +404,7 @@ for (const f16 of [false, true]) {
         const part = halves
           ? halves.bits.subarray(rowStart * cols, (rowStart + rowCount) * cols)
           : oWeight.subarray(rowStart * cols, (rowStart + rowCount) * cols);
-        await h.run('value_norms', { ...wg, WEIGHT_F16: f16 ? 1 : 0 }, [h.library.uniform([n, H, Hkv, hd, rowCount, index > 0 ? 1 : 0]), vBuffer, h.upload(part), normSquares], grid1d(H * n));
+        await h.run('value_norms', { ...wg, WEIGHT_F16: f16 ? 1 : 0 }, [h.library.uniform([n, H, Hkv, hd, rowCount, index > 0 ? 1 : 0, 0, H, 0, Hkv]), vBuffer, h.upload(part), normSquares], grid1d(H * n));
       }
       const norms = (await h.read(normSquares, H * n)).map(Math.sqrt);
       report(`value_norms ${f16 ? 'f16' : 'f32'}`, maxAbsDiff(norms, expectedNorms));

@@ -12,14 +12,17 @@ struct Params {
   num_heads: u32,
   num_kv_heads: u32,
   head_dim: u32,
+  out_row_start: u32,  // first query row the out binding holds (long windows keep rows in blocks)
+  kv_head_start: u32,  // first KV head the v binding holds (long windows split V by KV heads)
+  kv_heads_bound: u32, // KV heads the v binding holds: its row stride is kv_heads_bound * head_dim
 }
 
 override WORKGROUP_SIZE: u32 = 64u;
 
 @group(0) @binding(0) var<uniform> params: Params;
 @group(0) @binding(1) var<storage, read> probs: array<f32>;      // probs: [head_count, query_count, n]
-@group(0) @binding(2) var<storage, read> v: array<f32>;          // v: [n, num_kv_heads * head_dim]
-@group(0) @binding(3) var<storage, read_write> out: array<f32>;  // out: [n, num_heads * head_dim]
+@group(0) @binding(2) var<storage, read> v: array<f32>;          // v: [n, kv_heads_bound * head_dim] (KV heads kv_head_start..)
+@group(0) @binding(3) var<storage, read_write> out: array<f32>;  // out: [rows, num_heads * head_dim] (rows out_row_start..)
 
 @compute @workgroup_size(WORKGROUP_SIZE)
 fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>) {
@@ -33,11 +36,12 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
   let head = params.head_start + local_head;
   let query = params.query_start + local_query;
   let kv_head = head / (params.num_heads / params.num_kv_heads);
-  let v_stride = params.num_kv_heads * d;
+  let v_stride = params.kv_heads_bound * d;
+  let kv_local = kv_head - params.kv_head_start;
   let row = row_index * params.num_tokens;
   var acc = 0.0;
   for (var j = 0u; j <= query; j++) {
-    acc += probs[row + j] * v[j * v_stride + kv_head * d + c];
+    acc += probs[row + j] * v[j * v_stride + kv_local * d + c];
   }
-  out[query * params.num_heads * d + head * d + c] = acc;
+  out[(query - params.out_row_start) * params.num_heads * d + head * d + c] = acc;
 }

@@ -15,6 +15,10 @@ struct Params {
   num_kv_heads: u32,
   head_dim: u32,
   apply_mask: u32,    // 0: plain causal attention in this layer (outside the knockout's layers)
+  head_start: u32,    // the heads of this dispatch: head_start .. head_start + head_count
+  head_count: u32,
+  kv_head_start: u32, // first KV head the cache bindings hold (long windows split K and V by KV heads)
+  kv_heads_bound: u32,// KV heads the cache bindings hold: their row stride is kv_heads_bound * head_dim
   scale: f32,         // 1 / sqrt(head_dim)
 }
 
@@ -23,8 +27,8 @@ const MAX_HEAD_DIM: u32 = 256u;
 
 @group(0) @binding(0) var<uniform> params: Params;
 @group(0) @binding(1) var<storage, read> q_rows: array<f32>;       // q_rows: [R, num_heads * head_dim] (after rope)
-@group(0) @binding(2) var<storage, read> k_cache: array<f32>;      // k_cache: [n, num_kv_heads * head_dim] (the run's, after rope)
-@group(0) @binding(3) var<storage, read> v_cache: array<f32>;      // v_cache: [n, num_kv_heads * head_dim] (the run's)
+@group(0) @binding(2) var<storage, read> k_cache: array<f32>;      // k_cache: [n, kv_heads_bound * head_dim] (the run's, after rope)
+@group(0) @binding(3) var<storage, read> v_cache: array<f32>;      // v_cache: [n, kv_heads_bound * head_dim] (the run's)
 @group(0) @binding(4) var<storage, read> k_rows: array<f32>;       // k_rows: [R, num_kv_heads * head_dim] (after rope)
 @group(0) @binding(5) var<storage, read> v_rows: array<f32>;       // v_rows: [R, num_kv_heads * head_dim]
 @group(0) @binding(6) var<storage, read> masks: array<u32>;        // masks: [R, 2] (start, end), end exclusive
@@ -33,13 +37,14 @@ const MAX_HEAD_DIM: u32 = 256u;
 @compute @workgroup_size(WORKGROUP_SIZE)
 fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
   let index = gid.x;
-  if (index >= params.num_rows * params.num_heads) { return; }
-  let r = index / params.num_heads;
-  let head = index % params.num_heads;
+  if (index >= params.num_rows * params.head_count) { return; }
+  let r = index / params.head_count;
+  let head = params.head_start + index % params.head_count;
   let kv_head = head / (params.num_heads / params.num_kv_heads);
   let d = params.head_dim;
   let q_stride = params.num_heads * d;
   let kv_stride = params.num_kv_heads * d;
+  let cache_stride = params.kv_heads_bound * d;
   let query = params.query;
   var mask_start = 0u;
   var mask_end = 0u;
@@ -60,7 +65,7 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
     if (j >= mask_start && j < mask_end) { continue; }
     // Keys before the query come from the run's cache; the query's own key from this row.
     let own = j == query;
-    let cache_base = j * kv_stride + kv_head * d;
+    let cache_base = j * cache_stride + (kv_head - params.kv_head_start) * d;
     let row_base = r * kv_stride + kv_head * d;
     var dot_product = 0.0;
     for (var c = 0u; c < d; c++) {

@@ -13,6 +13,9 @@ struct Params {
   num_heads: u32,
   num_kv_heads: u32,
   head_dim: u32,
+  q_row_start: u32,   // first query row the q binding holds (long windows keep Q in row blocks)
+  kv_head_start: u32, // first KV head the k binding holds (long windows split K by KV heads)
+  kv_heads_bound: u32,// KV heads the k binding holds: its row stride is kv_heads_bound * head_dim
   scale: f32,         // 1 / sqrt(head_dim)
 }
 
@@ -20,8 +23,8 @@ override WORKGROUP_SIZE: u32 = 64u;
 const MAX_HEAD_DIM: u32 = 256u;
 
 @group(0) @binding(0) var<uniform> params: Params;
-@group(0) @binding(1) var<storage, read> q: array<f32>;              // q: [n, num_heads * head_dim] (after rope)
-@group(0) @binding(2) var<storage, read> k: array<f32>;              // k: [n, num_kv_heads * head_dim] (after rope)
+@group(0) @binding(1) var<storage, read> q: array<f32>;              // q: [rows, num_heads * head_dim] (rows q_row_start.., after rope)
+@group(0) @binding(2) var<storage, read> k: array<f32>;              // k: [n, kv_heads_bound * head_dim] (KV heads kv_head_start.., after rope)
 @group(0) @binding(3) var<storage, read_write> probs: array<f32>;    // probs: [head_count, query_count, n]
 
 @compute @workgroup_size(WORKGROUP_SIZE)
@@ -35,16 +38,17 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
   let kv_head = head / (params.num_heads / params.num_kv_heads);
   let d = params.head_dim;
   let q_stride = params.num_heads * d;
-  let k_stride = params.num_kv_heads * d;
+  let k_stride = params.kv_heads_bound * d;
+  let kv_local = kv_head - params.kv_head_start;
 
   var q_row: array<f32, MAX_HEAD_DIM>;
   for (var c = 0u; c < d; c++) {
-    q_row[c] = q[query * q_stride + head * d + c];
+    q_row[c] = q[(query - params.q_row_start) * q_stride + head * d + c];
   }
   let row = row_index * params.num_tokens;
   var row_max = -3.0e38;
   for (var j = 0u; j <= query; j++) {
-    let k_base = j * k_stride + kv_head * d;
+    let k_base = j * k_stride + kv_local * d;
     var dot_product = 0.0;
     for (var c = 0u; c < d; c++) {
       dot_product += q_row[c] * k[k_base + c];

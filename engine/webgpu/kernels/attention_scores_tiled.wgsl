@@ -15,6 +15,9 @@ struct Params {
   num_heads: u32,
   num_kv_heads: u32,
   head_dim: u32,
+  q_row_start: u32,   // first query row the q binding holds (long windows keep Q in row blocks)
+  kv_head_start: u32, // first KV head the k binding holds (long windows split K by KV heads)
+  kv_heads_bound: u32,// KV heads the k binding holds: its row stride is kv_heads_bound * head_dim
   scale: f32,         // 1 / sqrt(head_dim)
 }
 
@@ -25,8 +28,8 @@ const MAX_HEAD_DIM: u32 = 256u;
 override HEAD_DIM: u32 = 64u;
 
 @group(0) @binding(0) var<uniform> params: Params;
-@group(0) @binding(1) var<storage, read> q: array<f32>;              // q: [n, num_heads * head_dim] (after rope)
-@group(0) @binding(2) var<storage, read> k: array<f32>;              // k: [n, num_kv_heads * head_dim] (after rope)
+@group(0) @binding(1) var<storage, read> q: array<f32>;              // q: [rows, num_heads * head_dim] (rows q_row_start.., after rope)
+@group(0) @binding(2) var<storage, read> k: array<f32>;              // k: [n, kv_heads_bound * head_dim] (KV heads kv_head_start.., after rope)
 @group(0) @binding(3) var<storage, read_write> probs: array<f32>;    // probs: [head_count, query_count, n]
 
 var<workgroup> k_tile: array<f32, TILE_K * HEAD_DIM>;   // [TILE_K, head_dim]
@@ -59,7 +62,8 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid
   let kv_head = head / (params.num_heads / params.num_kv_heads);
   let d = params.head_dim;
   let q_stride = params.num_heads * d;
-  let k_stride = params.num_kv_heads * d;
+  let k_stride = params.kv_heads_bound * d;
+  let kv_local = kv_head - params.kv_head_start;
   let block_first = wid.x * TILE_Q;
   let block_end = min(block_first + TILE_Q, params.query_count);   // local queries [block_first, block_end)
   let local_query = block_first + qi;
@@ -70,7 +74,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid
 
   var q_row: array<f32, MAX_HEAD_DIM>;
   for (var c = 0u; c < d; c++) {
-    q_row[c] = q[query * q_stride + head * d + c];
+    q_row[c] = q[(query - params.q_row_start) * q_stride + head * d + c];
   }
   let row = (local_head * params.query_count + min(local_query, params.query_count - 1u)) * params.num_tokens;
   var row_max = -3.0e38;
@@ -80,7 +84,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid
     for (var e = local_index; e < TILE_K * d; e += 256u) {
       let key = t * TILE_K + e / d;
       var value = 0.0;
-      if (key <= last_query) { value = k[key * k_stride + kv_head * d + e % d]; }
+      if (key <= last_query) { value = k[key * k_stride + kv_local * d + e % d]; }
       k_tile[e] = value;
     }
     workgroupBarrier();

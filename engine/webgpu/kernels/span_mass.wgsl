@@ -3,12 +3,14 @@
 // (head, query, span).
 
 struct Params {
-  num_tokens: u32,    // n: row stride of probs and queries per head in the output
+  num_tokens: u32,    // n: row stride of probs
   head_start: u32,
   head_count: u32,
   query_start: u32,
   query_count: u32,
   num_spans: u32,
+  out_row_start: u32, // first query row the output holds (long windows keep summaries in row blocks)
+  out_rows: u32,      // query rows per head in the output
 }
 
 override WORKGROUP_SIZE: u32 = 64u;
@@ -16,7 +18,7 @@ override WORKGROUP_SIZE: u32 = 64u;
 @group(0) @binding(0) var<uniform> params: Params;
 @group(0) @binding(1) var<storage, read> probs: array<f32>;            // probs: [head_count, query_count, n]
 @group(0) @binding(2) var<storage, read> spans: array<u32>;            // spans: [num_spans, 2] (start, end), end exclusive
-@group(0) @binding(3) var<storage, read_write> span_mass: array<f32>;  // span_mass: [num_heads, n, num_spans] (this layer)
+@group(0) @binding(3) var<storage, read_write> span_mass: array<f32>;  // span_mass: [num_heads, out_rows, num_spans]
 
 @compute @workgroup_size(WORKGROUP_SIZE)
 fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>) {
@@ -34,5 +36,5 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
   for (var j = spans[span * 2u]; j < end; j++) {
     mass += probs[row + j];
   }
-  span_mass[(head * params.num_tokens + query) * params.num_spans + span] = mass;
+  span_mass[(head * params.out_rows + query - params.out_row_start) * params.num_spans + span] = mass;
 }

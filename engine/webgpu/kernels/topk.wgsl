@@ -4,11 +4,13 @@
 // Rows with fewer than TOP_K keys pad with index -1 and weight 0.
 
 struct Params {
-  num_tokens: u32,    // n: row stride of probs and queries per head in the outputs
+  num_tokens: u32,    // n: row stride of probs
   head_start: u32,
   head_count: u32,
   query_start: u32,
   query_count: u32,
+  out_row_start: u32, // first query row the outputs hold (long windows keep summaries in row blocks)
+  out_rows: u32,      // query rows per head in the outputs
 }
 
 override WORKGROUP_SIZE: u32 = 64u;
@@ -17,8 +19,8 @@ const MAX_K: u32 = 64u;
 
 @group(0) @binding(0) var<uniform> params: Params;
 @group(0) @binding(1) var<storage, read> probs: array<f32>;             // probs: [head_count, query_count, n]
-@group(0) @binding(2) var<storage, read_write> top_indices: array<i32>; // top_indices: [num_heads, n, TOP_K] (this layer)
-@group(0) @binding(3) var<storage, read_write> top_weights: array<f32>; // top_weights: [num_heads, n, TOP_K] (this layer)
+@group(0) @binding(2) var<storage, read_write> top_indices: array<i32>; // top_indices: [num_heads, out_rows, TOP_K]
+@group(0) @binding(3) var<storage, read_write> top_weights: array<f32>; // top_weights: [num_heads, out_rows, TOP_K]
 
 @compute @workgroup_size(WORKGROUP_SIZE)
 fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>) {
@@ -46,7 +48,7 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
     best_indices[slot] = i32(j);
     filled = min(filled + 1u, TOP_K);
   }
-  let out_base = (head * params.num_tokens + query) * TOP_K;
+  let out_base = (head * params.out_rows + query - params.out_row_start) * TOP_K;
   for (var r = 0u; r < TOP_K; r++) {
     if (r < filled) {
       top_indices[out_base + r] = best_indices[r];

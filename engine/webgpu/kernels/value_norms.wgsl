@@ -11,6 +11,10 @@ struct Params {
   head_dim: u32,
   row_count: u32,     // output rows in this chunk of W_O
   accumulate: u32,    // 1: add to norm_squares; 0: overwrite it
+  head_start: u32,    // the heads of this dispatch: head_start .. head_start + head_count
+  head_count: u32,
+  kv_head_start: u32, // first KV head the v binding holds (long windows split V by KV heads)
+  kv_heads_bound: u32,// KV heads the v binding holds: its row stride is kv_heads_bound * head_dim
 }
 
 override WORKGROUP_SIZE: u32 = 64u;
@@ -18,7 +22,7 @@ override WORKGROUP_SIZE: u32 = 64u;
 override WEIGHT_F16: bool = false;
 
 @group(0) @binding(0) var<uniform> params: Params;
-@group(0) @binding(1) var<storage, read> v: array<f32>;                // v: [n, num_kv_heads * head_dim]
+@group(0) @binding(1) var<storage, read> v: array<f32>;                // v: [n, kv_heads_bound * head_dim] (KV heads kv_head_start..)
 @group(0) @binding(2) var<storage, read> w: array<u32>;                // w: [row_count, num_heads * head_dim] (W_O chunk, f32 bits or f16 pairs)
 @group(0) @binding(3) var<storage, read_write> norm_squares: array<f32>; // norm_squares: [num_heads, n]
 
@@ -33,12 +37,12 @@ fn weight_at(index: u32) -> f32 {
 @compute @workgroup_size(WORKGROUP_SIZE)
 fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>) {
   let index = gid.x + gid.y * groups.x * WORKGROUP_SIZE;
-  if (index >= params.num_heads * params.num_tokens) { return; }
-  let head = index / params.num_tokens;
+  if (index >= params.head_count * params.num_tokens) { return; }
+  let head = params.head_start + index / params.num_tokens;
   let key = index % params.num_tokens;
   let d = params.head_dim;
   let kv_head = head / (params.num_heads / params.num_kv_heads);
-  let v_base = key * params.num_kv_heads * d + kv_head * d;
+  let v_base = key * params.kv_heads_bound * d + (kv_head - params.kv_head_start) * d;
   let in_dim = params.num_heads * d;
   var sum_squares = 0.0;
   for (var out_row = 0u; out_row < params.row_count; out_row++) {
@@ -49,8 +53,9 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
     }
     sum_squares += dot_product * dot_product;
   }
+  let out_index = head * params.num_tokens + key;
   if (params.accumulate != 0u) {
-    sum_squares += norm_squares[index];
+    sum_squares += norm_squares[out_index];
   }
-  norm_squares[index] = sum_squares;
+  norm_squares[out_index] = sum_squares;
 }
