@@ -447,6 +447,77 @@ test('add_row adds one row of the addend to every row, like ops.addRow', async (
   });
 });
 
+test('copy_block scatters a column window of one matrix into rows of another, like ops.copyBlock', async (t) => {
+  await withHarness(t, async (h) => {
+    const random = seededRandom(47);
+    // Rows 2..6 of a [7, 12] source, columns 4..9, into rows 3..7 of a [10, 6] target.
+    const src = randomArray(random, 7 * 12, 3);
+    const dst = randomArray(random, 10 * 6, 3);
+    const args = [5, 6, 2 * 12 + 4, 12, 3 * 6, 6] as const;
+    const buffer = h.upload(dst);
+    await h.run('copy_block', wg, [h.library.uniform([...args]), h.upload(src), buffer], grid1d(5 * 6));
+    const expected = ops.copyBlock(src, dst, ...args);
+    assert.ok(maxAbsDiff(expected, dst) > 0, 'the copy should change the target');
+    report('copy_block', maxAbsDiff(await h.read(buffer, dst.length), expected), 0);
+  });
+});
+
+for (const variant of KERNEL_VARIANTS) {
+  test(`attention_scores_${variant} + attention_output with Q in row blocks and K, V in KV-head groups match the CPU ops`, async (t) => {
+    await withHarness(t, async (h) => {
+      const random = seededRandom(53);
+      const n = 23;
+      const H = 6;
+      const Hkv = 3;
+      const d = 8;
+      const q = randomArray(random, n * H * d, 2);
+      const k = randomArray(random, n * Hkv * d, 2);
+      const v = randomArray(random, n * Hkv * d);
+      const expectedProbs = ops.causalAttentionProbs(q, k, n, H, Hkv, d);
+      const expectedOut = ops.attentionOutput(expectedProbs, v, n, H, Hkv, d);
+      // KV groups {0} and {1, 2}; query rows in blocks of 9 (the last one short).
+      const groups = [{ start: 0, count: 1 }, { start: 1, count: 2 }];
+      const columns = (t: Float32Array, group: { start: number; count: number }) => {
+        const out = new Float32Array(n * group.count * d);
+        for (let j = 0; j < n; j++) out.set(t.subarray((j * Hkv + group.start) * d, (j * Hkv + group.start + group.count) * d), j * group.count * d);
+        return out;
+      };
+      const ratio = H / Hkv;
+      const out = new Float32Array(n * H * d);
+      let probDiff = 0;
+      const scoresConstants = variant === 'tiled' ? { HEAD_DIM: d } : wg;
+      for (let row0 = 0; row0 < n; row0 += 9) {
+        const rows = Math.min(9, n - row0);
+        const qBlock = h.upload(q.slice(row0 * H * d, (row0 + rows) * H * d));
+        const outBlock = h.output(rows * H * d);
+        for (const group of groups) {
+          const kGroup = h.upload(columns(k, group));
+          const vGroup = h.upload(columns(v, group));
+          const head0 = group.start * ratio;
+          const headCount = group.count * ratio;
+          const block = [n, head0, headCount, row0, rows, H, Hkv, d];
+          const probs = h.output(headCount * rows * n);
+          const groupsOf: [number, number] = variant === 'tiled' ? [Math.ceil(rows / 16), headCount] : grid1d(headCount * rows);
+          await h.run(`attention_scores_${variant}`, scoresConstants, [h.library.uniform([...block, row0, group.start, group.count], [1 / Math.sqrt(d)]), qBlock, kGroup, probs], groupsOf);
+          await h.run('attention_output', wg, [h.library.uniform([...block, row0, group.start, group.count]), probs, vGroup, outBlock], grid1d(headCount * rows * d));
+          const values = await h.read(probs, headCount * rows * n);
+          for (let hh = 0; hh < headCount; hh++) {
+            for (let qq = 0; qq < rows; qq++) {
+              const query = row0 + qq;
+              const got = values.subarray((hh * rows + qq) * n, (hh * rows + qq) * n + query + 1);
+              const want = expectedProbs.subarray(((head0 + hh) * n + query) * n, ((head0 + hh) * n + query) * n + query + 1);
+              probDiff = Math.max(probDiff, maxAbsDiff(got, want));
+            }
+          }
+        }
+        out.set(await h.read(outBlock, rows * H * d), row0 * H * d);
+      }
+      report(`attention_scores_${variant} (row blocks, KV groups)`, probDiff);
+      report(`attention_output (row blocks, KV groups)`, maxAbsDiff(out, expectedOut));
+    });
+  });
+}
+
 test('next_token_divergence gives the KL and delta log-probability of compareNextToken (engine/causal.ts)', async (t) => {
   await withHarness(t, async (h) => {
     const random = seededRandom(43);
