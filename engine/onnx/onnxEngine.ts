@@ -16,6 +16,7 @@ import type { LoadedModel, ModelSpec } from '../model/modelTypes';
 import { throwIfAborted, validateAttentionRequest, validateRowRequest, validateTokenIds } from '../requestChecks';
 import { toFloat32 } from '../model/tensorData';
 import { buildEffectModel, buildKnockoutModel, buildOnnxModel, GRAPH_IO } from './onnxGraph';
+import { cloneSummary, mergeSummaries, planReuse, summaryArrayBytes, type CachedRequest, type ReusePlan } from '../runReuse';
 
 export interface OnnxEngineOptions {
   /** Threads for ONNX Runtime's intra-op pool (GEMMs, softmax): 1..cores. */
@@ -52,7 +53,8 @@ interface RunOutcome {
 }
 
 /** A cached run of one cacheKey: what it was asked and what it computed. */
-interface CacheEntry {
+/** A cached run and what it was asked (engine/runReuse.ts decides what a new request can reuse). */
+interface CacheEntry extends CachedRequest {
   readonly tokenIds: Int32Array;
   readonly spans: readonly TokenSpan[];
   readonly topK: number;
@@ -60,12 +62,6 @@ interface CacheEntry {
   readonly weighting: string;
   readonly outcome: RunOutcome;
   readonly bytes: number;
-}
-
-/** How a new request reuses a cached run: its first `past` tokens, and the new spans' columns in the cached summaries (-1: zero for the cached rows). */
-interface ReusePlan {
-  readonly past: number;
-  readonly columns: readonly number[];
 }
 
 /** Default byte budget of the run cache (attentionLens.cacheMegabytes sets it in the editor). */
@@ -255,7 +251,7 @@ export class OnnxRuntimeEngine implements AttentionEngine {
   /** Keeps a run for its key, least recently used first out when over the byte budget. */
   private remember(key: string, entry: Omit<CacheEntry, 'bytes'>): void {
     const run = entry.outcome.run;
-    const bytes = [...run.queries, ...run.keys, ...run.values, run.finalHidden].reduce((total, a) => total + a.byteLength, 0) + summaryBytes(entry.outcome.summary);
+    const bytes = [...run.queries, ...run.keys, ...run.values, run.finalHidden].reduce((total, a) => total + a.byteLength, 0) + summaryArrayBytes(entry.outcome.summary);
     this.cache.delete(key);
     if (bytes > this.cacheBytes) return;
     this.cache.set(key, { ...entry, bytes });
@@ -448,38 +444,6 @@ function ropeRows(spec: ModelSpec, first: number, count: number): { cos: Float32
 }
 
 
-/**
- * Whether and how far a request can reuse a cached run: same layers, top-k and weighting; the
- * common token prefix; and for every span the cached rows' column (the same span, or one that starts
- * alike and reaches the prefix's end in both), or -1 when the span starts after the prefix (the
- * cached rows cannot see it). Undefined when nothing can be reused.
- */
-function planReuse(cached: CacheEntry, tokenIds: Int32Array, request: AttentionRequest, layers: readonly number[]): ReusePlan | undefined {
-  if (cached.topK !== request.topK || cached.weighting !== (request.weighting ?? 'attention') || cached.layers.length !== layers.length || cached.layers.some((l, i) => l !== layers[i])) return undefined;
-  const limit = Math.min(cached.tokenIds.length, tokenIds.length);
-  let past = 0;
-  while (past < limit && cached.tokenIds[past] === tokenIds[past]) past++;
-  if (past === 0) return undefined;
-  if (past === tokenIds.length && past === cached.tokenIds.length) {
-    const same = cached.spans.length === request.spans.length && cached.spans.every((sp, i) => sp.start === request.spans[i].start && sp.end === request.spans[i].end);
-    if (same) return { past, columns: cached.spans.map((_, i) => i) };
-  }
-  // At least one token is recomputed (its logits are the run's), even when the tokens did not change.
-  if (past === tokenIds.length) past--;
-  if (past === 0) return undefined;
-  const columns: number[] = [];
-  for (const span of request.spans) {
-    if (span.start >= past) {
-      columns.push(-1);
-      continue;
-    }
-    const column = cached.spans.findIndex((old) => old.start === span.start && (old.end === span.end || (old.end >= past && span.end >= past)));
-    if (column < 0) return undefined;
-    columns.push(column);
-  }
-  return { past, columns };
-}
-
 /** Reads a session's outputs, counting the bytes that cross into JavaScript. */
 function reader(outputs: ort.InferenceSession.ReturnType) {
   let bytes = 0;
@@ -526,53 +490,6 @@ function appendRows(before: Float32Array, past: number, after: Float32Array, add
   }
   out.set(after.subarray(0, added * width), past * width);
   return out;
-}
-
-/**
- * The summary of n rows from a cached summary's first `past` rows (span columns mapped, -1 -> 0)
- * and a fresh summary of the remaining rows.
- */
-function mergeSummaries(cached: AttentionSummary, past: number, fresh: AttentionSummary, columns: readonly number[], n: number): AttentionSummary {
-  const { numHeads: H, topK: k } = fresh;
-  const L = fresh.layers.length;
-  const S = fresh.numSpans;
-  const m = fresh.numTokens;
-  const oldN = cached.numTokens;
-  const oldS = cached.numSpans;
-  const topIndices = new Int32Array(L * H * n * k);
-  const topWeights = new Float32Array(L * H * n * k);
-  const spanMass = new Float32Array(L * H * n * S);
-  const spanMassMean = new Float32Array(L * n * S);
-  const spanMassMax = new Float32Array(L * n * S);
-  const mapRow = (from: Float32Array, fromOffset: number, to: Float32Array, toOffset: number) => {
-    for (let s = 0; s < S; s++) to[toOffset + s] = columns[s] < 0 ? 0 : from[fromOffset + columns[s]];
-  };
-  for (let l = 0; l < L; l++) {
-    for (let h = 0; h < H; h++) {
-      const row = (l * H + h) * n;
-      topIndices.set(cached.topIndices.subarray((l * H + h) * oldN * k, ((l * H + h) * oldN + past) * k), row * k);
-      topWeights.set(cached.topWeights.subarray((l * H + h) * oldN * k, ((l * H + h) * oldN + past) * k), row * k);
-      topIndices.set(fresh.topIndices.subarray((l * H + h) * m * k, (l * H + h + 1) * m * k), (row + past) * k);
-      topWeights.set(fresh.topWeights.subarray((l * H + h) * m * k, (l * H + h + 1) * m * k), (row + past) * k);
-      for (let q = 0; q < past; q++) mapRow(cached.spanMass, ((l * H + h) * oldN + q) * oldS, spanMass, (row + q) * S);
-      spanMass.set(fresh.spanMass.subarray((l * H + h) * m * S, (l * H + h + 1) * m * S), (row + past) * S);
-    }
-    for (let q = 0; q < past; q++) {
-      mapRow(cached.spanMassMean, (l * oldN + q) * oldS, spanMassMean, (l * n + q) * S);
-      mapRow(cached.spanMassMax, (l * oldN + q) * oldS, spanMassMax, (l * n + q) * S);
-    }
-    spanMassMean.set(fresh.spanMassMean.subarray(l * m * S, (l + 1) * m * S), (l * n + past) * S);
-    spanMassMax.set(fresh.spanMassMax.subarray(l * m * S, (l + 1) * m * S), (l * n + past) * S);
-  }
-  return { numTokens: n, layers: fresh.layers, numHeads: H, topK: k, topIndices, topWeights, numSpans: S, spanMass, spanMassMean, spanMassMax };
-}
-
-function cloneSummary(summary: AttentionSummary): AttentionSummary {
-  return { ...summary, layers: [...summary.layers], topIndices: summary.topIndices.slice(), topWeights: summary.topWeights.slice(), spanMass: summary.spanMass.slice(), spanMassMean: summary.spanMassMean.slice(), spanMassMax: summary.spanMassMax.slice() };
-}
-
-function summaryBytes(summary: AttentionSummary): number {
-  return summary.topIndices.byteLength + summary.topWeights.byteLength + summary.spanMass.byteLength + summary.spanMassMean.byteLength + summary.spanMassMax.byteLength;
 }
 
 /** [n, max(1, S)]: 1 where token j lies in span s. A zero column stands in when there are no spans. */

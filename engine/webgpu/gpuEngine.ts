@@ -26,7 +26,7 @@
  * Incremental re-analysis: a run with a cacheKey keeps its RunState and host summaries under that
  * key (least recently used out first, within cacheBytes). The next run with the key computes only
  * the rows from the first changed token on, attending to the cached keys and values of the prefix,
- * and joins the cached summary rows with the new ones (runReuse.ts).
+ * and joins the cached summary rows with the new ones (engine/runReuse.ts).
  *
  * Value-weighted summaries (Kobayashi et al. 2020) rescale each probability block by the norms of
  * what the keys write through W_O after P·V has consumed it, just before the summary kernels.
@@ -44,7 +44,7 @@ import { type DeviceLinear, type DeviceMatrix, type DeviceNorm, type DeviceWeigh
 import { type KernelConstants, KernelLibrary, type KernelName, WORKGROUP_SIZE, dispatch, grid1d } from './kernels';
 import { type MemoryPlan, type RowRange, type RunLayout, WindowTooLongError, bufferSize, kvGroupRanges, longestWindow, memoryPlan, rowBlocks } from './memoryPlan';
 import { MAX_TIMED_PASSES, PassTimer } from './passTimer';
-import { type CachedRequest, cloneSummary, mergeSummaries, planReuse, summaryArrayBytes } from './runReuse';
+import { type CachedRequest, cloneSummary, mergeSummaries, planReuse, summaryArrayBytes } from '../runReuse';
 import { throwIfAborted, validateAttentionRequest, validateRowRequest, validateTokenIds } from '../requestChecks';
 
 export type KernelVariant = 'tiled' | 'register';

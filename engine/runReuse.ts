@@ -4,11 +4,10 @@
  * In a causal model the rows before the first changed token are unchanged, so only the summaries
  * of rows from there on (and their keys and values) are computed again.
  *
- * These follow engine/onnx/onnxEngine.ts (planReuse, mergeSummaries) rule for rule, so both engines
- * reuse exactly the same rows; they are kept here because the WebGPU engine also runs in the
- * webview, which must not import the ONNX engine.
+ * Shared by the ONNX Runtime and WebGPU engines, so both reuse exactly the same rows (no Node or
+ * DOM imports: the WebGPU engine also runs in the webview).
  */
-import type { AttentionRequest, AttentionSummary, TokenSpan } from '../attention';
+import type { AttentionRequest, AttentionSummary, TokenSpan } from './attention';
 
 /** What a cached run was asked: reuse needs the same layers, top-k and weighting. */
 export interface CachedRequest {
