@@ -11,7 +11,8 @@
  *  3. With --faithfulness, only the faithfulness report (bench/faithfulness.ts): how often attention
  *     ranks first the span whose knockout matters most, over held-out files.
  *
- *  4. With --heads, only the definition-heads table (`attention-lens heads`) of the default model
+ *  4. With --long-windows, only the long-window tables (n = 4096, 8192; WebGPU and CPU, with an edit).
+ *  5. With --heads, only the definition-heads table (`attention-lens heads`) of the default model
  *     over the held-out files of its validation split.
  * Usage: node out/bench/bench.js [--faithfulness [--files F] [--queries-per-file Q]] [--heads]
  *        [--no-cpu | --cpu-only] [--threads T] [--cpu-lengths 256,1024,2048]
@@ -27,6 +28,7 @@ import * as childProcess from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
+import { benchCpuLongWindow, benchGpuMemory, formatCpuLongWindowTable, formatGpuMemoryTable, LONG_WINDOW_LLAMA } from './gpuMemoryBench';
 import { benchCpuModel, benchIncremental, formatCpuTable, formatIncrementalTable, measureGemmPeak, onnxThreadCount, type CpuRow, type IncrementalRow } from './cpuBench';
 import { faithfulnessReport, formatFaithfulness, validationFiles } from './faithfulness';
 import type { AttentionRequest } from '../engine/attention';
@@ -61,6 +63,7 @@ interface Options {
   cpuLengths: number[];
   faithfulness: boolean;
   heads: boolean;
+  longWindows: boolean;
   faithfulnessFiles: number;
   queriesPerFile: number;
 }
@@ -80,7 +83,7 @@ interface Row {
 }
 
 function parseArgs(argv: string[]): Options {
-  const options: Options = { models: [path.join(repoRoot, 'default-model'), ...FIXTURE_MODELS], synthetic: 'smollm2', syntheticLayers: 2, repeats: 2, topK: 8, torch: true, maxSeconds: 60, cpu: true, webgpu: true, cpuLengths: [256, 1024, 2048], faithfulness: false, heads: false, faithfulnessFiles: 40, queriesPerFile: 25 };
+  const options: Options = { models: [path.join(repoRoot, 'default-model'), ...FIXTURE_MODELS], synthetic: 'smollm2', syntheticLayers: 2, repeats: 2, topK: 8, torch: true, maxSeconds: 60, cpu: true, webgpu: true, cpuLengths: [256, 1024, 2048], faithfulness: false, heads: false, longWindows: false, faithfulnessFiles: 40, queriesPerFile: 25 };
   let modelsGiven = false;
   let syntheticGiven = false;
   for (let i = 0; i < argv.length; i++) {
@@ -136,6 +139,9 @@ function parseArgs(argv: string[]): Options {
         break;
       case '--heads':
         options.heads = true;
+        break;
+      case '--long-windows':
+        options.longWindows = true;
         break;
       case '--files':
         options.faithfulnessFiles = Number(value());
@@ -316,6 +322,10 @@ async function main(): Promise<void> {
     process.stdout.write(run.stdout);
     return;
   }
+  if (options.longWindows) {
+    await longWindowTables(options);
+    return;
+  }
   if (options.faithfulness) {
     const report = await faithfulnessReport({ repoRoot, threads: onnxThreadCount(options.threads), maxFiles: options.faithfulnessFiles, maxQueriesPerFile: options.queriesPerFile });
     for (const line of formatFaithfulness(report)) console.log(line);
@@ -347,6 +357,18 @@ async function main(): Promise<void> {
   }
   console.log('');
   printTable(rows);
+
+  await longWindowTables(options);
+}
+
+/** Long windows: a random-weight Llama with an 8192-token context at n = 4096 and 8192, on the WebGPU adapter and the CPU engine, with the peak device memory the plan predicts and an edit near the end. */
+async function longWindowTables(options: Options): Promise<void> {
+  console.log(`\nLong windows, random-weight Llama (${LONG_WINDOW_LLAMA.numLayers} layers, hidden ${LONG_WINDOW_LLAMA.hiddenSize}, ${LONG_WINDOW_LLAMA.numHeads} heads / ${LONG_WINDOW_LLAMA.numKvHeads} KV, context ${LONG_WINDOW_LLAMA.maxPositions}), WebGPU on this adapter, bindings capped at 128 MiB:`);
+  console.log(formatGpuMemoryTable(await benchGpuMemory({ maxBindingBytes: 128 * 2 ** 20 })));
+  if (options.cpu) {
+    console.log(`\nThe same model on the CPU engine (ONNX Runtime, ${onnxThreadCount(options.threads)} threads):`);
+    console.log(formatCpuLongWindowTable(await benchCpuLongWindow(onnxThreadCount(options.threads))));
+  }
 }
 
 main().catch((error: unknown) => {
