@@ -37,7 +37,7 @@ export interface AttentionLensApi {
   /** The panel's memory (JavaScript heap after a collection where possible, WebGPU buffers); undefined without a panel. */
   webviewMemory(): Promise<{ jsHeapBytes: number | null; gpuBufferBytes: number | null; collected: boolean } | undefined>;
   /** Size and timings of the current analysis of `uri` (tokens reused from the previous run among them). */
-  analysisStats(uri: string): { tokens: number; version: number; forwardMs: number; elapsedMs: number; reusedTokens: number } | undefined;
+  analysisStats(uri: string): { tokens: number; version: number; forwardMs: number; elapsedMs: number; reusedTokens: number; partial: boolean } | undefined;
   /** True when `uri` has an analysis for its current version. */
   hasAnalysis(uri: string): boolean;
   /** Resolves with the next panel render that satisfies `accept` (or the latest one, if it does). */
@@ -422,7 +422,8 @@ function activateWith(context: vscode.ExtensionContext, log: vscode.LogOutputCha
     analysisStats: (uri) => {
       const document = vscode.workspace.textDocuments.find((d) => d.uri.toString() === uri);
       const result = document && controller.resultFor(document);
-      return result && { tokens: result.doc.tokenIds.length, version: result.version, forwardMs: result.stats.forwardMs, elapsedMs: result.stats.elapsedMs, reusedTokens: result.stats.reusedTokens ?? 0 };
+      // `partial`: the part of an earlier analysis before an edit, shown until the re-analysis arrives.
+      return result && { tokens: result.doc.tokenIds.length, version: result.version, forwardMs: result.stats.forwardMs, elapsedMs: result.stats.elapsedMs, reusedTokens: result.stats.reusedTokens ?? 0, partial: result.prefixOf !== undefined };
     },
     whenPanelRendered(accept, timeoutMs) {
       if (lastPanelRender && accept(lastPanelRender)) return Promise.resolve(lastPanelRender);

@@ -30,6 +30,7 @@ import { checkDocument } from './documentChecks';
 import { prepareDocument } from './documentAnalysis';
 import type { DocumentAnalysisResult } from './documentResult';
 import { mergeWindowSummaries, planWindows, prefixCandidates } from './windows';
+import { prefixResult } from './prefixResult';
 
 /** Time limit for loading a model in the webview; SwiftShader (a CPU adapter) is slow on large models. */
 const LOAD_TIMEOUT_MS = 10 * 60_000;
@@ -85,9 +86,17 @@ export class AnalysisController implements vscode.Disposable {
       vscode.workspace.onDidChangeTextDocument((event) => {
         if (event.contentChanges.length === 0) return;
         const uri = event.document.uri.toString();
-        // An edit invalidates the result at once: decorations never outlive their version.
+        // An edit invalidates the result at once, except the tokens before the first change: a
+        // causal model computes them from earlier tokens only, so they stay exact for the new
+        // version (and their decorations do not flicker). Nothing after the change outlives it.
         this.checks.delete(uri);
-        if (this.results.delete(uri)) this.events.onResultChanged(uri);
+        const previous = this.results.get(uri);
+        if (!previous) return;
+        const changeOffset = Math.min(...event.contentChanges.map((change) => change.rangeOffset));
+        const kept = previous.version === event.document.version - 1 ? prefixResult(previous, event.document.version, changeOffset) : undefined;
+        if (kept) this.results.set(uri, kept);
+        else this.results.delete(uri);
+        this.events.onResultChanged(uri);
       }),
       vscode.workspace.onDidCloseTextDocument((document) => {
         const uri = document.uri.toString();
@@ -413,6 +422,7 @@ export class AnalysisController implements vscode.Disposable {
    */
   async checkDependencies(document: vscode.TextDocument, offset: number, view: AttentionView): Promise<DependencyCheck> {
     const result = this.resultFor(document);
+    if (result?.prefixOf) throw new Error(`${path.basename(document.fileName)} changed since its analysis (only the part before the edit is shown). Run "Attention Lens: Analyze Current File" again first.`);
     if (!result || !result.windowPlan) throw new Error(`${path.basename(document.fileName)} has no current analysis. Run "Attention Lens: Analyze Current File" first.`);
     const query = queryAt(result, offset);
     if (!query) throw new Error('Put the cursor on an analysed token first.');
@@ -434,6 +444,7 @@ export class AnalysisController implements vscode.Disposable {
    */
   async spanEffect(document: vscode.TextDocument, definition: number): Promise<SpanEffectOnFile> {
     const result = this.resultFor(document);
+    if (result?.prefixOf) throw new Error(`${path.basename(document.fileName)} changed since its analysis (only the part before the edit is shown). Run "Attention Lens: Analyze Current File" again first.`);
     if (!result || !result.windowPlan || !result.doc.definitions[definition]) throw new Error(`${path.basename(document.fileName)} has no current analysis. Run "Attention Lens: Analyze Current File" first.`);
     const windows = result.windowPlan;
     const effect = await this.withCausalEngine(await this.activeModel(), this.config(), result, (engine) => spanEffectOnFile(result, windows, definition, engine));

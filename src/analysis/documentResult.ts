@@ -41,6 +41,11 @@ export interface DocumentAnalysisResult {
   readonly runId?: number;
   /** The windows the document was analysed in (the causal checks run the query's window again). */
   readonly windowPlan?: readonly AnalysisWindow[];
+  /**
+   * Set when this is the part of an earlier analysis that an edit left valid (src/analysis/
+   * prefixResult.ts): the tokens before the change, until the re-analysis arrives.
+   */
+  readonly prefixOf?: { readonly tokens: number; readonly changeOffset: number };
 }
 
 /** The identifier group (or, outside identifiers, the single token) at a document offset. */

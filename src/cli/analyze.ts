@@ -161,7 +161,7 @@ export interface AnalysedFile {
 
 /** Loads the model and an engine for analysing source files the way the extension does. */
 export async function openFileAnalyzer(
-  options: { readonly model: string; readonly cache?: string; readonly backend: BackendSetting; readonly threads?: number; readonly weighting: 'attention' | 'valueWeighted'; readonly context?: number; readonly prefix?: boolean },
+  options: { readonly model: string; readonly cache?: string; readonly backend: BackendSetting; readonly threads?: number; readonly weighting: 'attention' | 'valueWeighted'; readonly context?: number; readonly prefix?: boolean; readonly treeSitterDir?: string },
   log: (line: string) => void,
 ): Promise<FileAnalyzer> {
   const modelFolder = path.resolve(await resolveModelArgument(options.model, options.cache));
@@ -173,7 +173,8 @@ export async function openFileAnalyzer(
     throw new CliError(`${modelFolder} has no tokenizer.json; the analysis needs the model's tokenizer.`);
   }
   const tokenizer = await loadTokenizerFile(tokenizerFile);
-  const extractor = await DefinitionExtractor.create((name) => fs.readFile(path.join(__dirname, 'tree-sitter', name)));
+  const grammars = options.treeSitterDir ?? path.join(__dirname, 'tree-sitter');
+  const extractor = await DefinitionExtractor.create((name) => fs.readFile(path.join(grammars, name)));
   const { spec } = model;
   const engine = await createEngine(model, options.backend, options.threads, log, { valueWeighting: options.weighting === 'valueWeighted' });
   const context = windowTokens(options.context ?? 0, engine.backend, spec.maxPositions);

@@ -42,10 +42,11 @@ export class AttentionHoverProvider implements vscode.HoverProvider {
     }
     const check = this.controller.checkAt(document, document.offsetAt(position));
     if (check) appendCheck(markdown, document, result, check, config.threshold);
-    else {
+    else if (!result.prefixOf) {
       const args = encodeURIComponent(JSON.stringify([document.uri.toString(), presented.query.start]));
       markdown.appendMarkdown(`\n[$(beaker) Check dependencies](command:${COMMANDS.checkDependencies}?${args} "Knock each earlier definition and import out of the model's attention and measure how its prediction changes")\n`);
     }
+    if (result.prefixOf) markdown.appendMarkdown(`\n_The part of the file before your edit, from the previous analysis (exact: a causal model reads only earlier tokens); the rest waits for the next analysis._\n`);
     markdown.appendMarkdown(`\n_${describeView(this.viewState.view)}${result.weighting === 'valueWeighted' ? ' · value-weighted' : ''} · ${result.model.shortName} · distant = ${config.minDistance}+ tokens${config.distance === 'tokensOrOtherLine' ? ' or another line' : ''}_`);
     return new vscode.Hover(markdown, presented.range);
   }

@@ -14,7 +14,7 @@ import { takeScreenshot } from '../screenshots';
 const EXTENSION_ID = 'attention-lens.attention-lens';
 
 interface Api {
-  analysisStats(uri: string): { tokens: number; version: number; forwardMs: number; elapsedMs: number; reusedTokens: number } | undefined;
+  analysisStats(uri: string): { tokens: number; version: number; forwardMs: number; elapsedMs: number; reusedTokens: number; partial: boolean } | undefined;
   overlaySnapshot(uri: string): { query?: { name: string }; sources: { name: string; kind: string; range: vscode.Range; weight: number; label: string }[] } | undefined;
   whenPanelRendered(accept: (m: { uri: string; queryName: string | null; sources: { name: string; weight: number }[] }) => boolean, timeoutMs: number): Promise<{ sources: { name: string; weight: number }[] }>;
   whenMapRendered(accept: (m: MapRendered) => boolean, timeoutMs: number): Promise<MapRendered>;
@@ -119,12 +119,19 @@ suite('Attention Lens: the default model on a long file', function () {
     const api = vscode.extensions.getExtension<Api>(EXTENSION_ID)!.exports;
     const uri = document.uri.toString();
     const lastLine = document.lineCount - 2;
+    const cursorSources = api.overlaySnapshot(uri)?.sources.map((s) => `${s.name} ${s.weight}`);
+    const fullTokens = api.analysisStats(uri)!.tokens;
     await editor.edit((edit) => edit.insert(new vscode.Position(lastLine, 0), '// an edit near the end\n'));
     try {
+      // At once: the part before the edit stays (exact in a causal model), for the new version; the
+      // overlay at the cursor, far above the edit, does not change or flicker.
+      const kept = api.analysisStats(uri);
+      assert.ok(kept?.partial && kept.version === document.version && kept.tokens < fullTokens && kept.tokens > fullTokens - 100, `right after the edit: ${JSON.stringify(kept)}`);
+      assert.deepEqual(api.overlaySnapshot(uri)?.sources.map((s) => `${s.name} ${s.weight}`), cursorSources, 'the overlay above the edit is unchanged');
       // An analysed document is analysed again when typing pauses: wait for that result.
       const deadline = Date.now() + 60_000;
       let stats = api.analysisStats(uri);
-      while (!stats && Date.now() < deadline) {
+      while ((!stats || stats.partial) && Date.now() < deadline) {
         await new Promise((resolve) => setTimeout(resolve, 100));
         stats = api.analysisStats(uri);
       }
