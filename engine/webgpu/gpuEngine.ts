@@ -31,6 +31,14 @@
  * Value-weighted summaries (Kobayashi et al. 2020) rescale each probability block by the norms of
  * what the keys write through W_O after P·V has consumed it, just before the summary kernels.
  *
+ * Submissions of bounded duration (submissions.ts): a run, a knockout and a span effect are cut
+ * into units (row chunks of the projections and of the MLP, blocks of heads x queries of the
+ * attention, the summary readout, the logits) sized from the device's measured speed, and submitted
+ * in batches expected to take about maxSubmissionMs, so that no submission on a slow adapter runs
+ * long enough for Windows to reset the GPU. Between submissions the AbortSignal is checked. Every
+ * kernel computes each output element the same way whatever block it is in, so the results do not
+ * depend on how the work was cut.
+ *
  * Timing: the summary kernels run in their own compute passes between the forward pass's blocks.
  * With `timestamp-query` their GPU time is measured and reported as summaryMs (plus the readback's
  * wall time); forwardMs is the rest of the wall time. Without timestamps summaryMs is the readback
@@ -41,9 +49,10 @@ import { compareNextToken, knockedPositions, logSoftmax, topTokens, validateKnoc
 import type { AttentionEngine } from '../engine';
 import type { LoadedModel, ModelSpec } from '../model/modelTypes';
 import { type DeviceLinear, type DeviceMatrix, type DeviceNorm, type DeviceWeights, destroyWeights, uploadWeights } from './deviceWeights';
-import { type KernelConstants, KernelLibrary, type KernelName, WORKGROUP_SIZE, dispatch, grid1d } from './kernels';
+import { type Binding, type KernelConstants, KernelLibrary, type KernelName, ROW_ALIGNMENT, WORKGROUP_SIZE, dispatch, grid1d, rowRange } from './kernels';
 import { type MemoryPlan, type RowRange, type RunLayout, WindowTooLongError, bufferSize, kvGroupRanges, longestWindow, memoryPlan, rowBlocks } from './memoryPlan';
 import { MAX_TIMED_PASSES, PassTimer } from './passTimer';
+import { type SubmissionRecord, type SubmissionStats, SubmissionPacer, Submitter } from './submissions';
 import { type CachedRequest, cloneSummary, mergeSummaries, planReuse, summaryArrayBytes } from '../runReuse';
 import { throwIfAborted, validateAttentionRequest, validateRowRequest, validateTokenIds } from '../requestChecks';
 
@@ -73,6 +82,15 @@ export interface GpuEngineOptions {
    * one device between engines (the fuzzer) pass false and destroy the device themselves.
    */
   readonly ownsDevice?: boolean;
+  /**
+   * Duration one GPU submission is packed for, ms (default DEFAULT_SUBMISSION_MS). Work is cut into
+   * small units and submitted in batches the engine expects to finish within this, so that no
+   * submission runs long enough for Windows to reset the GPU (about 2 s). Infinity submits a run at
+   * once; tests set a tiny budget to submit every unit on its own. Results do not depend on it.
+   */
+  readonly maxSubmissionMs?: number;
+  /** Called as each submission completes, with its measured duration (tests, logs). */
+  readonly onSubmitted?: (record: SubmissionRecord) => void;
 }
 
 /** Device memory the engine holds, for benchmarks and logs. */
@@ -139,6 +157,15 @@ interface LayerWork {
   readonly gate?: GPUBuffer;      // [rows, intermediate], SwiGLU only
   readonly kRows: GPUBuffer;      // [rows, kv_heads * head_dim]
   readonly vRows: GPUBuffer;      // [rows, kv_heads * head_dim]
+}
+
+/** The temporaries of the output projection and the MLP for some rows: whole buffers or row ranges of them. */
+interface LayerWorkRows {
+  readonly h: Binding;            // [rows, hidden]
+  readonly attended: Binding;     // [rows, heads * head_dim]
+  readonly projected: Binding;    // [rows, hidden]
+  readonly up: Binding;           // [rows, intermediate]
+  readonly gate?: Binding;        // [rows, intermediate], SwiGLU only
 }
 
 /** A row block computed in this pass: its residual rows and rotary table. */
@@ -240,6 +267,11 @@ export class GpuEngine implements AttentionEngine {
   private readonly deviceMemoryBytes?: number;
   private readonly ownsDevice: boolean;
   private readonly zeros: GPUBuffer;
+  /** The device's speed as measured by earlier submissions: how much work one submission may hold. */
+  private readonly pacer: SubmissionPacer;
+  private readonly onSubmitted?: (record: SubmissionRecord) => void;
+  /** The submissions of the latest run, knockout or span effect (their measurements may still arrive after an abort). */
+  private lastSubmitter?: Submitter;
   private timer?: PassTimer;
   private lastRun?: RunState;
   /** Runs kept by cacheKey for incremental re-analysis, least recently used first. */
@@ -265,6 +297,8 @@ export class GpuEngine implements AttentionEngine {
     this.cacheBytes = options.cacheBytes ?? DEFAULT_GPU_CACHE_BYTES;
     this.deviceMemoryBytes = options.deviceMemoryBytes;
     this.ownsDevice = options.ownsDevice ?? true;
+    this.pacer = new SubmissionPacer(options.maxSubmissionMs);
+    this.onSubmitted = options.onSubmitted;
     this.backend = { kind: 'webgpu', adapter, f16Storage: weights.anyF16, kernelVariant: variant };
     this.kernels = new KernelLibrary(device);
     this.zeros = device.createBuffer({ label: 'zeros (absent bias)', size: 16, usage: GPUBufferUsage.STORAGE });
@@ -378,6 +412,14 @@ export class GpuEngine implements AttentionEngine {
     };
   }
 
+  /**
+   * How the last run, knockout or span effect was submitted: the number of submissions and units
+   * and the longest submission's measured duration (also after an abort or a failure).
+   */
+  submissionStats(): SubmissionStats {
+    return this.lastSubmitter?.stats() ?? { submissions: 0, units: 0, longestSubmissionMs: 0, totalSubmissionMs: 0 };
+  }
+
   dispose(): void {
     if (this.disposed) return;
     this.disposed = true;
@@ -387,6 +429,16 @@ export class GpuEngine implements AttentionEngine {
     this.zeros.destroy();
     this.kernels.dispose();
     if (this.ownsDevice) this.device.destroy();
+  }
+
+  /** The submissions of one call, checking for a lost device and for `signal` between them. */
+  private submitter(label: string, signal: AbortSignal | undefined): Submitter {
+    const submitter = new Submitter(this.device, this.pacer, label, () => {
+      this.throwIfDeviceFailed();
+      throwIfAborted(signal);
+    }, this.onSubmitted);
+    this.lastSubmitter = submitter;
+    return submitter;
   }
 
   private serialised<T>(task: () => Promise<T>): Promise<T> {
@@ -522,40 +574,36 @@ export class GpuEngine implements AttentionEngine {
       }
       const probs = this.buffer('probabilities block [heads, queries, n]', layout.headsPerBlock * layout.queriesPerBlock * n * F32);
       const summaryLayouts = layers.map((_, index) => computedRanges.map((range, block) => this.summaryBlockFor(index, block, range.rows, k, numSpans)));
-      const timer = this.passTimer(layers.length * (this.attentionBlockCount(layout, computedRanges) + (numSpans > 0 ? computedRanges.length : 0)));
+      const timer = this.passTimer();
       const inputs = this.blockInputs(tokenIds, computedRanges, blocks.slice(computedIndex).map((_, i) => state!.hidden[computedIndex + i].buffer), 'run');
 
-      let encoder = this.device.createCommandEncoder({ label: first > 0 ? `reuse ${first} rows, embedding` : 'embedding' });
-      if (source) this.copyPrefix(encoder, p, source, state, first);
-      this.encodeEmbedding(encoder, p, inputs);
-      this.device.queue.submit([encoder.finish()]);
+      const submitter = this.submitter('run', signal);
+      const kvWidth = s.numKvHeads * s.headDim;
+      const prefixCost = source ? first * (2 * s.numLayers * kvWidth + d) : 0;
+      await submitter.unit('embedding', first > 0 ? `reuse ${first} rows, embedding` : 'embedding', prefixCost + m * d, (encoder) => {
+        if (source) this.copyPrefix(encoder, p, source, state!, first);
+        this.encodeEmbedding(encoder, p, inputs);
+      });
 
-      let previousLayerDone: Promise<void> | undefined;
       for (let l = 0; l < s.numLayers; l++) {
         const layerIndex = layerIndexOf.get(l);
         const summaryBlocks = layerIndex === undefined ? undefined : summaryLayouts[layerIndex];
-        encoder = this.device.createCommandEncoder({ label: `layer ${l}` });
         const computed = inputs.map((input, i): ComputedBlock => ({ ...input, q: state!.q[l][computedIndex + i].buffer }));
-        this.encodeLayer(encoder, p, l, n, layout, computed, state.k[l], state.v[l], probs, work, undefined,
+        await this.encodeLayer(submitter, p, l, n, layout, computed, state.k[l], state.v[l], probs, work, undefined,
           summaryBlocks && { blocks: summaryBlocks, numSpans, spanBuffer, timer, valueWeighting: vw && normSquares ? { pipelines: vw, normSquares } : undefined });
         if (summaryBlocks) {
-          computedRanges.forEach((range, block) => {
-            const set = summaryBlocks[block];
-            if (numSpans > 0) {
-              const reducePass = encoder.beginComputePass({ label: `layer ${l} head reduction`, timestampWrites: timer?.nextPass() });
-              dispatch(this.device, reducePass, p.headReduce, [this.kernels.uniform([range.rows, H, numSpans]), set.spanMass, set.spanMean, set.spanMax], grid1d(range.rows * numSpans));
-              reducePass.end();
-            }
-            copySummaryToStaging(encoder, set, range.rows, H, k, numSpans);
+          await submitter.unit('summary readout', `layer ${l} summary readout`, m * H * (numSpans + k), (encoder) => {
+            computedRanges.forEach((range, block) => {
+              const set = summaryBlocks[block];
+              if (numSpans > 0) {
+                const reducePass = encoder.beginComputePass({ label: `layer ${l} head reduction`, timestampWrites: timer?.nextPass() });
+                dispatch(this.device, reducePass, p.headReduce, [this.kernels.uniform([range.rows, H, numSpans]), set.spanMass, set.spanMean, set.spanMax], grid1d(range.rows * numSpans));
+                reducePass.end();
+              }
+              copySummaryToStaging(encoder, set, range.rows, H, k, numSpans);
+            });
           });
         }
-        this.device.queue.submit([encoder.finish()]);
-        // Keep one layer queued ahead while waiting, so the device never idles on the abort check.
-        if (previousLayerDone) await previousLayerDone;
-        // A lost device rejects this; the loss itself is reported through deviceError.
-        previousLayerDone = this.device.queue.onSubmittedWorkDone().catch(() => undefined);
-        this.throwIfDeviceFailed();
-        throwIfAborted(signal);
       }
 
       // Logits of the last position only: copy its row, normalise it, multiply by the LM head.
@@ -563,22 +611,22 @@ export class GpuEngine implements AttentionEngine {
       const lastNormed = this.buffer('last normed [1, hidden]', d * F32);
       const logits = this.buffer('logits [vocab]', s.vocabSize * F32);
       const logitsStaging = this.staging('logits staging', s.vocabSize * F32);
-      encoder = this.device.createCommandEncoder({ label: 'logits' });
-      copyRows(encoder, state.hidden, n - 1, 1, lastRow, d * F32);
-      const pass = encoder.beginComputePass({ label: 'logits' });
-      this.normalize(pass, p, this.weights.finalNorm, lastRow, lastNormed, 1);
-      this.linear(pass, p, { weight: this.weights.lmHead }, lastNormed, logits, 1);
-      pass.end();
-      encoder.copyBufferToBuffer(logits, 0, logitsStaging, 0, s.vocabSize * F32);
-      timer?.resolve(encoder);
-      this.device.queue.submit([encoder.finish()]);
-      await this.device.queue.onSubmittedWorkDone();
+      await submitter.unit('logits', 'logits', d * s.vocabSize, (encoder) => {
+        copyRows(encoder, state!.hidden, n - 1, 1, lastRow, d * F32);
+        const pass = encoder.beginComputePass({ label: 'logits' });
+        this.normalize(pass, p, this.weights.finalNorm, lastRow, lastNormed, 1);
+        this.linear(pass, p, { weight: this.weights.lmHead }, lastNormed, logits, 1);
+        pass.end();
+        encoder.copyBufferToBuffer(logits, 0, logitsStaging, 0, s.vocabSize * F32);
+        timer?.resolve(encoder);
+      });
+      await submitter.finish();
       const failure = await popScopes();
       if (failure) throw new Error(`The WebGPU forward pass failed: ${failure.message}`);
       this.throwIfDeviceFailed();
       const wallMs = now() - forwardStart;
       // The summary kernels ran interleaved with the forward pass; their GPU time moves to summaryMs.
-      const summaryKernelMs = Math.min(wallMs, timer ? await timer.totalMs() : 0);
+      const summaryKernelMs = Math.min(wallMs, timer?.complete ? await timer.totalMs() : 0);
       const forwardMs = wallMs - summaryKernelMs;
 
       const summaryStart = now();
@@ -688,25 +736,15 @@ export class GpuEngine implements AttentionEngine {
     pass.end();
   }
 
-  /** Probability blocks one layer computes for these row blocks (for sizing the pass timer). */
-  private attentionBlockCount(layout: RunLayout, ranges: readonly RowRange[]): number {
-    const ratio = this.spec.numHeads / this.spec.numKvHeads;
-    let count = 0;
-    for (const range of ranges) {
-      for (const group of kvGroupRanges(this.spec, layout)) {
-        count += Math.ceil((group.count * ratio) / layout.headsPerBlock) * Math.ceil(range.rows / layout.queriesPerBlock);
-      }
-    }
-    return count;
-  }
-
   /**
    * Layer l over the computed row blocks: first every block's projections (K and V of all rows are
    * needed before any query attends), then block by block the attention in probability blocks (with
-   * the summaries when the layer is summarised) and the rest of the layer.
+   * the summaries when the layer is summarised) and the rest of the layer. Each piece goes to the
+   * submitter as units no larger than it asks for: row chunks of the projections and of the MLP,
+   * blocks of heads x queries of the attention (never larger than the memory plan's).
    */
-  private encodeLayer(
-    encoder: GPUCommandEncoder,
+  private async encodeLayer(
+    submitter: Submitter,
     p: Pipelines,
     l: number,
     n: number,
@@ -718,56 +756,140 @@ export class GpuEngine implements AttentionEngine {
     work: LayerWork,
     mask: ScoreMask | undefined,
     summaries: LayerSummaries | undefined,
-  ): void {
+  ): Promise<void> {
     const s = this.spec;
     const hd = s.headDim;
+    const d = s.hiddenSize;
+    const qWidth = s.numHeads * hd;
     const kvWidth = s.numKvHeads * hd;
     const ratio = s.numHeads / s.numKvHeads;
     const groups = kvGroupRanges(s, layout);
-    let pass = encoder.beginComputePass({ label: `layer ${l} projections` });
+    const costs = this.unitCosts(summaries?.numSpans);
+    // The span effect's masked scores kernel and summarised blocks run at their own speeds.
+    const attentionKind = mask ? 'masked attention' : summaries ? 'attention with summaries' : 'attention';
     for (const block of blocks) {
-      this.encodeProjections(pass, p, l, block.x, work.h, block.q, work.kRows, work.vRows, block.rows, block.cosSin);
-      groups.forEach((group, g) => {
-        const params = this.kernels.uniform([block.rows, group.count * hd, group.start * hd, kvWidth, block.rowStart * group.count * hd, group.count * hd]);
-        dispatch(this.device, pass, p.copyBlock, [params, work.kRows, k[g]], grid1d(block.rows * group.count * hd));
-        dispatch(this.device, pass, p.copyBlock, [params, work.vRows, v[g]], grid1d(block.rows * group.count * hd));
-      });
+      for (let r0 = 0; r0 < block.rows; ) {
+        const rows = unitRows(submitter.unitCost('projections'), block.rows - r0, costs.projectionPerRow);
+        const label = `layer ${l} projections, rows ${block.rowStart + r0}..${block.rowStart + r0 + rows}`;
+        await submitter.unit('projections', label, rows * costs.projectionPerRow, (encoder) => {
+          const pass = encoder.beginComputePass({ label });
+          this.encodeProjections(pass, p, l, rowRange(block.x, r0, rows, d), rowRange(work.h, r0, rows, d), rowRange(block.q, r0, rows, qWidth),
+            rowRange(work.kRows, r0, rows, kvWidth), rowRange(work.vRows, r0, rows, kvWidth), rows, block.cosSin && rowRange(block.cosSin, r0, rows, hd));
+          groups.forEach((group, g) => {
+            const params = this.kernels.uniform([rows, group.count * hd, r0 * kvWidth + group.start * hd, kvWidth, (block.rowStart + r0) * group.count * hd, group.count * hd]);
+            dispatch(this.device, pass, p.copyBlock, [params, work.kRows, k[g]], grid1d(rows * group.count * hd));
+            dispatch(this.device, pass, p.copyBlock, [params, work.vRows, v[g]], grid1d(rows * group.count * hd));
+          });
+          pass.end();
+        });
+        r0 += rows;
+      }
     }
     const vw = summaries?.valueWeighting;
-    if (vw) groups.forEach((group, g) => this.valueNorms(pass, vw.pipelines, this.weights.layers[l].o, v[g], vw.normSquares, n, group));
-    blocks.forEach((block, b) => {
-      groups.forEach((group, g) => {
+    if (vw) {
+      for (const [g, group] of groups.entries()) {
+        const label = `layer ${l} value norms, KV group ${g}`;
+        await submitter.unit('value norms', label, group.count * ratio * n * hd * d, (encoder) => {
+          const pass = encoder.beginComputePass({ label });
+          this.valueNorms(pass, vw.pipelines, this.weights.layers[l].o, v[g], vw.normSquares, n, group);
+          pass.end();
+        });
+      }
+    }
+    for (const [b, block] of blocks.entries()) {
+      for (const [g, group] of groups.entries()) {
         const groupEnd = (group.start + group.count) * ratio;
-        for (let head0 = group.start * ratio; head0 < groupEnd; head0 += layout.headsPerBlock) {
-          const headCount = Math.min(layout.headsPerBlock, groupEnd - head0);
-          for (let query0 = block.rowStart; query0 < block.rowStart + block.rows; query0 += layout.queriesPerBlock) {
-            const queryCount = Math.min(layout.queriesPerBlock, block.rowStart + block.rows - query0);
-            const blockShape = [n, head0, headCount, query0, queryCount];
-            this.scores(pass, p, block.q, block.rowStart, k[g], group, probs, n, head0, headCount, query0, queryCount, mask);
-            const outputParams = this.kernels.uniform([...blockShape, s.numHeads, s.numKvHeads, hd, block.rowStart, group.start, group.count]);
-            dispatch(this.device, pass, p.output, [outputParams, probs, v[g], work.attended], grid1d(headCount * queryCount * hd));
-            if (!summaries) continue;
-            // Summaries run in their own pass so that timestamp queries can time them.
-            pass.end();
-            const set = summaries.blocks[b];
-            const summaryPass = encoder.beginComputePass({ label: `layer ${l} summaries`, timestampWrites: summaries.timer?.nextPass() });
-            if (summaries.valueWeighting) {
-              // P·V has consumed the probabilities; from here on the block holds the value-weighted rows.
-              dispatch(this.device, summaryPass, summaries.valueWeighting.pipelines.weighting, [this.kernels.uniform(blockShape), probs, summaries.valueWeighting.normSquares], grid1d(headCount * queryCount));
-            }
-            const outRows = [block.rowStart, block.rows];
-            dispatch(this.device, summaryPass, p.topK, [this.kernels.uniform([...blockShape, ...outRows]), probs, set.topIndices, set.topWeights], grid1d(headCount * queryCount));
-            if (summaries.numSpans > 0) {
-              dispatch(this.device, summaryPass, p.spanMass, [this.kernels.uniform([...blockShape, summaries.numSpans, ...outRows]), probs, summaries.spanBuffer, set.spanMass], grid1d(headCount * queryCount * summaries.numSpans));
-            }
-            summaryPass.end();
-            pass = encoder.beginComputePass({ label: `layer ${l} (continued)` });
+        const headsPerUnit = unitHeads(submitter.unitCost(attentionKind), layout.headsPerBlock, n, costs.attentionPerKey);
+        for (let head0 = group.start * ratio; head0 < groupEnd; head0 += headsPerUnit) {
+          const headCount = Math.min(headsPerUnit, groupEnd - head0);
+          const blockEnd = block.rowStart + block.rows;
+          for (let query0 = block.rowStart; query0 < blockEnd; ) {
+            const queryCount = Math.min(layout.queriesPerBlock, unitQueries(submitter.unitCost(attentionKind), query0, blockEnd - query0, headCount, costs.attentionPerKey));
+            const cost = headCount * costs.attentionPerKey * (queryCount * (query0 + 1) + (queryCount * (queryCount - 1)) / 2);
+            const label = `layer ${l} attention, heads ${head0}..${head0 + headCount}, queries ${query0}..${query0 + queryCount}`;
+            await submitter.unit(attentionKind, label, cost, (encoder) => {
+              this.encodeAttentionBlock(label, encoder, p, l, n, block, b, k[g], v[g], group, probs, work, head0, headCount, query0, queryCount, mask, summaries);
+            });
+            query0 += queryCount;
           }
         }
-      });
-      this.encodeLayerTail(pass, p, l, block.x, work, block.rows);
-    });
+      }
+      for (let r0 = 0; r0 < block.rows; ) {
+        const rows = unitRows(submitter.unitCost('output and MLP'), block.rows - r0, costs.tailPerRow);
+        const label = `layer ${l} output and MLP, rows ${block.rowStart + r0}..${block.rowStart + r0 + rows}`;
+        await submitter.unit('output and MLP', label, rows * costs.tailPerRow, (encoder) => {
+          const pass = encoder.beginComputePass({ label });
+          this.encodeLayerTail(pass, p, l, rowRange(block.x, r0, rows, d), workRows(work, r0, rows, s), rows);
+          pass.end();
+        });
+        r0 += rows;
+      }
+    }
+  }
+
+  /**
+   * One block of attention: probabilities of heads head0.. and queries query0.. into probs, P·V
+   * into the attended rows, and the summaries of the block when the layer is summarised.
+   */
+  private encodeAttentionBlock(
+    label: string,
+    encoder: GPUCommandEncoder,
+    p: Pipelines,
+    l: number,
+    n: number,
+    block: ComputedBlock,
+    blockIndex: number,
+    k: GPUBuffer,
+    v: GPUBuffer,
+    group: { start: number; count: number },
+    probs: GPUBuffer,
+    work: LayerWork,
+    head0: number,
+    headCount: number,
+    query0: number,
+    queryCount: number,
+    mask: ScoreMask | undefined,
+    summaries: LayerSummaries | undefined,
+  ): void {
+    const s = this.spec;
+    const blockShape = [n, head0, headCount, query0, queryCount];
+    const pass = encoder.beginComputePass({ label });
+    this.scores(pass, p, block.q, block.rowStart, k, group, probs, n, head0, headCount, query0, queryCount, mask);
+    const outputParams = this.kernels.uniform([...blockShape, s.numHeads, s.numKvHeads, s.headDim, block.rowStart, group.start, group.count]);
+    dispatch(this.device, pass, p.output, [outputParams, probs, v, work.attended], grid1d(headCount * queryCount * s.headDim));
     pass.end();
+    if (!summaries) return;
+    // Summaries run in their own pass so that timestamp queries can time them.
+    const set = summaries.blocks[blockIndex];
+    const summaryPass = encoder.beginComputePass({ label: `layer ${l} summaries`, timestampWrites: summaries.timer?.nextPass() });
+    if (summaries.valueWeighting) {
+      // P·V has consumed the probabilities; from here on the block holds the value-weighted rows.
+      dispatch(this.device, summaryPass, summaries.valueWeighting.pipelines.weighting, [this.kernels.uniform(blockShape), probs, summaries.valueWeighting.normSquares], grid1d(headCount * queryCount));
+    }
+    const outRows = [block.rowStart, block.rows];
+    dispatch(this.device, summaryPass, p.topK, [this.kernels.uniform([...blockShape, ...outRows]), probs, set.topIndices, set.topWeights], grid1d(headCount * queryCount));
+    if (summaries.numSpans > 0) {
+      dispatch(this.device, summaryPass, p.spanMass, [this.kernels.uniform([...blockShape, summaries.numSpans, ...outRows]), probs, summaries.spanBuffer, set.spanMass], grid1d(headCount * queryCount * summaries.numSpans));
+    }
+    summaryPass.end();
+  }
+
+  /**
+   * Estimated costs (multiply-adds and the like) of the units a layer is cut into, so that the
+   * submitter can pack them by time: per row of projections and of the output projection + MLP, and
+   * per (head, query, key) of attention (scores, softmax, P·V and, when summarised, the summaries).
+   */
+  private unitCosts(numSpans: number | undefined): { projectionPerRow: number; tailPerRow: number; attentionPerKey: number } {
+    const s = this.spec;
+    const d = s.hiddenSize;
+    const qWidth = s.numHeads * s.headDim;
+    const kvWidth = s.numKvHeads * s.headDim;
+    const mlpMatrices = s.mlp === 'swiglu' ? 3 : 2;
+    return {
+      projectionPerRow: d * (qWidth + 2 * kvWidth) + 8 * d,
+      tailPerRow: qWidth * d + mlpMatrices * d * s.intermediateSize + 16 * d,
+      attentionPerKey: 2 * s.headDim + 8 + (numSpans === undefined ? 0 : 8 + numSpans),
+    };
   }
 
   private async attentionRowNow(layer: number, head: number, query: number): Promise<Float32Array> {
@@ -815,7 +937,7 @@ export class GpuEngine implements AttentionEngine {
       return hidden.end > hidden.start ? masks.push(hidden) - 1 : 0;
     });
     throwIfAborted(signal);
-    const logits = await this.knockoutLogits(run, query, masks, layers);
+    const logits = await this.knockoutLogits(run, query, masks, layers, signal);
     throwIfAborted(signal);
     const V = s.vocabSize;
     const full = logits.subarray(0, V);
@@ -827,7 +949,7 @@ export class GpuEngine implements AttentionEngine {
   }
 
   /** The next-token logits [rows, vocab] of the query's row with each row's mask applied in `layers`. */
-  private async knockoutLogits(run: RunState, query: number, masks: readonly { start: number; end: number }[], layers: { start: number; end: number }): Promise<Float32Array> {
+  private async knockoutLogits(run: RunState, query: number, masks: readonly { start: number; end: number }[], layers: { start: number; end: number }, signal?: AbortSignal): Promise<Float32Array> {
     const s = this.spec;
     const rows = masks.length;
     const d = s.hiddenSize;
@@ -851,27 +973,40 @@ export class GpuEngine implements AttentionEngine {
       const staging = this.staging('knockout logits staging', rows * s.vocabSize * F32);
       const groups = kvGroupRanges(s, run.layout);
 
-      const encoder = this.device.createCommandEncoder({ label: `knockout at ${query}` });
-      const pass = encoder.beginComputePass({ label: `knockout at ${query}` });
-      this.embed(pass, p, ids, x, rows);
-      if (this.weights.positionEmbedding) {
-        dispatch(this.device, pass, addRow, [this.kernels.uniform([rows, d, query * d]), x, this.weights.positionEmbedding], grid1d(rows * d));
-      }
+      // One unit per layer: the query's rows through the layer, attending to every earlier key.
+      const submitter = this.submitter('knockout', signal);
+      const costs = this.unitCosts(undefined);
+      const attentionCost = rows * s.numHeads * (query + 1) * costs.attentionPerKey;
+      await submitter.unit('embedding', `knockout at ${query}: embedding`, rows * d, (encoder) => {
+        const pass = encoder.beginComputePass({ label: `knockout at ${query}: embedding` });
+        this.embed(pass, p, ids, x, rows);
+        if (this.weights.positionEmbedding) {
+          dispatch(this.device, pass, addRow, [this.kernels.uniform([rows, d, query * d]), x, this.weights.positionEmbedding], grid1d(rows * d));
+        }
+        pass.end();
+      });
       for (let l = 0; l < s.numLayers; l++) {
-        this.encodeProjections(pass, p, l, x, work.h, qRows, work.kRows, work.vRows, rows, cosSin);
-        const masked = l >= layers.start && l < layers.end ? 1 : 0;
-        groups.forEach((group, g) => {
-          const headCount = group.count * ratio;
-          const params = this.kernels.uniform([rows, query, s.numHeads, s.numKvHeads, s.headDim, masked, group.start * ratio, headCount, group.start, group.count], [1 / Math.sqrt(s.headDim)]);
-          dispatch(this.device, pass, rowAttention, [params, qRows, run.k[l][g], run.v[l][g], work.kRows, work.vRows, maskBuffer, work.attended], [Math.ceil((rows * headCount) / WORKGROUP_SIZE)]);
+        await submitter.unit('knockout layer', `knockout at ${query}: layer ${l}`, rows * (costs.projectionPerRow + costs.tailPerRow) + attentionCost, (encoder) => {
+          const pass = encoder.beginComputePass({ label: `knockout at ${query}: layer ${l}` });
+          this.encodeProjections(pass, p, l, x, work.h, qRows, work.kRows, work.vRows, rows, cosSin);
+          const masked = l >= layers.start && l < layers.end ? 1 : 0;
+          groups.forEach((group, g) => {
+            const headCount = group.count * ratio;
+            const params = this.kernels.uniform([rows, query, s.numHeads, s.numKvHeads, s.headDim, masked, group.start * ratio, headCount, group.start, group.count], [1 / Math.sqrt(s.headDim)]);
+            dispatch(this.device, pass, rowAttention, [params, qRows, run.k[l][g], run.v[l][g], work.kRows, work.vRows, maskBuffer, work.attended], [Math.ceil((rows * headCount) / WORKGROUP_SIZE)]);
+          });
+          this.encodeLayerTail(pass, p, l, x, work, rows);
+          pass.end();
         });
-        this.encodeLayerTail(pass, p, l, x, work, rows);
       }
-      this.normalize(pass, p, this.weights.finalNorm, x, work.h, rows);
-      this.linear(pass, p, { weight: this.weights.lmHead }, work.h, logits, rows);
-      pass.end();
-      encoder.copyBufferToBuffer(logits, 0, staging, 0, rows * s.vocabSize * F32);
-      this.device.queue.submit([encoder.finish()]);
+      await submitter.unit('logits', `knockout at ${query}: logits`, rows * d * s.vocabSize, (encoder) => {
+        const pass = encoder.beginComputePass({ label: `knockout at ${query}: logits` });
+        this.normalize(pass, p, this.weights.finalNorm, x, work.h, rows);
+        this.linear(pass, p, { weight: this.weights.lmHead }, work.h, logits, rows);
+        pass.end();
+        encoder.copyBufferToBuffer(logits, 0, staging, 0, rows * s.vocabSize * F32);
+      });
+      await submitter.finish();
       return new Float32Array(await readStaging(staging, rows * s.vocabSize * F32));
     });
   }
@@ -909,19 +1044,11 @@ export class GpuEngine implements AttentionEngine {
       const inputs = this.blockInputs(run.tokenIds, ranges, residuals, 'span effect');
       const mask: ScoreMask = { pipeline: maskedScores, queryStart: span.end, keyStart: span.start, keyEnd: span.end };
 
-      let encoder = this.device.createCommandEncoder({ label: 'span effect embedding' });
-      this.encodeEmbedding(encoder, p, inputs);
-      this.device.queue.submit([encoder.finish()]);
-      let previousLayerDone: Promise<void> | undefined;
+      const submitter = this.submitter('span effect', signal);
+      await submitter.unit('embedding', 'span effect embedding', n * d, (encoder) => this.encodeEmbedding(encoder, p, inputs));
       for (let l = 0; l < s.numLayers; l++) {
-        encoder = this.device.createCommandEncoder({ label: `span effect layer ${l}` });
         const computed = inputs.map((input, i): ComputedBlock => ({ ...input, q: qBlocks[i] }));
-        this.encodeLayer(encoder, p, l, n, layout, computed, k, v, probs, work, mask, undefined);
-        this.device.queue.submit([encoder.finish()]);
-        if (previousLayerDone) await previousLayerDone;
-        previousLayerDone = this.device.queue.onSubmittedWorkDone().catch(() => undefined);
-        this.throwIfDeviceFailed();
-        throwIfAborted(signal);
+        await this.encodeLayer(submitter, p, l, n, layout, computed, k, v, probs, work, mask, undefined);
       }
 
       // Positions span.end .. n-1, a block of rows at a time: both logits, then the two numbers.
@@ -937,22 +1064,26 @@ export class GpuEngine implements AttentionEngine {
       const changedLogits = this.buffer('span effect changed logits [block, vocab]', blockRows * V * F32);
       const divergences = this.buffer('span effect divergences [block, 2]', blockRows * 2 * F32);
       const staging = this.staging('span effect staging', count * 2 * F32);
-      for (let row0 = span.end; row0 < n; row0 += blockRows) {
-        const rows = Math.min(blockRows, n - row0);
-        encoder = this.device.createCommandEncoder({ label: `span effect logits ${row0}..${row0 + rows}` });
-        copyRows(encoder, run.hidden, row0, rows, fullRows, d * F32);
-        copyRows(encoder, changed, row0, rows, changedRows, d * F32);
-        const pass = encoder.beginComputePass({ label: 'span effect logits' });
-        this.normalize(pass, p, this.weights.finalNorm, fullRows, normed, rows);
-        this.linear(pass, p, { weight: this.weights.lmHead }, normed, fullLogits, rows);
-        this.normalize(pass, p, this.weights.finalNorm, changedRows, normed, rows);
-        this.linear(pass, p, { weight: this.weights.lmHead }, normed, changedLogits, rows);
-        dispatch(this.device, pass, divergence, [this.kernels.uniform([rows, V, row0]), fullLogits, changedLogits, nextTokens, divergences], [Math.ceil(rows / WORKGROUP_SIZE)]);
-        pass.end();
-        encoder.copyBufferToBuffer(divergences, 0, staging, (row0 - span.end) * 2 * F32, rows * 2 * F32);
-        this.device.queue.submit([encoder.finish()]);
-        throwIfAborted(signal);
+      // Per row: both rows' logits (two [hidden] x [hidden, vocab] products) and the divergence.
+      const logitsCostPerRow = 2 * d * V + 8 * V;
+      for (let row0 = span.end; row0 < n; ) {
+        const rows = unitRows(submitter.unitCost('span effect logits'), Math.min(blockRows, n - row0), logitsCostPerRow);
+        const start = row0;
+        await submitter.unit('span effect logits', `span effect logits ${start}..${start + rows}`, rows * logitsCostPerRow, (encoder) => {
+          copyRows(encoder, run.hidden, start, rows, fullRows, d * F32);
+          copyRows(encoder, changed, start, rows, changedRows, d * F32);
+          const pass = encoder.beginComputePass({ label: `span effect logits ${start}..${start + rows}` });
+          this.normalize(pass, p, this.weights.finalNorm, fullRows, normed, rows);
+          this.linear(pass, p, { weight: this.weights.lmHead }, normed, fullLogits, rows);
+          this.normalize(pass, p, this.weights.finalNorm, changedRows, normed, rows);
+          this.linear(pass, p, { weight: this.weights.lmHead }, normed, changedLogits, rows);
+          dispatch(this.device, pass, divergence, [this.kernels.uniform([rows, V, start]), fullLogits, changedLogits, nextTokens, divergences], [Math.ceil(rows / WORKGROUP_SIZE)]);
+          pass.end();
+          encoder.copyBufferToBuffer(divergences, 0, staging, (start - span.end) * 2 * F32, rows * 2 * F32);
+        });
+        row0 += rows;
       }
+      await submitter.finish();
       return new Float32Array(await readStaging(staging, count * 2 * F32));
     });
     const tokens: TokenEffect[] = [];
@@ -1073,13 +1204,13 @@ export class GpuEngine implements AttentionEngine {
     pass: GPUComputePassEncoder,
     p: Pipelines,
     l: number,
-    x: GPUBuffer,
-    h: GPUBuffer,
-    q: GPUBuffer,
-    k: GPUBuffer,
-    v: GPUBuffer,
+    x: Binding,
+    h: Binding,
+    q: Binding,
+    k: Binding,
+    v: Binding,
     rows: number,
-    cosSin: GPUBuffer | undefined,
+    cosSin: Binding | undefined,
   ): void {
     const s = this.spec;
     const layerWeights = this.weights.layers[l];
@@ -1095,7 +1226,7 @@ export class GpuEngine implements AttentionEngine {
   }
 
   /** The rest of layer l after attention: x += attended W_O^T, then x += MLP(norm(x)), for `rows` rows. */
-  private encodeLayerTail(pass: GPUComputePassEncoder, p: Pipelines, l: number, x: GPUBuffer, work: LayerWork, rows: number): void {
+  private encodeLayerTail(pass: GPUComputePassEncoder, p: Pipelines, l: number, x: Binding, work: LayerWorkRows, rows: number): void {
     const s = this.spec;
     const d = s.hiddenSize;
     const inter = s.intermediateSize;
@@ -1152,7 +1283,7 @@ export class GpuEngine implements AttentionEngine {
     }
   }
 
-  private normalize(pass: GPUComputePassEncoder, p: Pipelines, weights: DeviceNorm, input: GPUBuffer, out: GPUBuffer, rows: number): void {
+  private normalize(pass: GPUComputePassEncoder, p: Pipelines, weights: DeviceNorm, input: Binding, out: Binding, rows: number): void {
     const s = this.spec;
     const params = this.kernels.uniform([rows, s.hiddenSize], [s.normEps]);
     const buffers = s.norm === 'rms' ? [params, input, weights.weight, out] : [params, input, weights.weight, weights.bias ?? this.zeros, out];
@@ -1160,7 +1291,7 @@ export class GpuEngine implements AttentionEngine {
   }
 
   /** y[rows, out] = x W^T + b, one dispatch per row chunk of W. */
-  private linear(pass: GPUComputePassEncoder, p: Pipelines, layer: DeviceLinear, input: GPUBuffer, out: GPUBuffer, rows: number): void {
+  private linear(pass: GPUComputePassEncoder, p: Pipelines, layer: DeviceLinear, input: Binding, out: Binding, rows: number): void {
     const w: DeviceMatrix = layer.weight;
     const pipeline = w.f16 ? p.linearF16 : p.linear;
     for (const chunk of w.chunks) {
@@ -1210,15 +1341,12 @@ export class GpuEngine implements AttentionEngine {
   }
 
   /**
-   * The timer for a run with `passes` summary passes, or undefined when the device has no
-   * timestamp queries or the run has more passes than one query set holds.
+   * The timer of a run's summary passes, or undefined when the device has no timestamp queries. It
+   * holds as many passes as one query set can; a run cut into more is reported untimed.
    */
-  private passTimer(passes: number): PassTimer | undefined {
-    if (!this.device.features.has('timestamp-query') || passes > MAX_TIMED_PASSES || passes === 0) return undefined;
-    if (!this.timer || this.timer.capacity < passes) {
-      this.timer?.destroy();
-      this.timer = new PassTimer(this.device, Math.max(passes, 64));
-    }
+  private passTimer(): PassTimer | undefined {
+    if (!this.device.features.has('timestamp-query')) return undefined;
+    this.timer ??= new PassTimer(this.device, MAX_TIMED_PASSES);
     this.timer.reset();
     return this.timer;
   }
@@ -1347,6 +1475,48 @@ export class GpuEngine implements AttentionEngine {
   private throwIfDeviceFailed(): void {
     if (this.deviceError) throw this.deviceError;
   }
+}
+
+/** Rows [row0, row0 + rows) of a layer's temporaries, as bindings the kernels see from row 0. */
+function workRows(work: LayerWork, row0: number, rows: number, spec: ModelSpec): LayerWorkRows {
+  const d = spec.hiddenSize;
+  const inter = spec.intermediateSize;
+  return {
+    h: rowRange(work.h, row0, rows, d),
+    attended: rowRange(work.attended, row0, rows, spec.numHeads * spec.headDim),
+    projected: rowRange(work.projected, row0, rows, d),
+    up: rowRange(work.up, row0, rows, inter),
+    gate: work.gate && rowRange(work.gate, row0, rows, inter),
+  };
+}
+
+/**
+ * Rows of the next unit of `remaining` rows costing `perRow` each: as many as `unitCost` allows, in
+ * multiples of ROW_ALIGNMENT (so that row ranges can be bound), at least ROW_ALIGNMENT.
+ */
+function unitRows(unitCost: number, remaining: number, perRow: number): number {
+  const fit = Math.floor(unitCost / perRow / ROW_ALIGNMENT) * ROW_ALIGNMENT;
+  return Math.min(remaining, Math.max(ROW_ALIGNMENT, fit));
+}
+
+/** Queries per attention unit are multiples of this (the tiled scores kernel's tile), except the last. */
+const QUERY_ALIGNMENT = 16;
+
+/**
+ * Queries of the next attention unit from query0 (query q attends to q + 1 keys): the most whose
+ * cost heads * perKey * sum(q + 1) stays within `unitCost`, in multiples of QUERY_ALIGNMENT.
+ */
+function unitQueries(unitCost: number, query0: number, remaining: number, heads: number, perKey: number): number {
+  // heads * perKey * (q * (query0 + 1) + q (q - 1) / 2) <= unitCost, solved for q.
+  const budget = unitCost / (heads * perKey);
+  const a = query0 + 0.5;
+  const fit = Math.floor((-a + Math.sqrt(a * a + 2 * budget)) / QUERY_ALIGNMENT) * QUERY_ALIGNMENT;
+  return Math.min(remaining, Math.max(QUERY_ALIGNMENT, fit));
+}
+
+/** Heads per attention unit: as many (up to the plan's) as fit `unitCost` for the window's last QUERY_ALIGNMENT queries. */
+function unitHeads(unitCost: number, headsPerBlock: number, n: number, perKey: number): number {
+  return Math.min(headsPerBlock, Math.max(1, Math.floor(unitCost / (QUERY_ALIGNMENT * n * perKey))));
 }
 
 /** Bytes of one row block's summary: top indices and weights [H, rows, k], span masses [H, rows, S], mean and max [rows, S]. */

@@ -187,18 +187,34 @@ export function grid1d(invocations: number, workgroupSize = WORKGROUP_SIZE): [nu
   return [x, Math.ceil(groups / x)];
 }
 
+/** A whole buffer, or a range of one (rows of a [rows, width] tensor: see rowRange). */
+export type Binding = GPUBuffer | GPUBufferBinding;
+
+/**
+ * Rows [row0, row0 + rows) of a [*, width] f32 tensor held in `buffer`, as a binding the kernels see
+ * from row 0. Binding offsets must be multiples of minStorageBufferOffsetAlignment (at most 256
+ * bytes), which row0 being a multiple of ROW_ALIGNMENT guarantees for every width.
+ */
+export function rowRange(buffer: GPUBuffer, row0: number, rows: number, width: number): GPUBufferBinding {
+  if (row0 % ROW_ALIGNMENT !== 0) throw new Error(`row ranges start at multiples of ${ROW_ALIGNMENT} rows, not ${row0}`);
+  return { buffer, offset: row0 * width * 4, size: Math.max(4, rows * width * 4) };
+}
+
+/** Row ranges start at multiples of this many rows: 64 f32 rows of any width span a multiple of 256 bytes. */
+export const ROW_ALIGNMENT = 64;
+
 /** Records one dispatch of `pipeline` with the buffers bound at 0, 1, 2, ... in order. */
 export function dispatch(
   device: GPUDevice,
   pass: GPUComputePassEncoder,
   pipeline: GPUComputePipeline,
-  buffers: readonly GPUBuffer[],
+  buffers: readonly Binding[],
   workgroups: readonly [number, number?, number?],
 ): void {
   const bindGroup = device.createBindGroup({
     label: `${pipeline.label} bindings`,
     layout: pipeline.getBindGroupLayout(0),
-    entries: buffers.map((buffer, binding) => ({ binding, resource: { buffer } })),
+    entries: buffers.map((buffer, binding) => ({ binding, resource: 'buffer' in buffer ? buffer : { buffer } })),
   });
   pass.setPipeline(pipeline);
   pass.setBindGroup(0, bindGroup);

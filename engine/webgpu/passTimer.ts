@@ -12,6 +12,7 @@ export class PassTimer {
   private readonly resolveBuffer: GPUBuffer;
   private readonly staging: GPUBuffer;
   private used = 0;
+  private overflowed = false;
 
   constructor(
     device: GPUDevice,
@@ -38,13 +39,25 @@ export class PassTimer {
   /** Starts a new run's measurements. */
   reset(): void {
     this.used = 0;
+    this.overflowed = false;
   }
 
-  /** Timestamp writes for one more pass. */
-  nextPass(): GPUComputePassTimestampWrites {
-    if (this.used >= this.capacity) throw new Error(`PassTimer holds ${this.capacity} passes; size it for the run`);
+  /**
+   * Timestamp writes for one more pass, or undefined once the timer is full: the pass then runs
+   * untimed and `complete` turns false (a run split into very many blocks is not timed).
+   */
+  nextPass(): GPUComputePassTimestampWrites | undefined {
+    if (this.used >= this.capacity) {
+      this.overflowed = true;
+      return undefined;
+    }
     const index = this.used++;
     return { querySet: this.querySet, beginningOfPassWriteIndex: index * 2, endOfPassWriteIndex: index * 2 + 1 };
+  }
+
+  /** Whether every pass asked for since reset() was timed. */
+  get complete(): boolean {
+    return !this.overflowed;
   }
 
   /** Records the copy of this run's timestamps to the mappable buffer. */
