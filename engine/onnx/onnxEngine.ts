@@ -15,6 +15,7 @@ import type { AttentionEngine } from '../engine';
 import type { LoadedModel, ModelSpec } from '../model/modelTypes';
 import { throwIfAborted, validateAttentionRequest, validateRowRequest, validateTokenIds } from '../requestChecks';
 import { toFloat32 } from '../model/tensorData';
+import { ropeAngle, ropeInverseFrequencies } from '../model/rope';
 import { buildEffectModel, buildKnockoutModel, buildOnnxModel, GRAPH_IO } from './onnxGraph';
 import { cloneSummary, mergeSummaries, planReuse, summaryArrayBytes, type CachedRequest, type ReusePlan } from '../runReuse';
 
@@ -432,10 +433,10 @@ function ropeRows(spec: ModelSpec, first: number, count: number): { cos: Float32
   const half = hd / 2;
   const cos = new Float32Array(count * hd);
   const sin = new Float32Array(count * hd);
+  const invFreq = ropeInverseFrequencies(hd, spec.ropeTheta);
   for (let i = 0; i < half; i++) {
-    const invFreq = 1 / Math.pow(spec.ropeTheta, (2 * i) / hd);
     for (let t = 0; t < count; t++) {
-      const angle = (first + t) * invFreq;
+      const angle = ropeAngle(first + t, invFreq[i]);
       cos[t * hd + i] = cos[t * hd + i + half] = Math.cos(angle);
       sin[t * hd + i] = sin[t * hd + i + half] = Math.sin(angle);
     }

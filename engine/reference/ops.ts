@@ -4,6 +4,7 @@
  * engine is built from them. All arrays are float32, flattened row-major in the order the shape
  * comments give. Sums accumulate in float64 (JavaScript numbers) before being stored.
  */
+import { ropeAngle, ropeInverseFrequencies } from '../model/rope';
 import type { AttentionRequest, AttentionSummary, TokenSpan } from '../attention';
 
 /** y = x W^T + b. x: [n, inDim], w: [outDim, inDim] (nn.Linear layout), bias: [outDim]. Returns [n, outDim]. */
@@ -81,12 +82,11 @@ export function applyRope(
   positionOffset = 0,
 ): void {
   const half = headDim / 2;
-  const invFreq = new Float64Array(half);
-  for (let i = 0; i < half; i++) invFreq[i] = 1 / Math.pow(theta, (2 * i) / headDim);
+  const invFreq = ropeInverseFrequencies(headDim, theta);
   for (let t = 0; t < n; t++) {
     const position = t + positionOffset;
     for (let i = 0; i < half; i++) {
-      const angle = position * invFreq[i];
+      const angle = ropeAngle(position, invFreq[i]);
       const cos = Math.cos(angle);
       const sin = Math.sin(angle);
       for (let h = 0; h < heads; h++) {

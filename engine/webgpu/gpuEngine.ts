@@ -55,6 +55,7 @@ import { MAX_TIMED_PASSES, PassTimer } from './passTimer';
 import { type SubmissionRecord, type SubmissionStats, SubmissionPacer, Submitter } from './submissions';
 import { type CachedRequest, cloneSummary, mergeSummaries, planReuse, summaryArrayBytes } from '../runReuse';
 import { throwIfAborted, validateAttentionRequest, validateRowRequest, validateTokenIds } from '../requestChecks';
+import { ropeAngle, ropeInverseFrequencies } from '../model/rope';
 
 export type KernelVariant = 'tiled' | 'register';
 
@@ -1569,11 +1570,10 @@ async function readStaging(staging: GPUBuffer, bytes: number): Promise<ArrayBuff
 function ropeTable(start: number, rows: number, headDim: number, theta: number): Float32Array<ArrayBuffer> {
   const half = headDim / 2;
   const table = new Float32Array(rows * half * 2);
-  const invFreq = new Float32Array(half);
-  for (let i = 0; i < half; i++) invFreq[i] = Math.fround(1 / Math.fround(Math.pow(theta, Math.fround((2 * i) / headDim))));
+  const invFreq = ropeInverseFrequencies(headDim, theta);
   for (let r = 0; r < rows; r++) {
     for (let i = 0; i < half; i++) {
-      const angle = Math.fround((start + r) * invFreq[i]);
+      const angle = ropeAngle(start + r, invFreq[i]);
       table[(r * half + i) * 2] = Math.cos(angle);
       table[(r * half + i) * 2 + 1] = Math.sin(angle);
     }
