@@ -208,7 +208,7 @@ function activateWith(context: vscode.ExtensionContext, log: vscode.LogOutputCha
   );
 
   // ---- Analysis and editor views ---------------------------------------------------------------
-  /** Documents analysed at least once: edits re-analyse them after a pause (unless autoAnalyze is off). */
+  /** Documents analysed at least once: edits re-analyse them after a pause (attentionLens.idleDelayMs), whatever autoAnalyze says. */
   const analysed = new Set<string>();
   const setHasAnalysis = () => {
     const editor = vscode.window.activeTextEditor;

@@ -8,7 +8,7 @@ import * as fs from 'node:fs/promises';
 import * as path from 'node:path';
 import * as vscode from 'vscode';
 import type { AttentionLensConfig } from '../config';
-import { AttentionPanel, type PanelHost } from '../panel/attentionPanel';
+import { AttentionPanel, PANEL_CLOSED_DURING_RUN, type PanelHost } from '../panel/attentionPanel';
 import type { AdapterSummary, AttentionSummary, BackendInfo } from '../../engine/attention';
 import { chooseBackend, describeBackend, needsAdapterProbe, windowTokens, type BackendChoice, type BackendFacts } from '../../engine/backendPolicy';
 import { loadModelFolder } from '../../engine/hosts/nodeModelFolder';
@@ -189,7 +189,10 @@ export class AnalysisController implements vscode.Disposable {
     let outcome: AnalysisOutcome;
     const work = this.run(document, options, cancellation.token).catch((error: unknown): AnalysisOutcome => {
       if (cancellation.token.isCancellationRequested) return { kind: 'cancelled', message: 'The analysis was cancelled.' };
-      return { kind: 'failed', message: error instanceof Error ? error.message : String(error) };
+      const message = error instanceof Error ? error.message : String(error);
+      // VS Code's own words when the panel went away between two steps of the run.
+      if (/webview is disposed/i.test(message)) return { kind: 'failed', message: PANEL_CLOSED_DURING_RUN };
+      return { kind: 'failed', message };
     });
     // Only runs that take more than a moment get a (cancellable) progress notification.
     const timer = setTimeout(() => {

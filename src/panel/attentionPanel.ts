@@ -11,6 +11,9 @@ import { isUnderRoots, PANEL_RESOURCE_FOLDERS, panelContentSecurityPolicy } from
 
 /** How long the host waits for the webview to answer a WebGPU probe (SwiftShader can be slow to start). */
 const PROBE_TIMEOUT_MS = 60_000;
+/** What a run that needed the panel says when the user closed it meanwhile. */
+export const PANEL_CLOSED_DURING_RUN = 'The Attention Lens panel was closed during the analysis. Run the analysis again: the panel opens again.';
+
 /** How long a new panel may take to say `ready` before requests to it fail with a message. */
 const PANEL_START_TIMEOUT_MS = 45_000;
 
@@ -45,6 +48,7 @@ export class AttentionPanel implements vscode.Disposable {
    */
   static createOrShow(host: PanelHost, modelFolder?: string): AttentionPanel {
     const column = vscode.window.activeTextEditor ? vscode.ViewColumn.Beside : vscode.ViewColumn.One;
+    if (AttentionPanel.current?.isClosed) AttentionPanel.current.dispose();
     if (AttentionPanel.current && (!modelFolder || AttentionPanel.current.canRead(modelFolder))) {
       AttentionPanel.current.panel.reveal(undefined, true);
       return AttentionPanel.current;
@@ -78,7 +82,21 @@ export class AttentionPanel implements vscode.Disposable {
 
   /** True when the webview may fetch files from `folder`. */
   canRead(folder: string): boolean {
+    if (this.isClosed) return false;
     return isUnderRoots(folder, (this.panel.webview.options.localResourceRoots ?? []).map((root) => root.fsPath));
+  }
+
+  private closed = false;
+
+  /** True once the user closed the panel (VS Code may report it a moment after the webview is gone). */
+  get isClosed(): boolean {
+    if (this.closed) return true;
+    try {
+      void this.panel.webview.options;
+      return false;
+    } catch {
+      return true;
+    }
   }
 
   private constructor(
@@ -130,6 +148,7 @@ export class AttentionPanel implements vscode.Disposable {
 
   /** Where the webview fetches a model folder's files (the panel must have been created for it). */
   modelLocation(label: string, folder: string, files: readonly string[]): ModelLocation {
+    if (this.isClosed) throw new Error(PANEL_CLOSED_DURING_RUN);
     if (!this.canRead(folder)) throw new Error(`The Attention Lens panel cannot read ${folder}; run the analysis again.`);
     const base = this.panel.webview.asWebviewUri(vscode.Uri.file(folder)).toString();
     return { label, baseUri: base.endsWith('/') ? base : `${base}/`, files };
@@ -199,8 +218,10 @@ export class AttentionPanel implements vscode.Disposable {
   }
 
   dispose(): void {
+    this.closed = true;
     if (AttentionPanel.current === this) AttentionPanel.current = undefined;
-    this.channel.dispose();
+    // Requests still waiting for the webview (an analysis, a check) fail with what happened.
+    this.channel.dispose(PANEL_CLOSED_DURING_RUN);
     this.panel.dispose();
     while (this.disposables.length) this.disposables.pop()?.dispose();
   }

@@ -160,9 +160,9 @@ export class WebviewChannel {
   }
 
 
-  dispose(): void {
+  dispose(reason = 'The Attention Lens panel was closed.'): void {
     clearTimeout(this.startTimer);
-    this.reset('The Attention Lens panel was closed.');
+    this.reset(reason);
     this.closed = true;
     this.queue.length = 0;
   }
