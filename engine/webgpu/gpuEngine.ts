@@ -309,11 +309,14 @@ export class GpuEngine implements AttentionEngine {
         `The GPU device was lost (${info.reason}): ${info.message || 'no detail'}. Reopen the analysis to start a new device.`,
       );
     });
-    device.addEventListener('uncapturederror', (event) => {
-      const message = (event as GPUUncapturedErrorEvent).error.message;
-      this.deviceError ??= new Error(`WebGPU reported an error: ${message}`);
-    });
+    device.addEventListener('uncapturederror', this.onUncapturedError);
   }
+
+  /** Kept to be removed on dispose: a device shared by several engines (ownsDevice false) outlives each. */
+  private readonly onUncapturedError = (event: Event): void => {
+    const message = (event as GPUUncapturedErrorEvent).error.message;
+    this.deviceError ??= new Error(`WebGPU reported an error: ${message}`);
+  };
 
   /** Uploads the weights and builds the kernels. The engine owns `device` and destroys it on dispose (unless options.ownsDevice is false). */
   static async create(device: GPUDevice, adapter: AdapterSummary, model: LoadedModel, options: GpuEngineOptions = {}): Promise<GpuEngine> {
@@ -429,6 +432,7 @@ export class GpuEngine implements AttentionEngine {
     destroyWeights(this.weights);
     this.zeros.destroy();
     this.kernels.dispose();
+    this.device.removeEventListener('uncapturederror', this.onUncapturedError);
     if (this.ownsDevice) this.device.destroy();
   }
 

@@ -27,7 +27,7 @@ async function main(): Promise<void> {
   let gpuEngine: Parameters<typeof fuzzModels>[0]['gpuEngine'];
   if (process.argv.includes('--webgpu')) {
     const { adapter, device } = await requestNodeDevice();
-    gpuEngine = (model) => GpuEngine.create(device, summarizeAdapter(adapter), model);
+    gpuEngine = (model) => GpuEngine.create(device, summarizeAdapter(adapter), model, { ownsDevice: false });
     console.log(`fuzz: with the WebGPU engine on ${adapter.info?.description || adapter.info?.vendor || 'the adapter'}`);
   }
   const summary = await fuzzModels({
