@@ -344,6 +344,11 @@ export async function fuzzModels(options: FuzzOptions): Promise<FuzzSummary> {
     { type: 'selectToken', uri: 'file:///a.ts', token: 3 },
     { type: 'analysisResult', requestId: 1, error: 'x' },
     { type: 'attentionRowResult', requestId: 2, probs: new Float32Array([0.5, 0.5]) },
+    { type: 'knockoutResult', requestId: 3, result: { query: 4, nextToken: 1, top: [{ token: 1, prob: 0.5 }], spans: [{ start: 0, end: 2, kl: 0.1, deltaLogProb: -0.3, top: [{ token: 2, prob: 0.4 }] }] } },
+    { type: 'spanEffectResult', requestId: 4, result: { span: { start: 0, end: 2 }, tokens: [{ position: 2, kl: 0.2, deltaLogProb: null }] } },
+    { type: 'mapRendered', uri: 'file:///a.ts', threshold: 0.1, nodes: ['import fs'], edges: [{ from: 1, to: 0, weight: 0.4, agreement: 'both' }], heads: ['L1 H7'] },
+    { type: 'memoryReport', requestId: 5, jsHeapBytes: 1e6, gpuBufferBytes: null, collected: true },
+    { type: 'tabShown', tab: 'map' },
   ];
   for (let m = 0; m < messages.cases; m++) {
     let message: unknown;
@@ -352,7 +357,7 @@ export async function fuzzModels(options: FuzzOptions): Promise<FuzzSummary> {
       for (const key of Object.keys(copy)) if (key !== 'type' && random() < 0.4) (copy as Record<string, unknown>)[key] = random() < 0.5 ? undefined : nastyValue(random);
       message = copy;
     } else {
-      message = random() < 0.3 ? nastyValue(random) : { type: pick(random, ['ready', 'viewRendered', 'selectToken', 'analysisResult', 'probeResult', 'modelLoaded', 'attentionRowResult', 'nope', 7]), ...Object.fromEntries(Array.from({ length: Math.floor(random() * 5) }, () => [pick(random, ['uri', 'requestId', 'result', 'probe', 'model', 'token', 'sources']), nastyValue(random)])) };
+      message = random() < 0.3 ? nastyValue(random) : { type: pick(random, ['ready', 'viewRendered', 'selectToken', 'analysisResult', 'probeResult', 'modelLoaded', 'attentionRowResult', 'knockoutResult', 'spanEffectResult', 'mapRendered', 'memoryReport', 'tabShown', 'nope', 7]), ...Object.fromEntries(Array.from({ length: Math.floor(random() * 5) }, () => [pick(random, ['uri', 'requestId', 'result', 'probe', 'model', 'token', 'sources', 'edges', 'nodes', 'tab', 'threshold']), nastyValue(random)])) };
     }
     try {
       const parsed = parseWebviewMessage(message);
