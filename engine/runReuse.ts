@@ -112,3 +112,19 @@ export function cloneSummary(summary: AttentionSummary): AttentionSummary {
 export function summaryArrayBytes(summary: AttentionSummary): number {
   return summary.topIndices.byteLength + summary.topWeights.byteLength + summary.spanMass.byteLength + summary.spanMassMean.byteLength + summary.spanMassMax.byteLength;
 }
+
+/**
+ * Least-recently-used eviction for the engines' run caches (a Map keeps insertion order, and a run
+ * is re-inserted when kept again): drops the oldest entries until their bytes fit `budget`, handing
+ * each to `onEvict` (the WebGPU engine frees its device buffers there).
+ */
+export function evictOverBudget<E extends { readonly bytes: number }>(cache: Map<string, E>, budget: number, onEvict?: (entry: E) => void): void {
+  let total = 0;
+  for (const entry of cache.values()) total += entry.bytes;
+  for (const [key, entry] of cache) {
+    if (total <= budget) break;
+    cache.delete(key);
+    onEvict?.(entry);
+    total -= entry.bytes;
+  }
+}

@@ -17,7 +17,7 @@ import { throwIfAborted, validateAttentionRequest, validateRowRequest, validateT
 import { toFloat32 } from '../model/tensorData';
 import { ropeAngle, ropeInverseFrequencies } from '../model/rope';
 import { buildEffectModel, buildKnockoutModel, buildOnnxModel, GRAPH_IO } from './onnxGraph';
-import { cloneSummary, mergeSummaries, planReuse, summaryArrayBytes, type CachedRequest, type ReusePlan } from '../runReuse';
+import { cloneSummary, evictOverBudget, mergeSummaries, planReuse, summaryArrayBytes, type CachedRequest, type ReusePlan } from '../runReuse';
 
 export interface OnnxEngineOptions {
   /** Threads for ONNX Runtime's intra-op pool (GEMMs, softmax): 1..cores. */
@@ -256,13 +256,7 @@ export class OnnxRuntimeEngine implements AttentionEngine {
     this.cache.delete(key);
     if (bytes > this.cacheBytes) return;
     this.cache.set(key, { ...entry, bytes });
-    let total = 0;
-    for (const e of this.cache.values()) total += e.bytes;
-    for (const [k, e] of this.cache) {
-      if (total <= this.cacheBytes) break;
-      this.cache.delete(k);
-      total -= e.bytes;
-    }
+    evictOverBudget(this.cache, this.cacheBytes);
   }
 
   async attentionRow(layer: number, head: number, query: number): Promise<Float32Array> {

@@ -53,7 +53,7 @@ import { type Binding, type KernelConstants, KernelLibrary, type KernelName, ROW
 import { type MemoryPlan, type RowRange, type RunLayout, WindowTooLongError, bufferSize, kvGroupRanges, longestWindow, memoryPlan, rowBlocks } from './memoryPlan';
 import { MAX_TIMED_PASSES, PassTimer } from './passTimer';
 import { type SubmissionRecord, type SubmissionStats, SubmissionPacer, Submitter } from './submissions';
-import { type CachedRequest, cloneSummary, mergeSummaries, planReuse, summaryArrayBytes } from '../runReuse';
+import { type CachedRequest, cloneSummary, evictOverBudget, mergeSummaries, planReuse, summaryArrayBytes } from '../runReuse';
 import { throwIfAborted, validateAttentionRequest, validateRowRequest, validateTokenIds } from '../requestChecks';
 import { ropeAngle, ropeInverseFrequencies } from '../model/rope';
 
@@ -1122,14 +1122,7 @@ export class GpuEngine implements AttentionEngine {
     if (previous) this.releaseState(previous.state);
     if (bytes > this.cacheBytes) return;
     this.cache.set(key, { ...entry, bytes });
-    let total = 0;
-    for (const e of this.cache.values()) total += e.bytes;
-    for (const [k, e] of this.cache) {
-      if (total <= this.cacheBytes) break;
-      this.cache.delete(k);
-      this.releaseState(e.state);
-      total -= e.bytes;
-    }
+    evictOverBudget(this.cache, this.cacheBytes, (evicted) => this.releaseState(evicted.state));
   }
 
   /** Marks a cache entry as the most recently used. */
