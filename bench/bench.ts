@@ -14,6 +14,11 @@
  *  4. With --long-windows, only the long-window tables (n = 4096, 8192; WebGPU and CPU, with an edit).
  *  5. With --heads, only the definition-heads table (`attention-lens heads`) of the default model
  *     over the held-out files of its validation split.
+ *  6. With --real-shapes, only the real-shape tables (bench/realShapes.ts): random-weight models with
+ *     the real configs of SmolLM2-135M, Qwen2.5-Coder-0.5B and -1.5B (--shapes a,b; all layers, real
+ *     vocabularies, BF16 files) at --lengths (default 2048,8192) on the WebGPU adapter, next to
+ *     Hugging Face transformers on the same files and its fidelity check (--no-transformers to skip;
+ *     python from $ATTENTION_LENS_PYTHON, else /usr/bin/python3), JSON under --out DIR.
  * Usage: node out/bench/bench.js [--faithfulness [--files F] [--queries-per-file Q]] [--heads]
  *        [--no-cpu | --cpu-only] [--threads T] [--cpu-lengths 256,1024,2048]
  *        [--models a,b] [--lengths 256,1024] [--synthetic smollm2]
@@ -31,6 +36,7 @@ import * as path from 'node:path';
 import { benchCpuLongWindow, benchGpuMemory, formatCpuLongWindowTable, formatGpuMemoryTable, LONG_WINDOW_LLAMA } from './gpuMemoryBench';
 import { benchCpuModel, benchIncremental, formatCpuTable, formatIncrementalTable, measureGemmPeak, onnxThreadCount, type CpuRow, type IncrementalRow } from './cpuBench';
 import { faithfulnessReport, formatFaithfulness, validationFiles } from './faithfulness';
+import { benchRealShapes, defaultPython, defaultRealShapeOutDir, formatRealShapes, REAL_SHAPE_LENGTHS } from './realShapes';
 import type { AttentionRequest } from '../engine/attention';
 import { createNodeGpuEngine, probeNodeAdapter } from '../engine/hosts/nodeWebGpu';
 import { loadModelFolder } from '../engine/hosts/nodeModelFolder';
@@ -66,6 +72,10 @@ interface Options {
   longWindows: boolean;
   faithfulnessFiles: number;
   queriesPerFile: number;
+  realShapes: boolean;
+  shapes: string[];
+  transformers: boolean;
+  outDir: string;
 }
 
 interface Row {
@@ -83,7 +93,7 @@ interface Row {
 }
 
 function parseArgs(argv: string[]): Options {
-  const options: Options = { models: [path.join(repoRoot, 'default-model'), ...FIXTURE_MODELS], synthetic: 'smollm2', syntheticLayers: 2, repeats: 2, topK: 8, torch: true, maxSeconds: 60, cpu: true, webgpu: true, cpuLengths: [256, 1024, 2048], faithfulness: false, heads: false, longWindows: false, faithfulnessFiles: 40, queriesPerFile: 25 };
+  const options: Options = { models: [path.join(repoRoot, 'default-model'), ...FIXTURE_MODELS], synthetic: 'smollm2', syntheticLayers: 2, repeats: 2, topK: 8, torch: true, maxSeconds: 60, cpu: true, webgpu: true, cpuLengths: [256, 1024, 2048], faithfulness: false, heads: false, longWindows: false, faithfulnessFiles: 40, queriesPerFile: 25, realShapes: false, shapes: ['smollm2-135m', 'qwen2.5-coder-0.5b'], transformers: true, outDir: defaultRealShapeOutDir() };
   let modelsGiven = false;
   let syntheticGiven = false;
   for (let i = 0; i < argv.length; i++) {
@@ -148,6 +158,18 @@ function parseArgs(argv: string[]): Options {
         break;
       case '--queries-per-file':
         options.queriesPerFile = Number(value());
+        break;
+      case '--real-shapes':
+        options.realShapes = true;
+        break;
+      case '--shapes':
+        options.shapes = value().split(',').filter(Boolean);
+        break;
+      case '--no-transformers':
+        options.transformers = false;
+        break;
+      case '--out':
+        options.outDir = value();
         break;
       default:
         throw new Error(`unknown argument ${argv[i]}; see the comment at the top of bench/bench.ts`);
@@ -326,6 +348,10 @@ async function main(): Promise<void> {
     await longWindowTables(options);
     return;
   }
+  if (options.realShapes) {
+    await realShapeTables(options);
+    return;
+  }
   if (options.faithfulness) {
     const report = await faithfulnessReport({ repoRoot, threads: onnxThreadCount(options.threads), maxFiles: options.faithfulnessFiles, maxQueriesPerFile: options.queriesPerFile });
     for (const line of formatFaithfulness(report)) console.log(line);
@@ -359,6 +385,22 @@ async function main(): Promise<void> {
   printTable(rows);
 
   await longWindowTables(options);
+}
+
+/** Real shapes on the WebGPU adapter, next to transformers on the same files (bench/realShapes.ts). */
+async function realShapeTables(options: Options): Promise<void> {
+  const adapter = await probeNodeAdapter();
+  if (!adapter) throw new Error('No WebGPU adapter: nothing to benchmark (see engine/hosts/nodeWebGpu.ts for how adapters are found).');
+  const lengths = options.lengths ?? REAL_SHAPE_LENGTHS;
+  console.log(`Real shapes on ${adapter.description || adapter.device} (${adapter.vendor}/${adapter.architecture})${adapter.isFallbackAdapter ? ', CPU-backed fallback' : ''}, features: ${adapter.features.join(' ')}; max binding ${(adapter.limits.maxStorageBufferBindingSize / 2 ** 20).toFixed(0)} MiB`);
+  console.log(`random weights with the real configs (all layers, real vocabularies, BF16 files); lengths ${lengths.join(', ')}; top-k ${options.topK}, 8 spans of 16 tokens; median of ${options.repeats} runs after a warm-up\n`);
+  const { rows, transformers } = await benchRealShapes(
+    { shapes: options.shapes, lengths, repeats: options.repeats, topK: options.topK, transformers: options.transformers, outDir: options.outDir, maxSeconds: options.maxSeconds, python: defaultPython() },
+    (line) => process.stderr.write(`${line}\n`),
+  );
+  console.log('');
+  for (const line of formatRealShapes(rows, transformers)) console.log(line);
+  fs.writeFileSync(path.join(options.outDir, 'real-shapes.json'), JSON.stringify({ adapter, rows, transformers }, null, 1));
 }
 
 /** Long windows: a random-weight Llama with an 8192-token context at n = 4096 and 8192, on the WebGPU adapter and the CPU engine, with the peak device memory the plan predicts and an edit near the end. */

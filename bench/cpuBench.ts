@@ -5,7 +5,6 @@
  * plus the GEMM throughput ONNX Runtime reaches here on one plain MatMul, against which the
  * engine's effective FLOP rate is put.
  */
-import * as ort from 'onnxruntime-node';
 import { onnx } from 'onnx-proto';
 import type { AttentionRequest } from '../engine/attention';
 import type { AttentionEngine } from '../engine/engine';
@@ -158,6 +157,8 @@ export async function measureGemmPeak(threads: number, m = 2048, d = 576, depth 
       },
     }),
   ).finish();
+  // Loaded here, not at the top: the WebGPU tables run on machines without ONNX Runtime.
+  const ort = await import('onnxruntime-node');
   const session = await ort.InferenceSession.create(model, { intraOpNumThreads: threads, interOpNumThreads: 1, graphOptimizationLevel: 'all' });
   const x = new ort.Tensor('float32', Float32Array.from({ length: m * d }, () => random() - 0.5), [m, d]);
   const times: number[] = [];

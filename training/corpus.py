@@ -17,7 +17,10 @@ Outputs (training/work/corpus/):
   stats.json
 and training/NOTICE (every source with its license).
 
-Usage:  /usr/bin/python3 training/corpus.py [--skip-npm]
+Corpus v2 (the default model v2) adds training-only sources (EXTRA_TRAIN_NPM, EXTRA_TRAIN_PY):
+their files all go to the train split, so validation and tuning are v1's files exactly.
+
+Usage:  /usr/bin/python3 training/corpus.py [--skip-npm] [--v1]
 """
 import argparse
 import hashlib
@@ -55,6 +58,28 @@ NPM_PACKAGES = [
     ("ajv", "8.17.1"),
     ("date-fns", "3.6.0"),
 ]
+# Training-only sources (corpus v2, the default model v2): all their files go to the train split, so
+# the validation and tuning splits stay exactly those of v1 and the two models compare on them.
+EXTRA_TRAIN_NPM = [
+    ("effect", "3.10.0"),
+    ("@tanstack/query-core", "5.62.0"),
+    ("@trpc/server", "10.45.2"),
+    ("zod", "3.23.8"),
+    ("marked", "15.0.3"),
+    ("luxon", "3.5.0"),
+    ("undici", "6.21.0"),
+    ("fastify", "4.28.1"),
+    ("mongoose", "8.8.4"),
+    ("knex", "3.1.0"),
+    ("sequelize", "6.37.5"),
+    ("mathjs", "13.2.3"),
+    ("phaser", "3.80.1"),
+]
+# Python packages from Debian 12 (python3-sympy, python3-numpy), training-only as well.
+EXTRA_TRAIN_PY = [
+    ("sympy", "/usr/lib/python3/dist-packages/sympy", "BSD-3-Clause", "python3-sympy (Debian 12)"),
+    ("numpy", "/usr/lib/python3/dist-packages/numpy", "BSD-3-Clause", "python3-numpy (Debian 12)"),
+]
 PERMISSIVE = {"MIT", "APACHE-2.0", "BSD-2-CLAUSE", "BSD-3-CLAUSE", "ISC", "0BSD"}
 PY_STDLIB = "/usr/lib/python3.11"
 
@@ -69,10 +94,10 @@ def sh(cmd, cwd=None):
     return subprocess.run(cmd, cwd=cwd, check=True, capture_output=True, text=True).stdout
 
 
-def fetch_npm():
+def fetch_npm(packages=NPM_PACKAGES):
     os.makedirs(NPM_DIR, exist_ok=True)
     got = []
-    for name, ver in NPM_PACKAGES:
+    for name, ver in packages:
         tgz = [f for f in os.listdir(NPM_DIR) if f.endswith(".tgz") and
                f.startswith(name.replace("@", "").replace("/", "-") + "-" + ver)]
         if not tgz:
@@ -126,6 +151,7 @@ def split_of(path):
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--skip-npm", action="store_true", help="only the Python stdlib")
+    ap.add_argument("--v1", action="store_true", help="the v1 corpus only (no training-only extra sources)")
     args = ap.parse_args()
     os.makedirs(OUT, exist_ok=True)
     files = []  # (source, path, lang, text)
@@ -133,7 +159,9 @@ def main():
     seen = set()
     stats = {}
 
-    def add(source, path, text):
+    train_only = set()
+
+    def add(source, path, text, force_train=False):
         ext = os.path.splitext(path)[1]
         lang = EXT_LANG.get(ext)
         if lang is None:
@@ -150,12 +178,14 @@ def main():
             return
         seen.add(key)
         files.append((source, path, lang, text))
+        if force_train:
+            train_only.add(path)
         s = stats.setdefault(source, [0, 0])
         s[0] += 1
         s[1] += len(text.encode())
 
-    if not args.skip_npm:
-        for name, ver, tgz in fetch_npm():
+    def add_npm(packages, force_train=False):
+        for name, ver, tgz in fetch_npm(packages):
             with tarfile.open(tgz) as tf:
                 members = [m for m in tf.getmembers() if m.isfile()]
                 pj = [m for m in members if m.name == "package/package.json"]
@@ -173,9 +203,12 @@ def main():
                         text = raw.decode("utf-8")
                     except UnicodeDecodeError:
                         continue
-                    add("npm:%s@%s" % (name, ver), "%s/%s" % (name, m.name[len("package/"):]), text)
-                notices.append("npm package %s@%s — license: %s — https://www.npmjs.com/package/%s"
-                               % (name, ver, lic, name))
+                    add("npm:%s@%s" % (name, ver), "%s/%s" % (name, m.name[len("package/"):]), text, force_train)
+                notices.append("npm package %s@%s — license: %s — https://www.npmjs.com/package/%s%s"
+                               % (name, ver, lic, name, " (training split only)" if force_train else ""))
+
+    if not args.skip_npm:
+        add_npm(NPM_PACKAGES)
     n_py = 0
     for root, dirs, fnames in os.walk(PY_STDLIB):
         dirs[:] = sorted(d for d in dirs if d not in ("site-packages", "dist-packages", "__pycache__",
@@ -194,12 +227,34 @@ def main():
                    "PSF-2.0 (Python Software Foundation License) — https://docs.python.org/3/license.html"
                    % PY_STDLIB)
 
+    if not args.v1:
+        # After every v1 source, so that deduplication keeps v1's files as they were.
+        if not args.skip_npm:
+            add_npm(EXTRA_TRAIN_NPM, force_train=True)
+        for name, folder, lic, origin in EXTRA_TRAIN_PY:
+            if not os.path.isdir(folder):
+                print("skip %s: %s not found (apt-get install %s)" % (name, folder, origin.split()[0]))
+                continue
+            for root, dirs, fnames in os.walk(folder):
+                dirs[:] = sorted(d for d in dirs if d != "__pycache__")
+                for f in sorted(fnames):
+                    if not f.endswith(".py"):
+                        continue
+                    p = os.path.join(root, f)
+                    try:
+                        text = open(p, encoding="utf-8").read()
+                    except (UnicodeDecodeError, OSError):
+                        continue
+                    add("python:%s" % name, "%s/%s" % (name, os.path.relpath(p, folder)), text, True)
+            notices.append("Python package %s from %s (%s) — license: %s (training split only)"
+                           % (name, origin, folder, lic))
+
     # keep files of the same directory adjacent (natural repetition of identifiers)
     files.sort(key=lambda x: x[1])
     counts = {"train": [0, 0], "valid": [0, 0], "tune": [0, 0]}
     outs = {k: open(os.path.join(OUT, k + ".jsonl"), "w") for k in counts}
     for source, path, lang, text in files:
-        sp = split_of(path)
+        sp = "train" if path in train_only else split_of(path)
         outs[sp].write(json.dumps({"path": path, "lang": lang, "source": source, "text": text}) + "\n")
         counts[sp][0] += 1
         counts[sp][1] += len(text.encode())

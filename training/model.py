@@ -7,6 +7,7 @@ computed in float32).
 """
 import json
 import math
+import os
 
 import torch
 import torch.nn as nn
@@ -39,6 +40,10 @@ DEFAULT_CONFIG = {
 }
 
 
+# ATTENTION_LENS_TRAIN_SDPA=0 turns the fused GPU attention off (the explicit softmax path is the reference).
+FUSED_ATTENTION = os.environ.get("ATTENTION_LENS_TRAIN_SDPA", "1") == "1" and hasattr(F, "scaled_dot_product_attention")
+
+
 class RMSNorm(nn.Module):
     def __init__(self, d, eps):
         super().__init__()
@@ -66,6 +71,7 @@ def rope_cos_sin(positions, head_dim, theta, dtype):
     inv_freq = 1.0 / (theta ** (torch.arange(0, head_dim, 2, dtype=torch.int64).float() / head_dim))
     if dtype == torch.float64:
         inv_freq = 1.0 / (theta ** (torch.arange(0, head_dim, 2, dtype=torch.float64) / head_dim))
+    inv_freq = inv_freq.to(positions.device)
     freqs = positions.to(inv_freq.dtype)[:, None] * inv_freq[None, :]
     emb = torch.cat((freqs, freqs), dim=-1)
     return emb.cos().to(dtype), emb.sin().to(dtype)
@@ -92,6 +98,10 @@ class Attention(nn.Module):
         if rep > 1:
             k = k.repeat_interleave(rep, dim=1)
             v = v.repeat_interleave(rep, dim=1)
+        if not want_attn and q.is_cuda and FUSED_ATTENTION:
+            # Training on a GPU: the fused kernel (same function; the probabilities are not needed).
+            o = F.scaled_dot_product_attention(q, k, v, is_causal=True)
+            return self.o_proj(o.transpose(1, 2).reshape(B, T, self.nh * self.hd)), None
         s = torch.matmul(q, k.transpose(-1, -2)) / math.sqrt(self.hd)
         s = s + mask
         p = F.softmax(upcast(s), dim=-1).to(q.dtype)
@@ -149,17 +159,20 @@ class Llama(nn.Module):
                 if name.endswith("o_proj.weight") or name.endswith("down_proj.weight"):
                     p.data.mul_(1.0 / math.sqrt(2 * c["num_hidden_layers"]))
 
-    def forward(self, ids, want_attn=False, return_hidden=False):
-        """ids [B, T] -> logits [B, T, V] (and list of attention probs [B, H, T, T] per layer)."""
+    def forward(self, ids, want_attn=False, return_hidden=False, attn_layers=None):
+        """ids [B, T] -> logits [B, T, V] (and list of attention probs [B, H, T, T] per layer;
+        with attn_layers, only those layers' probabilities, None for the others)."""
         c = self.config
         B, T = ids.shape
         x = self.model.embed_tokens(ids)
-        pos = torch.arange(T)
+        pos = torch.arange(T, device=ids.device)
+        # Under autocast the activations are float32 here; rotary tables follow the weights' dtype.
         cos, sin = rope_cos_sin(pos, c["head_dim"], c["rope_theta"], x.dtype)
-        mask = torch.full((T, T), float("-inf"), dtype=x.dtype).triu(1)
+        mask = torch.full((T, T), float("-inf"), dtype=x.dtype, device=ids.device).triu(1)
         attns = []
-        for layer in self.model.layers:
-            x, p = layer(x, cos, sin, mask, want_attn)
+        for i, layer in enumerate(self.model.layers):
+            wants = want_attn and (attn_layers is None or i in attn_layers)
+            x, p = layer(x, cos, sin, mask, wants)
             attns.append(p)
         x = self.model.norm(x)
         w = self.model.embed_tokens.weight if c["tie_word_embeddings"] else self.lm_head.weight

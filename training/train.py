@@ -22,6 +22,7 @@ import json
 import math
 import os
 import shutil
+import signal
 import sys
 import time
 
@@ -113,6 +114,15 @@ def main():
     ap.add_argument("--ckpt-every", type=float, default=300, help="seconds")
     ap.add_argument("--eval-every", type=int, default=500, help="steps")
     ap.add_argument("--config", default=None, help="JSON overrides of the model config")
+    ap.add_argument("--amp", default="none", choices=["none", "bf16"],
+                    help="bf16 autocast (GPU training); norms, softmax and the loss stay float32")
+    ap.add_argument("--max-seconds", type=float, default=0,
+                    help="time budget: the schedule also advances with active training time and ends by "
+                         "it; time between SIGUSR1 and SIGUSR2 (a caller pausing the run with SIGSTOP in "
+                         "between, e.g. to benchmark on the same GPU) does not count")
+    ap.add_argument("--light-out", default=None,
+                    help="also write the final model alone (float16 weights, no optimizer) to this path, "
+                         "small enough to carry; export.py reads it like a checkpoint")
     ap.add_argument("--restart-schedule", action="store_true",
                     help="with --resume: recompute the schedule position as tokens / --max-tokens "
                          "(to train a finished run longer, e.g. --max-tokens 40000000)")
@@ -164,6 +174,24 @@ def main():
     log("args %s, device %s, threads %d, train stream %d tokens" % (json.dumps(vars(args)), device,
                                                                     torch.get_num_threads(), len(data)))
 
+    amp = torch.autocast("cuda", dtype=torch.bfloat16) if args.amp == "bf16" and device == "cuda" else None
+    # Active time: wall time since the start minus the pauses a caller announces (SIGUSR1 before it
+    # stops this process, SIGUSR2 after it continues it).
+    pause = {"total": 0.0, "since": None}
+
+    def on_pause(signum, frame):
+        if pause["since"] is None:
+            pause["since"] = time.time()
+
+    def on_resume(signum, frame):
+        if pause["since"] is not None:
+            pause["total"] += time.time() - pause["since"]
+            pause["since"] = None
+
+    if hasattr(signal, "SIGUSR1"):
+        signal.signal(signal.SIGUSR1, on_pause)
+        signal.signal(signal.SIGUSR2, on_resume)
+    t_start = time.time()
     until = parse_until(args.until)
     t_res, p_res = time.time(), progress
     time_rate = (1.0 - p_res) / max(1.0, until - t_res) if until else 0.0
@@ -196,8 +224,10 @@ def main():
         lr = args.lr * warm * (args.min_lr_frac + (1 - args.min_lr_frac) * shape)
         for gr in opt.param_groups:
             gr["lr"] = lr
+        if amp is not None:
+            amp.__enter__()
         if args.prev_aux > 0:
-            logits, attns = model(x, want_attn=True)
+            logits, attns = model(x, want_attn=True, attn_layers={0})
         else:
             logits = model(x)
         loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]).float(), y.reshape(-1), ignore_index=-100)
@@ -206,21 +236,25 @@ def main():
             p0 = attns[0][:, args.prev_head]
             i = torch.arange(1, p0.shape[-1], device=p0.device)
             loss = loss + args.prev_aux * -torch.log(p0[:, i, i - 1].float() + 1e-6).mean()
+        if amp is not None:
+            amp.__exit__(None, None, None)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
         step += 1
         tokens += batch * seq
+        active = time.time() - t_start - pause["total"]
         progress = max(progress, tokens / args.max_tokens,
-                       (p_res + (time.time() - t_res) * time_rate) if until else 0.0)
+                       (p_res + (time.time() - t_res) * time_rate) if until else 0.0,
+                       (p_res + active / args.max_seconds * (1.0 - p_res)) if args.max_seconds > 0 else 0.0)
         tok_win += batch * seq
-        loss_win += loss.item()
+        loss_win += loss.detach()  # no per-step host sync on a GPU
         n_win += 1
         if step % 50 == 0:
             dt = time.time() - t_win
             log("step %d tokens %.3fM progress %.3f seq %d lr %.2e loss %.4f tok/s %.0f" % (
-                step, tokens / 1e6, progress, seq, lr, loss_win / n_win, tok_win / dt))
+                step, tokens / 1e6, progress, seq, lr, float(loss_win) / n_win, tok_win / dt))
             t_win, tok_win, loss_win, n_win = time.time(), 0, 0.0, 0
         if step % args.eval_every == 0:
             model.eval()
@@ -242,6 +276,11 @@ def main():
             last_ck = time.time()
     save("final")
     log("done: step %d, %.2fM tokens" % (step, tokens / 1e6))
+    if args.light_out:
+        light = {"model": {k: v.detach().half().cpu() for k, v in model.state_dict().items()},
+                 "step": step, "tokens": tokens, "progress": progress, "config": config, "args": vars(args)}
+        torch.save(light, args.light_out)
+        log("model alone (float16) -> %s" % args.light_out)
 
 
 if __name__ == "__main__":

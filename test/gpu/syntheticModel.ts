@@ -19,6 +19,14 @@ export interface SyntheticLlamaShape {
   readonly intermediateSize: number;
   readonly maxPositions: number;
   readonly ropeTheta: number;
+  /** 'llama' (default) or 'qwen2' (q/k/v biases, Qwen2ForCausalLM config). */
+  readonly family?: 'llama' | 'qwen2';
+  /** Weight dtype in the safetensors file (default F32); real checkpoints ship BF16. */
+  readonly dtype?: 'F32' | 'BF16';
+  /** Default 1e-5. */
+  readonly rmsNormEps?: number;
+  /** Default true (one matrix for the embedding and the LM head). */
+  readonly tieEmbeddings?: boolean;
 }
 
 /** SmolLM2-135M's shape (HuggingFaceTB/SmolLM2-135M config.json); benchmarks may cut the layers. */
@@ -33,6 +41,43 @@ export const SMOLLM2_135M: SyntheticLlamaShape = {
   ropeTheta: 100000,
 };
 
+/** Qwen2.5-Coder-0.5B's config.json (Qwen/Qwen2.5-Coder-0.5B): 494M parameters, BF16, 32k context. */
+export const QWEN25_CODER_05B: SyntheticLlamaShape = {
+  family: 'qwen2',
+  vocabSize: 151936,
+  hiddenSize: 896,
+  numLayers: 24,
+  numHeads: 14,
+  numKvHeads: 2,
+  intermediateSize: 4864,
+  maxPositions: 32768,
+  ropeTheta: 1000000,
+  rmsNormEps: 1e-6,
+  dtype: 'BF16',
+};
+
+/** Qwen2.5-Coder-1.5B's config.json (Qwen/Qwen2.5-Coder-1.5B): 1.54B parameters, one 3.1 GB BF16 file. */
+export const QWEN25_CODER_15B: SyntheticLlamaShape = {
+  family: 'qwen2',
+  vocabSize: 151936,
+  hiddenSize: 1536,
+  numLayers: 28,
+  numHeads: 12,
+  numKvHeads: 2,
+  intermediateSize: 8960,
+  maxPositions: 32768,
+  ropeTheta: 1000000,
+  rmsNormEps: 1e-6,
+  dtype: 'BF16',
+};
+
+/** The real shapes the benchmark and the long-context tests use, by name. */
+export const REAL_SHAPES: Readonly<Record<string, SyntheticLlamaShape>> = {
+  'smollm2-135m': { ...SMOLLM2_135M, dtype: 'BF16' },
+  'qwen2.5-coder-0.5b': QWEN25_CODER_05B,
+  'qwen2.5-coder-1.5b': QWEN25_CODER_15B,
+};
+
 /** A tiny shape with room for long sequences, for tests. */
 export const TINY_LONG: SyntheticLlamaShape = {
   vocabSize: 256,
@@ -45,70 +90,100 @@ export const TINY_LONG: SyntheticLlamaShape = {
   ropeTheta: 10000,
 };
 
+/** Parameters of a model of `shape` (the tied embedding counted once). */
+export function syntheticParameterCount(shape: SyntheticLlamaShape): number {
+  return syntheticTensors(shape).reduce((sum, t) => sum + t.shape.reduce((a, b) => a * b, 1), 0);
+}
+
+interface TensorPlan {
+  readonly name: string;
+  readonly shape: number[];
+  /** Uniform(-scale, scale); 0 means ones (norm weights). */
+  readonly scale: number;
+}
+
+function syntheticTensors(shape: SyntheticLlamaShape): TensorPlan[] {
+  const headDim = shape.hiddenSize / shape.numHeads;
+  const d = shape.hiddenSize;
+  const kv = shape.numKvHeads * headDim;
+  // Uniform(-a, a) has standard deviation a / sqrt(3); a = sqrt(3 / fan_in) keeps unit variance.
+  const scaleFor = (fanIn: number) => Math.sqrt(3 / fanIn);
+  const plan: TensorPlan[] = [{ name: 'model.embed_tokens.weight', shape: [shape.vocabSize, d], scale: 1 }];
+  const qwen = shape.family === 'qwen2';
+  for (let l = 0; l < shape.numLayers; l++) {
+    const p = `model.layers.${l}`;
+    plan.push({ name: `${p}.input_layernorm.weight`, shape: [d], scale: 0 });
+    plan.push({ name: `${p}.self_attn.q_proj.weight`, shape: [d, d], scale: scaleFor(d) * 2 });
+    if (qwen) plan.push({ name: `${p}.self_attn.q_proj.bias`, shape: [d], scale: 0.1 });
+    plan.push({ name: `${p}.self_attn.k_proj.weight`, shape: [kv, d], scale: scaleFor(d) * 2 });
+    if (qwen) plan.push({ name: `${p}.self_attn.k_proj.bias`, shape: [kv], scale: 0.1 });
+    plan.push({ name: `${p}.self_attn.v_proj.weight`, shape: [kv, d], scale: scaleFor(d) });
+    if (qwen) plan.push({ name: `${p}.self_attn.v_proj.bias`, shape: [kv], scale: 0.1 });
+    plan.push({ name: `${p}.self_attn.o_proj.weight`, shape: [d, d], scale: scaleFor(d) * 0.5 });
+    plan.push({ name: `${p}.post_attention_layernorm.weight`, shape: [d], scale: 0 });
+    plan.push({ name: `${p}.mlp.gate_proj.weight`, shape: [shape.intermediateSize, d], scale: scaleFor(d) });
+    plan.push({ name: `${p}.mlp.up_proj.weight`, shape: [shape.intermediateSize, d], scale: scaleFor(d) });
+    plan.push({ name: `${p}.mlp.down_proj.weight`, shape: [d, shape.intermediateSize], scale: scaleFor(shape.intermediateSize) * 0.5 });
+  }
+  plan.push({ name: 'model.norm.weight', shape: [d], scale: 0 });
+  if (shape.tieEmbeddings === false) plan.push({ name: 'lm_head.weight', shape: [shape.vocabSize, d], scale: scaleFor(d) });
+  return plan;
+}
+
 /**
  * Writes a random model of `shape` into a new temporary folder and returns its path. Weights are
- * N(0, 0.02)-like uniforms scaled so activations stay in a realistic range; norms are ones.
+ * uniforms scaled so activations stay in a realistic range; norms are ones. Tensors are generated
+ * and written one at a time (a 1.5B-parameter shape never sits in memory whole).
  */
 export function writeSyntheticLlama(shape: SyntheticLlamaShape, seed = 1): string {
   const folder = fs.mkdtempSync(path.join(os.tmpdir(), 'attention-lens-synthetic-'));
   const random = seededRandom(seed);
   const headDim = shape.hiddenSize / shape.numHeads;
+  const qwen = shape.family === 'qwen2';
+  const dtype = shape.dtype ?? 'F32';
   const config = {
-    architectures: ['LlamaForCausalLM'],
-    model_type: 'llama',
+    architectures: [qwen ? 'Qwen2ForCausalLM' : 'LlamaForCausalLM'],
+    model_type: qwen ? 'qwen2' : 'llama',
     hidden_size: shape.hiddenSize,
     intermediate_size: shape.intermediateSize,
     num_hidden_layers: shape.numLayers,
     num_attention_heads: shape.numHeads,
     num_key_value_heads: shape.numKvHeads,
-    head_dim: headDim,
+    ...(qwen ? { use_sliding_window: false, sliding_window: shape.maxPositions, max_window_layers: shape.numLayers } : { head_dim: headDim }),
     hidden_act: 'silu',
     max_position_embeddings: shape.maxPositions,
-    rms_norm_eps: 1e-5,
+    rms_norm_eps: shape.rmsNormEps ?? 1e-5,
     rope_theta: shape.ropeTheta,
     rope_scaling: null,
-    tie_word_embeddings: true,
+    tie_word_embeddings: shape.tieEmbeddings !== false,
     vocab_size: shape.vocabSize,
-    torch_dtype: 'float32',
+    torch_dtype: dtype === 'BF16' ? 'bfloat16' : 'float32',
   };
   fs.writeFileSync(path.join(folder, 'config.json'), JSON.stringify(config, null, 2));
-
-  const tensors: [string, number[], Float32Array][] = [];
-  const uniform = (name: string, shapeOf: number[], scale: number) => {
-    const count = shapeOf.reduce((a, b) => a * b, 1);
-    const values = new Float32Array(count);
-    for (let i = 0; i < count; i++) values[i] = (random() * 2 - 1) * scale;
-    tensors.push([name, shapeOf, values]);
-  };
-  const ones = (name: string, size: number) => tensors.push([name, [size], new Float32Array(size).fill(1)]);
-  const d = shape.hiddenSize;
-  const kv = shape.numKvHeads * headDim;
-  // Uniform(-a, a) has standard deviation a / sqrt(3); a = sqrt(3 / fan_in) keeps unit variance.
-  const scaleFor = (fanIn: number) => Math.sqrt(3 / fanIn);
-  uniform('model.embed_tokens.weight', [shape.vocabSize, d], 1);
-  for (let l = 0; l < shape.numLayers; l++) {
-    const p = `model.layers.${l}`;
-    ones(`${p}.input_layernorm.weight`, d);
-    uniform(`${p}.self_attn.q_proj.weight`, [d, d], scaleFor(d) * 2);
-    uniform(`${p}.self_attn.k_proj.weight`, [kv, d], scaleFor(d) * 2);
-    uniform(`${p}.self_attn.v_proj.weight`, [kv, d], scaleFor(d));
-    uniform(`${p}.self_attn.o_proj.weight`, [d, d], scaleFor(d) * 0.5);
-    ones(`${p}.post_attention_layernorm.weight`, d);
-    uniform(`${p}.mlp.gate_proj.weight`, [shape.intermediateSize, d], scaleFor(d));
-    uniform(`${p}.mlp.up_proj.weight`, [shape.intermediateSize, d], scaleFor(d));
-    uniform(`${p}.mlp.down_proj.weight`, [d, shape.intermediateSize], scaleFor(shape.intermediateSize) * 0.5);
-  }
-  ones('model.norm.weight', d);
-  writeSafetensors(path.join(folder, 'model.safetensors'), tensors);
+  writeSafetensors(path.join(folder, 'model.safetensors'), syntheticTensors(shape), dtype, random);
   return folder;
 }
 
-function writeSafetensors(file: string, tensors: [string, number[], Float32Array][]): void {
-  const header: Record<string, unknown> = {};
+/** Rounds float32 values to bfloat16 (nearest, ties to even), as torch's .to(torch.bfloat16) does. */
+function toBf16(values: Float32Array): Uint16Array {
+  const bits = new Uint32Array(values.buffer, values.byteOffset, values.length);
+  const out = new Uint16Array(values.length);
+  for (let i = 0; i < bits.length; i++) {
+    const b = bits[i];
+    out[i] = (b + 0x7fff + ((b >>> 16) & 1)) >>> 16;
+  }
+  return out;
+}
+
+function writeSafetensors(file: string, tensors: TensorPlan[], dtype: 'F32' | 'BF16', random: () => number): void {
+  const bytesPer = dtype === 'BF16' ? 2 : 4;
+  // Real checkpoints carry this; transformers checks it when it loads the file.
+  const header: Record<string, unknown> = { __metadata__: { format: 'pt' } };
   let offset = 0;
-  for (const [name, shape, values] of tensors) {
-    header[name] = { dtype: 'F32', shape, data_offsets: [offset, offset + values.byteLength] };
-    offset += values.byteLength;
+  for (const { name, shape } of tensors) {
+    const bytes = shape.reduce((a, b) => a * b, 1) * bytesPer;
+    header[name] = { dtype, shape, data_offsets: [offset, offset + bytes] };
+    offset += bytes;
   }
   const json = Buffer.from(JSON.stringify(header));
   const length = Buffer.alloc(8);
@@ -117,7 +192,17 @@ function writeSafetensors(file: string, tensors: [string, number[], Float32Array
   try {
     fs.writeSync(fd, length);
     fs.writeSync(fd, json);
-    for (const [, , values] of tensors) fs.writeSync(fd, new Uint8Array(values.buffer, values.byteOffset, values.byteLength));
+    const chunk = 1 << 22;
+    for (const { shape, scale } of tensors) {
+      const count = shape.reduce((a, b) => a * b, 1);
+      for (let begin = 0; begin < count; begin += chunk) {
+        const values = new Float32Array(Math.min(chunk, count - begin));
+        if (scale === 0) values.fill(1);
+        else for (let i = 0; i < values.length; i++) values[i] = (random() * 2 - 1) * scale;
+        const data = dtype === 'BF16' ? toBf16(values) : values;
+        fs.writeSync(fd, new Uint8Array(data.buffer, data.byteOffset, data.byteLength));
+      }
+    }
   } finally {
     fs.closeSync(fd);
   }
