@@ -15,7 +15,8 @@ Outputs (training/work/corpus/):
   train.jsonl, valid.jsonl, tune.jsonl   one {"path", "lang", "source", "text"} per line,
                                           files of the same package/directory kept adjacent
   stats.json
-and training/NOTICE (every source with its license).
+and NOTICE (every source with its license): training/NOTICE with --v1 (the shipped model's
+corpus), training/work/corpus/NOTICE otherwise.
 
 Corpus v2 (the default model v2) adds training-only sources (EXTRA_TRAIN_NPM, EXTRA_TRAIN_PY):
 their files all go to the train split, so validation and tuning are v1's files exactly.
@@ -267,7 +268,9 @@ def main():
                "splits": {k: {"files": v[0], "bytes": v[1]} for k, v in counts.items()},
                "languages_bytes": langs}
     json.dump(summary, open(os.path.join(OUT, "stats.json"), "w"), indent=1)
-    with open(os.path.join(HERE, "NOTICE"), "w") as f:
+    # training/NOTICE lists the sources of the shipped model (v1); a v2 corpus writes its own beside it.
+    notice_path = os.path.join(HERE, "NOTICE") if args.v1 else os.path.join(OUT, "NOTICE")
+    with open(notice_path, "w") as f:
         f.write("Attention Lens default model — training data sources\n"
                 "=====================================================\n\n"
                 "The default model in default-model/ was trained on source code from the following\n"
