@@ -1,27 +1,32 @@
 /**
  * Builds the ONNX graphs of a loaded model in memory (no Python, no files). The analysis graph is
- * the transformer forward pass with the attention probabilities computed unfused, and consumed
- * inside the graph by the summaries the editor needs, so that only O(n * (k + spans)) values per
- * layer and head leave the ONNX Runtime session:
+ * the transformer forward pass over a block of rows with the attention probabilities computed
+ * unfused, and consumed inside the graph by the summaries the editor needs, so that only
+ * O(rows * (k + spans)) values per layer and head leave the ONNX Runtime session:
  *
- *   probs[l]        = softmax(q k^T / sqrt(d) + mask)          [H, n, n]   (never an output)
- *   top_w, top_i    = TopK(probs[l], k)                        [H, n, k]
- *   span_mass       = probs[l] x span_indicator                [H, n, S]
- *   span_mean/max   = mean / max over heads of span_mass       [n, S]
+ *   probs[l]        = softmax(q k^T / sqrt(d) + mask)          [H, rows, keys]  (never an output)
+ *   top_w, top_i    = TopK(probs[l], k)                        [H, rows, k]
+ *   span_mass       = probs[l] x span_indicator                [H, rows, S]
+ *   span_mean/max   = mean / max over heads of span_mass       [rows, S]
+ *
+ * The rows are positions first..first+rows-1; they attend to the keys and values of the positions
+ * before them (graph inputs, from earlier blocks or a cached run: zero rows for the first block)
+ * and to their own. The engine runs a window as a chain of such blocks, so the n x n intermediates
+ * of a whole window never exist at once: memory grows with n x block, not heads x n^2. The causal
+ * mask is built inside the graph from the positions; a "hidden range" of keys can be masked for the
+ * queries outside it, in the layers a flag input selects: that one graph also serves the causal
+ * checks (engine/causal.ts: a knockout is one row with the span hidden; the span effect is a chain of
+ * blocks with the span hidden, compared with the run by the small head graph) and exact attention
+ * rows (one row at the query, whose post-rotary queries are an output).
  *
  * With value weighting the summaries are taken of probs * norm(v_j W_O^h) instead, divided by the
  * row's total (the renormalisation costs no n x n pass: TopK and the span MatMul run on the
  * unnormalised weights and only their results are divided).
  *
- * Two more graphs serve the causal checks (engine/causal.ts) from a run's cached state:
- *  - knockout: one decode step of the query's token against the run's keys and values, batched over
- *    m knockout masks (row 0 knocks out nothing), returning [m, vocab] logits;
- *  - span effect: one forward pass with a span hidden from the queries outside it, compared inside
- *    the graph with the run's final hidden states: KL and the next token's log-probability change
- *    per position.
- *
- * Weights keep their file's storage type (F32, F16, BF16) as initializers and are cast to float32 by
- * the graph; ONNX Runtime folds those casts once, when the session is created, so compute is float32.
+ * Weights keep their file's storage type (F32, F16, BF16) and are cast to float32 by the graph; ONNX
+ * Runtime folds those casts once, when the session is created, so compute is float32. The weights
+ * travel as external data held in memory (`OnnxGraph.externalData`), not inside the protocol
+ * buffer, so no 2 GB protobuf limit applies to the model.
  */
 import { onnx } from 'onnx-proto';
 import type { HostTensor, LayerWeights, LinearWeights, LoadedModel, ModelSpec, NormWeights } from '../model/modelTypes';
@@ -34,7 +39,9 @@ export const GRAPH_IO = {
   positionIds: 'position_ids',
   ropeCos: 'rope_cos',
   ropeSin: 'rope_sin',
-  mask: 'attention_mask',
+  firstPosition: 'first_position',
+  hiddenRange: 'hidden_range',
+  hiddenLayers: 'hidden_layers',
   spanIndicator: 'span_indicator',
   topK: 'top_k',
   lastLogits: 'last_logits',
@@ -47,22 +54,21 @@ export const GRAPH_IO = {
   queries: (layer: number) => `layer${layer}.queries`,
   keys: (layer: number) => `layer${layer}.keys`,
   values: (layer: number) => `layer${layer}.values`,
-  // Knockout (decode step)
   pastKeys: (layer: number) => `layer${layer}.past_keys`,
   pastValues: (layer: number) => `layer${layer}.past_values`,
-  knockoutMask: 'knockout_mask',
-  knockoutLogits: 'knockout_logits',
-  // Span effect
+  // The head graph (span effect)
+  hidden: 'hidden',
+  referenceHidden: 'reference_hidden',
   nextIds: 'next_ids',
   effectKl: 'effect_kl',
   effectDelta: 'effect_delta_log_prob',
 } as const;
 
-/**
- * Protocol buffers cannot encode a message over 2 GiB; the graph carries every weight, so larger
- * models cannot be built in memory.
- */
-export const MAX_GRAPH_WEIGHT_BYTES = 2_000_000_000;
+/** A serialized graph and the weights it refers to as external data (ONNX Runtime's `externalData` session option). */
+export interface OnnxGraph {
+  readonly model: Uint8Array;
+  readonly externalData: readonly { readonly path: string; readonly data: Uint8Array }[];
+}
 
 const { DataType } = onnx.TensorProto;
 const { AttributeType } = onnx.AttributeProto;
@@ -74,6 +80,7 @@ type Attribute = number | number[] | string | { readonly float: number } | onnx.
 class GraphWriter {
   readonly nodes: onnx.INodeProto[] = [];
   readonly initializers: onnx.ITensorProto[] = [];
+  readonly externalData: { path: string; data: Uint8Array }[] = [];
   readonly inputs: onnx.IValueInfoProto[] = [];
   readonly outputs: onnx.IValueInfoProto[] = [];
   private readonly initializerNames = new Map<HostTensor, string>();
@@ -110,7 +117,20 @@ class GraphWriter {
     if (!name) {
       name = `w${this.initializers.length}:${tensor.name}`;
       this.initializerNames.set(tensor, name);
-      this.initializers.push({ name, dims: [...tensor.shape], dataType: onnxType(tensor), rawData: tensor.bytes });
+      // The bytes stay where the loader put them: the initializer points at them as external data.
+      const location = `w${this.initializers.length}.bin`;
+      this.externalData.push({ path: location, data: tensor.bytes });
+      this.initializers.push({
+        name,
+        dims: [...tensor.shape],
+        dataType: onnxType(tensor),
+        dataLocation: onnx.TensorProto.DataLocation.EXTERNAL,
+        externalData: [
+          { key: 'location', value: location },
+          { key: 'offset', value: '0' },
+          { key: 'length', value: String(tensor.bytes.byteLength) },
+        ],
+      });
       if (tensor.dtype !== 'F32') {
         const cast = this.one('Cast', [name], { to: DataType.FLOAT }, `${name}:f32`);
         this.initializerNames.set(tensor, cast);
@@ -139,14 +159,14 @@ class GraphWriter {
     this.outputs.push(valueInfo(name, dataType, dims));
   }
 
-  encode(graphName: string): Uint8Array {
+  encode(graphName: string): OnnxGraph {
     const proto = onnx.ModelProto.create({
       irVersion: 8,
       producerName: 'attention-lens',
       opsetImport: [{ domain: '', version: ONNX_OPSET }],
       graph: { name: graphName, node: this.nodes, initializer: this.initializers, input: this.inputs, output: this.outputs },
     });
-    return onnx.ModelProto.encode(proto).finish();
+    return { model: onnx.ModelProto.encode(proto).finish(), externalData: this.externalData };
   }
 }
 
@@ -172,12 +192,6 @@ class ModelGraph {
     readonly g: GraphWriter,
     readonly model: LoadedModel,
   ) {
-    const total = totalWeightBytes(model);
-    if (total > MAX_GRAPH_WEIGHT_BYTES) {
-      throw new Error(
-        `${model.origin}: ${(total / 1e9).toFixed(2)} GB of weights is more than an in-memory ONNX graph can hold (2 GB); use the WebGPU backend for this model.`,
-      );
-    }
     this.s = model.spec;
     this.H = this.s.numHeads;
     this.Hkv = this.s.numKvHeads;
@@ -376,53 +390,78 @@ class ModelGraph {
   }
 
   /**
-   * The inputs every whole-sequence graph takes: ids, positions or rotary tables (of these rows'
-   * positions), the mask ([rows, keys]; keys = rows, or past + rows for a prefill).
+   * The inputs of a block of rows: ids, positions or rotary tables (of these rows' positions), and
+   * the additive masks of every layer, built here from first_position (the position of the first
+   * row, = the number of earlier keys), hidden_range ([start, end) of keys hidden from the queries
+   * outside it) and hidden_layers (1 where a layer applies the hidden range). Returns the ids, the
+   * positions/rope inputs and `maskOf(layer)`: [rows, keys] with 0 where a query may attend, -inf
+   * elsewhere.
    */
-  sequenceInputs(maskName: string, keys: string = 'n'): { ids: string; mask: string; positions?: string; rope?: { cos: string; sin: string } } {
+  blockInputs(): { ids: string; positions?: string; rope?: { cos: string; sin: string }; maskOf: (layer: number) => string } {
     const g = this.g;
-    const ids = g.input(GRAPH_IO.inputIds, DataType.INT64, ['n']);
-    const mask = g.input(maskName, DataType.FLOAT, ['n', keys]);
-    if (this.s.positional === 'learned') return { ids, mask, positions: g.input(GRAPH_IO.positionIds, DataType.INT64, ['n']) };
-    return { ids, mask, rope: { cos: g.input(GRAPH_IO.ropeCos, DataType.FLOAT, ['n', this.hd]), sin: g.input(GRAPH_IO.ropeSin, DataType.FLOAT, ['n', this.hd]) } };
+    const ids = g.input(GRAPH_IO.inputIds, DataType.INT64, ['rows']);
+    const first = g.input(GRAPH_IO.firstPosition, DataType.INT64, [1]);
+    const range = g.input(GRAPH_IO.hiddenRange, DataType.INT64, [2]);
+    const hiddenLayers = g.input(GRAPH_IO.hiddenLayers, DataType.INT64, [this.s.numLayers]);
+    const scalar = (t: string) => g.one('Reshape', [t, g.once('shape-scalar', () => g.int64([]))]);
+    const one = g.once('int-one', () => scalar(g.int64([1])));
+    const rows = scalar(g.one('Shape', [ids]));
+    const firstScalar = scalar(first);
+    const keysCount = g.one('Add', [firstScalar, rows]);
+    const keyPositions = g.one('Unsqueeze', [g.one('Range', [scalar(g.int64([0])), keysCount, one]), g.int64([0])]); // [1, keys]
+    const queryPositions = g.one('Unsqueeze', [g.one('Range', [firstScalar, keysCount, one]), g.int64([1])]); // [rows, 1]
+    const future = g.one('Greater', [keyPositions, queryPositions]); // [rows, keys]
+    const [hiddenStart, hiddenEnd] = g.op('Split', [range, g.int64([1, 1])], { axis: 0 }, 2); // [1] each
+    const keyHidden = g.one('And', [g.one('GreaterOrEqual', [keyPositions, hiddenStart]), g.one('Less', [keyPositions, hiddenEnd])]); // [1, keys]
+    const queryOutside = g.one('Or', [g.one('Less', [queryPositions, hiddenStart]), g.one('GreaterOrEqual', [queryPositions, hiddenEnd])]); // [rows, 1]
+    const withHidden = g.one('Or', [future, g.one('And', [keyHidden, queryOutside])]);
+    const blocked = g.float(-Infinity);
+    const open = g.float(0);
+    const plain = g.one('Where', [future, blocked, open]);
+    const hidden = g.one('Where', [withHidden, blocked, open]);
+    // [2, rows, keys]: a layer picks plain (0) or hidden (1) by its flag; one copy per layer.
+    const both = g.one('Concat', [g.one('Unsqueeze', [plain, g.int64([0])]), g.one('Unsqueeze', [hidden, g.int64([0])])], { axis: 0 });
+    const maskOf = (layer: number) => g.one('Gather', [both, scalar(g.one('Gather', [hiddenLayers, g.int64([layer])], { axis: 0 }))], { axis: 0 });
+    if (this.s.positional === 'learned') return { ids, positions: g.input(GRAPH_IO.positionIds, DataType.INT64, ['rows']), maskOf };
+    return { ids, rope: { cos: g.input(GRAPH_IO.ropeCos, DataType.FLOAT, ['rows', this.hd]), sin: g.input(GRAPH_IO.ropeSin, DataType.FLOAT, ['rows', this.hd]) }, maskOf };
   }
 }
 
 export interface AnalysisGraphOptions {
   /** Summaries of value-weighted attention instead of the probabilities. */
   readonly valueWeighted?: boolean;
-  /**
-   * An incremental prefill: per layer inputs past_keys and past_values [past, Hkv, hd] (a cached
-   * run's first `past` positions); the sequence inputs are the positions after them, the mask is
-   * [n, past + n], the span indicator [past + n, spans], and every output covers the new rows only
-   * (their summaries over all past + n keys).
-   */
-  readonly incremental?: boolean;
 }
 
-/** The analysis graph (see the module comment) as a serialized ONNX ModelProto. */
-export function buildOnnxModel(model: LoadedModel, options: AnalysisGraphOptions = {}): Uint8Array {
+/**
+ * The analysis graph (see the module comment). Inputs: input_ids [rows], rope_cos/rope_sin
+ * [rows, hd] (or position_ids [rows]), first_position [1], hidden_range [2], hidden_layers [L],
+ * span_indicator [keys, max(1, S)], top_k [1], per layer past_keys and past_values
+ * [first, Hkv, hd] (sequence-first). Outputs cover the rows: last_logits [vocab] (of the last row),
+ * final_hidden [rows, d] (normed), per layer the summaries and the rows' post-rotary queries
+ * [rows, H, hd], keys and values [rows, Hkv, hd].
+ */
+export function buildAnalysisModel(model: LoadedModel, options: AnalysisGraphOptions = {}): OnnxGraph {
   const g = new GraphWriter();
   const m = new ModelGraph(g, model);
   const { s, H, Hkv, hd } = m;
-  const inputs = m.sequenceInputs(GRAPH_IO.mask, options.incremental ? 'keys' : 'n');
-  const indicator = g.input(GRAPH_IO.spanIndicator, DataType.FLOAT, [options.incremental ? 'keys' : 'n', 'spans']);
+  const inputs = m.blockInputs();
+  const indicator = g.input(GRAPH_IO.spanIndicator, DataType.FLOAT, ['keys', 'spans']);
   const topK = g.input(GRAPH_IO.topK, DataType.INT64, [1]);
 
   let x = m.embed(inputs.ids, inputs.positions);
   for (let l = 0; l < s.numLayers; l++) {
     const norms = options.valueWeighted ? m.valueNormsBy(l) : undefined;
-    const past = options.incremental ? { keys: m.pastHeadsFirst(GRAPH_IO.pastKeys(l)), values: m.pastHeadsFirst(GRAPH_IO.pastValues(l)) } : undefined;
-    const layer = m.layer(l, x, inputs.mask, inputs.rope, {
+    const past = { keys: m.pastHeadsFirst(GRAPH_IO.pastKeys(l)), values: m.pastHeadsFirst(GRAPH_IO.pastValues(l)) };
+    const layer = m.layer(l, x, inputs.maskOf(l), inputs.rope, {
       past,
       name: (what) => GRAPH_IO[what](l),
       perGroup: ({ probs, values, firstHead }) => {
-        // The summaries: what leaves the session instead of the [H, n, n] probabilities.
+        // The summaries: what leaves the session instead of the [H, rows, keys] probabilities.
         let weights = probs;
         let rowTotal: string | undefined;
         if (norms) {
           weights = g.one('Mul', [probs, norms(values, firstHead)]);
-          rowTotal = g.one('ReduceSum', [weights, g.once('last-axis', () => g.int64([-1]))], { keepdims: 1 }); // [heads, n, 1]
+          rowTotal = g.one('ReduceSum', [weights, g.once('last-axis', () => g.int64([-1]))], { keepdims: 1 }); // [heads, rows, 1]
         }
         const normalise = (t: string) => (rowTotal ? g.one('Div', [t, rowTotal]) : t);
         const [topValues, topIndices] = g.op('TopK', [weights, topK], { axis: -1, largest: 1, sorted: 1 }, 2);
@@ -439,104 +478,70 @@ export function buildOnnxModel(model: LoadedModel, options: AnalysisGraphOptions
     g.one('ReduceMax', [spanMass], { axes: [0], keepdims: 0 }, GRAPH_IO.spanMassMax(l));
   }
   const normed = g.one('Identity', [m.finalNorm(x)], {}, GRAPH_IO.finalHidden);
-  // Logits of the last position only: [1, d] -> [vocab].
+  // Logits of the last row only: [1, d] -> [vocab].
   const last = g.one('Slice', [normed, g.int64([-1]), g.int64([Number.MAX_SAFE_INTEGER]), g.int64([0])]);
   g.one('Reshape', [m.logits(last), g.int64([-1])], {}, GRAPH_IO.lastLogits);
 
   g.output(GRAPH_IO.lastLogits, DataType.FLOAT, [s.vocabSize]);
-  g.output(GRAPH_IO.finalHidden, DataType.FLOAT, ['n', s.hiddenSize]);
+  g.output(GRAPH_IO.finalHidden, DataType.FLOAT, ['rows', s.hiddenSize]);
   for (let l = 0; l < s.numLayers; l++) {
-    g.output(GRAPH_IO.topWeights(l), DataType.FLOAT, [H, 'n', 'k']);
-    g.output(GRAPH_IO.topIndices(l), DataType.INT32, [H, 'n', 'k']);
-    g.output(GRAPH_IO.spanMass(l), DataType.FLOAT, [H, 'n', 'spans']);
-    g.output(GRAPH_IO.spanMassMean(l), DataType.FLOAT, ['n', 'spans']);
-    g.output(GRAPH_IO.spanMassMax(l), DataType.FLOAT, ['n', 'spans']);
-    g.output(GRAPH_IO.queries(l), DataType.FLOAT, ['n', H, hd]);
-    g.output(GRAPH_IO.keys(l), DataType.FLOAT, ['n', Hkv, hd]);
-    g.output(GRAPH_IO.values(l), DataType.FLOAT, ['n', Hkv, hd]);
+    g.output(GRAPH_IO.topWeights(l), DataType.FLOAT, [H, 'rows', 'k']);
+    g.output(GRAPH_IO.topIndices(l), DataType.INT32, [H, 'rows', 'k']);
+    g.output(GRAPH_IO.spanMass(l), DataType.FLOAT, [H, 'rows', 'spans']);
+    g.output(GRAPH_IO.spanMassMean(l), DataType.FLOAT, ['rows', 'spans']);
+    g.output(GRAPH_IO.spanMassMax(l), DataType.FLOAT, ['rows', 'spans']);
+    g.output(GRAPH_IO.queries(l), DataType.FLOAT, ['rows', H, hd]);
+    g.output(GRAPH_IO.keys(l), DataType.FLOAT, ['rows', Hkv, hd]);
+    g.output(GRAPH_IO.values(l), DataType.FLOAT, ['rows', Hkv, hd]);
   }
   return g.encode(s.architecture);
 }
 
 /**
- * The knockout graph: one decode step of the query's token at position p (the number of earlier
- * tokens) against the run's post-rotary keys and values of positions 0..p-1, for m masks at once.
- * Inputs: input_ids [1], position_ids [1] or rope_cos/rope_sin [1, hd], per layer past_keys and
- * past_values [p, Hkv, hd], knockout_mask [L, m, p + 1] (additive; column p is the query itself).
- * Output: knockout_logits [m, vocab].
+ * The head graph of the span effect: the LM head on the rows' final normed hidden states with the
+ * span hidden (hidden [rows, d]) and on the run's (reference_hidden [rows, d]), compared per row:
+ * effect_kl [rows] = KL(p_full || p_hidden), effect_delta_log_prob [rows] = log p_hidden(next) -
+ * log p_full(next) for next_ids [rows] (any id at the last position; the caller ignores it). Its only
+ * weight is the LM head.
  */
-export function buildKnockoutModel(model: LoadedModel): Uint8Array {
-  const g = new GraphWriter();
-  const m = new ModelGraph(g, model);
-  const { s, Hkv, hd } = m;
-  const ids = g.input(GRAPH_IO.inputIds, DataType.INT64, [1]);
-  const positions = s.positional === 'learned' ? g.input(GRAPH_IO.positionIds, DataType.INT64, [1]) : undefined;
-  const rope = s.positional === 'rope' ? { cos: g.input(GRAPH_IO.ropeCos, DataType.FLOAT, [1, hd]), sin: g.input(GRAPH_IO.ropeSin, DataType.FLOAT, [1, hd]) } : undefined;
-  const masks = g.input(GRAPH_IO.knockoutMask, DataType.FLOAT, [s.numLayers, 'm', 'keys']);
-  const allButLast = { starts: g.int64([0]), ends: g.int64([-1]), axes: g.int64([-1]) };
-  const lastOnly = { starts: g.int64([-1]), ends: g.int64([Number.MAX_SAFE_INTEGER]), axes: g.int64([-1]) };
-
-  // [1, d] until the first layer's attention broadcasts it to the m masks: [m, d].
-  let x = m.embed(ids, positions);
-  for (let l = 0; l < s.numLayers; l++) {
-    const layer = model.weights.layers[l];
-    const pastK = m.expandKv(m.pastHeadsFirst(GRAPH_IO.pastKeys(l)));
-    const pastV = m.expandKv(m.pastHeadsFirst(GRAPH_IO.pastValues(l)));
-    const h = m.normalize(x, layer.attnNorm);
-    let q = m.headsFirst(m.linear(h, layer.q), m.H); // [H, r, hd]
-    let k = m.headsFirst(m.linear(h, layer.k), Hkv);
-    const v = m.expandKv(m.headsFirst(m.linear(h, layer.v), Hkv));
-    if (rope) {
-      q = m.rope(q, rope.cos, rope.sin);
-      k = m.rope(k, rope.cos, rope.sin);
-    }
-    const scaled = g.one('Mul', [q, m.scale()]);
-    const pastScores = g.one('MatMul', [scaled, g.one('Transpose', [pastK], { perm: [0, 2, 1] })]); // [H, r, p]
-    const selfScore = g.one('ReduceSum', [g.one('Mul', [scaled, m.expandKv(k)]), g.int64([-1])], { keepdims: 1 }); // [H, r, 1]
-    const mask = g.one('Gather', [masks, g.int64([l])], { axis: 0 }); // [1, m, p + 1]
-    const scores = g.one('Add', [g.one('Concat', [pastScores, selfScore], { axis: -1 }), mask]); // [H, m, p + 1]
-    const probs = g.one('Softmax', [scores], { axis: -1 });
-    const pastOut = g.one('MatMul', [g.one('Slice', [probs, allButLast.starts, allButLast.ends, allButLast.axes]), pastV]); // [H, m, hd]
-    const selfOut = g.one('Mul', [g.one('Slice', [probs, lastOnly.starts, lastOnly.ends, lastOnly.axes]), v]); // [H, m, hd]
-    const attended = m.mergeHeads(g.one('Add', [pastOut, selfOut]));
-    x = m.mlp(g.one('Add', [x, m.linear(attended, layer.o)]), layer);
-  }
-  g.one('Identity', [m.logits(m.finalNorm(x))], {}, GRAPH_IO.knockoutLogits);
-  g.output(GRAPH_IO.knockoutLogits, DataType.FLOAT, ['m', s.vocabSize]);
-  return g.encode(`${s.architecture}-knockout`);
-}
-
-/**
- * The span-effect graph: the forward pass under attention_mask [n, n] (the span hidden from the
- * queries outside it), compared with the run's final normed hidden states final_hidden [n, d]:
- * effect_kl [n] = KL(p_full || p_hidden) per position, effect_delta_log_prob [n] = log p_hidden -
- * log p_full of next_ids [n] (any id at the last position; the caller ignores it).
- */
-export function buildEffectModel(model: LoadedModel): Uint8Array {
+export function buildHeadModel(model: LoadedModel): OnnxGraph {
   const g = new GraphWriter();
   const m = new ModelGraph(g, model);
   const { s } = m;
-  const inputs = m.sequenceInputs(GRAPH_IO.mask);
-  const fullHidden = g.input(GRAPH_IO.finalHidden, DataType.FLOAT, ['n', s.hiddenSize]);
-  const nextIds = g.input(GRAPH_IO.nextIds, DataType.INT64, ['n']);
-  let x = m.embed(inputs.ids, inputs.positions);
-  for (let l = 0; l < s.numLayers; l++) x = m.layer(l, x, inputs.mask, inputs.rope).x;
-  const logFull = g.one('LogSoftmax', [m.logits(fullHidden)], { axis: -1 });
-  const logHidden = g.one('LogSoftmax', [m.logits(m.finalNorm(x))], { axis: -1 });
+  const hidden = g.input(GRAPH_IO.hidden, DataType.FLOAT, ['rows', s.hiddenSize]);
+  const reference = g.input(GRAPH_IO.referenceHidden, DataType.FLOAT, ['rows', s.hiddenSize]);
+  const nextIds = g.input(GRAPH_IO.nextIds, DataType.INT64, ['rows']);
+  const logFull = g.one('LogSoftmax', [m.logits(reference)], { axis: -1 });
+  const logHidden = g.one('LogSoftmax', [m.logits(hidden)], { axis: -1 });
   const lastAxis = g.int64([-1]);
   g.one('ReduceSum', [g.one('Mul', [g.one('Exp', [logFull]), g.one('Sub', [logFull, logHidden])]), lastAxis], { keepdims: 0 }, GRAPH_IO.effectKl);
   const next = g.one('Unsqueeze', [nextIds, lastAxis]);
   const picked = (logProbs: string) => g.one('GatherElements', [logProbs, next], { axis: 1 });
   g.one('Reshape', [g.one('Sub', [picked(logHidden), picked(logFull)]), lastAxis], {}, GRAPH_IO.effectDelta);
-  g.output(GRAPH_IO.effectKl, DataType.FLOAT, ['n']);
-  g.output(GRAPH_IO.effectDelta, DataType.FLOAT, ['n']);
-  return g.encode(`${s.architecture}-effect`);
+  g.output(GRAPH_IO.effectKl, DataType.FLOAT, ['rows']);
+  g.output(GRAPH_IO.effectDelta, DataType.FLOAT, ['rows']);
+  return g.encode(`${s.architecture}-head`);
 }
 
-/** Bytes of every distinct weight tensor (tied embeddings counted once). */
+/** Bytes of every distinct weight tensor in its file dtype (tied embeddings counted once). */
 export function totalWeightBytes(model: LoadedModel): number {
+  let total = 0;
+  for (const t of distinctWeights(model)) total += t.bytes.byteLength;
+  return total;
+}
+
+/** Values in every distinct weight tensor (tied embeddings counted once). */
+export function totalWeightElements(model: LoadedModel): number {
+  let total = 0;
+  for (const t of distinctWeights(model)) total += t.shape.reduce((a, b) => a * b, 1);
+  return total;
+}
+
+function distinctWeights(model: LoadedModel): Set<HostTensor> {
   const seen = new Set<HostTensor>();
-  const add = (t?: HostTensor) => t && seen.add(t);
+  const add = (t?: HostTensor) => {
+    if (t) seen.add(t);
+  };
   const w = model.weights;
   add(w.tokenEmbedding);
   add(w.positionEmbedding);
@@ -553,9 +558,7 @@ export function totalWeightBytes(model: LoadedModel): number {
       add(lin?.bias);
     }
   }
-  let total = 0;
-  for (const t of seen) total += t.bytes.byteLength;
-  return total;
+  return seen;
 }
 
 function onnxType(tensor: HostTensor): number {

@@ -83,8 +83,8 @@ test('the run cache stays within its byte budget, least recently used out first'
   const ids = readGolden('llama-f32').tokenIds;
   const { spec } = model;
   const n = ids.length;
-  // One cached run: queries, keys and values of every layer, the final hidden states, the summary.
-  const entryBytes = 4 * (spec.numLayers * (spec.numHeads + 2 * spec.numKvHeads) * n * spec.headDim + n * spec.hiddenSize) + 8 * spec.numLayers * spec.numHeads * n * 2;
+  // One cached run: keys and values of every layer, the final hidden states, the summary.
+  const entryBytes = 4 * (spec.numLayers * 2 * spec.numKvHeads * n * spec.headDim + n * spec.hiddenSize) + 8 * spec.numLayers * spec.numHeads * n * 2;
   const engine = await OnnxRuntimeEngine.create(model, { threads: 1, reason: 'test', cacheBytes: Math.floor(2.5 * entryBytes) });
   try {
     for (const key of ['a', 'b', 'c']) await engine.run({ tokenIds: ids, spans: [], topK: 2, cacheKey: key });
