@@ -2,7 +2,7 @@
 //   out/extension.js        extension host (node, cjs, `vscode` external)
 //   out/webview/main.js     webview: panel UI + WebGPU engine (browser, esm, .wgsl as text)
 //   out/cli.js              the `attention-lens` command line (node, cjs)
-//   out/onnxWorker.js       the ONNX Runtime engine's worker thread (node, cjs)
+//   out/onnxProcess.js      the ONNX Runtime engine's own process (node, cjs)
 //   out/test/**.js          unit, gpu and integration tests (node, cjs)
 //   out/bench/*.js          benchmarks (node, cjs)
 // Usage: node esbuild.js [--watch] [--production]
@@ -56,9 +56,9 @@ const builds = [
     banner: { js: '#!/usr/bin/env node' },
   },
   {
-    // The ONNX Runtime engine's worker thread (engine/hosts/nodeOnnx.ts starts it).
+    // The ONNX Runtime engine's process (engine/hosts/nodeOnnx.ts forks it).
     ...common,
-    entryPoints: { onnxWorker: 'engine/onnx/onnxWorker.ts' },
+    entryPoints: { onnxProcess: 'engine/onnx/onnxProcess.ts' },
     outdir: 'out',
     platform: 'node',
     format: 'cjs',

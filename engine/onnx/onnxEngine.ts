@@ -312,6 +312,8 @@ export class OnnxRuntimeEngine implements AttentionEngine {
     let readbackBytes = 0;
     let queries: Float32Array[] | undefined;
     for (let b = first; b < n; b += B) {
+      // Between blocks the event loop turns, so a cancel message reaches the signal.
+      if (b > first) await new Promise((resolve) => setImmediate(resolve));
       throwIfAborted(signal);
       const m = Math.min(B, n - b);
       const keys = b + m;

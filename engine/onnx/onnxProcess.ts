@@ -1,0 +1,106 @@
+/**
+ * The process that owns the ONNX Runtime engine (bundled as out/onnxProcess.js, started by
+ * engine/hosts/nodeOnnx.ts with child_process.fork). It loads one model (from its folder, by
+ * positional reads, so the caller never ships the weights), then answers run, row and causal-check
+ * requests in order. It exits when its parent disconnects (the editor or CLI closed it, or died).
+ *
+ * Its command line is short on purpose: ONNX Runtime 1.30 recurses over the process's command line
+ * when it creates its first session (a 16 KB command line overflows a worker thread's stack, 60 KB
+ * the main thread's), so it must never run in a process started with thousands of token ids as
+ * arguments, as the CLI's `forward --token-ids` may be.
+ */
+import type { ForwardResult } from '../attention';
+import { loadModelFolder } from '../hosts/nodeModelFolder';
+import { OnnxRuntimeEngine } from './onnxEngine';
+import { toProcessError, type FromOnnxProcess, type ToOnnxProcess } from './onnxProcessProtocol';
+
+if (!process.send) throw new Error('onnxProcess.js runs as a child process with an IPC channel; start it with child_process.fork()');
+
+let engine: OnnxRuntimeEngine | undefined;
+let queue: Promise<void> = Promise.resolve();
+/** The requests queued or running, by id, so that a cancel stops them between blocks. */
+const controllers = new Map<number, AbortController>();
+
+function signalOf(id: number): AbortSignal | undefined {
+  return controllers.get(id)?.signal;
+}
+
+function post(message: FromOnnxProcess): void {
+  // A parent that went away takes the channel with it; the 'disconnect' handler ends this process.
+  if (process.connected) process.send!(message);
+}
+
+async function handle(message: ToOnnxProcess): Promise<void> {
+  switch (message.type) {
+    case 'load':
+      try {
+        const started = performance.now();
+        engine?.dispose();
+        const model = 'folder' in message.source ? await loadModelFolder(message.source.folder) : message.source.model;
+        engine = await OnnxRuntimeEngine.create(model, { threads: message.threads, reason: message.reason, cacheBytes: message.cacheBytes, blockBytes: message.blockBytes, memoryBudgetBytes: message.memoryBudgetBytes });
+        post({ type: 'loaded', backend: engine.backend, loadMs: performance.now() - started });
+      } catch (error) {
+        post({ type: 'loaded', error: toProcessError(error) });
+      }
+      return;
+    case 'run':
+      try {
+        const result: ForwardResult = await loaded().run(message.request, signalOf(message.id));
+        post({ type: 'result', id: message.id, result });
+      } catch (error) {
+        post({ type: 'result', id: message.id, error: toProcessError(error) });
+      }
+      return;
+    case 'row':
+      try {
+        post({ type: 'row', id: message.id, row: await loaded().attentionRow(message.layer, message.head, message.query) });
+      } catch (error) {
+        post({ type: 'row', id: message.id, error: toProcessError(error) });
+      }
+      return;
+    case 'releaseCache':
+      engine?.releaseCache(message.cacheKey);
+      return;
+    case 'knockout':
+      try {
+        post({ type: 'knockout', id: message.id, knockout: await loaded().knockout(message.request, signalOf(message.id)) });
+      } catch (error) {
+        post({ type: 'knockout', id: message.id, error: toProcessError(error) });
+      }
+      return;
+    case 'effect':
+      try {
+        post({ type: 'effect', id: message.id, effect: await loaded().spanEffect(message.span, signalOf(message.id)) });
+      } catch (error) {
+        post({ type: 'effect', id: message.id, error: toProcessError(error) });
+      }
+      return;
+    case 'cancel':
+      return;
+  }
+}
+
+function loaded(): OnnxRuntimeEngine {
+  if (!engine) throw new Error('no model is loaded in the CPU engine process');
+  return engine;
+}
+
+process.on('message', (message: ToOnnxProcess) => {
+  if (message.type === 'cancel') {
+    // A request that has finished has no controller left: nothing to stop.
+    controllers.get(message.id)?.abort();
+    return;
+  }
+  const id = 'id' in message ? message.id : undefined;
+  if (id !== undefined) controllers.set(id, new AbortController());
+  queue = queue.then(() => handle(message)).finally(() => {
+    if (id !== undefined) controllers.delete(id);
+  });
+});
+
+// The parent closed the channel (dispose, or it exited): release the sessions and leave cleanly.
+process.on('disconnect', () => {
+  engine?.dispose();
+  engine = undefined;
+  process.exit(0);
+});
