@@ -5,7 +5,8 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { ModelFormatError } from '../../engine/model/modelFormatError';
 import { loadModel } from '../../engine/model/modelLoader';
-import { parseSafetensors } from '../../engine/model/safetensors';
+import { bytesAsFile } from '../../engine/model/randomAccessFile';
+import { readSafetensors } from '../../engine/model/safetensors';
 import { toFloat32 } from '../../engine/model/tensorData';
 import { loadModelFolder, ModelFolder } from '../../engine/hosts/nodeModelFolder';
 import { FIXTURE_MODELS, fixtureDir, MemorySource, writeSafetensors, type RawTensor } from './fixtureModels';
@@ -20,11 +21,11 @@ async function rejects(promise: Promise<unknown>, file: string, pattern: RegExp)
 }
 
 /** Rewrites one safetensors file of a MemorySource through `edit` on its tensors. */
-function editWeights(source: MemorySource, file: string, edit: (tensors: Record<string, RawTensor>) => void): void {
-  const parsed = parseSafetensors(source.files.get(file)!, file);
+async function editWeights(source: MemorySource, file: string, edit: (tensors: Record<string, RawTensor>) => void): Promise<void> {
+  const parsed = await readSafetensors(bytesAsFile(source.files.get(file)!), file);
   const tensors: Record<string, RawTensor> = {};
   for (const name of parsed.entries.keys()) {
-    const t = parsed.tensor(name)!;
+    const t = (await parsed.readTensor(name))!;
     tensors[name] = { dtype: t.dtype, shape: [...t.shape], bytes: t.bytes.slice() };
   }
   edit(tensors);
@@ -60,9 +61,9 @@ test('keeps the stored dtype of each fixture', async () => {
 
 test('GPT-2 Conv1D weights are transposed to [out, in] and c_attn is split into q, k, v', async () => {
   const file = path.join(fixtureDir('gpt2-f32'), 'model.safetensors');
-  const raw = parseSafetensors(new Uint8Array(fs.readFileSync(file)), file);
-  const cAttn = toFloat32(raw.tensor('transformer.h.1.attn.c_attn.weight')!); // [in 64, out 192]
-  const cAttnBias = toFloat32(raw.tensor('transformer.h.1.attn.c_attn.bias')!);
+  const raw = await readSafetensors(bytesAsFile(new Uint8Array(fs.readFileSync(file))), file);
+  const cAttn = toFloat32((await raw.readTensor('transformer.h.1.attn.c_attn.weight'))!); // [in 64, out 192]
+  const cAttnBias = toFloat32((await raw.readTensor('transformer.h.1.attn.c_attn.bias'))!);
   const model = await loadModelFolder(fixtureDir('gpt2-f32'));
   const d = 64;
   const parts = [model.weights.layers[1].q, model.weights.layers[1].k, model.weights.layers[1].v];
@@ -77,19 +78,19 @@ test('GPT-2 Conv1D weights are transposed to [out, in] and c_attn is split into 
 
 test('a missing tensor is named with the file and its expected shape', async () => {
   const source = MemorySource.fromFixture('llama-f32');
-  editWeights(source, 'model.safetensors', (t) => delete t['model.layers.1.mlp.up_proj.weight']);
+  await editWeights(source, 'model.safetensors', (t) => delete t['model.layers.1.mlp.up_proj.weight']);
   await rejects(loadModel(source), 'memory/llama-f32/model.safetensors', /tensor model\.layers\.1\.mlp\.up_proj\.weight is missing from memory\/llama-f32\/model\.safetensors \(expected shape \[128, 64\]\)/);
 });
 
 test('an untied model without lm_head.weight is refused', async () => {
   const source = MemorySource.fromFixture('llama-bf16');
-  editWeights(source, 'model.safetensors', (t) => delete t['lm_head.weight']);
+  await editWeights(source, 'model.safetensors', (t) => delete t['lm_head.weight']);
   await rejects(loadModel(source), 'memory/llama-bf16/model.safetensors', /tensor lm_head\.weight is missing/);
 });
 
 test('a shape mismatch names tensor, file, actual and expected shape', async () => {
   const source = MemorySource.fromFixture('qwen2-f16');
-  editWeights(source, 'model.safetensors', (t) => {
+  await editWeights(source, 'model.safetensors', (t) => {
     const bias = t['model.layers.0.self_attn.k_proj.bias'];
     t['model.layers.0.self_attn.k_proj.bias'] = { ...bias, shape: [4, 8] };
   });
@@ -158,5 +159,5 @@ test('ModelFolder refuses missing folders, files and folders without config.json
     fs.rmSync(empty, { recursive: true });
   }
   const folder = await ModelFolder.open(fixtureDir('llama-f32'));
-  await assert.rejects(folder.readBytes('../llama-bf16/model.safetensors'), /only plain file names/);
+  await assert.rejects(folder.openBinary('../llama-bf16/model.safetensors'), /only plain file names/);
 });
