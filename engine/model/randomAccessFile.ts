@@ -10,7 +10,10 @@
 export interface RandomAccessFile {
   /** Bytes in the file. */
   readonly size: number;
-  /** Absolute path of the file on the local disk, when its bytes are read from one. */
+  /**
+   * Absolute path of the file on the local disk, when its bytes are read from one. Tensors read from
+   * it record where their bytes lie (HostTensor.source), so an engine can map them instead of copying.
+   */
   readonly diskPath?: string;
   /**
    * Exactly `length` bytes starting at byte `offset` of the file, in a buffer the caller may keep.

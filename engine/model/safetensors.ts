@@ -111,7 +111,9 @@ export async function readSafetensors(file: RandomAccessFile, fileName: string):
       if (!entry) return undefined;
       const offset = dataStart + entry.begin;
       const length = entry.end - entry.begin;
-      return { name, shape: entry.shape, dtype: entry.dtype, bytes: await file.read(offset, length) };
+      const bytes = await file.read(offset, length);
+      const source = file.diskPath === undefined ? undefined : { file: file.diskPath, offset, length };
+      return { name, shape: entry.shape, dtype: entry.dtype, bytes, ...(source ? { source } : {}) };
     },
   };
 }

@@ -5,6 +5,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { ModelFormatError } from '../../engine/model/modelFormatError';
 import { loadModel } from '../../engine/model/modelLoader';
+import type { HostTensor, LoadedModel } from '../../engine/model/modelTypes';
 import { bytesAsFile } from '../../engine/model/randomAccessFile';
 import { readSafetensors } from '../../engine/model/safetensors';
 import { toFloat32 } from '../../engine/model/tensorData';
@@ -74,6 +75,50 @@ test('GPT-2 Conv1D weights are transposed to [out, in] and c_attn is split into 
     }
     assert.deepEqual([...toFloat32(part.bias!)], [...cAttnBias.subarray(index * d, (index + 1) * d)]);
   });
+});
+
+/** Every tensor object of a loaded model, each once (tied embeddings are one object). */
+function allTensors(model: LoadedModel): HostTensor[] {
+  const w = model.weights;
+  const found = new Set<HostTensor | undefined>([w.tokenEmbedding, w.positionEmbedding, w.lmHead, w.finalNorm.weight, w.finalNorm.bias]);
+  for (const layer of w.layers) {
+    for (const part of [layer.attnNorm, layer.mlpNorm, layer.q, layer.k, layer.v, layer.o, layer.gate, layer.up, layer.down]) {
+      found.add(part?.weight);
+      found.add(part?.bias);
+    }
+  }
+  found.delete(undefined);
+  return [...found] as HostTensor[];
+}
+
+test('each tensor read as stored says where its bytes lie on disk, and the bytes there are its own', async () => {
+  for (const name of ['llama-f32', 'qwen2-sharded', 'gpt2-f32']) {
+    const model = await loadModelFolder(fixtureDir(name));
+    const tensors = allTensors(model);
+    const withSource = tensors.filter((t) => t.source);
+    for (const t of withSource) {
+      const { file, offset, length } = t.source!;
+      assert.ok(path.isAbsolute(file) && path.dirname(file) === fixtureDir(name) && file.endsWith('.safetensors'), `${t.name}: ${file}`);
+      assert.equal(length, t.bytes.byteLength, t.name);
+      const onDisk = Buffer.alloc(length);
+      const fd = fs.openSync(file, 'r');
+      try {
+        assert.equal(fs.readSync(fd, onDisk, 0, length, offset), length, t.name);
+      } finally {
+        fs.closeSync(fd);
+      }
+      assert.ok(onDisk.equals(t.bytes), `${t.name}: the bytes at offset ${offset} of ${file} differ from the tensor's`);
+    }
+    if (name === 'gpt2-f32') {
+      // Conv1D weights are transposed and c_attn is split at load time: those bytes are on no disk.
+      assert.equal(model.weights.layers[0].q.weight.source, undefined);
+      assert.equal(model.weights.layers[0].up.weight.source, undefined);
+      assert.ok(model.weights.layers[0].attnNorm.weight.source && model.weights.positionEmbedding!.source);
+    } else {
+      assert.equal(withSource.length, tensors.length, `${name}: every Llama-family tensor is used as stored`);
+    }
+    if (name === 'qwen2-sharded') assert.equal(new Set(withSource.map((t) => t.source!.file)).size, 2, 'both shards are referenced');
+  }
 });
 
 test('a missing tensor is named with the file and its expected shape', async () => {

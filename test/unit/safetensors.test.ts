@@ -51,6 +51,8 @@ test('reads tensors, shapes and metadata of a valid file', async () => {
   assert.deepEqual([...toFloat32(a)], [1, 2, 3, 4, 5, 6]);
   assert.deepEqual([...toFloat32((await file.readTensor('b.bias'))!)], [-1.5, 0.25]);
   assert.equal(await file.readTensor('missing'), undefined);
+  // Bytes from memory have no place on disk to point at.
+  assert.equal(a.source, undefined);
 });
 
 test('reads a tensor whose data is not 4-byte aligned in the file', async () => {
