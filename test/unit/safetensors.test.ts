@@ -1,5 +1,9 @@
 import { test } from 'node:test';
 import * as assert from 'node:assert/strict';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { openLocalFile } from '../../engine/hosts/nodeModelFolder';
 import { ModelFormatError } from '../../engine/model/modelFormatError';
 import { bytesAsFile } from '../../engine/model/randomAccessFile';
 import { readSafetensors, type SafetensorsFile } from '../../engine/model/safetensors';
@@ -125,3 +129,86 @@ test('rejects malformed __metadata__', async () => {
   await rejects(withHeader({ __metadata__: [] }), /__metadata__ is not a JSON object/);
 });
 
+/**
+ * A safetensors file over 2 GiB that costs almost no disk: a 2.25 GiB F32 tensor of zeros left as
+ * a hole in a sparse file, then a small tensor whose bytes start past 2^31.
+ */
+const GAP = 2.25 * 2 ** 30;
+const SMALL = [1.5, -2, 3.25, 1e-3];
+
+function withSparseFile(run: (file: string, dataStart: number) => Promise<void>): Promise<void> {
+  const folder = fs.mkdtempSync(path.join(os.tmpdir(), 'attention-lens-sparse-'));
+  const file = path.join(folder, 'model.safetensors');
+  const header = new TextEncoder().encode(
+    JSON.stringify({
+      big: { dtype: 'F32', shape: [GAP / 4], data_offsets: [0, GAP] },
+      small: { dtype: 'F32', shape: [SMALL.length], data_offsets: [GAP, GAP + 4 * SMALL.length] },
+    }),
+  );
+  const length = Buffer.alloc(8);
+  length.writeBigUInt64LE(BigInt(header.byteLength));
+  const dataStart = 8 + header.byteLength;
+  const fd = fs.openSync(file, 'w');
+  try {
+    fs.writeSync(fd, length, 0, 8, 0);
+    fs.writeSync(fd, header, 0, header.byteLength, 8);
+    // Writing past the end leaves the big tensor's bytes as a hole that reads as zeros.
+    fs.writeSync(fd, new Uint8Array(new Float32Array(SMALL).buffer), 0, 4 * SMALL.length, dataStart + GAP);
+  } finally {
+    fs.closeSync(fd);
+  }
+  return run(file, dataStart).finally(() => fs.rmSync(folder, { recursive: true, force: true }));
+}
+
+test('a file over 2 GiB opens, and a tensor past byte 2^31 reads back exactly without reading the others', () =>
+  withSparseFile(async (file, dataStart) => {
+    assert.ok(fs.statSync(file).size > 2 ** 31);
+    const opened = await openLocalFile(file);
+    try {
+      const parsed = await readSafetensors(opened, file);
+      assert.deepEqual([...parsed.entries.keys()], ['big', 'small']);
+      assert.deepEqual(parsed.entries.get('big')!.shape, [GAP / 4]);
+      const before = process.memoryUsage().arrayBuffers;
+      const small = (await parsed.readTensor('small'))!;
+      assert.deepEqual([...toFloat32(small)], [...new Float32Array(SMALL)]);
+      assert.deepEqual(small.source, { file, offset: dataStart + GAP, length: 4 * SMALL.length });
+      // The 2.25 GiB tensor was not read to get here.
+      assert.ok(process.memoryUsage().arrayBuffers - before < 64 * 2 ** 20);
+    } finally {
+      await opened.close();
+    }
+  }));
+
+test('a truncated file over 2 GiB is refused from its header, before any tensor is read', () =>
+  withSparseFile(async (file, dataStart) => {
+    fs.truncateSync(file, dataStart + GAP + 8);
+    const opened = await openLocalFile(file);
+    try {
+      await assert.rejects(readSafetensors(opened, file), (error: unknown) => {
+        assert.ok(error instanceof ModelFormatError);
+        assert.equal(error.file, file);
+        assert.match(error.message, new RegExp(`tensor small has data_offsets \\[${GAP}, ${GAP + 16}\\] beyond the ${GAP + 8} bytes of data \\(the file is truncated\\)`));
+        return true;
+      });
+    } finally {
+      await opened.close();
+    }
+  }));
+
+test('a file that shrinks after its header was read gives a clear error when the tensor is read', () =>
+  withSparseFile(async (file, dataStart) => {
+    const opened = await openLocalFile(file);
+    try {
+      const parsed = await readSafetensors(opened, file);
+      fs.truncateSync(file, dataStart + GAP + 8);
+      await assert.rejects(parsed.readTensor('small'), (error: unknown) => {
+        assert.ok(error instanceof ModelFormatError);
+        assert.equal(error.file, file);
+        assert.ok(error.message.startsWith(`${file} ended at byte ${dataStart + GAP + 8}, before the 16 bytes at offset ${dataStart + GAP}`), error.message);
+        assert.match(error.message, /changed after it was opened/);
+        return true;
+      });
+    } finally {
+      await opened.close();
+    }
+  }));
