@@ -2,8 +2,8 @@
  * A model folder on the local file system as a ModelFileSource (config.json, safetensors weights,
  * tokenizer.json). File names are plain names inside the folder; anything else is refused, so a
  * crafted shard index cannot read outside the folder. Weight files are read with positional reads
- * (FileHandle.read at an offset), never whole: Node cannot read a file over 2 GiB into one Buffer,
- * and the loader only wants the tensors, each in its own buffer.
+ * (FileHandle.read at an offset), never whole: fs.readFile refuses files over 2 GiB, and the
+ * loader only wants the tensors, each in its own buffer.
  */
 import * as fs from 'node:fs/promises';
 import * as path from 'node:path';
@@ -67,8 +67,8 @@ export async function loadModelFolder(folder: string): Promise<LoadedModel> {
 }
 
 /**
- * One read() returns at most about 2 GiB on Linux, and Node refuses longer lengths, so a long range
- * is read in pieces of this size.
+ * One read() system call returns at most about 2 GiB on Linux, so a longer range (a tensor over
+ * 2 GiB) is read in pieces of this size.
  */
 const MAX_READ_BYTES = 1 << 30;
 

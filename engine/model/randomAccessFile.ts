@@ -1,7 +1,7 @@
 /**
  * Positional access to one binary model file. The safetensors reader asks for the 8-byte header
  * length, the JSON header and then each tensor it needs, each as its own read, so no host ever has
- * to hold a whole weights file in one buffer: Node cannot read a file over 2 GiB into one, and a
+ * to hold a whole weights file in one buffer: Node's fs.readFile refuses files over 2 GiB, and a
  * second copy of a 3 GB checkpoint would double the memory a load needs.
  * No Node or DOM imports: the Node host reads with positional file reads (engine/hosts/
  * nodeModelFolder.ts), the webview and the tests from bytes already in memory (bytesAsFile).
