@@ -10,6 +10,7 @@ import type { AttentionEngine } from '../engine/engine';
 import { createBrowserGpuEngine } from '../engine/hosts/browserWebGpu';
 import { loadModel, type ModelFileSource } from '../engine/model/modelLoader';
 import type { LoadedModel } from '../engine/model/modelTypes';
+import { bytesAsFile, type RandomAccessFile } from '../engine/model/randomAccessFile';
 
 /** Reads model files over HTTP(S) from a webview resource URL. */
 class FetchedModelFiles implements ModelFileSource {
@@ -39,8 +40,13 @@ class FetchedModelFiles implements ModelFileSource {
     return (await this.fetch(name)).text();
   }
 
-  async readBytes(name: string): Promise<Uint8Array> {
-    return new Uint8Array(await (await this.fetch(name)).arrayBuffer());
+  /**
+   * The whole file, fetched in one response: the loader's reads are views on it, so the panel holds
+   * each weights file once, in one ArrayBuffer. Fetching each tensor by byte range (as the Node host
+   * reads it) is not done yet: it depends on how VS Code's webview resource loader serves ranges.
+   */
+  async openBinary(name: string): Promise<RandomAccessFile> {
+    return bytesAsFile(new Uint8Array(await (await this.fetch(name)).arrayBuffer()));
   }
 }
 

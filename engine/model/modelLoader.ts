@@ -1,7 +1,12 @@
 /**
  * Loads a Hugging Face model folder (config.json + safetensors weights, single file or sharded)
  * into the engine's canonical LoadedModel. Where the files come from is abstracted by
- * ModelFileSource: a Node folder (src/node/modelFolder.ts), an HTTP cache, or the embedded default.
+ * ModelFileSource: a Node folder (engine/hosts/nodeModelFolder.ts), the webview's fetched files
+ * (webview/engineHost.ts), or bytes in memory (tests).
+ *
+ * Weight files are opened for positional reads, never read whole: their headers are read and
+ * validated, the model's tensors are checked by name and shape against config.json, and only then
+ * is each tensor the model uses read, into a buffer of its own. Memory holds the used tensors once.
  *
  * Tensor names and layouts are translated per family:
  *   Llama / Qwen2: model.embed_tokens, model.layers.{i}.{input_layernorm, self_attn.{q,k,v,o}_proj,
@@ -11,7 +16,8 @@
  */
 import { ModelFormatError } from './modelFormatError';
 import { parseModelConfig } from './modelConfig';
-import { parseSafetensors, type SafetensorsFile } from './safetensors';
+import type { RandomAccessFile } from './randomAccessFile';
+import { readSafetensors, type SafetensorsFile } from './safetensors';
 import { DTYPE_WIDTH } from './tensorData';
 import type { HostTensor, LayerWeights, LinearWeights, LoadedModel, ModelSpec, ModelWeights, NormWeights } from './modelTypes';
 
@@ -21,14 +27,15 @@ export interface ModelFileSource {
   readonly label: string;
   exists(name: string): Promise<boolean>;
   readText(name: string): Promise<string>;
-  readBytes(name: string): Promise<Uint8Array>;
+  /** Opens a binary file (a safetensors file) for positional reads; the caller closes it. */
+  openBinary(name: string): Promise<RandomAccessFile>;
 }
 
 export const CONFIG_FILE = 'config.json';
 export const SINGLE_WEIGHTS_FILE = 'model.safetensors';
 export const WEIGHTS_INDEX_FILE = 'model.safetensors.index.json';
 
-/** Reads config.json and every weight file once, validates them and returns the model in canonical layout. */
+/** Reads config.json and the weights, validates them and returns the model in canonical layout. */
 export async function loadModel(source: ModelFileSource): Promise<LoadedModel> {
   const configName = `${source.label}/${CONFIG_FILE}`;
   if (!(await source.exists(CONFIG_FILE))) {
@@ -43,21 +50,34 @@ export async function loadModel(source: ModelFileSource): Promise<LoadedModel> {
     throw new ModelFormatError(configName, `${configName} is not valid JSON (${error instanceof Error ? error.message : String(error)}).`);
   }
   const spec = parseModelConfig(configJson, configName);
-  const tensors = await readWeightFiles(source);
-  const weights = spec.family === 'gpt2' ? gpt2Weights(spec, tensors) : llamaWeights(spec, tensors);
-  return { spec, weights, origin: source.label };
+  const build = spec.family === 'gpt2' ? gpt2Weights : llamaWeights;
+  const opened: RandomAccessFile[] = [];
+  try {
+    const tensors = await openWeightFiles(source, opened);
+    // The first pass runs on the headers alone: every tensor the model needs is checked by name and
+    // shape before any is read, so weights that do not match config.json fail at once, even for a
+    // 3 GB checkpoint, and the table learns which tensors to read (stored extras are never read).
+    build(spec, tensors);
+    await tensors.readRequested();
+    const weights = build(spec, tensors);
+    return { spec, weights, origin: source.label };
+  } finally {
+    await Promise.all(opened.map((file) => file.close()));
+  }
 }
 
 /** Every tensor of the checkpoint by name, with the file it came from for messages. */
 class TensorTable {
-  private readonly files: { file: SafetensorsFile; label: string }[] = [];
   private readonly owners = new Map<string, { file: SafetensorsFile; label: string }>();
+  /** The tensors asked for by the planning pass, read by readRequested. */
+  private readonly requested = new Set<string>();
+  private readonly read = new Map<string, HostTensor>();
+  private planning = true;
 
   constructor(readonly description: string) {}
 
   add(file: SafetensorsFile, label: string, only?: ReadonlySet<string>): void {
     const entry = { file, label };
-    this.files.push(entry);
     for (const name of file.entries.keys()) {
       if (!only || only.has(name)) this.owners.set(name, entry);
     }
@@ -67,7 +87,10 @@ class TensorTable {
     return this.owners.has(name);
   }
 
-  /** The tensor `name`, checked against `shape`. */
+  /**
+   * The tensor `name`, checked against `shape`. While planning, the tensor has no bytes yet (an
+   * empty array): the planning pass only checks names and shapes and records what to read.
+   */
   get(name: string, shape: readonly number[]): HostTensor {
     const owner = this.owners.get(name);
     if (!owner) {
@@ -76,22 +99,51 @@ class TensorTable {
         `tensor ${name} is missing from ${this.description} (expected shape [${shape.join(', ')}]). The weights do not match config.json; download the model again.`,
       );
     }
-    const tensor = owner.file.tensor(name)!;
-    if (tensor.shape.length !== shape.length || tensor.shape.some((dim, i) => dim !== shape[i])) {
+    const entry = owner.file.entries.get(name)!;
+    if (entry.shape.length !== shape.length || entry.shape.some((dim, i) => dim !== shape[i])) {
       throw new ModelFormatError(
         owner.label,
-        `tensor ${name} in ${owner.label} has shape [${tensor.shape.join(', ')}] but config.json implies [${shape.join(', ')}]. The weights do not match config.json.`,
+        `tensor ${name} in ${owner.label} has shape [${entry.shape.join(', ')}] but config.json implies [${shape.join(', ')}]. The weights do not match config.json.`,
       );
     }
+    if (this.planning) {
+      this.requested.add(name);
+      return { name, shape: entry.shape, dtype: entry.dtype, bytes: new Uint8Array(0) };
+    }
+    const tensor = this.read.get(name);
+    // The second pass asks for the same tensors as the first: the builders are deterministic.
+    if (!tensor) throw new Error(`internal error: tensor ${name} was not requested by the planning pass`);
     return { ...tensor, name: `${name} (${owner.label})` };
+  }
+
+  /** Reads every tensor the planning pass asked for, one read each, and ends the planning. */
+  async readRequested(): Promise<void> {
+    // In file order, so that reads run front to back through each file (the kernel reads ahead).
+    const files = new Map([...new Set([...this.owners.values()].map((owner) => owner.file))].map((file, index) => [file, index]));
+    const position = (name: string): number[] => {
+      const file = this.owners.get(name)!.file;
+      return [files.get(file)!, file.entries.get(name)!.begin];
+    };
+    const names = [...this.requested].map((name) => ({ name, at: position(name) }));
+    names.sort((a, b) => a.at[0] - b.at[0] || a.at[1] - b.at[1]);
+    for (const { name } of names) {
+      this.read.set(name, (await this.owners.get(name)!.file.readTensor(name))!);
+    }
+    this.planning = false;
   }
 }
 
-async function readWeightFiles(source: ModelFileSource): Promise<TensorTable> {
+/** Opens and validates the weight files; everything opened goes to `opened`, for the caller to close. */
+async function openWeightFiles(source: ModelFileSource, opened: RandomAccessFile[]): Promise<TensorTable> {
+  const open = async (name: string, label: string): Promise<SafetensorsFile> => {
+    const file = await source.openBinary(name);
+    opened.push(file);
+    return readSafetensors(file, label);
+  };
   if (await source.exists(SINGLE_WEIGHTS_FILE)) {
     const label = `${source.label}/${SINGLE_WEIGHTS_FILE}`;
     const table = new TensorTable(label);
-    table.add(parseSafetensors(await source.readBytes(SINGLE_WEIGHTS_FILE), label), label);
+    table.add(await open(SINGLE_WEIGHTS_FILE, label), label);
     return table;
   }
   const indexLabel = `${source.label}/${WEIGHTS_INDEX_FILE}`;
@@ -113,8 +165,8 @@ async function readWeightFiles(source: ModelFileSource): Promise<TensorTable> {
     if (!(await source.exists(shard))) {
       throw new ModelFormatError(label, `${indexLabel} lists the shard ${shard}, but ${label} does not exist. Download the model again.`);
     }
-    // Each shard is read once; its tensors stay views on these bytes.
-    const file = parseSafetensors(await source.readBytes(shard), label);
+    // Each shard stays open until the model's tensors are read from it.
+    const file = await open(shard, label);
     for (const name of names) {
       if (!file.entries.has(name)) {
         throw new ModelFormatError(label, `${indexLabel} says tensor ${name} is in ${shard}, but ${label} has no such tensor. Download the model again.`);
@@ -236,6 +288,8 @@ function gpt2Weights(spec: ModelSpec, tensors: TensorTable): ModelWeights {
 /** Transposes a 2-D tensor of any dtype, byte-wise. */
 function transpose(t: HostTensor): HostTensor {
   const [rows, cols] = t.shape;
+  // Nothing to move: a zero-size tensor, or the planning pass's tensor that has no bytes yet.
+  if (t.bytes.byteLength === 0) return { name: t.name, shape: [cols, rows], dtype: t.dtype, bytes: t.bytes };
   const width = DTYPE_WIDTH[t.dtype];
   const out = new Uint8Array(t.bytes.byteLength);
   for (let r = 0; r < rows; r++) {

@@ -54,6 +54,24 @@ export interface HostTensor {
   readonly dtype: TensorDType;
   /** Little-endian element data, exactly product(shape) * width bytes. */
   readonly bytes: Uint8Array;
+  /**
+   * Where `bytes` lie, unchanged, in a file on the local disk, so that an engine can reference the
+   * weights in place (ONNX external data) instead of copying them. Set by the Node loader for every
+   * tensor read as stored; absent when the loader rearranged the bytes (GPT-2's transposed Conv1D
+   * weights and the q, k, v parts of c_attn) and when the files did not come from a local disk (the
+   * webview's fetched files, in-memory test sources).
+   */
+  readonly source?: TensorFileRange;
+}
+
+/** A byte range of a file on the local disk. */
+export interface TensorFileRange {
+  /** Absolute path of the file. */
+  readonly file: string;
+  /** Offset of the first byte from the start of the file (not from the start of a data section). */
+  readonly offset: number;
+  /** Bytes in the range: the tensor's bytes.byteLength. */
+  readonly length: number;
 }
 
 export interface LinearWeights {

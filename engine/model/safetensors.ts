@@ -5,9 +5,13 @@
  *
  * Every file is untrusted input (it may come from any Hub repository or a half-finished download),
  * so the header is validated completely before any tensor is handed out: sizes, offsets, dtypes and
- * shapes. Tensors are returned as views on the file's bytes; nothing is copied.
+ * shapes, and every tensor's bytes must lie inside the file (a truncated file is refused before a
+ * single tensor is read). The file is never read whole: the header comes from two positional reads,
+ * and each tensor from one read of its own when it is asked for, so a load holds the tensors it
+ * uses and nothing else (a 3 GB checkpoint needs 3 GB, and no buffer over the largest tensor).
  */
 import { ModelFormatError } from './modelFormatError';
+import type { RandomAccessFile } from './randomAccessFile';
 import { DTYPE_WIDTH } from './tensorData';
 import type { HostTensor, TensorDType } from './modelTypes';
 
@@ -28,33 +32,45 @@ export interface SafetensorsFile {
   /** The string-to-string `__metadata__` map (empty when absent). */
   readonly metadata: Readonly<Record<string, string>>;
   readonly entries: ReadonlyMap<string, SafetensorsEntry>;
-  /** The tensor named `name` as a view on the file's bytes, or undefined when the file has none by that name. */
-  tensor(name: string): HostTensor | undefined;
+  /** Byte offset in the file where the data section starts (8 + the header length). */
+  readonly dataStart: number;
+  /**
+   * Reads the tensor named `name` from the file (its bytes alone, with one read), or undefined when
+   * the file has none by that name. The file must still be open.
+   */
+  readTensor(name: string): Promise<HostTensor | undefined>;
 }
 
 const SUPPORTED_DTYPES: readonly string[] = ['F32', 'F16', 'BF16'];
 
-/** Parses and validates a whole safetensors file held in memory. Throws ModelFormatError. */
-export function parseSafetensors(bytes: Uint8Array, fileName: string): SafetensorsFile {
+/**
+ * Reads and validates the header of a safetensors file; tensors are read later, one by one, through
+ * the returned object. The caller keeps `file` open while it reads tensors and closes it.
+ * Throws ModelFormatError.
+ */
+export async function readSafetensors(file: RandomAccessFile, fileName: string): Promise<SafetensorsFile> {
   const fail = (problem: string): never => {
     throw new ModelFormatError(fileName, `${fileName} is not a valid safetensors file: ${problem}. ${REDOWNLOAD}`);
   };
-  if (bytes.byteLength < 8) {
-    fail(`it has ${bytes.byteLength} bytes, fewer than the 8-byte header length (the file is truncated)`);
+  const fileSize = file.size;
+  if (fileSize < 8) {
+    fail(`it has ${fileSize} bytes, fewer than the 8-byte header length (the file is truncated)`);
   }
-  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const lengthBytes = await file.read(0, 8);
+  const view = new DataView(lengthBytes.buffer, lengthBytes.byteOffset, 8);
   const headerLengthLow = view.getUint32(0, true);
   const headerLengthHigh = view.getUint32(4, true);
   const headerLength = headerLengthHigh * 2 ** 32 + headerLengthLow;
   if (headerLength > MAX_HEADER_BYTES) {
     fail(`its header length field says ${headerLength} bytes, more than the ${MAX_HEADER_BYTES}-byte limit`);
   }
-  if (8 + headerLength > bytes.byteLength) {
-    fail(`its header length field says ${headerLength} bytes but only ${bytes.byteLength - 8} bytes follow it (the file is truncated)`);
+  if (8 + headerLength > fileSize) {
+    fail(`its header length field says ${headerLength} bytes but only ${fileSize - 8} bytes follow it (the file is truncated)`);
   }
+  const headerBytes = await file.read(8, headerLength);
   let header: unknown;
   try {
-    header = JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(bytes.subarray(8, 8 + headerLength)));
+    header = JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(headerBytes));
   } catch (error) {
     fail(`its JSON header does not parse (${error instanceof Error ? error.message : String(error)})`);
   }
@@ -62,7 +78,7 @@ export function parseSafetensors(bytes: Uint8Array, fileName: string): Safetenso
   const headerObject = header as Record<string, unknown>;
 
   const dataStart = 8 + headerLength;
-  const dataLength = bytes.byteLength - dataStart;
+  const dataLength = fileSize - dataStart;
   let metadata: Record<string, string> = {};
   const entries = new Map<string, SafetensorsEntry>();
   for (const [name, raw] of Object.entries(headerObject)) {
@@ -89,15 +105,15 @@ export function parseSafetensors(bytes: Uint8Array, fileName: string): Safetenso
     fileName,
     metadata,
     entries,
-    tensor(name: string): HostTensor | undefined {
+    dataStart,
+    async readTensor(name: string): Promise<HostTensor | undefined> {
       const entry = entries.get(name);
       if (!entry) return undefined;
-      return {
-        name,
-        shape: entry.shape,
-        dtype: entry.dtype,
-        bytes: bytes.subarray(dataStart + entry.begin, dataStart + entry.end),
-      };
+      const offset = dataStart + entry.begin;
+      const length = entry.end - entry.begin;
+      const bytes = await file.read(offset, length);
+      const source = file.diskPath === undefined ? undefined : { file: file.diskPath, offset, length };
+      return { name, shape: entry.shape, dtype: entry.dtype, bytes, ...(source ? { source } : {}) };
     },
   };
 }

@@ -18,6 +18,7 @@ import * as path from 'node:path';
 import { ModelFormatError } from '../../engine/model/modelFormatError';
 import { loadModel, type ModelFileSource } from '../../engine/model/modelLoader';
 import type { LoadedModel } from '../../engine/model/modelTypes';
+import { bytesAsFile, type RandomAccessFile } from '../../engine/model/randomAccessFile';
 import type { AttentionEngine } from '../../engine/engine';
 import { OnnxRuntimeEngine } from '../../engine/onnx/onnxEngine';
 import { ReferenceEngine } from '../../engine/reference/referenceEngine';
@@ -58,9 +59,12 @@ class FuzzSource implements ModelFileSource {
     return this.files.has(name);
   }
   async readText(name: string): Promise<string> {
-    return new TextDecoder().decode(await this.readBytes(name));
+    return new TextDecoder().decode(this.bytesOf(name));
   }
-  async readBytes(name: string): Promise<Uint8Array> {
+  async openBinary(name: string): Promise<RandomAccessFile> {
+    return bytesAsFile(this.bytesOf(name));
+  }
+  private bytesOf(name: string): Uint8Array {
     const bytes = this.files.get(name);
     if (!bytes) throw new ModelFormatError(`${this.label}/${name}`, `${this.label}/${name} does not exist.`);
     return bytes;

@@ -6,6 +6,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { ModelFileSource } from '../../engine/model/modelLoader';
+import { bytesAsFile, type RandomAccessFile } from '../../engine/model/randomAccessFile';
 
 /** The repository root: the bundled tests run from out/test/unit. */
 export const repoRoot = path.resolve(__dirname, '..', '..', '..');
@@ -47,10 +48,14 @@ export class MemorySource implements ModelFileSource {
   }
 
   async readText(name: string): Promise<string> {
-    return new TextDecoder().decode(await this.readBytes(name));
+    return new TextDecoder().decode(this.bytesOf(name));
   }
 
-  async readBytes(name: string): Promise<Uint8Array> {
+  async openBinary(name: string): Promise<RandomAccessFile> {
+    return bytesAsFile(this.bytesOf(name));
+  }
+
+  private bytesOf(name: string): Uint8Array {
     const bytes = this.files.get(name);
     if (!bytes) throw new Error(`no file ${name}`);
     return bytes;

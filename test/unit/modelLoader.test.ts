@@ -5,7 +5,9 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { ModelFormatError } from '../../engine/model/modelFormatError';
 import { loadModel } from '../../engine/model/modelLoader';
-import { parseSafetensors } from '../../engine/model/safetensors';
+import type { HostTensor, LoadedModel } from '../../engine/model/modelTypes';
+import { bytesAsFile } from '../../engine/model/randomAccessFile';
+import { readSafetensors } from '../../engine/model/safetensors';
 import { toFloat32 } from '../../engine/model/tensorData';
 import { loadModelFolder, ModelFolder } from '../../engine/hosts/nodeModelFolder';
 import { FIXTURE_MODELS, fixtureDir, MemorySource, writeSafetensors, type RawTensor } from './fixtureModels';
@@ -20,11 +22,11 @@ async function rejects(promise: Promise<unknown>, file: string, pattern: RegExp)
 }
 
 /** Rewrites one safetensors file of a MemorySource through `edit` on its tensors. */
-function editWeights(source: MemorySource, file: string, edit: (tensors: Record<string, RawTensor>) => void): void {
-  const parsed = parseSafetensors(source.files.get(file)!, file);
+async function editWeights(source: MemorySource, file: string, edit: (tensors: Record<string, RawTensor>) => void): Promise<void> {
+  const parsed = await readSafetensors(bytesAsFile(source.files.get(file)!), file);
   const tensors: Record<string, RawTensor> = {};
   for (const name of parsed.entries.keys()) {
-    const t = parsed.tensor(name)!;
+    const t = (await parsed.readTensor(name))!;
     tensors[name] = { dtype: t.dtype, shape: [...t.shape], bytes: t.bytes.slice() };
   }
   edit(tensors);
@@ -60,9 +62,9 @@ test('keeps the stored dtype of each fixture', async () => {
 
 test('GPT-2 Conv1D weights are transposed to [out, in] and c_attn is split into q, k, v', async () => {
   const file = path.join(fixtureDir('gpt2-f32'), 'model.safetensors');
-  const raw = parseSafetensors(new Uint8Array(fs.readFileSync(file)), file);
-  const cAttn = toFloat32(raw.tensor('transformer.h.1.attn.c_attn.weight')!); // [in 64, out 192]
-  const cAttnBias = toFloat32(raw.tensor('transformer.h.1.attn.c_attn.bias')!);
+  const raw = await readSafetensors(bytesAsFile(new Uint8Array(fs.readFileSync(file))), file);
+  const cAttn = toFloat32((await raw.readTensor('transformer.h.1.attn.c_attn.weight'))!); // [in 64, out 192]
+  const cAttnBias = toFloat32((await raw.readTensor('transformer.h.1.attn.c_attn.bias'))!);
   const model = await loadModelFolder(fixtureDir('gpt2-f32'));
   const d = 64;
   const parts = [model.weights.layers[1].q, model.weights.layers[1].k, model.weights.layers[1].v];
@@ -75,21 +77,65 @@ test('GPT-2 Conv1D weights are transposed to [out, in] and c_attn is split into 
   });
 });
 
+/** Every tensor object of a loaded model, each once (tied embeddings are one object). */
+function allTensors(model: LoadedModel): HostTensor[] {
+  const w = model.weights;
+  const found = new Set<HostTensor | undefined>([w.tokenEmbedding, w.positionEmbedding, w.lmHead, w.finalNorm.weight, w.finalNorm.bias]);
+  for (const layer of w.layers) {
+    for (const part of [layer.attnNorm, layer.mlpNorm, layer.q, layer.k, layer.v, layer.o, layer.gate, layer.up, layer.down]) {
+      found.add(part?.weight);
+      found.add(part?.bias);
+    }
+  }
+  found.delete(undefined);
+  return [...found] as HostTensor[];
+}
+
+test('each tensor read as stored says where its bytes lie on disk, and the bytes there are its own', async () => {
+  for (const name of ['llama-f32', 'qwen2-sharded', 'gpt2-f32']) {
+    const model = await loadModelFolder(fixtureDir(name));
+    const tensors = allTensors(model);
+    const withSource = tensors.filter((t) => t.source);
+    for (const t of withSource) {
+      const { file, offset, length } = t.source!;
+      assert.ok(path.isAbsolute(file) && path.dirname(file) === fixtureDir(name) && file.endsWith('.safetensors'), `${t.name}: ${file}`);
+      assert.equal(length, t.bytes.byteLength, t.name);
+      const onDisk = Buffer.alloc(length);
+      const fd = fs.openSync(file, 'r');
+      try {
+        assert.equal(fs.readSync(fd, onDisk, 0, length, offset), length, t.name);
+      } finally {
+        fs.closeSync(fd);
+      }
+      assert.ok(onDisk.equals(t.bytes), `${t.name}: the bytes at offset ${offset} of ${file} differ from the tensor's`);
+    }
+    if (name === 'gpt2-f32') {
+      // Conv1D weights are transposed and c_attn is split at load time: those bytes are on no disk.
+      assert.equal(model.weights.layers[0].q.weight.source, undefined);
+      assert.equal(model.weights.layers[0].up.weight.source, undefined);
+      assert.ok(model.weights.layers[0].attnNorm.weight.source && model.weights.positionEmbedding!.source);
+    } else {
+      assert.equal(withSource.length, tensors.length, `${name}: every Llama-family tensor is used as stored`);
+    }
+    if (name === 'qwen2-sharded') assert.equal(new Set(withSource.map((t) => t.source!.file)).size, 2, 'both shards are referenced');
+  }
+});
+
 test('a missing tensor is named with the file and its expected shape', async () => {
   const source = MemorySource.fromFixture('llama-f32');
-  editWeights(source, 'model.safetensors', (t) => delete t['model.layers.1.mlp.up_proj.weight']);
+  await editWeights(source, 'model.safetensors', (t) => delete t['model.layers.1.mlp.up_proj.weight']);
   await rejects(loadModel(source), 'memory/llama-f32/model.safetensors', /tensor model\.layers\.1\.mlp\.up_proj\.weight is missing from memory\/llama-f32\/model\.safetensors \(expected shape \[128, 64\]\)/);
 });
 
 test('an untied model without lm_head.weight is refused', async () => {
   const source = MemorySource.fromFixture('llama-bf16');
-  editWeights(source, 'model.safetensors', (t) => delete t['lm_head.weight']);
+  await editWeights(source, 'model.safetensors', (t) => delete t['lm_head.weight']);
   await rejects(loadModel(source), 'memory/llama-bf16/model.safetensors', /tensor lm_head\.weight is missing/);
 });
 
 test('a shape mismatch names tensor, file, actual and expected shape', async () => {
   const source = MemorySource.fromFixture('qwen2-f16');
-  editWeights(source, 'model.safetensors', (t) => {
+  await editWeights(source, 'model.safetensors', (t) => {
     const bias = t['model.layers.0.self_attn.k_proj.bias'];
     t['model.layers.0.self_attn.k_proj.bias'] = { ...bias, shape: [4, 8] };
   });
@@ -158,5 +204,5 @@ test('ModelFolder refuses missing folders, files and folders without config.json
     fs.rmSync(empty, { recursive: true });
   }
   const folder = await ModelFolder.open(fixtureDir('llama-f32'));
-  await assert.rejects(folder.readBytes('../llama-bf16/model.safetensors'), /only plain file names/);
+  await assert.rejects(folder.openBinary('../llama-bf16/model.safetensors'), /only plain file names/);
 });
