@@ -30,7 +30,7 @@ const SMALL: SyntheticLlamaShape = {
 
 /**
  * Largest log-probability difference, relative to the largest |log-probability|, for the two to
- * agree. Exact F32 on both sides measures about 3e-7; llama.cpp's F16 flash attention about 2e-4;
+ * agree. Exact F32 on both sides measures about 2e-7; llama.cpp's F16 flash attention about 2e-4;
  * a wrong mapping of any tensor, order one.
  */
 const RELATIVE_TOLERANCE = 1e-5;
