@@ -35,7 +35,7 @@ const common = {
 };
 
 // Native or runtime-resolved packages stay outside the Node bundles.
-const nodeExternals = ['vscode', 'webgpu', 'onnxruntime-node', 'mocha', 'playwright-core', '@vscode/test-electron'];
+const nodeExternals = ['vscode', 'webgpu', 'onnxruntime-node', 'mocha', 'playwright-core', '@vscode/test-electron', 'node-llama-cpp'];
 
 const builds = [
   {

@@ -6,7 +6,7 @@
  * last, so only complete snapshots are ever used.
  */
 import { createHash } from 'node:crypto';
-import { createReadStream, createWriteStream } from 'node:fs';
+import { createReadStream, createWriteStream, type WriteStream } from 'node:fs';
 import * as fs from 'node:fs/promises';
 import * as path from 'node:path';
 import { parseModelConfig, SUPPORTED_ARCHITECTURES } from '../../engine/model/modelConfig';
@@ -56,6 +56,8 @@ const CONFIG = 'config.json';
 const TOKENIZER = 'tokenizer.json';
 const SINGLE_WEIGHTS = 'model.safetensors';
 const SHARD_INDEX = 'model.safetensors.index.json';
+/** Bytes a download may hold in memory on their way to the disk (see streamTo). */
+const WRITE_BUFFER_BYTES = 4 << 20;
 /** Free space kept in reserve beyond the download itself. */
 const DISK_MARGIN_BYTES = 64 << 20;
 
@@ -262,7 +264,10 @@ async function streamTo(
   context: FileContext,
   size: number | undefined,
 ): Promise<void> {
-  const out = createWriteStream(partial, { flags: append ? 'a' : 'w' });
+  // A large buffer keeps the response flowing while the disk catches up: a paused response holds
+  // bytes already received that Node discards when the connection breaks, so they would be fetched
+  // again. Past this much, the response is paused as usual.
+  const out = createWriteStream(partial, { flags: append ? 'a' : 'w', highWaterMark: WRITE_BUFFER_BYTES });
   const onAbort = () => response.destroy(cancelled());
   context.signal?.addEventListener('abort', onAbort);
   let bytes = start;
@@ -271,22 +276,28 @@ async function streamTo(
   const total = context.total || size || 0;
   try {
     await new Promise<void>((resolve, reject) => {
-      let failed = false;
-      const fail = (error: Error) => {
-        if (failed) return;
-        failed = true;
-        // Settle only once the file is closed: a write already handed to the OS can still land
-        // after destroy(), and the next attempt measures the partial file to resume from it.
-        if (out.closed) reject(error);
-        else {
-          out.once('close', () => reject(error));
-          out.destroy();
-        }
+      let settled = false;
+      // Settles only once the file is flushed and closed, whether the transfer ended or failed: the
+      // next attempt resumes from the partial file's size, and destroying the stream instead would
+      // drop the bytes still buffered in it (the retry would then start too early, even at byte 0).
+      const finish = (error?: Error) => {
+        if (settled) return;
+        settled = true;
+        // A write error wins over a broken connection: a full disk is what the user must fix.
+        void closeFile(out).then((writeError) => {
+          const failure = writeError ?? error;
+          if (failure) reject(failure);
+          else resolve();
+        });
       };
-      response.on('error', fail);
-      response.on('aborted', () => fail(Object.assign(new Error('the connection closed mid-file'), { code: 'ECONNRESET' })));
-      out.on('error', fail);
+      response.on('error', (error: Error) => finish(error));
+      response.on('aborted', () => finish(Object.assign(new Error('the connection closed mid-file'), { code: 'ECONNRESET' })));
+      out.on('error', (error: Error) => {
+        response.destroy();
+        finish(error);
+      });
       response.on('data', (chunk: Buffer) => {
+        if (settled) return;
         hash.update(chunk);
         bytes += chunk.length;
         if (!out.write(chunk)) {
@@ -302,15 +313,28 @@ async function streamTo(
           context.onProgress?.({ file, bytes: context.done + bytes, total, bytesPerSecond: seconds > 0 ? (bytes - window[0].bytes) / seconds : 0 });
         }
       });
-      response.on('end', () => {
-        if (failed) return;
-        out.end((error?: Error | null) => (error ? fail(error) : resolve()));
-      });
+      response.on('end', () => finish());
     });
   } finally {
     context.signal?.removeEventListener('abort', onAbort);
   }
   context.onProgress?.({ file, bytes: context.done + bytes, total, bytesPerSecond: 0 });
+}
+
+/**
+ * Writes out what `out` still buffers and closes it; resolves when the file descriptor is closed,
+ * with the stream's write error if it had one (then the buffered bytes are lost, and the caller
+ * reports that error).
+ */
+function closeFile(out: WriteStream): Promise<Error | undefined> {
+  return new Promise((resolve) => {
+    let writeError: Error | undefined;
+    out.on('error', (error: Error) => (writeError ??= error));
+    if (out.closed) return resolve(writeError ?? out.errored ?? undefined);
+    out.once('close', () => resolve(writeError ?? out.errored ?? undefined));
+    // After a write error the stream destroys itself (autoDestroy); end() would only add an error.
+    if (!out.destroyed) out.end();
+  });
 }
 
 function contentRangeStart(header: string | undefined): number | undefined {

@@ -38,8 +38,13 @@ export function repoFromFolder(folder: string, extra: Record<string, Buffer> = {
 
 export class FakeHub {
   readonly requests: RecordedRequest[] = [];
-  /** file -> bytes after which the next GET of it is cut off (once). */
+  /**
+   * file -> bytes after which the next GET of it is cut off (once). The connection is cut only
+   * after those bytes are flushed to the socket, so the client surely receives all of them.
+   */
   readonly dropAfter = new Map<string, number>();
+  /** Connections cut so far: the file, and the body bytes the client was sent before the cut. */
+  readonly cuts: { readonly file: string; readonly sentBytes: number }[] = [];
   /** file -> how many more GETs serve corrupted bytes. */
   readonly corrupt = new Map<string, number>();
   /** Bytes per second for file bodies (undefined: as fast as possible). */
@@ -208,7 +213,8 @@ export class FakeHub {
     let sent = 0;
     const next = () => {
       if (res.destroyed) return;
-      if (drop !== undefined && sent >= drop) {
+      if (drop === 0) {
+        this.cuts.push({ file, sentBytes: 0 });
         res.socket?.destroy();
         return;
       }
@@ -216,10 +222,17 @@ export class FakeHub {
         res.end();
         return;
       }
-      const size = Math.min(chunkSize, body.length - sent, drop !== undefined ? Math.max(1, drop - sent) : Infinity);
-      res.write(body.subarray(sent, sent + size));
+      // The part before a cut goes in one burst, as over a fast link: the client then holds many
+      // bytes at once when the connection breaks.
+      const size = drop !== undefined ? Math.min(drop, body.length) : Math.min(chunkSize, body.length - sent);
+      const cut = drop !== undefined && sent + size >= drop;
+      // The cut waits for the write to reach the socket: destroying it earlier would discard bytes
+      // still queued here, and the test could not know how many the client was sent.
+      res.write(body.subarray(sent, sent + size), cut ? () => res.socket?.destroy() : undefined);
       sent += size;
+      if (cut) this.cuts.push({ file, sentBytes: sent });
       this.onChunk?.(file, sent, body.length);
+      if (cut) return;
       if (this.bytesPerSecond) setTimeout(next, (size / this.bytesPerSecond) * 1000);
       else setImmediate(next);
     };
