@@ -40,6 +40,8 @@ export interface AttentionLensApi {
   analysisStats(uri: string): { tokens: number; version: number; forwardMs: number; elapsedMs: number; reusedTokens: number; partial: boolean } | undefined;
   /** True when `uri` has an analysis for its current version. */
   hasAnalysis(uri: string): boolean;
+  /** The CPU engine's process id while one runs (it is a child process of the extension host). */
+  cpuEngineProcessId(): number | undefined;
   /** Resolves with the next panel render that satisfies `accept` (or the latest one, if it does). */
   whenPanelRendered(accept: (message: ViewRenderedMessage) => boolean, timeoutMs: number): Promise<ViewRenderedMessage>;
   /** Resolves with the next dependency-map render that satisfies `accept` (or the latest one, if it does). */
@@ -328,6 +330,8 @@ function activateWith(context: vscode.ExtensionContext, log: vscode.LogOutputCha
             panel?.post({ type: 'simulateDeviceLoss', when: when === 'duringNextAnalysis' ? when : 'now' });
             return Boolean(panel);
           }),
+          // The CPU engine's process kills itself with SIGSEGV when its next run starts; returns its pid.
+          vscode.commands.registerCommand('attentionLens.test.crashCpuEngineOnNextRun', () => controller.crashCpuEngineOnNextRunForTest()),
         ]),
     vscode.commands.registerCommand(COMMANDS.toggleOverlay, () => {
       const enabled = overlay.toggle();
@@ -411,6 +415,7 @@ function activateWith(context: vscode.ExtensionContext, log: vscode.LogOutputCha
       });
     },
     overlaySnapshot: (uri) => overlay.snapshot(uri),
+    cpuEngineProcessId: () => controller.cpuEngineProcessId(),
     statusBarText: () => statusBar.text,
     statusBarTooltip: () => statusBar.tooltip,
     async webviewMemory() {

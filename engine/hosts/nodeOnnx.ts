@@ -184,6 +184,11 @@ export class NodeOnnxEngine implements AttentionEngine {
     return this.failure;
   }
 
+  /** Integration tests: the process ends itself with SIGSEGV when its next run starts. */
+  crashOnNextRunForTest(): void {
+    this.send({ type: 'crashOnNextRun' });
+  }
+
   /** The process id of the engine (tests kill it to check what a crash does). */
   get pid(): number | undefined {
     return this.child.pid;

@@ -17,6 +17,7 @@ import { toProcessError, type FromOnnxProcess, type ToOnnxProcess } from './onnx
 if (!process.send) throw new Error('onnxProcess.js runs as a child process with an IPC channel; start it with child_process.fork()');
 
 let engine: OnnxRuntimeEngine | undefined;
+let crashOnNextRun = false;
 let queue: Promise<void> = Promise.resolve();
 /** The requests queued or running, by id, so that a cancel stops them between blocks. */
 const controllers = new Map<number, AbortController>();
@@ -44,6 +45,7 @@ async function handle(message: ToOnnxProcess): Promise<void> {
       }
       return;
     case 'run':
+      if (crashOnNextRun) process.kill(process.pid, 'SIGSEGV');
       try {
         const result: ForwardResult = await loaded().run(message.request, signalOf(message.id));
         post({ type: 'result', id: message.id, result });
@@ -76,6 +78,7 @@ async function handle(message: ToOnnxProcess): Promise<void> {
       }
       return;
     case 'cancel':
+    case 'crashOnNextRun':
       return;
   }
 }
@@ -86,6 +89,10 @@ function loaded(): OnnxRuntimeEngine {
 }
 
 process.on('message', (message: ToOnnxProcess) => {
+  if (message.type === 'crashOnNextRun') {
+    crashOnNextRun = true;
+    return;
+  }
   if (message.type === 'cancel') {
     // A request that has finished has no controller left: nothing to stop.
     controllers.get(message.id)?.abort();

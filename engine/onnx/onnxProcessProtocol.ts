@@ -20,7 +20,12 @@ export type ToOnnxProcess =
   | { readonly type: 'effect'; readonly id: number; readonly span: TokenSpan }
   | { readonly type: 'releaseCache'; readonly cacheKey: string }
   /** Stops request `id` at its next block boundary (its answer is an AbortError); not queued behind it. */
-  | { readonly type: 'cancel'; readonly id: number };
+  | { readonly type: 'cancel'; readonly id: number }
+  /**
+   * For the integration test of a native crash: the process kills itself with SIGSEGV when it
+   * starts its next run, as a crash inside ONNX Runtime would end it. Only development builds send it.
+   */
+  | { readonly type: 'crashOnNextRun' };
 
 /** An error as it crosses the process boundary: its name survives (AbortError, RangeError, WindowTooLongError), and the longest window that fits when there is one. */
 export interface ProcessError {

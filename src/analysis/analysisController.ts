@@ -60,6 +60,13 @@ export interface AnalysisEvents {
   onOutcome(document: vscode.TextDocument, outcome: AnalysisOutcome): void;
 }
 
+/** The CPU engine of the current model and settings: its start, and the engine once it answers. */
+interface HostEngineSlot {
+  readonly key: string;
+  readonly promise: Promise<HostOnnxEngine>;
+  engine?: HostOnnxEngine;
+}
+
 export class AnalysisController implements vscode.Disposable {
   private readonly results = new Map<string, DocumentAnalysisResult>();
   /** The engine cache keys each document's windows ran under (released when it closes). */
@@ -69,7 +76,7 @@ export class AnalysisController implements vscode.Disposable {
   private readonly running = new Map<string, vscode.CancellationTokenSource>();
   private model: { key: string; promise: Promise<ActiveModel> } | undefined;
   /** The CPU engine (ONNX Runtime) of the extension host, for one model, thread count and reason. */
-  private hostEngine: { key: string; promise: Promise<HostOnnxEngine> } | undefined;
+  private hostEngine: HostEngineSlot | undefined;
   private extractor: Promise<DefinitionExtractor> | undefined;
   private readonly disposables: vscode.Disposable[] = [];
   /** Where repo ids in `attentionLens.model` are looked up, in order (the hub commands set it). */
@@ -136,6 +143,20 @@ export class AnalysisController implements vscode.Disposable {
       this.running.get(key)?.cancel();
       if (this.results.delete(key)) this.events.onResultChanged(key);
     }
+  }
+
+  /** Integration tests: the CPU engine's process (when one runs) crashes at its next run; its process id, or undefined. */
+  crashCpuEngineOnNextRunForTest(): number | undefined {
+    const engine = this.hostEngine?.engine;
+    if (!engine || engine.stopped) return undefined;
+    engine.crashOnNextRunForTest();
+    return engine.pid;
+  }
+
+  /** The CPU engine's process id while one runs. */
+  cpuEngineProcessId(): number | undefined {
+    const engine = this.hostEngine?.engine;
+    return engine && !engine.stopped ? engine.pid : undefined;
   }
 
   /** Forgets the loaded model, e.g. after a download replaced the snapshot a repo id points to. */
@@ -341,20 +362,31 @@ export class AnalysisController implements vscode.Disposable {
     return new PanelEngine(panel, (await this.loadInPanel(panel, model, choice.kind, choice.reason)).backend);
   }
 
+  /** Starts the CPU engine's process with the model; `ready` sees the engine once it answers. */
+  private async startHostEngine(model: ActiveModel, config: AttentionLensConfig, reason: string, ready: (engine: HostOnnxEngine) => void): Promise<HostOnnxEngine> {
+    const started = performance.now();
+    const loaded = await loadModelFolder(model.folder);
+    const engine = new HostOnnxEngine(await NodeOnnxEngine.create(loaded, { threads: config.cpuThreads, reason, cacheBytes: config.cacheMegabytes * 1024 * 1024 }));
+    this.log.info(`Loaded ${model.label} in ${Math.round(performance.now() - started)} ms on ${describeBackend(engine.backend)} (engine process ${engine.pid ?? '?'}).`);
+    ready(engine);
+    return engine;
+  }
+
   private hostOnnxEngine(model: ActiveModel, config: AttentionLensConfig, reason: string): Promise<HostOnnxEngine> {
     const key = `${model.folder}|${config.cpuThreads}|${config.cacheMegabytes}|${reason}`;
+    const stopped = this.hostEngine?.engine?.stopped;
+    if (stopped) {
+      // Its process died (a crash, an out-of-memory kill): the run that saw it has said so; this
+      // analysis starts a new process.
+      this.log.warn(`${stopped.message}: starting a new CPU engine.`);
+      this.releaseHostEngine();
+    }
     if (this.hostEngine?.key !== key) {
       this.releaseHostEngine();
-      const started = performance.now();
-      const promise = (async () => {
-        const loaded = await loadModelFolder(model.folder);
-        const engine = new HostOnnxEngine(await NodeOnnxEngine.create(loaded, { threads: config.cpuThreads, reason, cacheBytes: config.cacheMegabytes * 1024 * 1024 }));
-        this.log.info(`Loaded ${model.label} in ${Math.round(performance.now() - started)} ms on ${describeBackend(engine.backend)}.`);
-        return engine;
-      })();
-      this.hostEngine = { key, promise };
-      promise.catch(() => {
-        if (this.hostEngine?.promise === promise) this.hostEngine = undefined;
+      const slot: HostEngineSlot = { key, promise: this.startHostEngine(model, config, reason, (engine) => (slot.engine = engine)) };
+      this.hostEngine = slot;
+      slot.promise.catch(() => {
+        if (this.hostEngine === slot) this.hostEngine = undefined;
       });
     }
     return this.hostEngine!.promise;

@@ -138,6 +138,21 @@ export class HostOnnxEngine implements AnalysisEngine {
     return this.engine.backend;
   }
 
+  /** Why the engine's process is gone, once it is (the controller then starts a new one). */
+  get stopped(): Error | undefined {
+    return this.engine.stopped;
+  }
+
+  /** Integration tests: the engine's process crashes (SIGSEGV) when its next run starts. */
+  crashOnNextRunForTest(): void {
+    this.engine.crashOnNextRunForTest();
+  }
+
+  /** The engine process's id, for the log and the crash test. */
+  get pid(): number | undefined {
+    return this.engine.pid;
+  }
+
   async runWindow(request: WindowRequest, token: vscode.CancellationToken): Promise<WindowOutcome> {
     if (token.isCancellationRequested) return { kind: 'cancelled' };
     const controller = new AbortController();
