@@ -16,9 +16,11 @@
  *     over the held-out files of its validation split.
  *  6. With --real-shapes, only the real-shape tables (bench/realShapes.ts): random-weight models with
  *     the real configs of SmolLM2-135M, Qwen2.5-Coder-0.5B and -1.5B (--shapes a,b; all layers, real
- *     vocabularies, BF16 files) at --lengths (default 2048,8192) on the WebGPU adapter, next to
- *     Hugging Face transformers on the same files and its fidelity check (--no-transformers to skip;
- *     python from $ATTENTION_LENS_PYTHON, else /usr/bin/python3), JSON under --out DIR.
+ *     vocabularies, BF16 files) at --lengths (default 2048,8192), on --engines webgpu,cpu (default:
+ *     both on a hardware adapter, cpu alone on a software one). WebGPU rows stand next to Hugging
+ *     Face transformers on the same files and its fidelity check (--no-transformers to skip; python
+ *     from $ATTENTION_LENS_PYTHON, else /usr/bin/python3); CPU rows next to llama.cpp's prefill
+ *     (--no-llama-cpp to skip) and PyTorch eager where it fits. JSON under --out DIR.
  * Usage: node out/bench/bench.js [--faithfulness [--files F] [--queries-per-file Q]] [--heads]
  *        [--no-cpu | --cpu-only] [--threads T] [--cpu-lengths 256,1024,2048]
  *        [--models a,b] [--lengths 256,1024] [--synthetic smollm2]
@@ -36,7 +38,7 @@ import * as path from 'node:path';
 import { benchCpuLongWindow, benchGpuMemory, formatCpuLongWindowTable, formatGpuMemoryTable, LONG_WINDOW_LLAMA } from './gpuMemoryBench';
 import { benchCpuModel, benchIncremental, formatCpuTable, formatIncrementalTable, measureGemmPeak, onnxThreadCount, type CpuRow, type IncrementalRow } from './cpuBench';
 import { faithfulnessReport, formatFaithfulness, validationFiles } from './faithfulness';
-import { benchRealShapes, defaultPython, defaultRealShapeOutDir, formatRealShapes, REAL_SHAPE_LENGTHS } from './realShapes';
+import { benchRealShapes, benchRealShapesCpu, defaultPython, defaultRealShapeOutDir, formatCpuRealShapes, formatRealShapes, REAL_SHAPE_LENGTHS } from './realShapes';
 import type { AttentionRequest } from '../engine/attention';
 import { createNodeGpuEngine, probeNodeAdapter } from '../engine/hosts/nodeWebGpu';
 import { loadModelFolder } from '../engine/hosts/nodeModelFolder';
@@ -76,6 +78,8 @@ interface Options {
   shapes: string[];
   transformers: boolean;
   outDir: string;
+  engines?: ('webgpu' | 'cpu')[];
+  llamaCpp: boolean;
 }
 
 interface Row {
@@ -93,7 +97,7 @@ interface Row {
 }
 
 function parseArgs(argv: string[]): Options {
-  const options: Options = { models: [path.join(repoRoot, 'default-model'), ...FIXTURE_MODELS], synthetic: 'smollm2', syntheticLayers: 2, repeats: 2, topK: 8, torch: true, maxSeconds: 60, cpu: true, webgpu: true, cpuLengths: [256, 1024, 2048], faithfulness: false, heads: false, longWindows: false, faithfulnessFiles: 40, queriesPerFile: 25, realShapes: false, shapes: ['smollm2-135m', 'qwen2.5-coder-0.5b'], transformers: true, outDir: defaultRealShapeOutDir() };
+  const options: Options = { models: [path.join(repoRoot, 'default-model'), ...FIXTURE_MODELS], synthetic: 'smollm2', syntheticLayers: 2, repeats: 2, topK: 8, torch: true, maxSeconds: 60, cpu: true, webgpu: true, cpuLengths: [256, 1024, 2048], faithfulness: false, heads: false, longWindows: false, faithfulnessFiles: 40, queriesPerFile: 25, realShapes: false, shapes: ['smollm2-135m', 'qwen2.5-coder-0.5b'], transformers: true, outDir: defaultRealShapeOutDir(), llamaCpp: true };
   let modelsGiven = false;
   let syntheticGiven = false;
   for (let i = 0; i < argv.length; i++) {
@@ -168,6 +172,15 @@ function parseArgs(argv: string[]): Options {
       case '--no-transformers':
         options.transformers = false;
         break;
+      case '--no-llama-cpp':
+        options.llamaCpp = false;
+        break;
+      case '--engines': {
+        const engines = value().split(',').filter(Boolean);
+        for (const engine of engines) if (engine !== 'webgpu' && engine !== 'cpu') throw new Error(`--engines takes webgpu and/or cpu, not ${engine}`);
+        options.engines = engines as ('webgpu' | 'cpu')[];
+        break;
+      }
       case '--out':
         options.outDir = value();
         break;
@@ -387,20 +400,35 @@ async function main(): Promise<void> {
   await longWindowTables(options);
 }
 
-/** Real shapes on the WebGPU adapter, next to transformers on the same files (bench/realShapes.ts). */
+/** Real shapes on the WebGPU adapter next to transformers, and on the CPU engine next to llama.cpp (bench/realShapes.ts). */
 async function realShapeTables(options: Options): Promise<void> {
   const adapter = await probeNodeAdapter();
-  if (!adapter) throw new Error('No WebGPU adapter: nothing to benchmark (see engine/hosts/nodeWebGpu.ts for how adapters are found).');
+  const engines = options.engines ?? (adapter && !adapter.isFallbackAdapter ? ['webgpu', 'cpu'] : ['cpu']);
   const lengths = options.lengths ?? REAL_SHAPE_LENGTHS;
-  console.log(`Real shapes on ${adapter.description || adapter.device} (${adapter.vendor}/${adapter.architecture})${adapter.isFallbackAdapter ? ', CPU-backed fallback' : ''}, features: ${adapter.features.join(' ')}; max binding ${(adapter.limits.maxStorageBufferBindingSize / 2 ** 20).toFixed(0)} MiB`);
-  console.log(`random weights with the real configs (all layers, real vocabularies, BF16 files); lengths ${lengths.join(', ')}; top-k ${options.topK}, 8 spans of 16 tokens; median of ${options.repeats} runs after a warm-up\n`);
-  const { rows, transformers } = await benchRealShapes(
-    { shapes: options.shapes, lengths, repeats: options.repeats, topK: options.topK, transformers: options.transformers, outDir: options.outDir, maxSeconds: options.maxSeconds, python: defaultPython() },
-    (line) => process.stderr.write(`${line}\n`),
-  );
-  console.log('');
-  for (const line of formatRealShapes(rows, transformers)) console.log(line);
-  fs.writeFileSync(path.join(options.outDir, 'real-shapes.json'), JSON.stringify({ adapter, rows, transformers }, null, 1));
+  const shapeOptions = { shapes: options.shapes, lengths, repeats: options.repeats, topK: options.topK, transformers: options.transformers, outDir: options.outDir, maxSeconds: options.maxSeconds, python: defaultPython(), engines, threads: options.threads, llamaCpp: options.llamaCpp };
+  const log = (line: string) => process.stderr.write(`${line}\n`);
+  fs.mkdirSync(options.outDir, { recursive: true });
+  const saved: Record<string, unknown> = { adapter, engines };
+  if (engines.includes('cpu')) {
+    const threads = onnxThreadCount(options.threads);
+    console.log(`Real shapes on the CPU engine (ONNX Runtime ${threads} threads, in its own process) on ${os.cpus()[0]?.model ?? 'this CPU'} (${os.availableParallelism()} cores, ${(os.totalmem() / 2 ** 30).toFixed(0)} GiB)`);
+    console.log(`random weights with the real configs (all layers, real vocabularies, BF16 files); lengths ${lengths.join(', ')}; top-k ${options.topK}, 8 spans of 16 tokens; median of ${options.repeats} runs after a warm-up (one run at 8,192 and above); llama.cpp and PyTorch on the same ${threads} threads\n`);
+    const rows = await benchRealShapesCpu(shapeOptions, log);
+    console.log('');
+    for (const line of formatCpuRealShapes(rows)) console.log(line);
+    console.log('');
+    saved.cpu = rows;
+  }
+  if (engines.includes('webgpu')) {
+    if (!adapter) throw new Error('No WebGPU adapter: nothing to benchmark on WebGPU (see engine/hosts/nodeWebGpu.ts for how adapters are found).');
+    console.log(`Real shapes on ${adapter.description || adapter.device} (${adapter.vendor}/${adapter.architecture})${adapter.isFallbackAdapter ? ', CPU-backed fallback' : ''}, features: ${adapter.features.join(' ')}; max binding ${(adapter.limits.maxStorageBufferBindingSize / 2 ** 20).toFixed(0)} MiB`);
+    console.log(`random weights with the real configs (all layers, real vocabularies, BF16 files); lengths ${lengths.join(', ')}; top-k ${options.topK}, 8 spans of 16 tokens; median of ${options.repeats} runs after a warm-up\n`);
+    const { rows, transformers } = await benchRealShapes(shapeOptions, log);
+    console.log('');
+    for (const line of formatRealShapes(rows, transformers)) console.log(line);
+    saved.webgpu = { rows, transformers };
+  }
+  fs.writeFileSync(path.join(options.outDir, 'real-shapes.json'), JSON.stringify(saved, null, 1));
 }
 
 /** Long windows: a random-weight Llama with an 8192-token context at n = 4096 and 8192, on the WebGPU adapter and the CPU engine, with the peak device memory the plan predicts and an edit near the end. */

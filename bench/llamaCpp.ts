@@ -46,6 +46,11 @@ export interface LlamaCppPrefillOptions {
   readonly kvCache?: 'F32' | 'F16';
   /** llama.cpp's flash attention (default off; 'auto' is llama.cpp's own default, on for the CPU). */
   readonly flashAttention?: boolean | 'auto';
+  /**
+   * Tokens per decode call (default n: one call). Smaller batches bound llama.cpp's compute buffers
+   * (its attention scores are [keys, batch, heads] without flash attention).
+   */
+  readonly batchSize?: number;
   /** llama.cpp's log lines (warnings and errors) as they come. */
   readonly log?: (line: string) => void;
 }
@@ -139,8 +144,8 @@ export async function llamaCppPrefill(folder: string, tokenIds: ArrayLike<number
     model = await llama.loadModel({ modelPath: file, gpuLayers: 0 });
     const context = await model.createContext({
       contextSize: n,
-      // One decode of all n tokens: node-llama-cpp sets llama.cpp's micro-batch to the batch size.
-      batchSize: n,
+      // One decode of all n tokens by default: node-llama-cpp sets llama.cpp's micro-batch to the batch size.
+      batchSize: Math.min(n, options.batchSize ?? n),
       sequences: 1,
       threads: { ideal: options.threads, min: options.threads },
       flashAttention,
@@ -192,11 +197,18 @@ export interface LogProbComparison {
   readonly scale: number;
   /** The token where the difference is largest. */
   readonly worstToken: number;
-  /** Tokens compared (those whose llama.cpp probability did not underflow). */
+  /** Tokens compared: those whose llama.cpp probability is a normal float32 well above underflow. */
   readonly compared: number;
   /** Both put the same token first. */
   readonly sameArgmax: boolean;
 }
+
+/**
+ * log p below which llama.cpp's float32 probabilities carry no precision: they approach the
+ * smallest normal float32 (1.2e-38, log -87.3) and then denormals, so log p there is off by tens
+ * of nats although the logits agree. Tokens that unlikely are left out of the comparison.
+ */
+export const MIN_COMPARED_LOG_PROB = -60;
 
 /** Compares our last-position logits [vocab] with llama.cpp's log-probabilities, shift-free. */
 export function compareLogProbs(ourLogits: ArrayLike<number>, llamaLogProbs: Float32Array): LogProbComparison {
@@ -211,7 +223,7 @@ export function compareLogProbs(ourLogits: ArrayLike<number>, llamaLogProbs: Flo
   for (let i = 0; i < ours.length; i++) {
     if (ours[i] > ours[ourBest]) ourBest = i;
     if (llamaLogProbs[i] > llamaLogProbs[theirBest]) theirBest = i;
-    if (!Number.isFinite(llamaLogProbs[i])) continue;
+    if (!Number.isFinite(llamaLogProbs[i]) || llamaLogProbs[i] < MIN_COMPARED_LOG_PROB) continue;
     compared++;
     const diff = Math.abs(ours[i] - llamaLogProbs[i]);
     if (diff > maxAbsDiff) {

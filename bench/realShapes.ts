@@ -1,7 +1,15 @@
 /**
  * `npm run bench -- --real-shapes`: random-weight models with the real configs of the code models
  * people run (SmolLM2-135M, Qwen2.5-Coder-0.5B, Qwen2.5-Coder-1.5B: every layer, the real
- * vocabulary, BF16 files as they ship) at real lengths, on the WebGPU adapter this machine has.
+ * vocabulary, BF16 files as they ship) at real lengths, on the WebGPU adapter this machine has
+ * (`--engines webgpu`) and on the CPU engine (`--engines cpu`: ONNX Runtime in its own process, as
+ * the editor runs it; its peak resident memory is that process's).
+ *
+ * CPU rows stand next to llama.cpp's prefill of the same model on the same threads (bench/llamaCpp.ts:
+ * the floor, since it computes no attention weights; our time is reported as a multiple of it, and
+ * its last-position log-probabilities check ours as an independent implementation) and PyTorch
+ * eager with every attention probability materialised (bench/torch_forward.py) where that fits in
+ * memory.
  *
  * Each row: forward and summary times, the bytes read back per analysis (next to the size of the
  * full attention tensor that notebook tools copy), the device memory the plan predicted and the
@@ -19,6 +27,8 @@ import * as path from 'node:path';
 import type { AttentionRequest, ForwardResult } from '../engine/attention';
 import type { AttentionEngine } from '../engine/engine';
 import { createNodeGpuEngine } from '../engine/hosts/nodeWebGpu';
+import { NodeOnnxEngine, onnxThreadCount } from '../engine/hosts/nodeOnnx';
+import { compareLogProbs, llamaCppPrefill } from './llamaCpp';
 import { loadModelFolder } from '../engine/hosts/nodeModelFolder';
 import { GpuEngine } from '../engine/webgpu/gpuEngine';
 import { seededRandom } from '../test/gpu/gpuTestSupport';
@@ -36,6 +46,34 @@ export interface RealShapeOptions {
   /** A length whose estimated time of one run exceeds this is skipped with a note. */
   readonly maxSeconds: number;
   readonly python: string;
+  /** Which engines to run: 'webgpu' (the Node adapter) and/or 'cpu' (ONNX Runtime in its process). */
+  readonly engines: readonly ('webgpu' | 'cpu')[];
+  /** CPU rows: threads for ONNX Runtime, llama.cpp and PyTorch (undefined: every core). */
+  readonly threads?: number;
+  /** CPU rows: run llama.cpp's prefill beside ours (default true). */
+  readonly llamaCpp: boolean;
+}
+
+/** One CPU-engine row: ours in its process, llama.cpp and PyTorch on the same threads. */
+export interface CpuShapeRow {
+  readonly shape: string;
+  readonly n: number;
+  readonly forwardMs?: number;
+  readonly firstRunMs?: number;
+  readonly readbackBytes?: number;
+  readonly fullAttentionBytes: number;
+  readonly plannedPeakBytes?: number;
+  /** The engine process's peak resident memory after the runs. */
+  readonly peakRssBytes?: number;
+  readonly weightsF32Bytes: number;
+  readonly knockoutMs?: number;
+  readonly llamaCppMs?: number;
+  /** max |log p ours - log p llama.cpp| at the last position. */
+  readonly llamaCppMaxDiff?: number;
+  readonly llamaCppNote?: string;
+  readonly torchMs?: number;
+  readonly torchNote?: string;
+  readonly note?: string;
 }
 
 export interface RealShapeRow {
@@ -221,6 +259,124 @@ function runTransformers(options: RealShapeOptions, folder: string, oursFiles: s
   if (result.error) return `did not start (${options.python}): ${result.error.message}`;
   if (!fs.existsSync(out)) return `failed (exit ${result.status}): ${(result.stderr || '').trim().split('\n').slice(-3).join(' | ')}`;
   return JSON.parse(fs.readFileSync(out, 'utf8')) as TransformersReport;
+}
+
+/** Estimates PyTorch eager's memory for n tokens with every probability kept: layers x heads x n^2 floats plus float32 weights. */
+function torchBytes(shape: { numLayers: number; numHeads: number }, n: number, weightsF32Bytes: number): number {
+  return shape.numLayers * shape.numHeads * n * n * 4 * 1.2 + weightsF32Bytes * 1.5;
+}
+
+/**
+ * The CPU engine (ONNX Runtime in its own process) at each length, beside llama.cpp and PyTorch.
+ * One warm-up run, then `repeats` timed runs (one at 8,192 tokens and above: a run takes minutes on
+ * few cores).
+ */
+export async function benchRealShapesCpu(options: RealShapeOptions, log: (line: string) => void): Promise<CpuShapeRow[]> {
+  const rows: CpuShapeRow[] = [];
+  const threads = onnxThreadCount(options.threads);
+  for (const name of options.shapes) {
+    const shape = REAL_SHAPES[name];
+    if (!shape) throw new Error(`--shapes: unknown shape ${name}; known: ${Object.keys(REAL_SHAPES).join(', ')}`);
+    const folder = writeSyntheticLlama(shape, 1);
+    const weightsF32Bytes = syntheticParameterCount(shape) * 4;
+    try {
+      const model = await loadModelFolder(folder);
+      let engine: NodeOnnxEngine | undefined;
+      try {
+        engine = await NodeOnnxEngine.create(model, { threads, reason: 'benchmark' });
+        log(`  ${name}: CPU engine process loaded in ${(engine.loadMs / 1000).toFixed(1)} s`);
+        for (const n of options.lengths) {
+          const fullAttentionBytes = shape.numLayers * shape.numHeads * n * n * 4;
+          if (n > shape.maxPositions) {
+            rows.push({ shape: name, n, fullAttentionBytes, weightsF32Bytes, note: `beyond the model's ${shape.maxPositions} positions` });
+            continue;
+          }
+          const random = seededRandom(n);
+          const tokenIds = Array.from({ length: n }, () => Math.floor(random() * shape.vocabSize));
+          const spans = Array.from({ length: 8 }, (_, i) => {
+            const start = Math.floor((i * n) / 8);
+            return { start, end: Math.min(n, start + 16) };
+          });
+          const request: AttentionRequest = { tokenIds, spans, topK: options.topK };
+          let row: CpuShapeRow = { shape: name, n, fullAttentionBytes, weightsF32Bytes };
+          try {
+            const t0 = performance.now();
+            let last = await engine.run(request);
+            const firstRunMs = performance.now() - t0;
+            const repeats = n >= 8192 ? 1 : options.repeats;
+            const times: number[] = [];
+            for (let r = 0; r < repeats; r++) {
+              last = await engine.run(request);
+              times.push(last.stats.forwardMs + last.stats.summaryMs);
+            }
+            const t1 = performance.now();
+            await engine.knockout({ query: n - 1, spans });
+            const knockoutMs = performance.now() - t1;
+            const memory = await engine.memoryUsage();
+            row = { ...row, forwardMs: median(times), firstRunMs, readbackBytes: last.stats.readbackBytes, peakRssBytes: memory.peakRssBytes, knockoutMs };
+            log(`  ${name} n=${n}: CPU engine ${(row.forwardMs! / 1000).toFixed(2)} s (first run ${(firstRunMs / 1000).toFixed(2)} s), peak RSS ${formatBytes(memory.peakRssBytes)}`);
+            if (options.llamaCpp) {
+              try {
+                const peer = await llamaCppPrefill(folder, tokenIds, { threads, repeats: n >= 8192 ? 1 : 2 });
+                row = { ...row, llamaCppMs: peer.prefillMs, llamaCppMaxDiff: compareLogProbs(last.lastLogits, peer.lastLogProbs).maxAbsDiff };
+                log(`  ${name} n=${n}: llama.cpp ${(peer.prefillMs / 1000).toFixed(2)} s, max |log p diff| ${row.llamaCppMaxDiff!.toExponential(2)}`);
+              } catch (error) {
+                row = { ...row, llamaCppNote: `llama.cpp: ${(error as Error).message.split('\n')[0]}` };
+              }
+            }
+            const torchNeed = torchBytes(shape, n, weightsF32Bytes);
+            if (torchNeed > os.freemem()) row = { ...row, torchNote: `needs ~${formatBytes(torchNeed)}` };
+            else {
+              const times = torchCpuTimes(folder, n, threads, options.python);
+              row = typeof times === 'string' ? { ...row, torchNote: times } : { ...row, torchMs: times };
+            }
+          } catch (error) {
+            row = { ...row, note: `failed: ${(error as Error).message.split('\n')[0]}` };
+            log(`  ${name} n=${n}: ${(error as Error).message}`);
+            if (engine.stopped) {
+              engine = await NodeOnnxEngine.create(model, { threads, reason: 'benchmark' });
+            }
+          }
+          rows.push(row);
+        }
+      } finally {
+        engine?.dispose();
+      }
+    } finally {
+      fs.rmSync(folder, { recursive: true, force: true });
+    }
+  }
+  return rows;
+}
+
+function torchCpuTimes(folder: string, n: number, threads: number, python: string): number | string {
+  const script = path.join(__dirname, '..', '..', 'bench', 'torch_forward.py');
+  const result = childProcess.spawnSync(python, [script, folder, String(n), '--repeats', '1', '--threads', String(threads)], { encoding: 'utf8' });
+  if (result.status !== 0) return `torch failed: ${(result.stderr || result.error?.message || '').trim().split('\n').pop()}`;
+  return (JSON.parse(result.stdout.trim().split('\n').pop()!) as { ms: Record<string, number> }).ms[String(n)];
+}
+
+/** The CPU table: ours, as a multiple of llama.cpp's prefill, PyTorch eager with probabilities. */
+export function formatCpuRealShapes(rows: readonly CpuShapeRow[]): string[] {
+  const s = (ms: number | undefined) => (ms === undefined ? '-' : (ms / 1000).toFixed(2));
+  return table(
+    ['model', 'n', 'ours s', '(first run)', 'peak RSS', '(weights f32)', 'read back', '(full P)', 'knockout 8', 'llama.cpp s', 'ours / llama.cpp', 'log p vs llama.cpp', 'torch+P s'],
+    rows.map((row) => [
+      row.shape,
+      String(row.n),
+      row.forwardMs === undefined ? row.note ?? '-' : s(row.forwardMs),
+      s(row.firstRunMs),
+      formatBytes(row.peakRssBytes),
+      formatBytes(row.weightsF32Bytes),
+      formatBytes(row.readbackBytes),
+      formatBytes(row.fullAttentionBytes),
+      row.knockoutMs === undefined ? '-' : `${row.knockoutMs.toFixed(0)} ms`,
+      row.llamaCppMs === undefined ? row.llamaCppNote ?? '-' : s(row.llamaCppMs),
+      row.llamaCppMs === undefined || row.forwardMs === undefined ? '-' : `${(row.forwardMs / row.llamaCppMs).toFixed(2)}x`,
+      row.llamaCppMaxDiff === undefined ? '-' : row.llamaCppMaxDiff.toExponential(1),
+      row.torchMs === undefined ? row.torchNote ?? '-' : s(row.torchMs),
+    ]),
+  );
 }
 
 export function formatBytes(bytes: number | undefined): string {

@@ -104,7 +104,7 @@ tail -n 3 "$R/train.out" | tee -a "$OUT/validate.log"
 kill -USR1 "$TRAIN_PID" 2>/dev/null && sleep 0.5 && kill -STOP "$TRAIN_PID" 2>/dev/null && log "training paused"
 sleep 1
 export ATTENTION_LENS_PYTHON=$PY
-timeout "$BENCH_SECONDS" node out/bench/bench.js --real-shapes --shapes "$SHAPES" \
+timeout "$BENCH_SECONDS" node out/bench/bench.js --real-shapes --engines webgpu --shapes "$SHAPES" \
   --lengths "$LENGTHS" --repeats 2 --max-seconds 40 --out "$R/real-shapes" > "$R/real-shapes.txt" 2> "$R/real-shapes.err"
 log "real shapes: exit $?"
 cat "$R/real-shapes.txt" >> "$OUT/validate.log"

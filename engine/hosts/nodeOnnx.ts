@@ -268,6 +268,13 @@ export class NodeOnnxEngine implements AttentionEngine {
     this.send({ type: 'releaseCache', cacheKey });
   }
 
+  /** The engine process's resident memory now and its peak so far, in bytes. */
+  async memoryUsage(): Promise<{ rssBytes: number; peakRssBytes: number }> {
+    const reply = await this.request((id) => ({ type: 'memory', id }));
+    if (reply.type !== 'memory') throw new Error('the CPU engine process did not report its memory');
+    return { rssBytes: reply.rssBytes, peakRssBytes: reply.peakRssBytes };
+  }
+
   dispose(): void {
     if (this.disposed) return;
     this.disposed = true;

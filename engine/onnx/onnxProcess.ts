@@ -63,6 +63,9 @@ async function handle(message: ToOnnxProcess): Promise<void> {
     case 'releaseCache':
       engine?.releaseCache(message.cacheKey);
       return;
+    case 'memory':
+      post({ type: 'memory', id: message.id, rssBytes: process.memoryUsage.rss(), peakRssBytes: process.resourceUsage().maxRSS * 1024 });
+      return;
     case 'knockout':
       try {
         post({ type: 'knockout', id: message.id, knockout: await loaded().knockout(message.request, signalOf(message.id)) });

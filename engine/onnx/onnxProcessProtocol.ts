@@ -19,6 +19,8 @@ export type ToOnnxProcess =
   | { readonly type: 'knockout'; readonly id: number; readonly request: KnockoutRequest }
   | { readonly type: 'effect'; readonly id: number; readonly span: TokenSpan }
   | { readonly type: 'releaseCache'; readonly cacheKey: string }
+  /** The process's memory now and at its peak (benchmarks and logs). */
+  | { readonly type: 'memory'; readonly id: number }
   /** Stops request `id` at its next block boundary (its answer is an AbortError); not queued behind it. */
   | { readonly type: 'cancel'; readonly id: number }
   /**
@@ -40,7 +42,8 @@ export type FromOnnxProcess =
   | { readonly type: 'result'; readonly id: number; readonly result?: ForwardResult; readonly error?: ProcessError }
   | { readonly type: 'row'; readonly id: number; readonly row?: Float32Array; readonly error?: ProcessError }
   | { readonly type: 'knockout'; readonly id: number; readonly knockout?: KnockoutResult; readonly error?: ProcessError }
-  | { readonly type: 'effect'; readonly id: number; readonly effect?: SpanEffectResult; readonly error?: ProcessError };
+  | { readonly type: 'effect'; readonly id: number; readonly effect?: SpanEffectResult; readonly error?: ProcessError }
+  | { readonly type: 'memory'; readonly id: number; readonly rssBytes: number; readonly peakRssBytes: number; readonly error?: undefined };
 
 export function toProcessError(error: unknown): ProcessError {
   if (!(error instanceof Error)) return { name: 'Error', message: String(error) };
