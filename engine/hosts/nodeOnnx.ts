@@ -31,6 +31,13 @@ export class OnnxRuntimeUnavailableError extends Error {
   override readonly name = 'OnnxRuntimeUnavailableError';
 }
 
+/** A model the engine process reads from its folder: the caller needs only its spec (no weights in the caller's memory). */
+export interface ModelOnDisk {
+  readonly spec: ModelSpec;
+  /** The Hugging Face model folder (config.json, safetensors). */
+  readonly folder: string;
+}
+
 /** The engine's process ended while requests were pending or the engine was in use (a crash, a kill). */
 export class EngineProcessExitedError extends Error {
   override readonly name = 'EngineProcessExitedError';
@@ -55,6 +62,18 @@ export interface NodeOnnxOptions {
   readonly blockBytes?: number;
   /** Memory a run may use; default: what this machine has available when the engine starts. */
   readonly memoryBudgetBytes?: number;
+  /**
+   * Where the engine keeps float32 weights files (engine/onnx/weightsFile.ts, the two most recently
+   * used models); null keeps the weights in memory. Default: defaultWeightsCacheDir().
+   */
+  readonly weightsCacheDir?: string | null;
+}
+
+/** $ATTENTION_LENS_WEIGHTS_CACHE, else ~/.cache/attention-lens/cpu-weights ($XDG_CACHE_HOME respected). */
+export function defaultWeightsCacheDir(): string {
+  if (process.env.ATTENTION_LENS_WEIGHTS_CACHE) return process.env.ATTENTION_LENS_WEIGHTS_CACHE;
+  const base = process.env.XDG_CACHE_HOME || path.join(os.homedir(), '.cache');
+  return path.join(base, 'attention-lens', 'cpu-weights');
 }
 
 /**
@@ -114,13 +133,14 @@ interface Pending {
 const STDERR_LINES = 20;
 
 /**
- * Starts the engine process: Node (or Electron as Node, in the editor) with no inherited
+ * Starts the engine process: Node (or Electron as Node, in the editor) with none of the caller's
  * execArgv (no debugger ports, no flags meant for the extension host), a short command line, and
  * stdio captured so a dying process can say why.
  */
 function startProcess(): { child: ChildProcess; stderr: string[] } {
   const child = fork(processPath(), [], {
-    execArgv: [],
+    // --expose-gc: the process frees the loaded weights at once when it has mapped their float32 copy.
+    execArgv: ['--expose-gc'],
     serialization: 'advanced',
     stdio: ['ignore', 'pipe', 'pipe', 'ipc'],
     env: { ...process.env, ELECTRON_RUN_AS_NODE: '1' },
@@ -160,6 +180,8 @@ export class NodeOnnxEngine implements AttentionEngine {
     private readonly stderr: string[],
     /** Milliseconds the process took to read the model and build its session. */
     readonly loadMs: number,
+    /** What the process said while loading (the weights file it wrote, or why it kept the weights in memory). */
+    readonly notes: readonly string[],
   ) {
     child.on('message', (message: FromOnnxProcess) => {
       if (message.type === 'loaded') return;
@@ -199,12 +221,13 @@ export class NodeOnnxEngine implements AttentionEngine {
    * (the process reads it itself), else from the weights in `model`. Throws
    * OnnxRuntimeUnavailableError when ONNX Runtime cannot load.
    */
-  static async create(model: LoadedModel, options: NodeOnnxOptions): Promise<NodeOnnxEngine> {
+  static async create(model: LoadedModel | ModelOnDisk, options: NodeOnnxOptions): Promise<NodeOnnxEngine> {
     const problem = onnxRuntimeProblem();
     if (problem) throw new OnnxRuntimeUnavailableError(problem);
+    const folder = 'folder' in model ? model.folder : fs.existsSync(path.join(model.origin, 'config.json')) ? model.origin : undefined;
+    if (!folder && !('weights' in model)) throw new Error('the CPU engine needs a model folder or loaded weights');
     const { child, stderr } = startProcess();
     const threads = onnxThreadCount(options.threads);
-    const fromFolder = typeof model.origin === 'string' && fs.existsSync(path.join(model.origin, 'config.json'));
     const loaded = await new Promise<FromOnnxProcess & { type: 'loaded' }>((resolve, reject) => {
       const onExit = (code: number | null, signal: NodeJS.Signals | null) => reject(new OnnxRuntimeUnavailableError(`ONNX Runtime could not start: ${exitMessage(code, signal, stderr)}`));
       const onError = (error: Error) => reject(new OnnxRuntimeUnavailableError(`ONNX Runtime could not start: ${error.message}`));
@@ -218,12 +241,13 @@ export class NodeOnnxEngine implements AttentionEngine {
       });
       const load: ToOnnxProcess = {
         type: 'load',
-        source: fromFolder ? { folder: model.origin } : { model },
+        source: folder ? { folder } : { model: model as LoadedModel },
         threads,
         reason: options.reason,
         cacheBytes: options.cacheBytes,
         blockBytes: options.blockBytes,
         memoryBudgetBytes: options.memoryBudgetBytes ?? defaultMemoryBudget(),
+        weightsCacheDir: options.weightsCacheDir === null ? undefined : options.weightsCacheDir ?? defaultWeightsCacheDir(),
       };
       child.send(load);
     }).catch((error: Error) => {
@@ -234,7 +258,7 @@ export class NodeOnnxEngine implements AttentionEngine {
       child.kill();
       throw fromProcessError(loaded.error);
     }
-    return new NodeOnnxEngine(model.spec, loaded.backend, child, stderr, loaded.loadMs);
+    return new NodeOnnxEngine(model.spec, loaded.backend, child, stderr, loaded.loadMs, loaded.notes);
   }
 
   async run(request: AttentionRequest, signal?: AbortSignal): Promise<ForwardResult> {

@@ -19,6 +19,8 @@
  * use this class inside a process of its own (engine/hosts/nodeOnnx.ts); it is only called directly
  * there and in tests of the graph itself.
  */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
 import * as ort from 'onnxruntime-node';
 import type { AttentionRequest, AttentionSummary, BackendInfo, ForwardResult, TokenSpan } from '../attention';
 import { compareNextToken, knockedPositions, logSoftmax, topTokens, validateKnockout, validateSpanEffect, type KnockoutRequest, type KnockoutResult, type SpanEffectResult } from '../causal';
@@ -29,6 +31,7 @@ import { ropeAngle, ropeInverseFrequencies } from '../model/rope';
 import { buildAnalysisModel, buildHeadModel, GRAPH_IO, totalWeightBytes, totalWeightElements, type OnnxGraph } from './onnxGraph';
 import { cloneSummary, evictOverBudget, mergeSummaries, planReuse, summaryArrayBytes, type CachedRequest, type ReusePlan } from '../runReuse';
 import { WindowTooLongError } from '../webgpu/memoryPlan';
+import { withoutBytes, type WeightsFile } from './weightsFile';
 import { cpuMemoryPlan, longestCpuWindow, residentWeightBytes, rowsPerBlock, DEFAULT_BLOCK_BYTES, type CpuMemoryPlan } from './cpuMemoryPlan';
 
 export interface OnnxEngineOptions {
@@ -43,6 +46,18 @@ export interface OnnxEngineOptions {
    * rows per block (default DEFAULT_BLOCK_BYTES). Tests set it small to run many blocks.
    */
   readonly blockBytes?: number;
+  /**
+   * Reads the model's weights again. When given, the engine lets go of the weights it was created
+   * with once its session holds them (ONNX Runtime keeps its own float32 copy), and reads them again
+   * only to build a graph variant (value weighting, the span effect's LM head): the engine process
+   * then holds one copy of the weights, not two.
+   */
+  readonly reloadWeights?: () => Promise<LoadedModel>;
+  /**
+   * The model's float32 weights file (weightsFile.ts): the graphs refer to it and ONNX Runtime maps
+   * it, so the engine holds no weights of its own in memory.
+   */
+  readonly weightsFile?: WeightsFile;
   /**
    * Memory a run may use in all (weights, state, the blocks' intermediates, summaries); a run whose
    * plan exceeds it is refused with the longest window that fits. Default: the machine's memory
@@ -116,7 +131,16 @@ const SESSION_OPTIONS: ort.InferenceSession.SessionOptions = {
 };
 
 async function createSession(graph: OnnxGraph, threads: number): Promise<ort.InferenceSession> {
-  return ort.InferenceSession.create(graph.model, { ...SESSION_OPTIONS, intraOpNumThreads: threads, externalData: graph.externalData.map(({ path, data }) => ({ path, data })) });
+  const externalData = graph.externalData.map(({ path: location, data }) => ({ path: location, data }));
+  if (!graph.weightsFile) return ort.InferenceSession.create(graph.model, { ...SESSION_OPTIONS, intraOpNumThreads: threads, externalData });
+  // A graph on a weights file is loaded from a file beside it (ONNX Runtime resolves external data
+  // from the model's folder) and maps the weights instead of copying them; without prepacking the
+  // GEMMs read the mapped float32 weights directly, so no second copy is made.
+  const file = path.join(graph.weightsFile.dir, `${graph.name.replace(/[^\w.-]/g, '_')}.onnx`);
+  const temp = `${file}.${process.pid}.tmp`;
+  fs.writeFileSync(temp, graph.model);
+  fs.renameSync(temp, file);
+  return ort.InferenceSession.create(file, { ...SESSION_OPTIONS, intraOpNumThreads: threads, externalData, extra: { session: { disable_prepacking: '1' } } });
 }
 
 export class OnnxRuntimeEngine implements AttentionEngine {
@@ -137,24 +161,33 @@ export class OnnxRuntimeEngine implements AttentionEngine {
   private readonly weightBytes: number;
   readonly spec: ModelSpec;
 
+  /** The weights, while the engine keeps them (see OnnxEngineOptions.reloadWeights). */
+  private model: LoadedModel | undefined;
+  private readonly reloadWeights?: () => Promise<LoadedModel>;
+  private readonly weightsFile?: WeightsFile;
+
   private constructor(
-    private readonly model: LoadedModel,
+    model: LoadedModel,
     private readonly session: ort.InferenceSession,
     private readonly threads: number,
     options: OnnxEngineOptions,
   ) {
     this.spec = model.spec;
+    this.reloadWeights = options.reloadWeights;
+    this.weightsFile = options.weightsFile;
+    this.model = options.weightsFile ? withoutBytes(model) : options.reloadWeights ? undefined : model;
     this.cacheBytes = options.cacheBytes ?? DEFAULT_CACHE_BYTES;
     this.blockBytes = options.blockBytes ?? DEFAULT_BLOCK_BYTES;
     this.memoryBudgetBytes = options.memoryBudgetBytes;
-    this.weightBytes = residentWeightBytes(totalWeightElements(model), totalWeightBytes(model));
+    // On a weights file: its mapped float32 pages only; else ONNX Runtime's copy and the loader's.
+    this.weightBytes = options.weightsFile ? totalWeightElements(model) * 4 : residentWeightBytes(totalWeightElements(model), totalWeightBytes(model));
     this.backend = { kind: 'onnxruntime', version: ort.env.versions.node ?? 'unknown', threads, reason: options.reason };
   }
 
   /** Builds the analysis graph and its session (ONNX Runtime folds the weight casts and prepacks the GEMMs here). */
   static async create(model: LoadedModel, options: OnnxEngineOptions): Promise<OnnxRuntimeEngine> {
     const threads = Math.max(1, Math.floor(options.threads));
-    const session = await createSession(buildAnalysisModel(model), threads);
+    const session = await createSession(buildAnalysisModel(model, { weightsFile: options.weightsFile }), threads);
     return new OnnxRuntimeEngine(model, session, threads, options);
   }
 
@@ -162,8 +195,11 @@ export class OnnxRuntimeEngine implements AttentionEngine {
   private extraSession(kind: SessionKind): Promise<ort.InferenceSession> {
     let session = this.extraSessions.get(kind);
     if (!session) {
-      const graph = kind === 'head' ? buildHeadModel(this.model) : buildAnalysisModel(this.model, { valueWeighted: true });
-      session = createSession(graph, this.threads);
+      session = (async () => {
+        const model = this.model ?? (await this.reloadWeights!());
+        const weightsFile = this.weightsFile;
+        return createSession(kind === 'head' ? buildHeadModel(model, weightsFile) : buildAnalysisModel(model, { valueWeighted: true, weightsFile }), this.threads);
+      })();
       session.catch(() => this.extraSessions.delete(kind));
       this.extraSessions.set(kind, session);
     }

@@ -30,6 +30,7 @@
  */
 import { onnx } from 'onnx-proto';
 import type { HostTensor, LayerWeights, LinearWeights, LoadedModel, ModelSpec, NormWeights } from '../model/modelTypes';
+import type { WeightsFile } from './weightsFile';
 
 export const ONNX_OPSET = 17;
 
@@ -64,10 +65,16 @@ export const GRAPH_IO = {
   effectDelta: 'effect_delta_log_prob',
 } as const;
 
-/** A serialized graph and the weights it refers to as external data (ONNX Runtime's `externalData` session option). */
+/**
+ * A serialized graph and the weights it refers to as external data: in memory (ONNX Runtime's
+ * `externalData` session option), and, when the graph was built on a float32 weights file
+ * (weightsFile.ts), in that file; the graph must then be loaded from a file in the same folder.
+ */
 export interface OnnxGraph {
+  readonly name: string;
   readonly model: Uint8Array;
   readonly externalData: readonly { readonly path: string; readonly data: Uint8Array }[];
+  readonly weightsFile?: WeightsFile;
 }
 
 const { DataType } = onnx.TensorProto;
@@ -86,6 +93,9 @@ class GraphWriter {
   private readonly initializerNames = new Map<HostTensor, string>();
   private readonly derived = new Map<string, string>();
   private counter = 0;
+
+  /** With a float32 weights file, every weight it holds is referred to there (no Cast, no copy in memory). */
+  constructor(private readonly weightsFile?: WeightsFile) {}
 
   /** Adds a node; returns its output names (one unless `outputs` > 1). */
   op(opType: string, inputs: string[], attributes: Record<string, Attribute> = {}, outputs = 1, outputNames?: string[]): string[] {
@@ -114,6 +124,23 @@ class GraphWriter {
   /** A weight from the model, as float32 (cast in the graph when stored as F16 or BF16). Shared tensors are stored once. */
   weight(tensor: HostTensor): string {
     let name = this.initializerNames.get(tensor);
+    const inFile = name ? undefined : this.weightsFile?.locate(tensor);
+    if (!name && inFile) {
+      name = `w${this.initializers.length}:${tensor.name}`;
+      this.initializerNames.set(tensor, name);
+      this.initializers.push({
+        name,
+        dims: [...tensor.shape],
+        dataType: DataType.FLOAT,
+        dataLocation: onnx.TensorProto.DataLocation.EXTERNAL,
+        externalData: [
+          { key: 'location', value: this.weightsFile!.fileName },
+          { key: 'offset', value: String(inFile.offset) },
+          { key: 'length', value: String(inFile.length) },
+        ],
+      });
+      return name;
+    }
     if (!name) {
       name = `w${this.initializers.length}:${tensor.name}`;
       this.initializerNames.set(tensor, name);
@@ -166,7 +193,7 @@ class GraphWriter {
       opsetImport: [{ domain: '', version: ONNX_OPSET }],
       graph: { name: graphName, node: this.nodes, initializer: this.initializers, input: this.inputs, output: this.outputs },
     });
-    return { model: onnx.ModelProto.encode(proto).finish(), externalData: this.externalData };
+    return { name: graphName, model: onnx.ModelProto.encode(proto).finish(), externalData: this.externalData, weightsFile: this.weightsFile };
   }
 }
 
@@ -430,6 +457,8 @@ class ModelGraph {
 export interface AnalysisGraphOptions {
   /** Summaries of value-weighted attention instead of the probabilities. */
   readonly valueWeighted?: boolean;
+  /** The float32 weights file the graph refers to for the weights (weightsFile.ts). */
+  readonly weightsFile?: WeightsFile;
 }
 
 /**
@@ -441,7 +470,7 @@ export interface AnalysisGraphOptions {
  * [rows, H, hd], keys and values [rows, Hkv, hd].
  */
 export function buildAnalysisModel(model: LoadedModel, options: AnalysisGraphOptions = {}): OnnxGraph {
-  const g = new GraphWriter();
+  const g = new GraphWriter(options.weightsFile);
   const m = new ModelGraph(g, model);
   const { s, H, Hkv, hd } = m;
   const inputs = m.blockInputs();
@@ -494,7 +523,7 @@ export function buildAnalysisModel(model: LoadedModel, options: AnalysisGraphOpt
     g.output(GRAPH_IO.keys(l), DataType.FLOAT, ['rows', Hkv, hd]);
     g.output(GRAPH_IO.values(l), DataType.FLOAT, ['rows', Hkv, hd]);
   }
-  return g.encode(s.architecture);
+  return g.encode(options.valueWeighted ? `${s.architecture}-value-weighted` : s.architecture);
 }
 
 /**
@@ -504,8 +533,8 @@ export function buildAnalysisModel(model: LoadedModel, options: AnalysisGraphOpt
  * log p_full(next) for next_ids [rows] (any id at the last position; the caller ignores it). Its only
  * weight is the LM head.
  */
-export function buildHeadModel(model: LoadedModel): OnnxGraph {
-  const g = new GraphWriter();
+export function buildHeadModel(model: LoadedModel, weightsFile?: WeightsFile): OnnxGraph {
+  const g = new GraphWriter(weightsFile);
   const m = new ModelGraph(g, model);
   const { s } = m;
   const hidden = g.input(GRAPH_IO.hidden, DataType.FLOAT, ['rows', s.hiddenSize]);
@@ -537,7 +566,8 @@ export function totalWeightElements(model: LoadedModel): number {
   return total;
 }
 
-function distinctWeights(model: LoadedModel): Set<HostTensor> {
+/** Every distinct weight tensor of the model (tied embeddings once), in the order the graphs use them. */
+export function distinctWeights(model: LoadedModel): Set<HostTensor> {
   const seen = new Set<HostTensor>();
   const add = (t?: HostTensor) => {
     if (t) seen.add(t);

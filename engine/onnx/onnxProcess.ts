@@ -12,6 +12,8 @@
 import type { ForwardResult } from '../attention';
 import { loadModelFolder } from '../hosts/nodeModelFolder';
 import { OnnxRuntimeEngine } from './onnxEngine';
+import { distinctWeights } from './onnxGraph';
+import { findWeightsFile, withoutBytes, writeWeightsFile, type WeightsFile } from './weightsFile';
 import { toProcessError, type FromOnnxProcess, type ToOnnxProcess } from './onnxProcessProtocol';
 
 if (!process.send) throw new Error('onnxProcess.js runs as a child process with an IPC channel; start it with child_process.fork()');
@@ -37,9 +39,33 @@ async function handle(message: ToOnnxProcess): Promise<void> {
       try {
         const started = performance.now();
         engine?.dispose();
-        const model = 'folder' in message.source ? await loadModelFolder(message.source.folder) : message.source.model;
-        engine = await OnnxRuntimeEngine.create(model, { threads: message.threads, reason: message.reason, cacheBytes: message.cacheBytes, blockBytes: message.blockBytes, memoryBudgetBytes: message.memoryBudgetBytes });
-        post({ type: 'loaded', backend: engine.backend, loadMs: performance.now() - started });
+        const source = message.source;
+        const notes: string[] = [];
+        let model = 'folder' in source ? await loadModelFolder(source.folder) : source.model;
+        // From a folder: the float32 weights file the graphs map (made once per model), else the
+        // weights read again when a graph variant needs them; either way this process holds one copy.
+        let weightsFile: WeightsFile | undefined;
+        if ('folder' in source && message.weightsCacheDir) {
+          try {
+            weightsFile = findWeightsFile(message.weightsCacheDir, source.folder);
+            if (!weightsFile) {
+              const t0 = performance.now();
+              weightsFile = writeWeightsFile(message.weightsCacheDir, source.folder, model, distinctWeights(model));
+              notes.push(`wrote the float32 weights file ${weightsFile.dir} (${(weightsFile.bytes / 2 ** 20).toFixed(0)} MiB) in ${Math.round(performance.now() - t0)} ms`);
+            }
+          } catch (error) {
+            notes.push(`could not write the float32 weights file under ${message.weightsCacheDir} (${(error as Error).message}); the weights stay in memory (about twice as much)`);
+          }
+        }
+        if (weightsFile) {
+          // The graphs map the file: let go of the loaded bytes before ONNX Runtime maps the float32
+          // pages, so the two never sit in memory together.
+          model = withoutBytes(model);
+          await collectGarbage();
+        }
+        const reloadWeights = 'folder' in source ? () => loadModelFolder(source.folder) : undefined;
+        engine = await OnnxRuntimeEngine.create(model, { threads: message.threads, reason: message.reason, cacheBytes: message.cacheBytes, blockBytes: message.blockBytes, memoryBudgetBytes: message.memoryBudgetBytes, reloadWeights, weightsFile });
+        post({ type: 'loaded', backend: engine.backend, loadMs: performance.now() - started, notes });
       } catch (error) {
         post({ type: 'loaded', error: toProcessError(error) });
       }
@@ -83,6 +109,19 @@ async function handle(message: ToOnnxProcess): Promise<void> {
     case 'cancel':
     case 'crashOnNextRun':
       return;
+  }
+}
+
+/**
+ * Frees what nothing refers to any more, now (the process runs with --expose-gc): a collection
+ * after the current task has unwound, twice, so the loaded weights' buffers are gone before ONNX
+ * Runtime's pages come in.
+ */
+async function collectGarbage(): Promise<void> {
+  const gc = (globalThis as { gc?: () => void }).gc;
+  for (let i = 0; i < 2; i++) {
+    await new Promise((resolve) => setImmediate(resolve));
+    gc?.();
   }
 }
 

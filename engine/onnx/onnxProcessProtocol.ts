@@ -13,7 +13,17 @@ import type { LoadedModel } from '../model/modelTypes';
 export type ModelToLoad = { readonly folder: string } | { readonly model: LoadedModel };
 
 export type ToOnnxProcess =
-  | { readonly type: 'load'; readonly source: ModelToLoad; readonly threads: number; readonly reason: string; readonly cacheBytes?: number; readonly blockBytes?: number; readonly memoryBudgetBytes?: number }
+  | {
+      readonly type: 'load';
+      readonly source: ModelToLoad;
+      readonly threads: number;
+      readonly reason: string;
+      readonly cacheBytes?: number;
+      readonly blockBytes?: number;
+      readonly memoryBudgetBytes?: number;
+      /** Where the float32 weights files live (engine/onnx/weightsFile.ts); none: weights in memory. */
+      readonly weightsCacheDir?: string;
+    }
   | { readonly type: 'run'; readonly id: number; readonly request: AttentionRequest }
   | { readonly type: 'row'; readonly id: number; readonly layer: number; readonly head: number; readonly query: number }
   | { readonly type: 'knockout'; readonly id: number; readonly request: KnockoutRequest }
@@ -37,7 +47,7 @@ export interface ProcessError {
 }
 
 export type FromOnnxProcess =
-  | { readonly type: 'loaded'; readonly backend: BackendInfo; readonly loadMs: number; readonly error?: undefined }
+  | { readonly type: 'loaded'; readonly backend: BackendInfo; readonly loadMs: number; readonly notes: readonly string[]; readonly error?: undefined }
   | { readonly type: 'loaded'; readonly error: ProcessError }
   | { readonly type: 'result'; readonly id: number; readonly result?: ForwardResult; readonly error?: ProcessError }
   | { readonly type: 'row'; readonly id: number; readonly row?: Float32Array; readonly error?: ProcessError }

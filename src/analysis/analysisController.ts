@@ -365,9 +365,10 @@ export class AnalysisController implements vscode.Disposable {
   /** Starts the CPU engine's process with the model; `ready` sees the engine once it answers. */
   private async startHostEngine(model: ActiveModel, config: AttentionLensConfig, reason: string, ready: (engine: HostOnnxEngine) => void): Promise<HostOnnxEngine> {
     const started = performance.now();
-    const loaded = await loadModelFolder(model.folder);
-    const engine = new HostOnnxEngine(await NodeOnnxEngine.create(loaded, { threads: config.cpuThreads, reason, cacheBytes: config.cacheMegabytes * 1024 * 1024 }));
+    // The engine's process reads the weights itself: the extension host holds none of them.
+    const engine = new HostOnnxEngine(await NodeOnnxEngine.create({ spec: model.spec, folder: model.folder }, { threads: config.cpuThreads, reason, cacheBytes: config.cacheMegabytes * 1024 * 1024 }));
     this.log.info(`Loaded ${model.label} in ${Math.round(performance.now() - started)} ms on ${describeBackend(engine.backend)} (engine process ${engine.pid ?? '?'}).`);
+    for (const note of engine.notes) this.log.info(`CPU engine: ${note}.`);
     ready(engine);
     return engine;
   }

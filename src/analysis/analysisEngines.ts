@@ -148,6 +148,11 @@ export class HostOnnxEngine implements AnalysisEngine {
     this.engine.crashOnNextRunForTest();
   }
 
+  /** What the engine process said while loading (its float32 weights file). */
+  get notes(): readonly string[] {
+    return this.engine.notes;
+  }
+
   /** The engine process's id, for the log and the crash test. */
   get pid(): number | undefined {
     return this.engine.pid;
