@@ -9,6 +9,7 @@
  * the main thread's), so it must never run in a process started with thousands of token ids as
  * arguments, as the CLI's `forward --token-ids` may be.
  */
+import * as fs from 'node:fs';
 import type { ForwardResult } from '../attention';
 import { loadModelFolder } from '../hosts/nodeModelFolder';
 import { OnnxRuntimeEngine } from './onnxEngine';
@@ -90,7 +91,7 @@ async function handle(message: ToOnnxProcess): Promise<void> {
       engine?.releaseCache(message.cacheKey);
       return;
     case 'memory':
-      post({ type: 'memory', id: message.id, rssBytes: process.memoryUsage.rss(), peakRssBytes: process.resourceUsage().maxRSS * 1024 });
+      post({ type: 'memory', id: message.id, rssBytes: process.memoryUsage.rss(), peakRssBytes: peakRss() });
       return;
     case 'knockout':
       try {
@@ -123,6 +124,21 @@ async function collectGarbage(): Promise<void> {
     await new Promise((resolve) => setImmediate(resolve));
     gc?.();
   }
+}
+
+/**
+ * This process's peak resident memory. On Linux the high-water mark of its own memory map
+ * (/proc/self/status VmHWM): getrusage's maxrss survives exec, so a child forked from a process
+ * that once held gigabytes would report the parent's peak.
+ */
+function peakRss(): number {
+  try {
+    const match = /^VmHWM:\s+(\d+) kB/m.exec(fs.readFileSync('/proc/self/status', 'utf8'));
+    if (match) return Number(match[1]) * 1024;
+  } catch {
+    // Not Linux: getrusage is all there is.
+  }
+  return process.resourceUsage().maxRSS * 1024;
 }
 
 function loaded(): OnnxRuntimeEngine {
