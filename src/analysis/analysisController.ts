@@ -284,8 +284,10 @@ export class AnalysisController implements vscode.Disposable {
     const { facts, choice } = await decided;
     if (choice.error !== undefined) return { kind: 'failed', message: choice.error };
     const planned = { kind: choice.kind, adapter: choice.kind === 'webgpu' ? facts.adapter : undefined };
-    const context = windowTokens(config.contextWindow, planned, model.spec.maxPositions);
-    const windows = planWindows({ numTokens: doc.tokenIds.length, context, spans: doc.spans, ...(config.windowPrefix ? { prefixCandidates: prefixCandidates(doc.definitions) } : { prefixCandidates: [], prefixShare: 0 }) });
+    let context = windowTokens(config.contextWindow, planned, model.spec.maxPositions);
+    const plan = (tokens: number) => planWindows({ numTokens: doc.tokenIds.length, context: tokens, spans: doc.spans, ...(config.windowPrefix ? { prefixCandidates: prefixCandidates(doc.definitions) } : { prefixCandidates: [], prefixShare: 0 }) });
+    let windows = plan(context);
+    const memoryNotes: string[] = [];
     if (choice.kind === 'webgpu') {
       // Checked before anything is loaded on the GPU.
       const tooLarge = this.gpuMemoryProblem(facts.adapter, model, windows[0].positions.length, doc.spans.length);
@@ -302,12 +304,25 @@ export class AnalysisController implements vscode.Disposable {
     let backend: BackendInfo = engine.backend;
     let lastRunId = -1;
     let reusedTokens = 0;
-    for (const window of windows) {
+    for (let index = 0; index < windows.length; index++) {
+      const window = windows[index];
       if (token.isCancellationRequested) return { kind: 'cancelled', message: 'The analysis was cancelled.' };
-      const cacheKey = `${document.uri.toString()}#${windows.indexOf(window)}`;
+      const cacheKey = `${document.uri.toString()}#${index}`;
       this.cacheKeys.set(document.uri.toString(), [...new Set([...(this.cacheKeys.get(document.uri.toString()) ?? []), cacheKey])]);
       const outcome = await engine.runWindow({ tokenIds: window.positions.map((p) => doc.tokenIds[p]), spans: window.spans, topK: config.topK, layers, weighting: config.weighting, cacheKey }, token);
       if (outcome.kind === 'cancelled') return { kind: 'cancelled', message: 'The analysis was cancelled.' };
+      if (outcome.kind === 'failed' && outcome.longestWindow && index === 0 && config.contextWindow === 0 && outcome.longestWindow < window.positions.length) {
+        // The automatic window was the model's whole context, and this machine has not the memory
+        // for it: the file is analysed in the longest windows that fit instead, and the status bar
+        // and log say so (a window set by hand is refused with the message instead).
+        context = outcome.longestWindow;
+        windows = plan(context);
+        const note = `Analysed in windows of ${context.toLocaleString('en-US')} tokens, not the model's whole context: ${outcome.message}`;
+        this.log.warn(note);
+        memoryNotes.push(note);
+        index = -1;
+        continue;
+      }
       if (outcome.kind === 'failed') return { kind: 'failed', message: outcome.message };
       summaries.push(outcome.summary);
       lastRunId = outcome.runId;
@@ -336,7 +351,7 @@ export class AnalysisController implements vscode.Disposable {
       runId: windows.length === 1 ? lastRunId : undefined,
       windowPlan: windows,
     };
-    return { kind: 'done', result, warnings: problems.map((p) => p.message) };
+    return { kind: 'done', result, warnings: [...problems.map((p) => p.message), ...memoryNotes] };
   }
 
   /** What the backend policy needs: the panel's WebGPU adapter (only when the setting asks about it) and whether ONNX Runtime loads here. */

@@ -9,6 +9,7 @@
 import type * as vscode from 'vscode';
 import type { AttentionSummary, AttentionWeighting, BackendInfo, ForwardStats, TokenSpan } from '../../engine/attention';
 import type { NodeOnnxEngine } from '../../engine/hosts/nodeOnnx';
+import { WindowTooLongError } from '../../engine/webgpu/memoryPlan';
 import type { AttentionPanel } from '../panel/attentionPanel';
 import type { KnockoutRequest, KnockoutResult, SpanEffectResult } from '../../engine/causal';
 import type { AttentionEngine } from '../../engine/engine';
@@ -30,7 +31,7 @@ export interface WindowRequest {
 export type WindowOutcome =
   | { readonly kind: 'done'; readonly summary: AttentionSummary; readonly backend: BackendInfo; readonly stats: ForwardStats; readonly runId: number }
   | { readonly kind: 'cancelled' }
-  | { readonly kind: 'failed'; readonly message: string };
+  | { readonly kind: 'failed'; readonly message: string; /** When the window was too long for memory: the longest that fits. */ readonly longestWindow?: number };
 
 export interface AnalysisEngine {
   /** The engine as it was loaded (which implementation, on what, and why). */
@@ -171,6 +172,7 @@ export class HostOnnxEngine implements AnalysisEngine {
       return { kind: 'done', summary: result.summary, backend: result.backend, stats: result.stats, runId };
     } catch (error) {
       if (error instanceof Error && error.name === 'AbortError') return { kind: 'cancelled' };
+      if (error instanceof WindowTooLongError) return { kind: 'failed', message: error.message, longestWindow: error.longestWindow };
       return { kind: 'failed', message: `The CPU engine (ONNX Runtime) failed: ${error instanceof Error ? error.message : String(error)}` };
     } finally {
       listener.dispose();
