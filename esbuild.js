@@ -79,6 +79,7 @@ const builds = [
       ...filesUnder('test/integration', '.ts'),
       ...filesUnder('bench', '.ts'),
       ...filesUnder('test/fuzz', '.ts'),
+      'test/support/engineExitProbe.ts',
     ],
     outbase: '.',
     outdir: 'out',
