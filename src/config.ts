@@ -33,6 +33,8 @@ export interface AttentionLensConfig {
   readonly contextWindow: number;
   /** Windows of a file longer than the context start with its imports and top-level signatures. */
   readonly windowPrefix: boolean;
+  /** List attention sinks as sources after all (by default the views show them apart). */
+  readonly showSinks: boolean;
   readonly overlayEnabled: boolean;
   readonly codeLensEnabled: boolean;
   readonly huggingFaceEndpoint: string;
@@ -56,6 +58,7 @@ export const SETTING_KEYS = {
   maxFileTokens: 'maxFileTokens',
   contextWindow: 'contextWindow',
   windowPrefix: 'windowPrefix',
+  showSinks: 'showSinks',
   overlayEnabled: 'overlay.enabled',
   codeLensEnabled: 'codeLens.enabled',
   huggingFaceEndpoint: 'huggingFaceEndpoint',
@@ -77,6 +80,7 @@ export const DEFAULT_CONFIG: AttentionLensConfig = {
   maxFileTokens: 16384,
   contextWindow: 0,
   windowPrefix: true,
+  showSinks: false,
   overlayEnabled: true,
   codeLensEnabled: true,
   huggingFaceEndpoint: 'https://huggingface.co',
@@ -124,6 +128,7 @@ export function readConfig(get: SettingGetter): AttentionLensConfig {
     maxFileTokens: integerIn(get(SETTING_KEYS.maxFileTokens), 256, 262_144, d.maxFileTokens),
     contextWindow: get(SETTING_KEYS.contextWindow) === 0 ? 0 : integerIn(get(SETTING_KEYS.contextWindow), 64, 131_072, d.contextWindow),
     windowPrefix: flag(get(SETTING_KEYS.windowPrefix), d.windowPrefix),
+    showSinks: flag(get(SETTING_KEYS.showSinks), d.showSinks),
     overlayEnabled: flag(get(SETTING_KEYS.overlayEnabled), d.overlayEnabled),
     codeLensEnabled: flag(get(SETTING_KEYS.codeLensEnabled), d.codeLensEnabled),
     huggingFaceEndpoint: /^https?:\/\/[^\s]+$/.test(endpoint) ? endpoint : d.huggingFaceEndpoint,

@@ -5,7 +5,7 @@
  */
 import * as path from 'node:path';
 import * as vscode from 'vscode';
-import { AnalysisController, type AnalysisOutcome } from './analysis/analysisController';
+import { AnalysisController, type AnalysisOutcome, type ProbeMemory } from './analysis/analysisController';
 import { queryAt, type DocumentAnalysisResult } from './analysis/documentResult';
 import { documentView, queryView } from './panel/panelViews';
 import { COMMANDS, PANEL_VIEW_TYPE } from './commandIds';
@@ -21,6 +21,7 @@ import { AttentionPanel, type PanelHost } from './panel/attentionPanel';
 import type { MapRenderedMessage, PanelTab, ViewRenderedMessage, WebGpuProbeResult } from './shared/protocol';
 import { dependencyMapMessage, headsTableMessage, languageServerReferences, type LanguageServerReferences } from './editor/dependencyMapHost';
 import { AttentionStatusBar, ENGINE_NAMES } from './statusBar';
+import { reportOf } from './analysis/analysisReport';
 import { chooseBackend } from '../engine/backendPolicy';
 import { onnxRuntimeProblem } from '../engine/hosts/nodeOnnx';
 
@@ -37,7 +38,7 @@ export interface AttentionLensApi {
   /** The panel's memory (JavaScript heap after a collection where possible, WebGPU buffers); undefined without a panel. */
   webviewMemory(): Promise<{ jsHeapBytes: number | null; gpuBufferBytes: number | null; collected: boolean } | undefined>;
   /** Size and timings of the current analysis of `uri` (tokens reused from the previous run among them). */
-  analysisStats(uri: string): { tokens: number; version: number; forwardMs: number; elapsedMs: number; reusedTokens: number; partial: boolean } | undefined;
+  analysisStats(uri: string): { tokens: number; version: number; windows: number; engine: string; forwardMs: number; elapsedMs: number; preparedMs: number; engineReadyMs: number; reusedTokens: number; partial: boolean } | undefined;
   /** True when `uri` has an analysis for its current version. */
   hasAnalysis(uri: string): boolean;
   /** The CPU engine's process id while one runs (it is a child process of the extension host). */
@@ -216,6 +217,18 @@ function activateWith(context: vscode.ExtensionContext, log: vscode.LogOutputCha
     const editor = vscode.window.activeTextEditor;
     void vscode.commands.executeCommand('setContext', 'attentionLens.hasAnalysis', Boolean(editor && controller.resultFor(editor.document)));
   };
+  // The panel's last WebGPU probe, per machine and VS Code version: the next session knows at once
+  // whether to start the CPU engine.
+  const probeKey = 'attentionLens.webgpuProbe';
+  const probeMemory: ProbeMemory = {
+    get() {
+      const stored = context.globalState.get<{ vscode: string; machine: string; probe: WebGpuProbeResult }>(probeKey);
+      return stored && stored.vscode === vscode.version && stored.machine === vscode.env.machineId ? stored.probe : undefined;
+    },
+    set(probe) {
+      void context.globalState.update(probeKey, { vscode: vscode.version, machine: vscode.env.machineId, probe });
+    },
+  };
   const controller: AnalysisController = new AnalysisController(context.extensionPath, panelHost, log, config, {
     onStart(document) {
       statusBar.showRunning(path.basename(document.fileName), 'current model');
@@ -235,7 +248,7 @@ function activateWith(context: vscode.ExtensionContext, log: vscode.LogOutputCha
         statusBar.showProblem(outcome.message);
       }
     },
-  });
+  }, probeMemory);
   const overlay = new AttentionOverlay(context.extensionUri, controller, viewState, config);
   const codeLens = new AttendedByCodeLensProvider(controller, viewState, config);
   context.subscriptions.push(
@@ -291,9 +304,10 @@ function activateWith(context: vscode.ExtensionContext, log: vscode.LogOutputCha
   // ---- Commands ----------------------------------------------------------------------------------
   registerViewCommands(context, { controller, viewState, config, codeLens, activeEditorOrSay });
   context.subscriptions.push(
+    // The analysis commands return a small report, never the analysis (see analysisReport.ts).
     vscode.commands.registerCommand(COMMANDS.analyzeFile, async (uri?: vscode.Uri) => {
       const document = uri instanceof vscode.Uri ? await vscode.workspace.openTextDocument(uri) : activeEditorOrSay()?.document;
-      return document ? analyzeWithMessages(document) : undefined;
+      return document ? reportOf(await analyzeWithMessages(document)) : undefined;
     }),
     vscode.commands.registerCommand(COMMANDS.analyzeSelection, async () => {
       const editor = activeEditorOrSay();
@@ -302,7 +316,7 @@ function activateWith(context: vscode.ExtensionContext, log: vscode.LogOutputCha
         void vscode.window.showInformationMessage('Attention Lens: select the code to analyse first.');
         return undefined;
       }
-      return analyzeWithMessages(editor.document, editor.selection);
+      return reportOf(await analyzeWithMessages(editor.document, editor.selection));
     }),
     vscode.commands.registerCommand(COMMANDS.showPanel, () => {
       AttentionPanel.createOrShow(panelHost);
@@ -428,7 +442,20 @@ function activateWith(context: vscode.ExtensionContext, log: vscode.LogOutputCha
       const document = vscode.workspace.textDocuments.find((d) => d.uri.toString() === uri);
       const result = document && controller.resultFor(document);
       // `partial`: the part of an earlier analysis before an edit, shown until the re-analysis arrives.
-      return result && { tokens: result.doc.tokenIds.length, version: result.version, forwardMs: result.stats.forwardMs, elapsedMs: result.stats.elapsedMs, reusedTokens: result.stats.reusedTokens ?? 0, partial: result.prefixOf !== undefined };
+      return (
+        result && {
+          tokens: result.doc.tokenIds.length,
+          version: result.version,
+          windows: result.windows,
+          engine: result.backend.kind,
+          forwardMs: result.stats.forwardMs,
+          elapsedMs: result.stats.elapsedMs,
+          preparedMs: result.stats.preparedMs ?? 0,
+          engineReadyMs: result.stats.engineReadyMs ?? 0,
+          reusedTokens: result.stats.reusedTokens ?? 0,
+          partial: result.prefixOf !== undefined,
+        }
+      );
     },
     whenPanelRendered(accept, timeoutMs) {
       if (lastPanelRender && accept(lastPanelRender)) return Promise.resolve(lastPanelRender);

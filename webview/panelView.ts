@@ -131,7 +131,7 @@ export class PanelView {
     };
     bar.append(
       select('Layer', 'layer', [['all', 'All (strongest)'], ...doc.layers.map((l): [string, string] => [String(l), `Layer ${l}`])]),
-      select('Head', 'head', [['max', 'Max of heads'], ['mean', 'Mean of heads'], ...Array.from({ length: doc.numHeads }, (_, h): [string, string] => [String(h), `Head ${h}`])]),
+      select('Head', 'head', [['definition', 'Definition heads of this file'], ['max', 'Max of heads'], ['mean', 'Mean of heads'], ...Array.from({ length: doc.numHeads }, (_, h): [string, string] => [String(h), `Head ${h}`])]),
     );
     const thresholdWrap = el('label', 'control', 'Threshold %');
     const threshold = el('input');
@@ -153,7 +153,7 @@ export class PanelView {
     this.host.post({
       type: 'setView',
       layer: layer === 'all' ? 'all' : Number(layer),
-      head: head === 'max' || head === 'mean' ? head : Number(head),
+      head: head === 'max' || head === 'mean' || head === 'definition' ? head : Number(head),
       threshold: Number.isFinite(threshold) ? Math.min(1, Math.max(0, threshold / 100)) : 0.05,
     });
   }

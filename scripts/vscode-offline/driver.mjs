@@ -107,26 +107,54 @@ function parseArgs(argv) {
   return parsed;
 }
 
-/** Serves GET /?name=foo.png: saves a screenshot of the workbench and answers its path. */
+/**
+ * Serves the extension host's tests what a person does in the workbench page:
+ *   GET /?name=foo.png                 saves a screenshot of the workbench, answers its path
+ *   GET /press?keys=F1,Enter           presses keys in order (Playwright names: Control+K, F1, ...)
+ *   GET /type?text=...                 types text into whatever has focus
+ *   GET /wait?selector=...&text=...&timeout=ms
+ *                                      waits until an element matching the CSS selector (and
+ *                                      containing the text, when given) is visible; answers the ms
+ * Each answers 200 with a short text, or 4xx/5xx with the reason.
+ */
 function startScreenshotServer(getPage) {
   const screenshotDir = path.join(outputDir, 'screenshots');
   const server = http.createServer(async (request, response) => {
-    const name = new URL(request.url ?? '/', `http://${HOST}`).searchParams.get('name') ?? '';
+    const url = new URL(request.url ?? '/', `http://${HOST}`);
     const answer = (status, text) => {
       response.writeHead(status, { 'content-type': 'text/plain; charset=utf-8' });
       response.end(text);
     };
-    if (!/^[\w.-]+\.png$/.test(name)) return answer(400, `expected ?name=<file>.png (letters, digits, . _ -), got ${JSON.stringify(name)}`);
     const page = getPage();
     if (!page) return answer(503, 'the workbench page is not open yet');
     try {
+      if (url.pathname === '/press') {
+        for (const key of (url.searchParams.get('keys') ?? '').split(',').filter(Boolean)) await page.keyboard.press(key);
+        return answer(200, 'pressed');
+      }
+      if (url.pathname === '/type') {
+        await page.keyboard.type(url.searchParams.get('text') ?? '', { delay: 5 });
+        return answer(200, 'typed');
+      }
+      if (url.pathname === '/wait') {
+        const selector = url.searchParams.get('selector') ?? '';
+        const text = url.searchParams.get('text');
+        const timeout = Number(url.searchParams.get('timeout') ?? 10000);
+        const started = Date.now();
+        let locator = page.locator(selector);
+        if (text) locator = locator.filter({ hasText: text });
+        await locator.first().waitFor({ state: 'visible', timeout });
+        return answer(200, String(Date.now() - started));
+      }
+      const name = url.searchParams.get('name') ?? '';
+      if (!/^[\w.-]+\.png$/.test(name)) return answer(400, `expected ?name=<file>.png (letters, digits, . _ -), got ${JSON.stringify(name)}`);
       fs.mkdirSync(screenshotDir, { recursive: true });
       const file = path.join(screenshotDir, name);
       await page.screenshot({ path: file });
       console.log(`[vscode-offline] screenshot saved: ${file}`);
       answer(200, file);
     } catch (error) {
-      answer(500, `screenshot failed: ${error instanceof Error ? error.message : error}`);
+      answer(500, `${url.pathname} failed: ${error instanceof Error ? error.message : error}`);
     }
   });
   return new Promise((resolve) => server.listen(0, HOST, () => resolve(server)));

@@ -10,10 +10,10 @@ import * as vscode from 'vscode';
 import type { AttentionLensConfig } from '../config';
 import { AttentionPanel, PANEL_CLOSED_DURING_RUN, type PanelHost } from '../panel/attentionPanel';
 import type { AdapterSummary, AttentionSummary, BackendInfo } from '../../engine/attention';
-import { chooseBackend, describeBackend, needsAdapterProbe, windowTokens, type BackendChoice, type BackendFacts } from '../../engine/backendPolicy';
+import { adapterName, chooseBackend, describeBackend, needsAdapterProbe, windowTokens, type BackendChoice, type BackendFacts } from '../../engine/backendPolicy';
 import { loadModelFolder } from '../../engine/hosts/nodeModelFolder';
 import { NodeOnnxEngine, OnnxRuntimeUnavailableError, onnxRuntimeProblem } from '../../engine/hosts/nodeOnnx';
-import type { LoadedModelInfo } from '../shared/protocol';
+import type { LoadedModelInfo, WebGpuProbeResult } from '../shared/protocol';
 import { HostOnnxEngine, PanelCausalEngine, PanelEngine, type AnalysisEngine, type CausalEngine } from './analysisEngines';
 import { checkDependencies, spanEffectOnFile, type DependencyCheck, type SpanEffectOnFile } from './dependencyCheck';
 import { queryAt } from './documentResult';
@@ -52,6 +52,15 @@ export type AnalysisOutcome =
   | { readonly kind: 'done'; readonly result: DocumentAnalysisResult; readonly warnings: readonly string[] }
   | { readonly kind: 'refused' | 'cancelled' | 'stale' | 'failed'; readonly message: string };
 
+/**
+ * The panel's last WebGPU probe on this machine and VS Code version (globalState), so that the next
+ * session knows, before the webview opens, whether a hardware adapter is there.
+ */
+export interface ProbeMemory {
+  get(): WebGpuProbeResult | undefined;
+  set(probe: WebGpuProbeResult): void;
+}
+
 export interface AnalysisEvents {
   /** The run started: for the status bar. */
   onStart(document: vscode.TextDocument): void;
@@ -88,6 +97,7 @@ export class AnalysisController implements vscode.Disposable {
     private readonly log: vscode.LogOutputChannel,
     private readonly config: () => AttentionLensConfig,
     private readonly events: AnalysisEvents,
+    private readonly probeMemory?: ProbeMemory,
   ) {
     this.disposables.push(
       vscode.workspace.onDidChangeTextDocument((event) => {
@@ -264,7 +274,19 @@ export class AnalysisController implements vscode.Disposable {
     // Which engine runs depends on the panel's WebGPU probe; the probe and, for the CPU engine, its
     // loading (a worker thread) go on while this thread tokenizes and finds definitions.
     const panel = AttentionPanel.createOrShow(this.panelHost, model.folder);
-    const decided = this.backendFacts(panel, config).then((facts) => ({ facts, choice: chooseBackend(config.backend, facts, { valueWeighting: config.weighting === 'valueWeighted' }) }));
+    // Which engine runs depends on whether the panel's WebGPU has a hardware adapter. The answer of
+    // the last probe on this machine and VS Code version is taken at once, so a machine without a
+    // GPU starts its CPU engine while the webview is still opening; the live probe updates it for
+    // the next run. Without a remembered answer, the CPU engine is started anyway (warm if needed).
+    const live = this.backendFacts(panel, config);
+    const remembered = needsAdapterProbe(config.backend) ? this.probeMemory?.get() : undefined;
+    live.then((facts) => this.rememberProbe(remembered, facts), () => undefined);
+    // A remembered hardware adapter is not trusted the same way: WebGPU runs in the panel anyway,
+    // so its own probe is waited for.
+    const noHardware = remembered !== undefined && !(remembered.ok && !remembered.adapter.isFallbackAdapter);
+    const decided = (noHardware ? Promise.resolve(factsOf(remembered, onnxRuntimeProblem())) : live).then((facts) => ({ facts, choice: chooseBackend(config.backend, facts, { valueWeighting: config.weighting === 'valueWeighted' }) }));
+    const mayRunOnCpu = config.backend === 'cpu' || (config.backend === 'auto' && (noHardware || remembered === undefined));
+    if (mayRunOnCpu && !onnxRuntimeProblem()) this.hostOnnxEngine(model, config, 'starting').catch(() => undefined);
     const preloaded = decided.then(({ choice }) => (choice.kind === 'onnxruntime' ? this.engineFor(choice, panel, model, config) : undefined));
     preloaded.catch(() => undefined);
     const { definitions, references } = await this.findDefinitions(document, text, baseOffset, range);
@@ -354,6 +376,18 @@ export class AnalysisController implements vscode.Disposable {
     return { kind: 'done', result, warnings: [...problems.map((p) => p.message), ...memoryNotes] };
   }
 
+  /** Keeps the live probe for the next session; says when it changes what runs. */
+  private rememberProbe(remembered: WebGpuProbeResult | undefined, facts: BackendFacts): void {
+    if (!this.probeMemory) return;
+    const probe: WebGpuProbeResult | undefined = facts.adapter ? { ok: true, adapter: facts.adapter } : facts.adapterProblem !== undefined ? { ok: false, error: facts.adapterProblem } : undefined;
+    if (!probe) return;
+    const hardware = (p: WebGpuProbeResult | undefined) => Boolean(p?.ok && !p.adapter.isFallbackAdapter);
+    if (remembered && hardware(remembered) !== hardware(probe)) {
+      this.log.info(hardware(probe) ? `The panel found a hardware WebGPU adapter (${adapterName((probe as { adapter: AdapterSummary }).adapter)}): the next analysis runs on WebGPU.` : 'The panel has no hardware WebGPU adapter any more: the next analysis runs on the CPU engine.');
+    }
+    this.probeMemory.set(probe);
+  }
+
   /** What the backend policy needs: the panel's WebGPU adapter (only when the setting asks about it) and whether ONNX Runtime loads here. */
   private async backendFacts(panel: AttentionPanel, config: AttentionLensConfig): Promise<BackendFacts> {
     const onnxProblem = onnxRuntimeProblem();
@@ -381,7 +415,7 @@ export class AnalysisController implements vscode.Disposable {
   private async startHostEngine(model: ActiveModel, config: AttentionLensConfig, reason: string, ready: (engine: HostOnnxEngine) => void): Promise<HostOnnxEngine> {
     const started = performance.now();
     // The engine's process reads the weights itself: the extension host holds none of them.
-    const engine = new HostOnnxEngine(await NodeOnnxEngine.create({ spec: model.spec, folder: model.folder }, { threads: config.cpuThreads, reason, cacheBytes: config.cacheMegabytes * 1024 * 1024 }));
+    const engine = new HostOnnxEngine(await NodeOnnxEngine.create({ spec: model.spec, folder: model.folder }, { threads: config.cpuThreads, reason, cacheBytes: config.cacheMegabytes * 1024 * 1024 }), reason);
     this.log.info(`Loaded ${model.label} in ${Math.round(performance.now() - started)} ms on ${describeBackend(engine.backend)} (engine process ${engine.pid ?? '?'}).`);
     for (const note of engine.notes) this.log.info(`CPU engine: ${note}.`);
     ready(engine);
@@ -389,7 +423,8 @@ export class AnalysisController implements vscode.Disposable {
   }
 
   private hostOnnxEngine(model: ActiveModel, config: AttentionLensConfig, reason: string): Promise<HostOnnxEngine> {
-    const key = `${model.folder}|${config.cpuThreads}|${config.cacheMegabytes}|${reason}`;
+    // The reason is only what the engine says about why it runs: it does not need a new process.
+    const key = `${model.folder}|${config.cpuThreads}|${config.cacheMegabytes}`;
     const stopped = this.hostEngine?.engine?.stopped;
     if (stopped) {
       // Its process died (a crash, an out-of-memory kill): the run that saw it has said so; this
@@ -405,7 +440,10 @@ export class AnalysisController implements vscode.Disposable {
         if (this.hostEngine === slot) this.hostEngine = undefined;
       });
     }
-    return this.hostEngine!.promise;
+    return this.hostEngine!.promise.then((engine) => {
+      if (reason !== 'starting') engine.reason = reason;
+      return engine;
+    });
   }
 
   private async loadInPanel(panel: AttentionPanel, model: ActiveModel, backend: 'webgpu' | 'reference', reason: string): Promise<LoadedModelInfo> {
@@ -613,4 +651,9 @@ function kindOfSymbol(kind: vscode.SymbolKind): DefinitionKind {
 export function describeResult(result: DocumentAnalysisResult): string {
   const reused = result.stats.reusedTokens ? `, re-analysed incrementally: ${result.stats.reusedTokens} of ${result.doc.tokenIds.length} window tokens taken from the previous run` : '';
   return `${result.doc.tokenIds.length} tokens, ${result.doc.definitions.length} definitions/imports, ${result.windows} window${result.windows === 1 ? '' : 's'} of <= ${result.model.context} tokens${reused}, ${Math.round(result.stats.elapsedMs)} ms${result.stats.preparedMs !== undefined ? ` (tokens and definitions ready at ${Math.round(result.stats.preparedMs)} ms, engine at ${Math.round(result.stats.engineReadyMs ?? 0)} ms, forward passes ${Math.round(result.stats.forwardMs)} ms)` : ''} on ${describeBackend(result.backend)} (${result.model.shortName}), read back ${(result.stats.readbackBytes / 1024).toFixed(0)} KiB`;
+}
+
+/** The policy's facts from a remembered probe (and whether ONNX Runtime loads here, checked now). */
+function factsOf(probe: WebGpuProbeResult, onnxProblem: string | undefined): BackendFacts {
+  return probe.ok ? { adapter: probe.adapter, onnxProblem } : { adapterProblem: probe.error, onnxProblem };
 }

@@ -133,10 +133,18 @@ export class HostOnnxEngine implements AnalysisEngine {
   private lastRunId = 0;
   private nextRunId = 1;
 
-  constructor(private readonly engine: NodeOnnxEngine) {}
+  /** Why the engine runs, as the latest analysis's policy said (one process serves several reasons). */
+  reason: string;
+
+  constructor(
+    private readonly engine: NodeOnnxEngine,
+    reason: string,
+  ) {
+    this.reason = reason;
+  }
 
   get backend(): BackendInfo {
-    return this.engine.backend;
+    return { ...this.engine.backend, reason: this.reason } as BackendInfo;
   }
 
   /** Why the engine's process is gone, once it is (the controller then starts a new one). */
@@ -169,7 +177,7 @@ export class HostOnnxEngine implements AnalysisEngine {
     try {
       const result = await this.engine.run(request, controller.signal);
       this.lastRunId = runId;
-      return { kind: 'done', summary: result.summary, backend: result.backend, stats: result.stats, runId };
+      return { kind: 'done', summary: result.summary, backend: { ...result.backend, reason: this.reason } as BackendInfo, stats: result.stats, runId };
     } catch (error) {
       if (error instanceof Error && error.name === 'AbortError') return { kind: 'cancelled' };
       if (error instanceof WindowTooLongError) return { kind: 'failed', message: error.message, longestWindow: error.longestWindow };

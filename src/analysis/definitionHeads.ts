@@ -12,6 +12,7 @@
  */
 import type { AttentionSummary } from '../../engine/attention';
 import type { PreparedDocument } from './documentAnalysis';
+import { sinksFor, type SinkAnalysis } from './sinks';
 
 export interface Score {
   /** Uses where the top-1 distant position hit the referenced span. */
@@ -70,7 +71,12 @@ function sortHeads(heads: HeadScore[]): HeadScore[] {
   return heads.sort((a, b) => precisionOf(b) - precisionOf(a) || recallOf(b) - recallOf(a) || a.layer - b.layer || a.head - b.head);
 }
 
-export function definitionHeads(doc: PreparedDocument, summary: AttentionSummary, minDistance: number): HeadsTable {
+/**
+ * The heads table of one analysed document. With `sinks`, a head's attention on its sinks is not
+ * its top position (a sink at a window's first token, often an import line, would otherwise count
+ * as a hit on that import for every use).
+ */
+export function definitionHeads(doc: PreparedDocument, summary: AttentionSummary, minDistance: number, sinks?: SinkAnalysis): HeadsTable {
   const uses = distantUses(doc, minDistance);
   const { numHeads: H, topK: k, numTokens: n } = summary;
   const heads: HeadScore[] = [];
@@ -84,9 +90,10 @@ export function definitionHeads(doc: PreparedDocument, summary: AttentionSummary
         let recalled = false;
         for (const q of use.tokens) {
           const base = ((li * H + h) * n + q) * k;
+          const parked = sinks ? sinksFor(sinks, li, h, q) : undefined;
           for (let j = 0; j < k; j++) {
             const p = summary.topIndices[base + j];
-            if (p < 0 || q - p < minDistance) continue;
+            if (p < 0 || q - p < minDistance || parked?.has(p)) continue;
             const w = summary.topWeights[base + j];
             if (p >= use.target.start && p < use.target.end) recalled = true;
             if (w > bestWeight) {

@@ -13,7 +13,8 @@ import type { AttentionSummary, BackendInfo } from '../../engine/attention';
 import type { KnockoutResult } from '../../engine/causal';
 import type { CausalEngine } from './analysisEngines';
 import { spanMassFor, type AttentionView } from './documentAnalysis';
-import { layerIndexOf, type DocumentAnalysisResult, type QueryAt } from './documentResult';
+import type { DocumentAnalysisResult, QueryAt } from './documentResult';
+import { resolveReading } from './reading';
 import type { AnalysisWindow } from './windows';
 
 /** Below this KL (nats) a knockout is reported as "no effect". */
@@ -154,7 +155,7 @@ export async function spanEffectOnFile(result: DocumentAnalysisResult, windows: 
  * layer is a model layer; both summaries hold the result's layers in the same order.
  */
 function massUnderView(summary: AttentionSummary, result: DocumentAnalysisResult, queries: readonly number[], view: AttentionView): (span: number) => number {
-  const resolved = { layer: layerIndexOf(result, view), head: view.head };
+  const resolved = resolveReading(result, view, {});
   const masses = queries.map((q) => spanMassFor(summary, q, resolved));
   return (span) => Math.max(0, ...masses.map((mass) => mass[span] ?? 0));
 }

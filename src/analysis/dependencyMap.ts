@@ -9,7 +9,8 @@
  */
 import { isKeyword } from './keywords';
 import { spanMassFor, type AttentionView } from './documentAnalysis';
-import { layerIndexOf, type DocumentAnalysisResult } from './documentResult';
+import type { DocumentAnalysisResult } from './documentResult';
+import { resolveReading, type ReadingOptions } from './reading';
 import { enclosingDefinition, type CodeReference } from './references';
 import type { DependencyCheck } from './dependencyCheck';
 
@@ -83,11 +84,11 @@ function lineOf(starts: readonly number[], offset: number): number {
  * `extraReferences` (e.g. from a language server; targets index the document's definitions) add to
  * tree-sitter's, except where tree-sitter already resolved the same use.
  */
-export function buildDependencyMap(result: DocumentAnalysisResult, view: AttentionView, checks: readonly DependencyCheck[] = [], extraReferences: readonly CodeReference[] = []): DependencyMap {
+export function buildDependencyMap(result: DocumentAnalysisResult, view: AttentionView, checks: readonly DependencyCheck[] = [], extraReferences: readonly CodeReference[] = [], reading: ReadingOptions = {}): DependencyMap {
   const { doc, summary } = result;
   const starts = lineStarts(doc.text);
   const D = doc.definitions.length;
-  const resolved = { layer: layerIndexOf(result, view), head: view.head };
+  const resolved = resolveReading(result, view, reading);
   // Owner of each identifier: the innermost definition (not an import) whose node holds it.
   const owner = doc.identifiers.map((g) => (isKeyword(g.name) ? -1 : enclosingDefinition(doc.definitions, g.start, g.end)));
   const owned = new Int32Array(D);

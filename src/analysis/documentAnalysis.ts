@@ -3,6 +3,7 @@
  * tokenize, map tokens to ranges, find definitions and imports, turn them into token spans for the
  * engine, and afterwards read the summaries back as "this identifier attends to those definitions".
  */
+import { sinkMassOf, sinksFor, type SinkAnalysis } from './sinks';
 import type { AttentionSummary, TokenSpan } from '../../engine/attention';
 import type { SourceDefinition } from './definitions';
 import type { CodeReference } from './references';
@@ -91,34 +92,130 @@ function attachReferences(all: readonly SourceDefinition[], kept: readonly Sourc
   return { kept: out, byIdentifier };
 }
 
-/** How attention is read for display: one layer or all, one head or an aggregate over heads. */
+/**
+ * How attention is read for display: one layer or all, one head, an aggregate over heads, or
+ * (`definition`) the heads that, measured on the file itself, most often attend to the definition
+ * or import a name refers to (src/analysis/reading.ts resolves it to a set of heads).
+ */
 export interface AttentionView {
-  /** An index into `summary.layers`, or 'all' for the maximum over the summarised layers. */
+  /** A layer of the model (resolved: an index into `summary.layers`), or 'all' for the maximum over the summarised layers. */
   readonly layer: number | 'all';
-  /** A head, or the mean / max over heads. */
-  readonly head: number | 'mean' | 'max';
+  /** A head, the mean / max over heads, or this file's definition heads. */
+  readonly head: number | 'mean' | 'max' | 'definition';
+  /** Resolved: the (layer index, head) pairs read, the maximum over them (the definition heads). */
+  readonly heads?: readonly HeadRef[];
+  /** Resolved: attention on sinks is left out of every span's mass (src/analysis/sinks.ts). */
+  readonly sinks?: SinkContext;
+}
+
+/** One head of the summary: `layerIndex` indexes `summary.layers`. */
+export interface HeadRef {
+  readonly layerIndex: number;
+  readonly head: number;
+}
+
+/** The sinks of an analysis, and for each sink position the spans that contain it. */
+export interface SinkContext {
+  readonly analysis: SinkAnalysis;
+  readonly spansAt: ReadonlyMap<number, readonly number[]>;
+}
+
+/** Attention of `query` in (li, h) on the sinks inside each span, added into `into` by span. */
+function sinkMassBySpan(summary: AttentionSummary, sinks: SinkContext, li: number, h: number, query: number, into: Map<number, number>): void {
+  const set = sinksFor(sinks.analysis, li, h, query);
+  if (set.size === 0) return;
+  const k = summary.topK;
+  const at = ((li * summary.numHeads + h) * summary.numTokens + query) * k;
+  for (let j = 0; j < k; j++) {
+    const p = summary.topIndices[at + j];
+    if (p < 0) break;
+    if (!set.has(p)) continue;
+    for (const s of sinks.spansAt.get(p) ?? []) into.set(s, (into.get(s) ?? 0) + summary.topWeights[at + j]);
+  }
+}
+
+/** One head's mass of `query` on every span, less what lands on sinks (when the view leaves them out). */
+function headMasses(summary: AttentionSummary, query: number, li: number, h: number, sinks: SinkContext | undefined): Float32Array {
+  const S = summary.numSpans;
+  const from = ((li * summary.numHeads + h) * summary.numTokens + query) * S;
+  const out = summary.spanMass.slice(from, from + S);
+  if (sinks) {
+    const parked = new Map<number, number>();
+    sinkMassBySpan(summary, sinks, li, h, query, parked);
+    for (const [s, mass] of parked) out[s] = Math.max(0, out[s] - mass);
+  }
+  return out;
 }
 
 /**
  * Attention mass of `query` on every span under `view`. With layer 'all' each span takes its
- * largest mass over layers, so a strong long-range head in any layer shows.
+ * largest mass over layers, so a strong long-range head in any layer shows; with `heads`, its
+ * largest over those heads. With `sinks`, attention on sink positions does not count for the span
+ * that holds them.
  */
 export function spanMassFor(summary: AttentionSummary, query: number, view: AttentionView): Float32Array {
   const S = summary.numSpans;
   const n = summary.numTokens;
   const H = summary.numHeads;
   const out = new Float32Array(S);
-  const layers = view.layer === 'all' ? summary.layers.map((_, i) => i) : [view.layer];
-  for (const li of layers) {
-    for (let s = 0; s < S; s++) {
-      let value: number;
-      if (view.head === 'mean') value = summary.spanMassMean[(li * n + query) * S + s];
-      else if (view.head === 'max') value = summary.spanMassMax[(li * n + query) * S + s];
-      else value = summary.spanMass[((li * H + view.head) * n + query) * S + s];
-      if (value > out[s]) out[s] = value;
+  if (view.heads) {
+    for (const { layerIndex, head } of view.heads) {
+      const masses = headMasses(summary, query, layerIndex, head, view.sinks);
+      for (let s = 0; s < S; s++) if (masses[s] > out[s]) out[s] = masses[s];
     }
+    return out;
+  }
+  const layers = view.layer === 'all' ? summary.layers.map((_, i) => i) : [view.layer];
+  const head = view.head === 'definition' ? 'max' : view.head;
+  for (const li of layers) {
+    let values: Float32Array;
+    if (typeof head === 'number') values = headMasses(summary, query, li, head, view.sinks);
+    else {
+      const from = (li * n + query) * S;
+      values = (head === 'mean' ? summary.spanMassMean : summary.spanMassMax).slice(from, from + S);
+      if (view.sinks) {
+        // Spans that hold a sink of some head: aggregate that head's corrected masses instead.
+        const touched = new Set<number>();
+        for (let h = 0; h < H; h++) {
+          const parked = new Map<number, number>();
+          sinkMassBySpan(summary, view.sinks, li, h, query, parked);
+          for (const s of parked.keys()) touched.add(s);
+        }
+        if (touched.size > 0) {
+          const perHead = Array.from({ length: H }, (_, h) => headMasses(summary, query, li, h, view.sinks));
+          for (const s of touched) {
+            let aggregate = head === 'mean' ? 0 : -Infinity;
+            for (let h = 0; h < H; h++) aggregate = head === 'mean' ? aggregate + perHead[h][s] / H : Math.max(aggregate, perHead[h][s]);
+            values[s] = aggregate;
+          }
+        }
+      }
+    }
+    for (let s = 0; s < S; s++) if (values[s] > out[s]) out[s] = values[s];
   }
   return out;
+}
+
+/**
+ * How much of `query`'s attention lands on its sinks under `view` (the same layers and heads, and
+ * the same aggregation, as the span masses); 0 without sinks in the view.
+ */
+export function sinkShareFor(summary: AttentionSummary, query: number, view: AttentionView): number {
+  const sinks = view.sinks;
+  if (!sinks) return 0;
+  const H = summary.numHeads;
+  const of = (li: number, h: number) => sinkMassOf(summary, sinksFor(sinks.analysis, li, h, query), li, h, query);
+  if (view.heads) return Math.max(0, ...view.heads.map(({ layerIndex, head }) => of(layerIndex, head)));
+  const layers = view.layer === 'all' ? summary.layers.map((_, i) => i) : [view.layer];
+  let best = 0;
+  for (const li of layers) {
+    let value: number;
+    if (typeof view.head === 'number') value = of(li, view.head);
+    else if (view.head === 'mean') value = Array.from({ length: H }, (_, h) => of(li, h)).reduce((a, b) => a + b, 0) / H;
+    else value = Math.max(...Array.from({ length: H }, (_, h) => of(li, h)));
+    best = Math.max(best, value);
+  }
+  return best;
 }
 
 export interface AttendedSource {
@@ -135,6 +232,8 @@ export interface DistanceRule {
   readonly minDistance: number;
   /** Also count any span on an earlier line as distant. */
   readonly otherLineCounts: boolean;
+  /** List attention sinks as sources after all (attentionLens.showSinks; default: shown apart). */
+  readonly showSinks?: boolean;
 }
 
 /**

@@ -8,6 +8,7 @@ import { attendedSources, type AttendedSource, type AttentionView, type Distance
 import { isKeyword } from './keywords';
 import type { IdentifierGroup } from './tokenOffsets';
 import type { AnalysisWindow } from './windows';
+import { resolveReading } from './reading';
 
 export interface AnalysedModel {
   readonly label: string;
@@ -105,7 +106,7 @@ export function layerIndexOf(result: DocumentAnalysisResult, view: AttentionView
 }
 
 export function sourcesFor(result: DocumentAnalysisResult, query: QueryAt, view: AttentionView, rule: DistanceRule, limit: number, threshold: number): AttendedSource[] {
-  return attendedSources(result.doc, result.summary, query.tokens, { layer: layerIndexOf(result, view), head: view.head }, rule, limit, threshold);
+  return attendedSources(result.doc, result.summary, query.tokens, resolveReading(result, view, rule), rule, limit, threshold);
 }
 
 export interface Attender {
@@ -120,7 +121,7 @@ export interface Attender {
  */
 export function attendersByDefinition(result: DocumentAnalysisResult, view: AttentionView, rule: DistanceRule, threshold: number): Attender[][] {
   const byDefinition: Attender[][] = result.doc.definitions.map(() => []);
-  const resolved = { layer: layerIndexOf(result, view), head: view.head };
+  const resolved = resolveReading(result, view, rule);
   for (const identifier of result.doc.identifiers) {
     if (isKeyword(identifier.name)) continue;
     for (const source of attendedSources(result.doc, result.summary, identifier.tokens, resolved, rule, Number.MAX_SAFE_INTEGER, threshold)) {

@@ -8,11 +8,12 @@ import * as fs from 'node:fs/promises';
 import * as path from 'node:path';
 import { parseArgs } from 'node:util';
 import { DefinitionExtractor, type SourceDefinition } from '../analysis/definitions';
+import { describeReading, resolveReading } from '../analysis/reading';
 import { attendedSources, prepareDocument, type AttentionView, type PreparedDocument } from '../analysis/documentAnalysis';
 import { isKeyword } from '../analysis/keywords';
 import { relationOf } from '../analysis/sourceRelations';
 import { languageIdForFile } from '../analysis/languages';
-import { mergeWindowSummaries, planWindows, prefixCandidates } from '../analysis/windows';
+import { mergeWindowSummaries, planWindows, type AnalysisWindow, prefixCandidates } from '../analysis/windows';
 import type { AttentionSummary, BackendInfo } from '../../engine/attention';
 import { loadModelFolder } from '../../engine/hosts/nodeModelFolder';
 import { loadTokenizerFile } from '../node/tokenizer';
@@ -38,7 +39,12 @@ Options:
   --language ID         VS Code language id (default: from the file extension)
   --min-distance N      a source is distant when it ends at least N tokens before (default 64)
   --layer L             one layer (0-based) or "all" (default: all, strongest layer per source)
-  --head H              one head (0-based), "mean" or "max" over heads (default: max)
+  --head H              one head (0-based), "mean" or "max" over heads, or "definition": the heads that,
+                        measured on this file, most often attend to the definition or import a name
+                        refers to (default, as in the editor; every head when the file has too few
+                        such uses)
+  --show-sinks          list attention sinks as sources too (by default attention on a head's sinks,
+                        e.g. the first token of each window, is left out of every span)
   --threshold W         ignore attention mass below W (default 0.05)
   --top N               sources per identifier (default 3)
   --context N           tokens per window (default 0: automatic, as the extension's
@@ -64,6 +70,7 @@ interface AnalyzeOptions {
   readonly language?: string;
   readonly minDistance: number;
   readonly view: AttentionView;
+  readonly showSinks: boolean;
   readonly threshold: number;
   readonly top: number;
   readonly context?: number;
@@ -90,6 +97,7 @@ function parseOptions(args: string[]): AnalyzeOptions | undefined {
         top: { type: 'string' },
         context: { type: 'string' },
         'no-prefix': { type: 'boolean' },
+        'show-sinks': { type: 'boolean' },
         help: { type: 'boolean', short: 'h' },
       },
       strict: true,
@@ -115,8 +123,8 @@ function parseOptions(args: string[]): AnalyzeOptions | undefined {
   if (weighting !== 'attention' && weighting !== 'valueWeighted') throw new CliError(`--weighting must be attention or valueWeighted, not "${weighting}".`);
   const layerText = values.layer ?? 'all';
   const layer = layerText === 'all' ? 'all' : integer('layer', layerText, 0, 0);
-  const headText = values.head ?? 'max';
-  const head = headText === 'mean' || headText === 'max' ? headText : integer('head', headText, 0, 0);
+  const headText = values.head ?? 'definition';
+  const head = headText === 'mean' || headText === 'max' || headText === 'definition' ? headText : integer('head', headText, 0, 0);
   const threshold = values.threshold === undefined ? 0.05 : Number(values.threshold);
   if (!Number.isFinite(threshold) || threshold < 0 || threshold > 1) throw new CliError(`--threshold expects a number between 0 and 1, not "${values.threshold}".`);
   return {
@@ -130,6 +138,7 @@ function parseOptions(args: string[]): AnalyzeOptions | undefined {
     language: values.language,
     minDistance: integer('min-distance', values['min-distance'], 64, 0),
     view: { layer, head },
+    showSinks: values['show-sinks'] === true,
     threshold,
     top: integer('top', values.top, 3, 1),
     context: values.context === undefined || values.context === '0' ? 0 : integer('context', values.context, 0, 16),
@@ -150,6 +159,8 @@ export interface FileAnalyzer {
 
 export interface AnalysedFile {
   readonly file: string;
+  /** The windows the file ran in (sinks are measured per window). */
+  readonly windowPlan: readonly AnalysisWindow[];
   readonly text: string;
   readonly languageId: string;
   readonly doc: PreparedDocument;
@@ -206,7 +217,7 @@ export async function openFileAnalyzer(
         readbackBytes += result.stats.readbackBytes;
       }
       const summary = mergeWindowSummaries(windows, summaries, doc.tokenIds.length, doc.spans.length);
-      return { file, text, languageId, doc, summary, windows: windows.length, readbackBytes, elapsedMs: performance.now() - started };
+      return { file, text, languageId, doc, summary, windows: windows.length, windowPlan: windows, readbackBytes, elapsedMs: performance.now() - started };
     },
     dispose: () => engine.dispose(),
   };
@@ -234,11 +245,14 @@ export async function runAnalyze(args: string[], log: (line: string) => void): P
   const { text, languageId, doc, summary, readbackBytes, elapsedMs } = analysed;
   const backend = analyzer.backend;
   const windows = { length: analysed.windows };
-  const view = options.view.layer === 'all' ? options.view : { ...options.view, layer: summary.layers.indexOf(options.view.layer) };
+  const readable = { doc, summary, windowPlan: analysed.windowPlan };
+  const rule = { minDistance: options.minDistance, otherLineCounts: false, showSinks: options.showSinks };
+  const view = resolveReading(readable, options.view, rule);
+  const viewText = describeReading(readable, options.view, rule);
   const rows = doc.identifiers
     .map((identifier, index) => ({ identifier, index }))
     .filter(({ identifier }) => !isKeyword(identifier.name))
-    .map(({ identifier, index }) => ({ identifier, index, sources: attendedSources(doc, summary, identifier.tokens, view, { minDistance: options.minDistance, otherLineCounts: false }, options.top, options.threshold) }))
+    .map(({ identifier, index }) => ({ identifier, index, sources: attendedSources(doc, summary, identifier.tokens, view, rule, options.top, options.threshold) }))
     .filter((row) => row.sources.length > 0);
 
   const lineOf = lineIndex(text);
@@ -256,7 +270,7 @@ export async function runAnalyze(args: string[], log: (line: string) => void): P
         windows: windows.length,
         elapsedMs: Math.round(elapsedMs),
         readbackBytes,
-        view: options.view,
+        view: { ...options.view, showSinks: options.showSinks, reads: viewText, ...(view.heads ? { heads: view.heads.map((h) => ({ layer: summary.layers[h.layerIndex], head: h.head })) } : {}) },
         minDistance: options.minDistance,
         definitions: doc.definitions.map(definitionJson),
         identifiers: rows.map(({ identifier, index, sources }) => {
@@ -269,7 +283,7 @@ export async function runAnalyze(args: string[], log: (line: string) => void): P
   }
   const out: string[] = [];
   out.push(`${path.resolve(options.file)}: ${doc.tokenIds.length} tokens, ${doc.definitions.length} definitions/imports, ${windows.length} window${windows.length === 1 ? '' : 's'} of <= ${context} tokens${windows.length > 1 ? (options.prefix ? ', each starting with the imports and signatures' : ', plain slices of the file (--no-prefix)') : ''}`);
-  out.push(`model ${spec.architecture} (${spec.numLayers} layers x ${spec.numHeads} heads) on ${backendText}, ${Math.round(elapsedMs)} ms; view: layer ${options.view.layer}, head ${options.view.head}; distant = >= ${options.minDistance} tokens back`);
+  out.push(`model ${spec.architecture} (${spec.numLayers} layers x ${spec.numHeads} heads) on ${backendText}, ${Math.round(elapsedMs)} ms; view: ${viewText}; distant = >= ${options.minDistance} tokens back`);
   out.push('');
   if (rows.length === 0) out.push(`No identifier attends to a distant definition or import with weight >= ${options.threshold}.`);
   const width = Math.min(32, Math.max(10, ...rows.map((r) => r.identifier.name.length)));

@@ -5,6 +5,7 @@
  */
 import * as path from 'node:path';
 import { parseArgs } from 'node:util';
+import { describeReading, sinkContext } from '../analysis/reading';
 import { addHeadTables, definitionHeads, precisionOf, recallOf, type HeadsTable, type Score } from '../analysis/definitionHeads';
 import { buildDependencyMap, edgeAgreement } from '../analysis/dependencyMap';
 import type { AttentionView } from '../analysis/documentAnalysis';
@@ -32,7 +33,8 @@ code), "reference only" (the code refers to it, the model does not attend).
 Options:
 ${COMMON_OPTIONS}
   --layer L             one layer (0-based) or "all" (default: all)
-  --head H              one head, "mean" or "max" over heads (default: max)
+  --head H              one head, "mean" or "max" over heads, or "definition": the heads measured on
+                        the file to follow its references (default, as in the editor)
   --threshold W         an edge counts as attended from this share on (default 0.1)
   -h, --help            show this help`;
 
@@ -124,6 +126,7 @@ function asResult(analysed: AnalysedFile, analyzer: FileAnalyzer): DocumentAnaly
     backend: analyzer.backend,
     model: { label: analyzer.modelFolder, shortName: path.basename(analyzer.modelFolder), architecture: spec.architecture, numLayers: spec.numLayers, numHeads: spec.numHeads, context: analyzer.context },
     stats: { forwardMs: 0, summaryMs: 0, readbackBytes: analysed.readbackBytes, elapsedMs: analysed.elapsedMs },
+    windowPlan: analysed.windowPlan,
   };
 }
 
@@ -131,10 +134,10 @@ export async function runMap(args: string[], log: (line: string) => void): Promi
   const options = parseCommon('map', args, { layer: { type: 'string' }, head: { type: 'string' }, threshold: { type: 'string' } }, MAP_USAGE);
   if (!options) return;
   const layerText = (options.values.layer as string | undefined) ?? 'all';
-  const headText = (options.values.head as string | undefined) ?? 'max';
+  const headText = (options.values.head as string | undefined) ?? 'definition';
   const view: AttentionView = {
     layer: layerText === 'all' ? 'all' : integer('layer', layerText, 0),
-    head: headText === 'mean' || headText === 'max' ? headText : integer('head', headText, 0),
+    head: headText === 'mean' || headText === 'max' || headText === 'definition' ? headText : integer('head', headText, 0),
   };
   const threshold = options.values.threshold === undefined ? 0.1 : Number(options.values.threshold);
   if (!Number.isFinite(threshold) || threshold < 0 || threshold > 1) throw new CliError(`--threshold expects a number between 0 and 1, not "${options.values.threshold}".`);
@@ -179,7 +182,7 @@ export async function runMap(args: string[], log: (line: string) => void): Promi
   for (const { agreement } of drawn) counts[agreement!]++;
   const out = [
     `${result.uri}: ${map.nodes.length} imports and definitions, ${analysed.doc.tokenIds.length} tokens, ${analysed.windows} window${analysed.windows === 1 ? '' : 's'}; ${describeBackend(analyzer.backend)}`,
-    `view: layer ${view.layer}, head ${view.head}; an edge is attended from ${Math.round(threshold * 100)}% of its definition's attention on earlier definitions`,
+    `view: ${describeReading(result, view, {})}; an edge is attended from ${Math.round(threshold * 100)}% of its definition's attention on earlier definitions`,
     `edges: ${counts.both} attended and referenced, ${counts.attentionOnly} attended without a reference, ${counts.referenceOnly} referenced but not attended`,
     '',
   ];
@@ -207,7 +210,8 @@ export async function runHeads(args: string[], log: (line: string) => void): Pro
   try {
     for (const file of options.files) {
       const analysed = await analyzer.analyze(file, options.language);
-      const table = definitionHeads(analysed.doc, analysed.summary, minDistance);
+      // Sinks apart, as the editor's table and its definition view.
+      const table = definitionHeads(analysed.doc, analysed.summary, minDistance, sinkContext(analysed).analysis);
       tables.push(table);
       tokens += analysed.doc.tokenIds.length;
       perFile.push({ file: path.resolve(file), tokens: analysed.doc.tokenIds.length, uses: table.uses });

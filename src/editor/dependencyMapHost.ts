@@ -5,6 +5,7 @@
  * time budget, once per analysis.
  */
 import * as vscode from 'vscode';
+import { sinkContext } from '../analysis/reading';
 import { definitionHeads, precisionOf, recallOf, type HeadsTable } from '../analysis/definitionHeads';
 import { buildDependencyMap } from '../analysis/dependencyMap';
 import type { DependencyCheck } from '../analysis/dependencyCheck';
@@ -70,7 +71,8 @@ const headsCache = new WeakMap<DocumentAnalysisResult, HeadsTable>();
 export function headsTableOf(result: DocumentAnalysisResult, minDistance: number): HeadsTable {
   let table = headsCache.get(result);
   if (!table || table.minDistance !== minDistance) {
-    table = definitionHeads(result.doc, result.summary, minDistance);
+    // Sinks apart, as the definition view chooses its heads (src/analysis/reading.ts).
+    table = definitionHeads(result.doc, result.summary, minDistance, sinkContext(result).analysis);
     headsCache.set(result, table);
   }
   return table;

@@ -8,10 +8,13 @@ import * as vscode from 'vscode';
 import type { AttentionLensConfig } from '../config';
 import type { AnalysisController } from '../analysis/analysisController';
 import { COMMANDS } from '../commandIds';
-import { describeView, type ViewState } from './viewState';
+import type { ViewState } from './viewState';
 import { definitionRange, percent, presentAt } from './presentation';
 import { NO_EFFECT_KL, type DependencyCheck } from '../analysis/dependencyCheck';
 import type { DocumentAnalysisResult } from '../analysis/documentResult';
+
+/** The hover names the sinks when at least this share of the token's attention is parked there. */
+const SINK_LINE_SHARE = 0.05;
 
 /** Rows of the dependency table in a hover. */
 const CHECK_ROWS = 6;
@@ -33,12 +36,20 @@ export class AttentionHoverProvider implements vscode.HoverProvider {
     markdown.isTrusted = { enabledCommands: [COMMANDS.revealRange, COMMANDS.checkDependencies] };
     markdown.supportThemeIcons = true;
     markdown.appendMarkdown(`$(eye) **Attention Lens**: \`${escapeCode(presented.query.name)}\` attends to\n\n`);
+    if (presented.sinkShare >= SINK_LINE_SHARE) {
+      markdown.appendMarkdown(`$(circle-slash) **${percent(presented.sinkShare)}** on ${escapeMarkdown(presented.sinkWhere ?? 'an attention sink')}, an _attention sink_: a position the model parks attention on whatever the token is; it says nothing about \`${escapeCode(presented.query.name)}\` and is not listed below.\n\n`);
+    }
     if (presented.sources.length === 0) {
       markdown.appendMarkdown(`no distant definition or import with at least ${percent(config.threshold)} of its attention.\n\n`);
     }
     for (const source of presented.sources) {
       const args = encodeURIComponent(JSON.stringify([document.uri.toString(), source.range.start.line, source.range.start.character, source.range.end.line, source.range.end.character]));
       markdown.appendMarkdown(`- **${percent(source.weight)}** ${source.definition.kind} \`${escapeCode(source.definition.name)}\` — [line ${source.range.start.line + 1}](command:${COMMANDS.revealRange}?${args} "Go to the ${source.definition.kind}"), ${source.tokenDistance} tokens back${source.relationText ? ` · _${escapeMarkdown(source.relationText)}_` : ''}\n`);
+    }
+    const reference = presented.reference;
+    if (reference && !reference.listed) {
+      const args = encodeURIComponent(JSON.stringify([document.uri.toString(), reference.range.start.line, reference.range.start.character, reference.range.end.line, reference.range.end.character]));
+      markdown.appendMarkdown(`\n$(info) The model barely attends to the ${reference.definition.kind} of \`${escapeCode(presented.query.name)}\` ([line ${reference.range.start.line + 1}](command:${COMMANDS.revealRange}?${args} "Go to the ${reference.definition.kind}"), ${percent(reference.weight)}).\n`);
     }
     const check = this.controller.checkAt(document, document.offsetAt(position));
     if (check) appendCheck(markdown, document, result, check, config.threshold);
@@ -47,7 +58,7 @@ export class AttentionHoverProvider implements vscode.HoverProvider {
       markdown.appendMarkdown(`\n[$(beaker) Check dependencies](command:${COMMANDS.checkDependencies}?${args} "Knock each earlier definition and import out of the model's attention and measure how its prediction changes")\n`);
     }
     if (result.prefixOf) markdown.appendMarkdown(`\n_The part of the file before your edit, from the previous analysis (exact: a causal model reads only earlier tokens); the rest waits for the next analysis._\n`);
-    markdown.appendMarkdown(`\n_${describeView(this.viewState.view)}${result.weighting === 'valueWeighted' ? ' · value-weighted' : ''} · ${result.model.shortName} · distant = ${config.minDistance}+ tokens${config.distance === 'tokensOrOtherLine' ? ' or another line' : ''}_`);
+    markdown.appendMarkdown(`\n_View: ${escapeMarkdown(presented.reading)}${result.weighting === 'valueWeighted' ? ' · value-weighted' : ''} · ${result.model.shortName} · distant = ${config.minDistance}+ tokens${config.distance === 'tokensOrOtherLine' ? ' or another line' : ''}. Percentages: the share of this token's attention (the strongest of the view's heads) that lands in each span, each on its own: they do not add up._`);
     return new vscode.Hover(markdown, presented.range);
   }
 }

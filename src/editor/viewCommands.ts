@@ -60,11 +60,11 @@ export function registerViewCommands(context: vscode.ExtensionContext, deps: Vie
   };
 
   context.subscriptions.push(
-    vscode.commands.registerCommand(COMMANDS.selectLayerHead, async (choice?: { layer: number | 'all'; head: number | 'mean' | 'max' }) => {
+    vscode.commands.registerCommand(COMMANDS.selectLayerHead, async (choice?: { layer: number | 'all'; head: number | 'mean' | 'max' | 'definition' }) => {
       const shape = await modelShape();
       if (!shape) return undefined;
       // Keybindings and tests may name the view directly.
-      if (choice && (choice.layer === 'all' || (Number.isInteger(choice.layer) && choice.layer < shape.layers)) && (choice.head === 'mean' || choice.head === 'max' || (Number.isInteger(choice.head) && choice.head < shape.heads))) {
+      if (choice && (choice.layer === 'all' || (Number.isInteger(choice.layer) && choice.layer < shape.layers)) && (choice.head === 'mean' || choice.head === 'max' || choice.head === 'definition' || (Number.isInteger(choice.head) && choice.head < shape.heads))) {
         await viewState.set({ layer: choice.layer, head: choice.head });
         return viewState.view;
       }
@@ -76,8 +76,9 @@ export function registerViewCommands(context: vscode.ExtensionContext, deps: Vie
         const table = headsTableOf(analysed, config().minDistance);
         if (table.uses > 0) {
           const nearest = precisionOf(table.baselines.nearestOccurrence);
-          type Item = vscode.QuickPickItem & { value?: { layer: number; head: number } };
+          type Item = vscode.QuickPickItem & { value?: { layer: number | 'all'; head: number | 'definition' } };
           const items: Item[] = [
+            { label: 'Definition heads of this file (the default)', description: 'the best of the heads below, chosen on this file', detail: 'attention sinks shown apart', value: { layer: 'all', head: 'definition' } },
             { label: 'Heads that follow this file\'s references', kind: vscode.QuickPickItemKind.Separator },
             ...table.heads.slice(0, 8).map((h) => ({
               label: `Layer ${h.layer}, head ${h.head}`,
@@ -114,6 +115,7 @@ export function registerViewCommands(context: vscode.ExtensionContext, deps: Vie
       if (!shape) return undefined;
       const pick = await vscode.window.showQuickPick(
         [
+          { label: 'Definition heads of this file', description: 'the heads that, on this file, most often attend to the definition or import a name refers to (the default)', value: 'definition' as const },
           { label: 'Max of heads', description: 'a source counts as strongly as the head that attends to it most', value: 'max' as const },
           { label: 'Mean of heads', description: 'the average over all heads of the layer', value: 'mean' as const },
           { label: 'Single head...', description: 'one head of the chosen layer', value: 'single' as const },

@@ -6,7 +6,8 @@
 import { describeBackend } from '../../engine/backendPolicy';
 import type { AttentionView, DistanceRule } from '../analysis/documentAnalysis';
 import { attendedSources } from '../analysis/documentAnalysis';
-import { layerIndexOf, type DocumentAnalysisResult } from '../analysis/documentResult';
+import type { DocumentAnalysisResult } from '../analysis/documentResult';
+import { resolveReading } from '../analysis/reading';
 import { relationOf, type SourceRelation } from '../analysis/sourceRelations';
 import { isKeyword } from '../analysis/keywords';
 import type { DependencyCheck } from '../analysis/dependencyCheck';
@@ -40,7 +41,7 @@ export interface ExportedAnalysis {
 }
 
 export function exportJson(result: DocumentAnalysisResult, view: AttentionView, rule: DistanceRule, threshold: number, checks: readonly DependencyCheck[] = []): ExportedAnalysis {
-  const resolved = { layer: layerIndexOf(result, view), head: view.head };
+  const resolved = resolveReading(result, view, rule);
   const { doc } = result;
   return {
     format: 'attention-lens-analysis',

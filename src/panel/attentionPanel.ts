@@ -25,7 +25,7 @@ export interface PanelHost {
   /** The user picked a token in the panel. */
   onSelectToken(uri: string, token: number): void;
   /** The user changed the view in the panel. */
-  onSetView(layer: number | 'all', head: number | 'mean' | 'max', threshold: number): void;
+  onSetView(layer: number | 'all', head: number | 'mean' | 'max' | 'definition', threshold: number): void;
   /** A new panel said ready: it has nothing to show until the host sends it the current analysis. */
   onPanelReady(): void;
   /** The panel drew a query view. */

@@ -4,7 +4,8 @@
  */
 import type { AttentionView, DistanceRule } from '../analysis/documentAnalysis';
 import { attendedSources } from '../analysis/documentAnalysis';
-import { layerIndexOf, type DocumentAnalysisResult, type QueryAt } from '../analysis/documentResult';
+import type { DocumentAnalysisResult, QueryAt } from '../analysis/documentResult';
+import { resolveReading } from '../analysis/reading';
 import { isKeyword } from '../analysis/keywords';
 import { identifierIndexOfToken, relationOf } from '../analysis/sourceRelations';
 import type { DependencyCheck } from '../analysis/dependencyCheck';
@@ -55,7 +56,10 @@ export function queryView(result: DocumentAnalysisResult, query: QueryAt | undef
   const first = query.tokens[0];
   // Distant spans: the ones the overlay may show for this query.
   const distant = doc.spans.map((span, s) => span.end <= first && (first - (span.end - 1) >= rule.minDistance || (rule.otherLineCounts && doc.definitions[s].end <= doc.ranges[first].start && doc.text.slice(doc.definitions[s].end, doc.ranges[first].start).includes('\n'))));
-  const layerIndex = layerIndexOf(result, view);
+  const reading = resolveReading(result, view, rule);
+  const layerIndex = reading.layer;
+  const inReading = (li: number, h: number) =>
+    reading.heads ? reading.heads.some((ref) => ref.layerIndex === li && ref.head === h) : (layerIndex === 'all' || layerIndex === li) && (typeof reading.head !== 'number' || reading.head === h);
   for (let li = 0; li < L; li++) {
     for (let h = 0; h < H; h++) {
       const cell = li * H + h;
@@ -74,17 +78,16 @@ export function queryView(result: DocumentAnalysisResult, query: QueryAt | undef
         cellTop[cell * k + j] = position;
         cellTopWeights[cell * k + j] = weight;
       });
-      const inView = (layerIndex === 'all' || layerIndex === li) && (typeof view.head !== 'number' || view.head === h);
-      if (!inView) continue;
+      if (!inReading(li, h)) continue;
       for (const [position, weight] of best) {
-        if (view.head === 'mean') heat[position] += weight / H;
+        if (reading.head === 'mean' && !reading.heads) heat[position] += weight / H;
         else heat[position] = Math.max(heat[position], weight);
       }
     }
   }
-  if (view.head === 'mean' && layerIndex === 'all') for (let p = 0; p < n; p++) heat[p] /= L;
+  if (reading.head === 'mean' && !reading.heads && layerIndex === 'all') for (let p = 0; p < n; p++) heat[p] /= L;
   const identifier = query.identifier ? identifierIndexOfToken(doc, first) : -1;
-  const sources = attendedSources(doc, summary, query.tokens, { layer: layerIndex, head: view.head }, rule, 16, threshold).map((s) => ({
+  const sources = attendedSources(doc, summary, query.tokens, reading, rule, 16, threshold).map((s) => ({
     definition: s.definition,
     weight: s.weight,
     ...(identifier >= 0 ? { relation: relationOf(doc, identifier, s.definition).kind } : {}),

@@ -114,7 +114,7 @@ export interface SelectTokenMessage {
 export interface SetViewMessage {
   readonly type: 'setView';
   readonly layer: number | 'all';
-  readonly head: number | 'mean' | 'max';
+  readonly head: number | 'mean' | 'max' | 'definition';
   readonly threshold: number;
 }
 
@@ -330,7 +330,7 @@ export interface QueryViewMessage {
   readonly type: 'queryView';
   readonly uri: string;
   readonly query: { readonly name: string; readonly tokens: readonly number[] } | null;
-  readonly view: { readonly layer: number | 'all'; readonly head: number | 'mean' | 'max' };
+  readonly view: { readonly layer: number | 'all'; readonly head: number | 'mean' | 'max' | 'definition' };
   readonly threshold: number;
   /**
    * Per document token: the attention weight the view gives it. 'exact': the head's full
@@ -370,7 +370,7 @@ export interface DependencyRow {
 export interface DependencyMapMessage {
   readonly type: 'dependencyMap';
   readonly uri: string;
-  readonly view: { readonly layer: number | 'all'; readonly head: number | 'mean' | 'max' };
+  readonly view: { readonly layer: number | 'all'; readonly head: number | 'mean' | 'max' | 'definition' };
   readonly nodes: readonly { readonly kind: string; readonly name: string; readonly line: number; readonly tokenStart: number; readonly identifiers: number }[];
   readonly edges: readonly {
     readonly from: number;
@@ -601,10 +601,10 @@ export function parseWebviewMessage(value: unknown): WebviewToHostMessage | { re
         : { invalid: '"selectToken" without a uri and a token index' };
     case 'setView': {
       const layerOk = value.layer === 'all' || (Number.isInteger(value.layer) && (value.layer as number) >= 0);
-      const headOk = value.head === 'mean' || value.head === 'max' || (Number.isInteger(value.head) && (value.head as number) >= 0);
+      const headOk = value.head === 'mean' || value.head === 'max' || value.head === 'definition' || (Number.isInteger(value.head) && (value.head as number) >= 0);
       const thresholdOk = typeof value.threshold === 'number' && value.threshold >= 0 && value.threshold <= 1;
       return layerOk && headOk && thresholdOk
-        ? { type: 'setView', layer: value.layer as number | 'all', head: value.head as number | 'mean' | 'max', threshold: value.threshold as number }
+        ? { type: 'setView', layer: value.layer as number | 'all', head: value.head as number | 'mean' | 'max' | 'definition', threshold: value.threshold as number }
         : { invalid: '"setView" with an invalid layer, head or threshold' };
     }
     case 'webviewError':

@@ -27,3 +27,40 @@ export async function takeScreenshot(name: string): Promise<string | undefined> 
       .on('error', reject);
   });
 }
+
+/** True when the offline harness can act in the workbench page (press keys, type, wait for what shows). */
+export function canDriveWorkbench(): boolean {
+  return Boolean(process.env.ATTENTION_LENS_SCREENSHOT_URL);
+}
+
+function callDriver(pathname: string, params: Record<string, string>): Promise<string> {
+  const service = process.env.ATTENTION_LENS_SCREENSHOT_URL;
+  if (!service) return Promise.reject(new Error('no workbench driver in this VS Code (ATTENTION_LENS_SCREENSHOT_URL is unset)'));
+  const url = new URL(pathname, service);
+  for (const [key, value] of Object.entries(params)) url.searchParams.set(key, value);
+  return new Promise((resolve, reject) => {
+    http
+      .get(url, (response) => {
+        let body = '';
+        response.setEncoding('utf8');
+        response.on('data', (chunk: string) => (body += chunk));
+        response.on('end', () => (response.statusCode === 200 ? resolve(body) : reject(new Error(`${pathname} failed: ${response.statusCode} ${body}`))));
+      })
+      .on('error', reject);
+  });
+}
+
+/** Presses keys in the workbench page, in order (Playwright key names, e.g. 'F1', 'Control+K', 'Enter'). */
+export async function pressKeys(...keys: string[]): Promise<void> {
+  await callDriver('/press', { keys: keys.join(',') });
+}
+
+/** Types text into the focused element of the workbench page. */
+export async function typeText(text: string): Promise<void> {
+  await callDriver('/type', { text });
+}
+
+/** Waits until an element matching `selector` (containing `text`) is visible in the workbench; resolves to the ms waited. */
+export async function waitForVisible(selector: string, options: { text?: string; timeoutMs?: number } = {}): Promise<number> {
+  return Number(await callDriver('/wait', { selector, ...(options.text ? { text: options.text } : {}), timeout: String(options.timeoutMs ?? 10_000) }));
+}
