@@ -14,6 +14,9 @@
  *  4. With --long-windows, only the long-window tables (n = 4096, 8192; WebGPU and CPU, with an edit).
  *  5. With --heads, only the definition-heads table (`attention-lens heads`) of the default model
  *     over the held-out files of its validation split.
+ *  7. With --sources, only the sources report (bench/sources.ts): over held-out files, how often the
+ *     first listed source mentions the hovered name, and how often it is an attention sink, under
+ *     the old and the new default view.
  *  6. With --real-shapes, only the real-shape tables (bench/realShapes.ts): random-weight models with
  *     the real configs of SmolLM2-135M, Qwen2.5-Coder-0.5B and -1.5B (--shapes a,b; all layers, real
  *     vocabularies, BF16 files) at --lengths (default 2048,8192), on --engines webgpu,cpu (default:
@@ -38,6 +41,7 @@ import * as path from 'node:path';
 import { benchCpuLongWindow, benchGpuMemory, formatCpuLongWindowTable, formatGpuMemoryTable, LONG_WINDOW_LLAMA } from './gpuMemoryBench';
 import { benchCpuModel, benchIncremental, formatCpuTable, formatIncrementalTable, measureGemmPeak, onnxThreadCount, type CpuRow, type IncrementalRow } from './cpuBench';
 import { faithfulnessReport, formatFaithfulness, validationFiles } from './faithfulness';
+import { formatSources, sourcesReport } from './sources';
 import { benchRealShapes, benchRealShapesCpu, defaultPython, defaultRealShapeOutDir, formatCpuRealShapes, formatRealShapes, REAL_SHAPE_LENGTHS } from './realShapes';
 import type { AttentionRequest } from '../engine/attention';
 import { createNodeGpuEngine, probeNodeAdapter } from '../engine/hosts/nodeWebGpu';
@@ -80,6 +84,7 @@ interface Options {
   outDir: string;
   engines?: ('webgpu' | 'cpu')[];
   llamaCpp: boolean;
+  sources: boolean;
 }
 
 interface Row {
@@ -97,7 +102,7 @@ interface Row {
 }
 
 function parseArgs(argv: string[]): Options {
-  const options: Options = { models: [path.join(repoRoot, 'default-model'), ...FIXTURE_MODELS], synthetic: 'smollm2', syntheticLayers: 2, repeats: 2, topK: 8, torch: true, maxSeconds: 60, cpu: true, webgpu: true, cpuLengths: [256, 1024, 2048], faithfulness: false, heads: false, longWindows: false, faithfulnessFiles: 40, queriesPerFile: 25, realShapes: false, shapes: ['smollm2-135m', 'qwen2.5-coder-0.5b'], transformers: true, outDir: defaultRealShapeOutDir(), llamaCpp: true };
+  const options: Options = { models: [path.join(repoRoot, 'default-model'), ...FIXTURE_MODELS], synthetic: 'smollm2', syntheticLayers: 2, repeats: 2, topK: 8, torch: true, maxSeconds: 60, cpu: true, webgpu: true, cpuLengths: [256, 1024, 2048], faithfulness: false, heads: false, longWindows: false, faithfulnessFiles: 40, queriesPerFile: 25, realShapes: false, shapes: ['smollm2-135m', 'qwen2.5-coder-0.5b'], transformers: true, outDir: defaultRealShapeOutDir(), llamaCpp: true, sources: false };
   let modelsGiven = false;
   let syntheticGiven = false;
   for (let i = 0; i < argv.length; i++) {
@@ -171,6 +176,9 @@ function parseArgs(argv: string[]): Options {
         break;
       case '--no-transformers':
         options.transformers = false;
+        break;
+      case '--sources':
+        options.sources = true;
         break;
       case '--no-llama-cpp':
         options.llamaCpp = false;
@@ -363,6 +371,13 @@ async function main(): Promise<void> {
   }
   if (options.realShapes) {
     await realShapeTables(options);
+    return;
+  }
+  if (options.sources) {
+    const { rows, missing } = await sourcesReport({ repoRoot, threads: options.threads }, (line) => process.stderr.write(`${line}\n`));
+    console.log(`Sources of the default model over ${rows.length} held-out files (CPU engine); a use = a name written in an earlier definition or import header >= 64 tokens back`);
+    if (missing.length) console.log(`(not on this machine, left out: ${missing.join(', ')})`);
+    for (const line of formatSources(rows)) console.log(line);
     return;
   }
   if (options.faithfulness) {

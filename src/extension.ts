@@ -22,6 +22,7 @@ import type { MapRenderedMessage, PanelTab, ViewRenderedMessage, WebGpuProbeResu
 import { dependencyMapMessage, headsTableMessage, languageServerReferences, type LanguageServerReferences } from './editor/dependencyMapHost';
 import { AttentionStatusBar, ENGINE_NAMES } from './statusBar';
 import { reportOf } from './analysis/analysisReport';
+import { describeReading } from './analysis/reading';
 import { chooseBackend } from '../engine/backendPolicy';
 import { onnxRuntimeProblem } from '../engine/hosts/nodeOnnx';
 
@@ -242,7 +243,7 @@ function activateWith(context: vscode.ExtensionContext, log: vscode.LogOutputCha
     onOutcome(document, outcome) {
       if (outcome.kind === 'done') {
         analysed.add(document.uri.toString());
-        statusBar.showResult(outcome.result);
+        statusBar.showResult(outcome.result, describeReading(outcome.result, viewState.view, distanceRule(config())));
         AttentionPanel.instance?.post({ type: 'panelState', documentName: path.basename(document.fileName), status: `${outcome.result.doc.tokenIds.length} tokens analysed. Move the cursor onto an identifier to see what it attends to.` });
       } else if (outcome.kind !== 'stale') {
         statusBar.showProblem(outcome.message);

@@ -70,7 +70,8 @@ export class AttentionStatusBar implements vscode.Disposable {
   }
 
   /** Model, token count, time and backend of a finished analysis; says when windows were used. */
-  showResult(result: DocumentAnalysisResult): void {
+  /** `reading`: the view the numbers are read under, in words (src/analysis/reading.ts). */
+  showResult(result: DocumentAnalysisResult, reading?: string): void {
     const backend = result.backend.kind === 'webgpu' ? `WebGPU ${describeAdapter(result.backend.adapter.vendor, result.backend.adapter.architecture, result.backend.adapter.description)}` : ENGINE_NAMES[result.backend.kind];
     const seconds = result.stats.elapsedMs >= 1000 ? `${(result.stats.elapsedMs / 1000).toFixed(1)} s` : `${Math.round(result.stats.elapsedMs)} ms`;
     const windows = result.windows > 1 ? ` · ${result.windows} windows` : '';
@@ -86,6 +87,8 @@ export class AttentionStatusBar implements vscode.Disposable {
     if (result.windows > 1) tooltip.appendMarkdown(`- Longer than the model's context: analysed in ${result.windows} overlapping windows, each starting with the file's imports and top-level signatures
 `);
     tooltip.appendMarkdown(`- Engine: ${escape(describeBackend(result.backend))}
+`);
+    if (reading) tooltip.appendMarkdown(`- View: ${escape(reading)}
 `);
     tooltip.appendMarkdown(`- Time: ${seconds} (forward ${Math.round(result.stats.forwardMs)} ms, summaries ${Math.round(result.stats.summaryMs)} ms); read back ${formatBytes(result.stats.readbackBytes)}
 `);

@@ -328,10 +328,14 @@ export class PanelView {
         const cell = li * H + h;
         const mass = query.cellMass[cell];
         const button = el('button', 'cell');
-        const selected = (query.view.layer === layer || query.view.layer === 'all') && query.view.head === h;
+        const selected = query.cellRead ? query.cellRead[cell] === 1 && query.view.head !== 'max' && query.view.head !== 'mean' : (query.view.layer === layer || query.view.layer === 'all') && query.view.head === h;
         button.classList.toggle('selected', selected);
+        const sinkShare = query.cellSinkShare?.[cell] ?? 0;
+        // A head that parks most of its attention on sinks (the window's first token) says little.
+        const sinky = sinkShare >= SINK_HEAD_SHARE;
+        button.classList.toggle('sink', sinky);
         button.style.setProperty('--mass', `${Math.round(Math.min(1, mass) * 85)}%`);
-        button.title = `Layer ${layer}, head ${h}: ${Math.round(mass * 100)}% on its strongest distant definition or import`;
+        button.title = `Layer ${layer}, head ${h}: ${Math.round(mass * 100)}% on its strongest distant definition or import${sinky ? `; a sink head: ${Math.round(sinkShare * 100)}% of its attention, over the file, is parked on attention sinks` : ''}${selected ? '; read by the current view' : ''}`;
         button.setAttribute('aria-label', button.title);
         const canvas = el('canvas');
         canvas.width = 64;
@@ -356,9 +360,12 @@ export class PanelView {
       }
     });
     grid.append(table);
-    grid.append(el('p', 'muted', 'Each cell: where that head looks from the selected token (marks along the file, top positions) and, as its background, its largest mass on a distant definition or import. Click a cell to view that head.'));
+    grid.append(el('p', 'muted', `Each cell: where that head looks from the selected token (marks along the file, top positions) and, as its background, its largest mass on a distant definition or import (attention sinks apart). Outlined: the heads the view reads${query.reading ? ` (${query.reading})` : ''}. Dashed: sink heads, which park most of their attention on a window's first token. Click a cell to view that head.`));
   }
 }
+
+/** Cells whose heads park at least this share of their attention on sinks are marked. */
+const SINK_HEAD_SHARE = 0.5;
 
 /** The first token of each identifier, in order. */
 function identifierStarts(doc: DocumentViewMessage): number[] {

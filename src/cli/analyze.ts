@@ -212,7 +212,8 @@ export async function openFileAnalyzer(
       let readbackBytes = 0;
       const summaries: AttentionSummary[] = [];
       for (const window of windows) {
-        const result = await engine.run({ tokenIds: window.positions.map((p) => doc.tokenIds[p]), spans: window.spans, topK: 4, weighting: options.weighting });
+        // The editor's default top-k (attentionLens.topK): sinks and definition heads are measured from it.
+        const result = await engine.run({ tokenIds: window.positions.map((p) => doc.tokenIds[p]), spans: window.spans, topK: 8, weighting: options.weighting });
         summaries.push(result.summary);
         readbackBytes += result.stats.readbackBytes;
       }

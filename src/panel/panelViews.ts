@@ -5,7 +5,7 @@
 import type { AttentionView, DistanceRule } from '../analysis/documentAnalysis';
 import { attendedSources } from '../analysis/documentAnalysis';
 import type { DocumentAnalysisResult, QueryAt } from '../analysis/documentResult';
-import { resolveReading } from '../analysis/reading';
+import { describeReading, resolveReading, sinkContext } from '../analysis/reading';
 import { isKeyword } from '../analysis/keywords';
 import { identifierIndexOfToken, relationOf } from '../analysis/sourceRelations';
 import type { DependencyCheck } from '../analysis/dependencyCheck';
@@ -93,5 +93,8 @@ export function queryView(result: DocumentAnalysisResult, query: QueryAt | undef
     ...(identifier >= 0 ? { relation: relationOf(doc, identifier, s.definition).kind } : {}),
   }));
   const dependencies = check && check.start === query.start && check.end === query.end ? check.spans.map(({ definition, attention, valueWeighted, kl, deltaLogProb, verdict }) => ({ definition, attention, valueWeighted, kl, deltaLogProb, verdict })) : undefined;
-  return { type: 'queryView', uri: result.uri, query: { name: query.name, tokens: query.tokens }, view, threshold, heat, heatSource: 'topK', sources, cellMass, cellTop, cellTopWeights, dependencies };
+  const cellRead = new Uint8Array(L * H);
+  for (let li = 0; li < L; li++) for (let h = 0; h < H; h++) cellRead[li * H + h] = inReading(li, h) ? 1 : 0;
+  const cellSinkShare = sinkContext(result).analysis.headSinkShare.slice();
+  return { type: 'queryView', uri: result.uri, query: { name: query.name, tokens: query.tokens }, view, threshold, heat, heatSource: 'topK', sources, cellMass, cellTop, cellTopWeights, cellSinkShare, cellRead, reading: describeReading(result, view, rule), dependencies };
 }

@@ -349,6 +349,12 @@ export interface QueryViewMessage {
   /** [layerIndex][head][k]: the head's top source positions for the query (-1: none) and their weights. */
   readonly cellTop: Int32Array;
   readonly cellTopWeights: Float32Array;
+  /** [layerIndex][head]: the head's mean share of attention on attention sinks over the file (src/analysis/sinks.ts). */
+  readonly cellSinkShare?: Float32Array;
+  /** [layerIndex][head]: 1 where the view reads the head (the definition heads, a chosen head, ...). */
+  readonly cellRead?: Uint8Array;
+  /** The view in words (which heads, sinks apart or not). */
+  readonly reading?: string;
   /**
    * After "Check dependencies" on this query: per earlier definition or import, its attention,
    * value-weighted attention and knockout effect (KL in nats, change in log p of the next token),
