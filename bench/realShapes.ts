@@ -335,6 +335,7 @@ export async function benchRealShapesCpu(options: RealShapeOptions, log: (line: 
             else {
               const times = torchCpuTimes(folder, n, threads, options.python);
               row = typeof times === 'string' ? { ...row, torchNote: times } : { ...row, torchMs: times };
+              log(`  ${name} n=${n}: PyTorch eager with attentions ${typeof times === 'string' ? times : `${(times / 1000).toFixed(2)} s`}`);
             }
           } catch (error) {
             row = { ...row, note: `failed: ${(error as Error).message.split('\n')[0]}` };
