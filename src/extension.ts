@@ -39,7 +39,7 @@ export interface AttentionLensApi {
   /** The panel's memory (JavaScript heap after a collection where possible, WebGPU buffers); undefined without a panel. */
   webviewMemory(): Promise<{ jsHeapBytes: number | null; gpuBufferBytes: number | null; collected: boolean } | undefined>;
   /** Size and timings of the current analysis of `uri` (tokens reused from the previous run among them). */
-  analysisStats(uri: string): { tokens: number; version: number; windows: number; engine: string; forwardMs: number; elapsedMs: number; preparedMs: number; engineReadyMs: number; reusedTokens: number; partial: boolean } | undefined;
+  analysisStats(uri: string): { tokens: number; version: number; windows: number; windowsDone: number; engine: string; forwardMs: number; elapsedMs: number; preparedMs: number; engineReadyMs: number; reusedTokens: number; partial: boolean } | undefined;
   /** True when `uri` has an analysis for its current version. */
   hasAnalysis(uri: string): boolean;
   /** The CPU engine's process id while one runs (it is a child process of the extension host). */
@@ -165,10 +165,12 @@ function activateWith(context: vscode.ExtensionContext, log: vscode.LogOutputCha
     const result = editor && controller.resultFor(editor.document);
     if (!panel || !editor || !result) return;
     if (panelSync.documentSent !== result) {
-      panel.post(documentView(result, path.basename(editor.document.fileName)));
+      // The same document (tokens, definitions) needs no new document view: only the summaries changed.
+      if (panelSync.documentSent?.doc !== result.doc) panel.post(documentView(result, path.basename(editor.document.fileName)));
       panelSync.documentSent = result;
     }
-    syncMap(panel, editor.document, result);
+    // The map and the heads table wait for the whole result (a partial one would draw half a map).
+    if (!result.progress) syncMap(panel, editor.document, result);
     const offset = editor.document.offsetAt(editor.selection.active);
     const query = queryAt(result, offset);
     const view = viewState.view;
@@ -234,6 +236,10 @@ function activateWith(context: vscode.ExtensionContext, log: vscode.LogOutputCha
     onStart(document) {
       statusBar.showRunning(path.basename(document.fileName), 'current model');
     },
+    onProgress(document, done, total) {
+      statusBar.showRunning(path.basename(document.fileName), 'current model', { done, total });
+      AttentionPanel.instance?.post({ type: 'panelState', documentName: path.basename(document.fileName), status: `Analysing ${path.basename(document.fileName)}: ${done} of ${total} windows done (the one with the cursor first); their tokens can be hovered now.` });
+    },
     onResultChanged() {
       overlay.updateAll();
       codeLens.refresh();
@@ -268,7 +274,9 @@ function activateWith(context: vscode.ExtensionContext, log: vscode.LogOutputCha
   /** Runs an analysis from a command and tells the user what happened. */
   const analyzeWithMessages = async (document: vscode.TextDocument, selection?: vscode.Range, automatic = false): Promise<AnalysisOutcome> => {
     const view = viewState.view;
-    const outcome = await controller.analyze(document, { selection, automatic, preferredLayer: view.layer === 'all' ? undefined : view.layer });
+    const editor = vscode.window.activeTextEditor;
+    const focusOffset = editor?.document === document ? document.offsetAt(editor.selection.active) : undefined;
+    const outcome = await controller.analyze(document, { selection, automatic, focusOffset, preferredLayer: view.layer === 'all' ? undefined : view.layer });
     if (automatic || outcome.kind === 'done' || outcome.kind === 'stale') return outcome;
     if (outcome.kind === 'cancelled') {
       void vscode.window.showInformationMessage('Attention Lens: the analysis was cancelled.');
@@ -448,6 +456,7 @@ function activateWith(context: vscode.ExtensionContext, log: vscode.LogOutputCha
           tokens: result.doc.tokenIds.length,
           version: result.version,
           windows: result.windows,
+          windowsDone: result.progress?.windowsDone ?? result.windows,
           engine: result.backend.kind,
           forwardMs: result.stats.forwardMs,
           elapsedMs: result.stats.elapsedMs,

@@ -62,9 +62,9 @@ export class AttentionStatusBar implements vscode.Disposable {
     this.item.show();
   }
 
-  showRunning(fileName: string, modelName: string): void {
-    this.item.text = `$(sync~spin) Attention Lens: ${fileName}`;
-    this.item.tooltip = `Analysing ${fileName} with the ${modelName}. Click to open the panel.`;
+  showRunning(fileName: string, modelName: string, windows?: { done: number; total: number }): void {
+    this.item.text = `$(sync~spin) Attention Lens: ${fileName}${windows ? ` (${windows.done} of ${windows.total} windows)` : ''}`;
+    this.item.tooltip = `Analysing ${fileName} with the ${modelName}${windows ? `: ${windows.done} of ${windows.total} windows done, the one with the cursor first (its tokens can be hovered now)` : ''}. Click to open the panel.`;
     this.item.backgroundColor = undefined;
     this.item.show();
   }

@@ -29,7 +29,7 @@ import { DEFINITION_KINDS, type DefinitionKind } from './definitionQueries';
 import { checkDocument } from './documentChecks';
 import { prepareDocument } from './documentAnalysis';
 import type { DocumentAnalysisResult } from './documentResult';
-import { mergeWindowSummaries, planWindows, prefixCandidates } from './windows';
+import { mergeWindowSummaries, planWindows, prefixCandidates, type AnalysisWindow } from './windows';
 import { prefixResult } from './prefixResult';
 
 /** Time limit for loading a model in the webview; SwiftShader (a CPU adapter) is slow on large models. */
@@ -46,6 +46,11 @@ export interface AnalysisRequestOptions {
   readonly automatic?: boolean;
   /** The layer the user looks at, summarised even when the budget forbids all layers. */
   readonly preferredLayer?: number;
+  /**
+   * Where the user is (document offset of the cursor): the window that holds it runs first, and its
+   * part of the result is shown while the other windows run.
+   */
+  readonly focusOffset?: number;
 }
 
 export type AnalysisOutcome =
@@ -64,6 +69,8 @@ export interface ProbeMemory {
 export interface AnalysisEvents {
   /** The run started: for the status bar. */
   onStart(document: vscode.TextDocument): void;
+  /** `done` of `total` windows have run (a partial result is shown); for the status bar and the panel. */
+  onProgress?(document: vscode.TextDocument, done: number, total: number): void;
   /** A result was published or removed for `uri`. */
   onResultChanged(uri: string): void;
   onOutcome(document: vscode.TextDocument, outcome: AnalysisOutcome): void;
@@ -110,7 +117,7 @@ export class AnalysisController implements vscode.Disposable {
         const previous = this.results.get(uri);
         if (!previous) return;
         const changeOffset = Math.min(...event.contentChanges.map((change) => change.rangeOffset));
-        const kept = previous.version === event.document.version - 1 ? prefixResult(previous, event.document.version, changeOffset) : undefined;
+        const kept = previous.version === event.document.version - 1 && !previous.progress ? prefixResult(previous, event.document.version, changeOffset) : undefined;
         if (kept) this.results.set(uri, kept);
         else this.results.delete(uri);
         this.events.onResultChanged(uri);
@@ -248,6 +255,10 @@ export class AnalysisController implements vscode.Disposable {
       this.results.set(uri, outcome.result);
       this.checks.delete(uri);
       this.events.onResultChanged(uri);
+    } else if (this.results.get(uri)?.progress) {
+      // A run that did not finish leaves no partial result behind.
+      this.results.delete(uri);
+      this.events.onResultChanged(uri);
     }
     this.log.info(`${path.basename(document.fileName)}: ${outcome.kind === 'done' ? describeResult(outcome.result) : `${outcome.kind}: ${outcome.message}`}`);
     this.events.onOutcome(document, outcome);
@@ -326,34 +337,52 @@ export class AnalysisController implements vscode.Disposable {
     let backend: BackendInfo = engine.backend;
     let lastRunId = -1;
     let reusedTokens = 0;
-    for (let index = 0; index < windows.length; index++) {
+    // The window that holds the cursor runs first; the others follow in file order.
+    const orderOf = (plan: readonly AnalysisWindow[]) => {
+      const focusToken = options.focusOffset === undefined ? -1 : tokenAtOffset(doc, options.focusOffset - baseOffset);
+      const first = Math.max(0, plan.findIndex((w) => focusToken >= w.ownedStart && focusToken < w.ownedEnd));
+      return [first, ...plan.map((_, i) => i).filter((i) => i !== first)];
+    };
+    let order = orderOf(windows);
+    let byWindow: (AttentionSummary | undefined)[] = windows.map(() => undefined);
+    for (let step = 0; step < order.length; step++) {
+      const index = order[step];
       const window = windows[index];
       if (token.isCancellationRequested) return { kind: 'cancelled', message: 'The analysis was cancelled.' };
       const cacheKey = `${document.uri.toString()}#${index}`;
       this.cacheKeys.set(document.uri.toString(), [...new Set([...(this.cacheKeys.get(document.uri.toString()) ?? []), cacheKey])]);
       const outcome = await engine.runWindow({ tokenIds: window.positions.map((p) => doc.tokenIds[p]), spans: window.spans, topK: config.topK, layers, weighting: config.weighting, cacheKey }, token);
       if (outcome.kind === 'cancelled') return { kind: 'cancelled', message: 'The analysis was cancelled.' };
-      if (outcome.kind === 'failed' && outcome.longestWindow && index === 0 && config.contextWindow === 0 && outcome.longestWindow < window.positions.length) {
+      if (outcome.kind === 'failed' && outcome.longestWindow && step === 0 && config.contextWindow === 0 && outcome.longestWindow < window.positions.length) {
         // The automatic window was the model's whole context, and this machine has not the memory
         // for it: the file is analysed in the longest windows that fit instead, and the status bar
         // and log say so (a window set by hand is refused with the message instead).
         context = outcome.longestWindow;
         windows = plan(context);
+        order = orderOf(windows);
+        byWindow = windows.map(() => undefined);
         const note = `Analysed in windows of ${context.toLocaleString('en-US')} tokens, not the model's whole context: ${outcome.message}`;
         this.log.warn(note);
         memoryNotes.push(note);
-        index = -1;
+        step = -1;
         continue;
       }
       if (outcome.kind === 'failed') return { kind: 'failed', message: outcome.message };
-      summaries.push(outcome.summary);
+      byWindow[index] = outcome.summary;
       lastRunId = outcome.runId;
       readbackBytes += outcome.stats.readbackBytes;
       forwardMs += outcome.stats.forwardMs;
       reusedTokens += outcome.stats.reusedTokens ?? 0;
       summaryMs += outcome.stats.summaryMs;
       backend = outcome.backend;
+      if (step === 0 && order.length > 1 && document.version === version) {
+        // Show the cursor's window at once: the views answer for its tokens while the rest run
+        // (once: every publication costs the views a refresh, and the whole result follows).
+        this.showPartial(document, { uri: document.uri.toString(), version, languageId: document.languageId, baseOffset, doc, windows, byWindow, backend, config, model, context, started, preparedMs, engineReadyMs, readbackBytes, forwardMs, summaryMs });
+        this.events.onProgress?.(document, step + 1, order.length);
+      }
     }
+    summaries.push(...byWindow.map((summary) => summary!));
     if (document.version !== version) {
       return { kind: 'stale', message: `${fileName} changed during the analysis; its result was discarded.` };
     }
@@ -374,6 +403,41 @@ export class AnalysisController implements vscode.Disposable {
       windowPlan: windows,
     };
     return { kind: 'done', result, warnings: [...problems.map((p) => p.message), ...memoryNotes] };
+  }
+
+  /** Publishes the part of a run that is done (the windows in `byWindow`), until the whole result replaces it. */
+  private showPartial(
+    document: vscode.TextDocument,
+    run: {
+      uri: string; version: number; languageId: string; baseOffset: number; doc: DocumentAnalysisResult['doc']; windows: readonly AnalysisWindow[]; byWindow: readonly (AttentionSummary | undefined)[];
+      backend: BackendInfo; config: AttentionLensConfig; model: ActiveModel; context: number; started: number; preparedMs: number; engineReadyMs: number; readbackBytes: number; forwardMs: number; summaryMs: number;
+    },
+  ): void {
+    const done = run.byWindow.find((s): s is AttentionSummary => s !== undefined);
+    if (!done) return;
+    const summaries = run.windows.map((w, i) => run.byWindow[i] ?? emptySummary(done, w.positions.length, w.spans.length));
+    const owned = new Uint8Array(run.doc.tokenIds.length);
+    run.windows.forEach((w, i) => {
+      if (run.byWindow[i]) owned.fill(1, w.ownedStart, w.ownedEnd);
+    });
+    const partial: DocumentAnalysisResult = {
+      uri: run.uri,
+      version: run.version,
+      languageId: run.languageId,
+      baseOffset: run.baseOffset,
+      doc: run.doc,
+      summary: mergeWindowSummaries(run.windows, summaries, run.doc.tokenIds.length, run.doc.spans.length),
+      windows: run.windows.length,
+      backend: run.backend,
+      weighting: run.config.weighting,
+      model: { label: run.model.label, shortName: run.model.shortName, architecture: run.model.spec.architecture, numLayers: run.model.spec.numLayers, numHeads: run.model.spec.numHeads, context: run.context },
+      stats: { forwardMs: run.forwardMs, summaryMs: run.summaryMs, readbackBytes: run.readbackBytes, elapsedMs: performance.now() - run.started, preparedMs: run.preparedMs, engineReadyMs: run.engineReadyMs },
+      windowPlan: run.windows,
+      progress: { windowsDone: run.byWindow.filter(Boolean).length, windowsTotal: run.windows.length, tokensDone: owned },
+    };
+    if (document.version !== run.version) return;
+    this.results.set(run.uri, partial);
+    this.events.onResultChanged(run.uri);
   }
 
   /** Keeps the live probe for the next session; says when it changes what runs. */
@@ -656,4 +720,37 @@ export function describeResult(result: DocumentAnalysisResult): string {
 /** The policy's facts from a remembered probe (and whether ONNX Runtime loads here, checked now). */
 function factsOf(probe: WebGpuProbeResult, onnxProblem: string | undefined): BackendFacts {
   return probe.ok ? { adapter: probe.adapter, onnxProblem } : { adapterProblem: probe.error, onnxProblem };
+}
+
+/** A window's summary with nothing in it (its window has not run yet). */
+function emptySummary(like: AttentionSummary, n: number, spans: number): AttentionSummary {
+  const L = like.layers.length;
+  const H = like.numHeads;
+  const k = like.topK;
+  return {
+    numTokens: n,
+    layers: like.layers,
+    numHeads: H,
+    topK: k,
+    topIndices: new Int32Array(L * H * n * k).fill(-1),
+    topWeights: new Float32Array(L * H * n * k),
+    numSpans: spans,
+    spanMass: new Float32Array(L * H * n * spans),
+    spanMassMean: new Float32Array(L * n * spans),
+    spanMassMax: new Float32Array(L * n * spans),
+  };
+}
+
+/** The token whose range holds `offset` (an offset into the analysed text), or -1. */
+function tokenAtOffset(doc: DocumentAnalysisResult['doc'], offset: number): number {
+  let lo = 0;
+  let hi = doc.ranges.length - 1;
+  while (lo <= hi) {
+    const mid = (lo + hi) >> 1;
+    const range = doc.ranges[mid];
+    if (offset < range.start) hi = mid - 1;
+    else if (offset >= range.end) lo = mid + 1;
+    else return mid;
+  }
+  return Math.min(Math.max(0, lo), doc.ranges.length - 1);
 }

@@ -47,6 +47,11 @@ export interface DocumentAnalysisResult {
    * prefixResult.ts): the tokens before the change, until the re-analysis arrives.
    */
   readonly prefixOf?: { readonly tokens: number; readonly changeOffset: number };
+  /**
+   * Set while the run goes on: the windows done so far (the one with the cursor first) and, per
+   * token, 1 where its window is done. Views answer only for those tokens.
+   */
+  readonly progress?: { readonly windowsDone: number; readonly windowsTotal: number; readonly tokensDone: Uint8Array };
 }
 
 /** The identifier group (or, outside identifiers, the single token) at a document offset. */
@@ -78,6 +83,8 @@ export function tokenAt(result: DocumentAnalysisResult, offset: number): number 
 export function queryAt(result: DocumentAnalysisResult, offset: number): QueryAt | undefined {
   const token = tokenAt(result, offset) >= 0 ? tokenAt(result, offset) : tokenAt(result, offset - 1);
   if (token < 0) return undefined;
+  // While the run goes on, only the finished windows' tokens have an answer.
+  if (result.progress && !result.progress.tokensDone[token]) return undefined;
   const identifier = identifierOfToken(result, token);
   if (identifier) return { tokens: identifier.tokens, start: identifier.start + result.baseOffset, end: identifier.end + result.baseOffset, name: identifier.name, identifier };
   const range = result.doc.ranges[token];
@@ -124,6 +131,7 @@ export function attendersByDefinition(result: DocumentAnalysisResult, view: Atte
   const resolved = resolveReading(result, view, rule);
   for (const identifier of result.doc.identifiers) {
     if (isKeyword(identifier.name)) continue;
+    if (result.progress && !result.progress.tokensDone[identifier.tokens[0]]) continue;
     for (const source of attendedSources(result.doc, result.summary, identifier.tokens, resolved, rule, Number.MAX_SAFE_INTEGER, threshold)) {
       byDefinition[source.definition].push({ identifier, weight: source.weight, tokenDistance: source.tokenDistance });
     }

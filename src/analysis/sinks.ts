@@ -53,25 +53,31 @@ export function analyseSinks(summary: AttentionSummary, windows?: readonly Pick<
   const sinks: Set<number>[][] = [];
   const headSinkShare = new Float32Array(L * H);
   let withSink = 0;
+  // Attention on each position from a window's own queries (top-k entries only), summed in one
+  // array reused across heads and windows: only the positions touched are visited and reset.
+  const mass = new Float32Array(n);
+  const touched: number[] = [];
   for (let l = 0; l < L; l++) {
     for (let h = 0; h < H; h++) {
       const perWindow: Set<number>[] = plan.map(() => new Set<number>());
+      const base = (l * H + h) * n * k;
       plan.forEach((window, w) => {
-        // Attention on each position from the window's own queries (top-k entries only).
-        const mass = new Map<number, number>();
         for (let q = window.ownedStart; q < window.ownedEnd; q++) {
-          const at = ((l * H + h) * n + q) * k;
+          const at = base + q * k;
           for (let j = 0; j < k; j++) {
             const p = summary.topIndices[at + j];
             if (p < 0) break;
-            mass.set(p, (mass.get(p) ?? 0) + summary.topWeights[at + j]);
+            if (mass[p] === 0) touched.push(p);
+            mass[p] += summary.topWeights[at + j];
           }
         }
-        for (const [p, total] of mass) {
+        for (const p of touched) {
           // Queries of this window at or after p: the owned range from max(p, ownedStart).
           const queries = window.ownedEnd - Math.max(p, window.ownedStart);
-          if (queries >= MIN_QUERIES && total / queries > SINK_THRESHOLD) perWindow[w].add(p);
+          if (queries >= MIN_QUERIES && mass[p] / queries > SINK_THRESHOLD) perWindow[w].add(p);
+          mass[p] = 0;
         }
+        touched.length = 0;
       });
       sinks.push(perWindow);
       if (perWindow.some((set) => set.size > 0)) withSink++;
@@ -80,7 +86,8 @@ export function analyseSinks(summary: AttentionSummary, windows?: readonly Pick<
       for (let q = 0; q < n; q++) {
         const w = windowOf[q];
         if (w < 0) continue;
-        share += sinkMassOf(summary, perWindow[w], l, h, q);
+        const set = perWindow[w];
+        if (set.size > 0) share += sinkMassOf(summary, set, l, h, q);
         counted++;
       }
       headSinkShare[l * H + h] = counted > 0 ? share / counted : 0;

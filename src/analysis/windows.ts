@@ -116,27 +116,47 @@ export function mergeWindowSummaries(windows: readonly AnalysisWindow[], summari
     if (wn !== window.positions.length || wS !== window.spans.length || summary.layers.length !== L || summary.numHeads !== H || summary.topK !== k) {
       throw new Error(`window ${w}: its summary does not match the window plan`);
     }
+    // The window rows this window owns: consecutive window positions mapped to consecutive
+    // document positions (the chunk after the prefix), so whole row ranges copy at once.
+    const rows: { wq: number; q: number; count: number }[] = [];
     for (let wq = window.prefixLength; wq < wn; wq++) {
       const q = window.positions[wq];
       if (q < window.ownedStart || q >= window.ownedEnd) continue;
+      const last = rows[rows.length - 1];
+      if (last && last.wq + last.count === wq && last.q + last.count === q) last.count++;
+      else rows.push({ wq, q, count: 1 });
+    }
+    const position = Int32Array.from(window.positions);
+    const spanIds = Int32Array.from(window.spanIds);
+    for (const { wq, q, count } of rows) {
       for (let l = 0; l < L; l++) {
         for (let h = 0; h < H; h++) {
           const from = ((l * H + h) * wn + wq) * k;
           const to = ((l * H + h) * n + q) * k;
-          for (let j = 0; j < k; j++) {
-            const index = summary.topIndices[from + j];
-            topIndices[to + j] = index < 0 ? -1 : window.positions[index];
-            topWeights[to + j] = summary.topWeights[from + j];
+          topWeights.set(summary.topWeights.subarray(from, from + count * k), to);
+          const indices = summary.topIndices;
+          for (let j = 0; j < count * k; j++) {
+            const index = indices[from + j];
+            topIndices[to + j] = index < 0 ? -1 : position[index];
           }
           const massFrom = ((l * H + h) * wn + wq) * wS;
           const massTo = ((l * H + h) * n + q) * S;
-          for (let s = 0; s < wS; s++) spanMass[massTo + window.spanIds[s]] = summary.spanMass[massFrom + s];
+          const mass = summary.spanMass;
+          for (let r = 0; r < count; r++) {
+            const a = massFrom + r * wS;
+            const b = massTo + r * S;
+            for (let s = 0; s < wS; s++) spanMass[b + spanIds[s]] = mass[a + s];
+          }
         }
         const aggFrom = (l * wn + wq) * wS;
         const aggTo = (l * n + q) * S;
-        for (let s = 0; s < wS; s++) {
-          spanMassMean[aggTo + window.spanIds[s]] = summary.spanMassMean[aggFrom + s];
-          spanMassMax[aggTo + window.spanIds[s]] = summary.spanMassMax[aggFrom + s];
+        for (let r = 0; r < count; r++) {
+          const a = aggFrom + r * wS;
+          const b = aggTo + r * S;
+          for (let s = 0; s < wS; s++) {
+            spanMassMean[b + spanIds[s]] = summary.spanMassMean[a + s];
+            spanMassMax[b + spanIds[s]] = summary.spanMassMax[a + s];
+          }
         }
       }
     }

@@ -6,14 +6,15 @@
 import * as assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { monitorEventLoopDelay } from 'node:perf_hooks';
 import * as vscode from 'vscode';
-import { canDriveWorkbench, pressKeys, typeText, waitForVisible } from '../screenshots';
+import { canDriveWorkbench, pressKeys, takeScreenshot, typeText, waitForVisible } from '../screenshots';
 
 const EXTENSION_ID = 'attention-lens.attention-lens';
 
 interface Api {
   hasAnalysis(uri: string): boolean;
-  analysisStats(uri: string): { tokens: number; windows: number; engine: string; forwardMs: number; elapsedMs: number; preparedMs: number; engineReadyMs: number } | undefined;
+  analysisStats(uri: string): { tokens: number; windows: number; windowsDone: number; engine: string; forwardMs: number; elapsedMs: number; preparedMs: number; engineReadyMs: number } | undefined;
 }
 
 async function until(condition: () => boolean, timeoutMs: number, what: string): Promise<void> {
@@ -24,6 +25,21 @@ async function until(condition: () => boolean, timeoutMs: number, what: string):
   }
 }
 
+/** A CPU profile of this process (the extension host), for finding what blocks it. */
+async function startProfile(): Promise<import('node:inspector').Session> {
+  const inspector = await import('node:inspector');
+  const session = new inspector.Session();
+  session.connect();
+  await new Promise<void>((resolve, reject) => session.post('Profiler.enable', () => session.post('Profiler.start', (error) => (error ? reject(error) : resolve()))));
+  return session;
+}
+
+async function stopProfile(session: import('node:inspector').Session, file: string): Promise<void> {
+  const profile = await new Promise<unknown>((resolve, reject) => session.post('Profiler.stop', (error, result) => (error ? reject(error) : resolve(result.profile))));
+  fs.writeFileSync(file, JSON.stringify(profile));
+  session.disconnect();
+}
+
 function median(values: number[]): number {
   const sorted = [...values].sort((a, b) => a - b);
   return sorted[Math.floor(sorted.length / 2)];
@@ -32,7 +48,7 @@ function median(values: number[]): number {
 suite('Attention Lens: a 7k-token file stays responsive', function () {
   this.timeout(600_000);
 
-  test('Analyze Current File from the command palette: the hover answers within 1 s of the analysis being shown; the first hover is timed', async function () {
+  test('Analyze Current File from the command palette: the window with the cursor is shown first and its hover answers within 1 s; the first hover is timed', async function () {
     if (!canDriveWorkbench()) {
       // A desktop VS Code has no harness that presses keys in its window: run the command instead.
       console.log('[integration] no workbench driver here: the command palette part needs the offline harness (code-server)');
@@ -43,6 +59,10 @@ suite('Attention Lens: a 7k-token file stays responsive', function () {
     const settings = vscode.workspace.getConfiguration('attentionLens');
     for (const key of ['model', 'backend', 'autoAnalyze']) await settings.update(key, undefined, vscode.ConfigurationTarget.Global);
     await settings.update('idleDelayMs', 60_000, vscode.ConfigurationTarget.Global);
+    // TypeScript's own language server answers hovers too, and on a fresh 7k-line file it spends
+    // seconds checking it first: its syntax-only server keeps the timing about ours.
+    const typescript = vscode.workspace.getConfiguration('typescript');
+    await typescript.update('tsserver.useSyntaxServer', 'always', vscode.ConfigurationTarget.Global);
     // An npm package's own source, 7k tokens: not written for this project.
     const source = path.join(extension.extensionPath, 'node_modules', 'onnxruntime-common', 'lib', 'inference-session.ts');
     const folder = vscode.workspace.workspaceFolders![0].uri;
@@ -53,55 +73,82 @@ suite('Attention Lens: a 7k-token file stays responsive', function () {
       const document = await vscode.workspace.openTextDocument(target);
       const editor = await vscode.window.showTextDocument(document, vscode.ViewColumn.One);
       const uri = document.uri.toString();
-      // A name used far from its definition: the last `InferenceSession` of the file.
-      const text = document.getText();
-      const at = document.positionAt(text.lastIndexOf('InferenceSession') + 3);
+      // A name used far from its definition, near the start of its line so that its hover is in view:
+      // `InferenceSessionFactory` in the file's last line (found again after each edit).
+      const lastUse = () => document.positionAt(document.getText().lastIndexOf(': InferenceSessionFactory') + 5);
       const firstHovers: number[] = [];
       const afterShown: number[] = [];
+      const blocked: number[] = [];
       for (let run = 0; run < 5; run++) {
         await vscode.commands.executeCommand('attentionLens.clear');
         // A change at the top, so no run reuses the previous one.
         await editor.edit((edit) => edit.insert(new vscode.Position(0, 0), `// run ${run}\n`));
-        await vscode.window.showTextDocument(document, vscode.ViewColumn.One);
-        const started = Date.now();
+        // The person puts the cursor on the name, then asks for the analysis.
+        const at = lastUse();
+        await vscode.window.showTextDocument(document, { viewColumn: vscode.ViewColumn.One, preserveFocus: false, selection: new vscode.Range(at, at) });
+        editor.revealRange(new vscode.Range(at, at), vscode.TextEditorRevealType.InCenter);
         if (canDriveWorkbench()) {
           await pressKeys('F1');
+          await waitForVisible('.quick-input-widget', { timeoutMs: 20_000 }).catch(async (error: unknown) => {
+            await takeScreenshot('responsiveness-no-palette.png');
+            throw error;
+          });
           await typeText('Attention Lens: Analyze Current File');
-          await waitForVisible('.quick-input-widget .monaco-list-row', { text: 'Analyze Current File', timeoutMs: 20_000 });
-          await pressKeys('Enter');
-        } else {
-          void vscode.commands.executeCommand('attentionLens.analyzeFile');
+          await waitForVisible('.quick-input-widget .monaco-list-row', { text: 'Analyze Current File', timeoutMs: 20_000 }).catch(async (error: unknown) => {
+            await takeScreenshot('responsiveness-palette.png');
+            throw error;
+          });
         }
+        // The command starts when Enter is pressed. The extension host's event loop is watched from then on.
+        const loop = monitorEventLoopDelay({ resolution: 5 });
+        loop.enable();
+        const profiling = process.env.ATTENTION_LENS_PROFILE && run === 2 ? startProfile() : undefined;
+        const started = Date.now();
+        if (canDriveWorkbench()) await pressKeys('Enter');
+        else void vscode.commands.executeCommand('attentionLens.analyzeFile');
         await until(() => api.hasAnalysis(uri), 180_000, 'the analysis');
         const shown = Date.now();
-        editor.selection = new vscode.Selection(at, at);
         const hoverStarted = Date.now();
         const hovers = (await vscode.commands.executeCommand('vscode.executeHoverProvider', document.uri, at)) as vscode.Hover[];
         const answered = Date.now();
         const markdown = hovers.flatMap((h) => h.contents.map((c) => (typeof c === 'string' ? c : 'value' in c ? c.value : ''))).join('\n');
-        assert.match(markdown, /attends to/, 'the hover shows what the token attends to');
+        assert.match(markdown, /attends to/, 'the hover shows what the token at the cursor attends to (its window ran first)');
         if (canDriveWorkbench()) {
+          // Back to the editor (the panel may have taken the focus as it opened), then the hover.
+          await vscode.window.showTextDocument(document, { viewColumn: vscode.ViewColumn.One, preserveFocus: false, selection: new vscode.Range(at, at) });
           await vscode.commands.executeCommand('editor.action.showHover');
-          await waitForVisible('.monaco-hover', { text: 'attends to', timeoutMs: 20_000 });
+          await waitForVisible('.monaco-hover:visible', { text: 'attends to', timeoutMs: 20_000 }).catch(async (error: unknown) => {
+            await takeScreenshot('responsiveness-no-hover.png');
+            throw error;
+          });
+          if (run === 4) await takeScreenshot('hover-7k.png');
         }
         const visible = Date.now();
+        const partial = api.analysisStats(uri)!;
+        await until(() => (api.analysisStats(uri)?.windowsDone ?? 0) === api.analysisStats(uri)?.windows, 180_000, 'the whole analysis');
+        const whole = Date.now();
+        loop.disable();
+        if (profiling) await stopProfile(await profiling, path.join(process.env.ATTENTION_LENS_PROFILE!, 'exthost.cpuprofile'));
+        const blockedMs = loop.max / 1e6;
+        blocked.push(blockedMs);
         firstHovers.push(visible - started);
         afterShown.push(answered - hoverStarted);
         const stats = api.analysisStats(uri)!;
         console.log(
           `[integration] run ${run + 1}: ${stats.tokens} tokens, ${stats.windows} windows on ${stats.engine}; command to first hover ${visible - started} ms ` +
-            `(tokens and definitions ${Math.round(stats.preparedMs)} ms, engine ready ${Math.round(stats.engineReadyMs)} ms, forward ${Math.round(stats.forwardMs)} ms, analysis ${Math.round(stats.elapsedMs)} ms, ` +
-            `shown ${shown - started} ms, hover answered ${answered - hoverStarted} ms later, visible ${visible - shown} ms after shown)`,
+            `(cursor's window shown ${shown - started} ms, ${partial.windowsDone} of ${partial.windows} windows; hover answered ${answered - hoverStarted} ms later, visible ${visible - shown} ms after shown); ` +
+            `whole file ${whole - started} ms; extension host blocked at most ${blockedMs.toFixed(0)} ms at a time (tokens and definitions ${Math.round(stats.preparedMs)} ms, engine ready ${Math.round(stats.engineReadyMs)} ms, forward ${Math.round(stats.forwardMs)} ms, analysis ${Math.round(stats.elapsedMs)} ms)`,
         );
         assert.ok(stats.tokens > 7000, `${stats.tokens} tokens`);
         await vscode.commands.executeCommand('workbench.action.closeQuickOpen');
       }
-      console.log(`[integration] 7k-token file: first hover after Analyze Current File, median of 5: ${median(firstHovers)} ms (${firstHovers.join(', ')} ms); hover after the analysis was shown: ${afterShown.join(', ')} ms`);
+      console.log(`[integration] 7k-token file: first hover after Analyze Current File, median of 5: ${median(firstHovers)} ms (${firstHovers.join(', ')} ms); hover after the analysis was shown: ${afterShown.join(', ')} ms; extension host's longest block: ${blocked.map((b) => b.toFixed(0)).join(', ')} ms`);
       for (const ms of afterShown) assert.ok(ms < 1000, `a hover answered ${ms} ms after the analysis was shown`);
     } finally {
       await vscode.commands.executeCommand('workbench.action.revertAndCloseActiveEditor');
       fs.rmSync(path.dirname(target.fsPath), { recursive: true, force: true });
       await settings.update('idleDelayMs', undefined, vscode.ConfigurationTarget.Global);
+      await typescript.update('tsserver.useSyntaxServer', undefined, vscode.ConfigurationTarget.Global);
     }
   });
 });
