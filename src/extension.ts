@@ -11,7 +11,7 @@ import { documentView, queryView } from './panel/panelViews';
 import { COMMANDS, PANEL_VIEW_TYPE } from './commandIds';
 import { readConfig } from './config';
 import { AttendedByCodeLensProvider } from './editor/codeLensProvider';
-import { AttentionHoverProvider } from './editor/hoverProvider';
+import { AttentionHoverProvider, type HoverTiming } from './editor/hoverProvider';
 import { AttentionOverlay, type OverlaySnapshot } from './editor/overlay';
 import { distanceRule } from './editor/presentation';
 import { registerViewCommands } from './editor/viewCommands';
@@ -40,6 +40,8 @@ export interface AttentionLensApi {
   webviewMemory(): Promise<{ jsHeapBytes: number | null; gpuBufferBytes: number | null; collected: boolean } | undefined>;
   /** Size and timings of the current analysis of `uri` (tokens reused from the previous run among them). */
   analysisStats(uri: string): { tokens: number; version: number; windows: number; windowsDone: number; engine: string; forwardMs: number; elapsedMs: number; preparedMs: number; engineReadyMs: number; reusedTokens: number; partial: boolean } | undefined;
+  /** When the extension's last hover was answered and how long it took to make. */
+  lastHover(): HoverTiming | undefined;
   /** True when `uri` has an analysis for its current version. */
   hasAnalysis(uri: string): boolean;
   /** The CPU engine's process id while one runs (it is a child process of the extension host). */
@@ -258,11 +260,12 @@ function activateWith(context: vscode.ExtensionContext, log: vscode.LogOutputCha
   }, probeMemory);
   const overlay = new AttentionOverlay(context.extensionUri, controller, viewState, config);
   const codeLens = new AttendedByCodeLensProvider(controller, viewState, config);
+  const hoverProvider = new AttentionHoverProvider(controller, viewState, config);
   context.subscriptions.push(
     controller,
     overlay,
     codeLens,
-    vscode.languages.registerHoverProvider({ scheme: '*' }, new AttentionHoverProvider(controller, viewState, config)),
+    vscode.languages.registerHoverProvider({ scheme: '*' }, hoverProvider),
     vscode.languages.registerCodeLensProvider({ scheme: '*' }, codeLens),
     viewState.onDidChange(() => {
       codeLens.refresh();
@@ -439,6 +442,7 @@ function activateWith(context: vscode.ExtensionContext, log: vscode.LogOutputCha
     },
     overlaySnapshot: (uri) => overlay.snapshot(uri),
     cpuEngineProcessId: () => controller.cpuEngineProcessId(),
+    lastHover: () => hoverProvider.last,
     statusBarText: () => statusBar.text,
     statusBarTooltip: () => statusBar.tooltip,
     async webviewMemory() {

@@ -145,6 +145,16 @@ function startProcess(): { child: ChildProcess; stderr: string[] } {
     stdio: ['ignore', 'pipe', 'pipe', 'ipc'],
     env: { ...process.env, ELECTRON_RUN_AS_NODE: '1' },
   });
+  // Below normal priority: the analysis is background work, and on a machine with few cores the
+  // editor (its renderer and extension host) answers first. On Linux the nice value is the main
+  // thread's, set before ONNX Runtime starts its thread pool, whose threads inherit it.
+  if (child.pid !== undefined) {
+    try {
+      os.setPriority(child.pid, os.constants.priority.PRIORITY_BELOW_NORMAL);
+    } catch {
+      // Not allowed here (some sandboxes): it runs at normal priority.
+    }
+  }
   const stderr: string[] = [];
   const keep = (chunk: Buffer) => {
     for (const line of chunk.toString('utf8').split(/\r?\n/)) {

@@ -19,7 +19,20 @@ const SINK_LINE_SHARE = 0.05;
 /** Rows of the dependency table in a hover. */
 const CHECK_ROWS = 6;
 
+/** When the last hover was answered, and how long it took to make (for the integration tests). */
+export interface HoverTiming {
+  /** Date.now() when the hover was returned. */
+  answeredAt: number;
+  /** Milliseconds spent making it. */
+  ms: number;
+  /** Whether it had something to say. */
+  shown: boolean;
+}
+
 export class AttentionHoverProvider implements vscode.HoverProvider {
+  /** The last hover asked of this provider. */
+  last?: HoverTiming;
+
   constructor(
     private readonly controller: AnalysisController,
     private readonly viewState: ViewState,
@@ -27,6 +40,13 @@ export class AttentionHoverProvider implements vscode.HoverProvider {
   ) {}
 
   provideHover(document: vscode.TextDocument, position: vscode.Position): vscode.Hover | undefined {
+    const started = performance.now();
+    const hover = this.hoverAt(document, position);
+    this.last = { answeredAt: Date.now(), ms: performance.now() - started, shown: hover !== undefined };
+    return hover;
+  }
+
+  private hoverAt(document: vscode.TextDocument, position: vscode.Position): vscode.Hover | undefined {
     const result = this.controller.resultFor(document);
     if (!result) return undefined;
     const config = this.config();

@@ -14,6 +14,7 @@ const EXTENSION_ID = 'attention-lens.attention-lens';
 
 interface Api {
   hasAnalysis(uri: string): boolean;
+  lastHover(): { answeredAt: number; ms: number; shown: boolean } | undefined;
   analysisStats(uri: string): { tokens: number; windows: number; windowsDone: number; engine: string; forwardMs: number; elapsedMs: number; preparedMs: number; engineReadyMs: number } | undefined;
 }
 
@@ -78,6 +79,7 @@ suite('Attention Lens: a 7k-token file stays responsive', function () {
       const lastUse = () => document.positionAt(document.getText().lastIndexOf(': InferenceSessionFactory') + 5);
       const firstHovers: number[] = [];
       const afterShown: number[] = [];
+      const allProviders: number[] = [];
       const blocked: number[] = [];
       for (let run = 0; run < 5; run++) {
         await vscode.commands.executeCommand('attentionLens.clear');
@@ -111,6 +113,9 @@ suite('Attention Lens: a 7k-token file stays responsive', function () {
         const hoverStarted = Date.now();
         const hovers = (await vscode.commands.executeCommand('vscode.executeHoverProvider', document.uri, at)) as vscode.Hover[];
         const answered = Date.now();
+        // Ours, apart from the other hover providers VS Code waits for (TypeScript's among them).
+        const ours = api.lastHover()!;
+        assert.ok(ours.shown && ours.answeredAt >= hoverStarted, 'the extension answered this hover');
         const markdown = hovers.flatMap((h) => h.contents.map((c) => (typeof c === 'string' ? c : 'value' in c ? c.value : ''))).join('\n');
         assert.match(markdown, /attends to/, 'the hover shows what the token at the cursor attends to (its window ran first)');
         if (canDriveWorkbench()) {
@@ -132,18 +137,19 @@ suite('Attention Lens: a 7k-token file stays responsive', function () {
         const blockedMs = loop.max / 1e6;
         blocked.push(blockedMs);
         firstHovers.push(visible - started);
-        afterShown.push(answered - hoverStarted);
+        afterShown.push(ours.answeredAt - hoverStarted);
+        allProviders.push(answered - hoverStarted);
         const stats = api.analysisStats(uri)!;
         console.log(
           `[integration] run ${run + 1}: ${stats.tokens} tokens, ${stats.windows} windows on ${stats.engine}; command to first hover ${visible - started} ms ` +
-            `(cursor's window shown ${shown - started} ms, ${partial.windowsDone} of ${partial.windows} windows; hover answered ${answered - hoverStarted} ms later, visible ${visible - shown} ms after shown); ` +
+            `(cursor's window shown ${shown - started} ms, ${partial.windowsDone} of ${partial.windows} windows; our hover answered ${ours.answeredAt - hoverStarted} ms later (made in ${ours.ms.toFixed(0)} ms), every provider's ${answered - hoverStarted} ms, visible ${visible - shown} ms after shown); ` +
             `whole file ${whole - started} ms; extension host blocked at most ${blockedMs.toFixed(0)} ms at a time (tokens and definitions ${Math.round(stats.preparedMs)} ms, engine ready ${Math.round(stats.engineReadyMs)} ms, forward ${Math.round(stats.forwardMs)} ms, analysis ${Math.round(stats.elapsedMs)} ms)`,
         );
         assert.ok(stats.tokens > 7000, `${stats.tokens} tokens`);
         await vscode.commands.executeCommand('workbench.action.closeQuickOpen');
       }
-      console.log(`[integration] 7k-token file: first hover after Analyze Current File, median of 5: ${median(firstHovers)} ms (${firstHovers.join(', ')} ms); hover after the analysis was shown: ${afterShown.join(', ')} ms; extension host's longest block: ${blocked.map((b) => b.toFixed(0)).join(', ')} ms`);
-      for (const ms of afterShown) assert.ok(ms < 1000, `a hover answered ${ms} ms after the analysis was shown`);
+      console.log(`[integration] 7k-token file: first hover after Analyze Current File, median of 5: ${median(firstHovers)} ms (${firstHovers.join(', ')} ms); our hover after the analysis was shown: ${afterShown.join(', ')} ms (every provider's: ${allProviders.join(', ')} ms); extension host's longest block: ${blocked.map((b) => b.toFixed(0)).join(', ')} ms`);
+      for (const ms of afterShown) assert.ok(ms < 1000, `the extension answered a hover ${ms} ms after the analysis was shown`);
     } finally {
       await vscode.commands.executeCommand('workbench.action.revertAndCloseActiveEditor');
       fs.rmSync(path.dirname(target.fsPath), { recursive: true, force: true });
