@@ -454,7 +454,8 @@ function activateWith(context: vscode.ExtensionContext, log: vscode.LogOutputCha
     analysisStats: (uri) => {
       const document = vscode.workspace.textDocuments.find((d) => d.uri.toString() === uri);
       const result = document && controller.resultFor(document);
-      // `partial`: the part of an earlier analysis before an edit, shown until the re-analysis arrives.
+      // `partial`: the part of an earlier analysis before an edit, shown until the re-analysis arrives,
+      // or the windows of a running analysis that are done (the cursor's first).
       return (
         result && {
           tokens: result.doc.tokenIds.length,
@@ -467,7 +468,7 @@ function activateWith(context: vscode.ExtensionContext, log: vscode.LogOutputCha
           preparedMs: result.stats.preparedMs ?? 0,
           engineReadyMs: result.stats.engineReadyMs ?? 0,
           reusedTokens: result.stats.reusedTokens ?? 0,
-          partial: result.prefixOf !== undefined,
+          partial: result.prefixOf !== undefined || result.progress !== undefined,
         }
       );
     },

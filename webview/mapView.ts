@@ -302,6 +302,7 @@ export class MapView {
     this.host.post({
       type: 'mapRendered',
       uri: map.uri,
+      version: map.version,
       threshold: this.threshold,
       nodes: map.nodes.map((n) => `${n.kind} ${n.name}`),
       edges: this.drawnEdges().map((e) => ({ from: e.from, to: e.to, weight: e.weight, agreement: e.agreement })),

@@ -378,7 +378,7 @@ export class AnalysisController implements vscode.Disposable {
       if (step === 0 && order.length > 1 && document.version === version) {
         // Show the cursor's window at once: the views answer for its tokens while the rest run
         // (once: every publication costs the views a refresh, and the whole result follows).
-        this.showPartial(document, { uri: document.uri.toString(), version, languageId: document.languageId, baseOffset, doc, windows, byWindow, backend, config, model, context, started, preparedMs, engineReadyMs, readbackBytes, forwardMs, summaryMs });
+        this.showPartial(document, { uri: document.uri.toString(), version, languageId: document.languageId, baseOffset, doc, windows, byWindow, backend, config, model, context, started, preparedMs, engineReadyMs, readbackBytes, forwardMs, summaryMs, reusedTokens });
         this.events.onProgress?.(document, step + 1, order.length);
       }
     }
@@ -410,7 +410,7 @@ export class AnalysisController implements vscode.Disposable {
     document: vscode.TextDocument,
     run: {
       uri: string; version: number; languageId: string; baseOffset: number; doc: DocumentAnalysisResult['doc']; windows: readonly AnalysisWindow[]; byWindow: readonly (AttentionSummary | undefined)[];
-      backend: BackendInfo; config: AttentionLensConfig; model: ActiveModel; context: number; started: number; preparedMs: number; engineReadyMs: number; readbackBytes: number; forwardMs: number; summaryMs: number;
+      backend: BackendInfo; config: AttentionLensConfig; model: ActiveModel; context: number; started: number; preparedMs: number; engineReadyMs: number; readbackBytes: number; forwardMs: number; summaryMs: number; reusedTokens: number;
     },
   ): void {
     const done = run.byWindow.find((s): s is AttentionSummary => s !== undefined);
@@ -431,7 +431,7 @@ export class AnalysisController implements vscode.Disposable {
       backend: run.backend,
       weighting: run.config.weighting,
       model: { label: run.model.label, shortName: run.model.shortName, architecture: run.model.spec.architecture, numLayers: run.model.spec.numLayers, numHeads: run.model.spec.numHeads, context: run.context },
-      stats: { forwardMs: run.forwardMs, summaryMs: run.summaryMs, readbackBytes: run.readbackBytes, elapsedMs: performance.now() - run.started, preparedMs: run.preparedMs, engineReadyMs: run.engineReadyMs },
+      stats: { forwardMs: run.forwardMs, summaryMs: run.summaryMs, readbackBytes: run.readbackBytes, elapsedMs: performance.now() - run.started, preparedMs: run.preparedMs, engineReadyMs: run.engineReadyMs, reusedTokens: run.reusedTokens },
       windowPlan: run.windows,
       progress: { windowsDone: run.byWindow.filter(Boolean).length, windowsTotal: run.windows.length, tokensDone: owned },
     };

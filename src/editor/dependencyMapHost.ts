@@ -84,6 +84,7 @@ export function dependencyMapMessage(result: DocumentAnalysisResult, view: Atten
   return {
     type: 'dependencyMap',
     uri: result.uri,
+    version: result.version,
     view,
     nodes: map.nodes.map((n) => ({ kind: n.kind, name: n.name, line: n.line, tokenStart: n.tokenStart, identifiers: n.identifiers })),
     edges: map.edges.map((e) => ({ from: e.from, to: e.to, weight: e.weight, meanMass: e.meanMass, references: e.references, ...(e.effect === undefined ? {} : { effect: e.effect }), tokens: e.tokens })),

@@ -137,6 +137,8 @@ export interface ViewRenderedMessage {
 export interface MapRenderedMessage {
   readonly type: 'mapRendered';
   readonly uri: string;
+  /** The document version of the map drawn. */
+  readonly version: number;
   readonly threshold: number;
   /** Node labels in the order drawn ("kind name"). */
   readonly nodes: readonly string[];
@@ -376,6 +378,8 @@ export interface DependencyRow {
 export interface DependencyMapMessage {
   readonly type: 'dependencyMap';
   readonly uri: string;
+  /** The document version the map is of. */
+  readonly version: number;
   readonly view: { readonly layer: number | 'all'; readonly head: number | 'mean' | 'max' | 'definition' };
   readonly nodes: readonly { readonly kind: string; readonly name: string; readonly line: number; readonly tokenStart: number; readonly identifiers: number }[];
   readonly edges: readonly {
@@ -587,12 +591,13 @@ export function parseWebviewMessage(value: unknown): WebviewToHostMessage | { re
         : { invalid: '"viewRendered" with missing fields' };
     case 'mapRendered': {
       const agreements = ['both', 'attentionOnly', 'referenceOnly'];
-      if (typeof value.uri !== 'string' || typeof value.threshold !== 'number' || !Array.isArray(value.nodes) || !Array.isArray(value.edges) || !Array.isArray(value.heads)) return { invalid: '"mapRendered" with missing fields' };
+      if (typeof value.uri !== 'string' || typeof value.version !== 'number' || typeof value.threshold !== 'number' || !Array.isArray(value.nodes) || !Array.isArray(value.edges) || !Array.isArray(value.heads)) return { invalid: '"mapRendered" with missing fields' };
       const edges = (value.edges as unknown[]).filter(isRecord);
       if (edges.some((e) => !Number.isInteger(e.from) || !Number.isInteger(e.to) || typeof e.weight !== 'number' || !agreements.includes(e.agreement as string))) return { invalid: '"mapRendered" with a malformed edge' };
       return {
         type: 'mapRendered',
         uri: value.uri,
+        version: value.version,
         threshold: value.threshold,
         nodes: (value.nodes as unknown[]).map(String),
         edges: edges.map((e) => ({ from: e.from as number, to: e.to as number, weight: e.weight as number, agreement: e.agreement as 'both' | 'attentionOnly' | 'referenceOnly' })),

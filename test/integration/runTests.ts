@@ -79,7 +79,22 @@ async function main(): Promise<number> {
     console.error(`[integration] failed after ${((Date.now() - started) / 1000).toFixed(1)} s: ${error instanceof Error ? error.message : error}`);
     return code === 0 ? 1 : code;
   } finally {
+    keepExtensionLogs(path.join(scratch, 'user-data', 'logs'), path.join(repoRoot, 'test-output', 'extension-logs'));
     fs.rmSync(scratch, { recursive: true, force: true });
+  }
+}
+
+/** Copies the extension's own output channel logs (Attention Lens.log) out of the scratch profile. */
+function keepExtensionLogs(logs: string, target: string): void {
+  try {
+    fs.rmSync(target, { recursive: true, force: true });
+    const found = fs.readdirSync(logs, { recursive: true, encoding: 'utf8' }).filter((file) => /Attention Lens\.log$/.test(file));
+    if (found.length === 0) return;
+    fs.mkdirSync(target, { recursive: true });
+    found.forEach((file, i) => fs.copyFileSync(path.join(logs, file), path.join(target, `${i}-${path.basename(file)}`)));
+    console.log(`[integration] the extension's log: ${found.length} file(s) in ${path.relative(repoRoot, target)}`);
+  } catch {
+    // No logs written (the run did not start): nothing to keep.
   }
 }
 

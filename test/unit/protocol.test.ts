@@ -59,7 +59,7 @@ test('knockout, span-effect, map and tab messages from the panel are checked bef
   assert.deepEqual(parseWebviewMessage(knockout), knockout);
   const effect = { type: 'spanEffectResult', requestId: 5, result: { span: { start: 0, end: 2 }, tokens: [{ position: 2, kl: 0.3, deltaLogProb: null }] } };
   assert.deepEqual(parseWebviewMessage(effect), effect);
-  const map = { type: 'mapRendered', uri: 'file:///a.ts', threshold: 0.1, nodes: ['import fs'], edges: [{ from: 1, to: 0, weight: 0.5, agreement: 'both' }], heads: ['L1 H7'] };
+  const map = { type: 'mapRendered', uri: 'file:///a.ts', version: 3, threshold: 0.1, nodes: ['import fs'], edges: [{ from: 1, to: 0, weight: 0.5, agreement: 'both' }], heads: ['L1 H7'] };
   assert.deepEqual(parseWebviewMessage(map), map);
   assert.deepEqual(parseWebviewMessage({ type: 'tabShown', tab: 'map' }), { type: 'tabShown', tab: 'map' });
   const cases: Array<[unknown, RegExp]> = [
@@ -67,6 +67,7 @@ test('knockout, span-effect, map and tab messages from the panel are checked bef
     [{ ...knockout, result: { ...knockout.result, top: [{ token: 1.5, prob: 1 }] } }, /top tokens/],
     [{ ...effect, result: { span: { start: 0, end: 2 }, tokens: [{ position: 2, kl: NaN, deltaLogProb: null }] } }, /malformed result/],
     [{ ...map, edges: [{ from: 1, to: 0, weight: 0.5, agreement: 'maybe' }] }, /malformed edge/],
+    [{ ...map, version: undefined }, /missing fields/],
     [{ type: 'tabShown', tab: 'settings' }, /unknown tab/],
   ];
   for (const [raw, reason] of cases) {

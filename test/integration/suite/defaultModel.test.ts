@@ -21,6 +21,7 @@ interface Api {
 }
 interface MapRendered {
   uri: string;
+  version: number;
   threshold: number;
   nodes: string[];
   edges: { from: number; to: number; weight: number; agreement: 'both' | 'attentionOnly' | 'referenceOnly' }[];
@@ -139,7 +140,7 @@ suite('Attention Lens: the default model on a long file', function () {
       assert.equal(stats.version, document.version);
       const reused = stats.reusedTokens;
       const tokens = stats.tokens;
-      assert.ok(reused > 0, 'the unchanged windows and prefix come from the previous run');
+      assert.ok(reused > 0, `the unchanged windows and prefix come from the previous run: ${JSON.stringify(stats)}`);
       const incremental = { result: { stats } };
       const fromIncremental = await exportNow('incremental.json');
 
@@ -182,7 +183,7 @@ suite('Attention Lens: the default model on a long file', function () {
     const shown = (await vscode.commands.executeCommand('attentionLens.showDependencyMap')) as { nodes: number; edges: number };
     assert.equal(shown.nodes, expected.nodes.length);
     const uri = document.uri.toString();
-    const rendered = await api.whenMapRendered((m) => m.uri === uri && m.heads.length > 0 && Math.abs(m.threshold - 0.1) < 1e-9, 60_000);
+    const rendered = await api.whenMapRendered((m) => m.uri === uri && m.version === document.version && m.heads.length > 0 && Math.abs(m.threshold - 0.1) < 1e-9, 60_000);
     assert.deepEqual(rendered.nodes, expected.nodes.map((n) => `${n.kind} ${n.name}`), 'the same nodes in file order');
     // Every arc the CLI draws, the panel draws with the same weight; a language server may add
     // references (never remove them), so the panel can only have more "referenced" arcs.
