@@ -7,16 +7,29 @@
  * attended without a reference, referenced but not attended: dashed). A threshold slider filters
  * arcs in the panel. Keyboard: Up/Down move between nodes, Enter reveals a node in the editor; arcs
  * are focusable and Enter reveals the use that attends most. Hovering or focusing a node or an arc
- * highlights it and shows its strongest tokens below the diagram.
+ * highlights it; an arc's details (share, references, strongest tokens) float beside the pointer,
+ * or beside the arc when the keyboard focuses it. Below the diagram, a table lists the arcs drawn.
  * Heads: per layer and head, precision@1 and recall@k on the file's def-use edges, beside the
  * nearest-occurrence and uniform baselines; "View" switches the panel and the editor to that head.
+ * Every table of numbers says, in its footnotes, what each column means.
  */
 import type { DependencyMapMessage, HeadsTableMessage, MapRenderedMessage, WebviewToHostMessage } from '../src/shared/protocol';
+import { tableNotes } from './tableNotes';
 
 const SVG = 'http://www.w3.org/2000/svg';
 const ROW = 22;
+/** Pixels between the pointer (or the arc) and its details box, and kept free at the viewport's edges. */
+const TOOLTIP_GAP = 12;
+const VIEWPORT_MARGIN = 8;
 
 type Agreement = MapRenderedMessage['edges'][number]['agreement'];
+type MapEdge = DependencyMapMessage['edges'][number] & { agreement: Agreement };
+
+/** A point in viewport (client) pixels. */
+interface Point {
+  readonly x: number;
+  readonly y: number;
+}
 
 export interface MapViewHost {
   post(message: WebviewToHostMessage): void;
@@ -51,6 +64,40 @@ const AGREEMENT_TEXT: Record<Agreement, string> = {
   referenceOnly: 'the code refers to it, the model barely attends',
 };
 
+/** An arc in words: a heading and its facts, drawn in its details box and, joined, its accessible name. */
+interface ArcDescription {
+  readonly heading: string;
+  readonly share: string;
+  readonly references: string;
+  readonly effect?: string;
+  readonly strongest?: string;
+  /** What Enter or a click shows in the editor (the box's hint; the accessible name has the button role). */
+  readonly reveals: string;
+}
+
+function describeArc(map: DependencyMapMessage, edge: MapEdge): ArcDescription {
+  const from = map.nodes[edge.from];
+  const to = map.nodes[edge.to];
+  return {
+    heading: `${from.kind} ${from.name} → ${to.kind} ${to.name}`,
+    share: `${pct(edge.weight)} of its attention on definitions`,
+    references: `${edge.references} reference${edge.references === 1 ? '' : 's'} in the code (${AGREEMENT_TEXT[edge.agreement]})`,
+    ...(edge.effect !== undefined ? { effect: `knockout KL ${edge.effect.toFixed(3)}` } : {}),
+    ...(edge.tokens.length ? { strongest: `strongest: ${edge.tokens.map((t) => `${t.name} (line ${t.line + 1}) ${pct(t.weight)}`).join(', ')}` } : {}),
+    reveals: edge.tokens[0] ? `${edge.tokens[0].name} (line ${edge.tokens[0].line + 1})` : `${from.kind} ${from.name} (line ${from.line + 1})`,
+  };
+}
+
+function arcLabel(arc: ArcDescription): string {
+  return `${arc.heading}: ${[arc.share, arc.references, arc.effect, arc.strongest].filter((fact) => fact !== undefined).join('; ')}`;
+}
+
+/** Where an arc's details go when the keyboard focuses it: beside its apex, the point furthest right. */
+function apexOf(arc: SVGPathElement): Point {
+  const box = arc.getBoundingClientRect();
+  return { x: box.right, y: box.top + box.height / 2 };
+}
+
 export class MapView {
   readonly mapRoot = el('section', 'map');
   readonly headsRoot = el('section', 'heads');
@@ -59,8 +106,21 @@ export class MapView {
   private threshold = 0.1;
   private focusNode = -1;
   private drawnHeads: string[] = [];
+  /**
+   * The floating details of the arc under the pointer or the keyboard focus. Screen readers skip it:
+   * the arc's accessible name says the same.
+   */
+  private readonly tooltip = el('div', 'map-tooltip');
+  /** The arc whose details the box shows; undefined while it is hidden. */
+  private tooltipArc: SVGPathElement | undefined;
+  /** The arc the keyboard focuses, and how to show its details again when the pointer leaves another. */
+  private focusedArc: { readonly path: SVGPathElement; readonly show: () => void } | undefined;
 
-  constructor(private readonly host: MapViewHost) {}
+  constructor(private readonly host: MapViewHost) {
+    this.tooltip.hidden = true;
+    this.tooltip.setAttribute('aria-hidden', 'true');
+    window.addEventListener('scroll', () => this.scrolled(), { passive: true });
+  }
 
   clear(): void {
     this.map = undefined;
@@ -142,7 +202,8 @@ export class MapView {
     list.addEventListener('mouseleave', () => this.highlight(this.focusNode));
     const canvas = svg('svg', { class: 'map-arcs', width: 360, height: Math.max(ROW, map.nodes.length * ROW), role: 'group', 'aria-label': 'Arcs between definitions' });
     figure.append(list, canvas);
-    this.mapRoot.append(figure, el('div', 'map-detail muted'), el('div', 'map-edges'));
+    figure.addEventListener('scroll', () => this.scrolled(), { passive: true });
+    this.mapRoot.append(figure, el('div', 'map-edges'), this.tooltip);
     this.drawArcs();
   }
 
@@ -155,7 +216,7 @@ export class MapView {
     return legend;
   }
 
-  private drawnEdges(): Array<DependencyMapMessage['edges'][number] & { agreement: Agreement }> {
+  private drawnEdges(): MapEdge[] {
     const map = this.map;
     if (!map) return [];
     return map.edges.flatMap((edge) => {
@@ -170,6 +231,8 @@ export class MapView {
     const table = this.mapRoot.querySelector('.map-edges') as HTMLElement | null;
     if (!map || !canvas || !table) return;
     canvas.replaceChildren();
+    this.focusedArc = undefined;
+    this.hideTooltip();
     const edges = this.drawnEdges();
     const y = (node: number) => node * ROW + ROW / 2;
     // Weaker arcs first, so strong ones are drawn on top.
@@ -177,8 +240,6 @@ export class MapView {
       const y1 = y(edge.from);
       const y2 = y(edge.to);
       const bulge = Math.min(350, 16 + Math.abs(y1 - y2) * 0.45);
-      const from = map.nodes[edge.from];
-      const to = map.nodes[edge.to];
       const path = svg('path', {
         d: `M 2 ${y1} C ${bulge} ${y1}, ${bulge} ${y2}, 2 ${y2}`,
         class: `arc ${edge.agreement}`,
@@ -188,23 +249,34 @@ export class MapView {
         tabindex: 0,
         role: 'button',
       });
-      const text = `${from.kind} ${from.name} → ${to.kind} ${to.name}: ${pct(edge.weight)} of its attention on definitions; ${edge.references} reference${edge.references === 1 ? '' : 's'} in the code (${AGREEMENT_TEXT[edge.agreement]})${edge.effect !== undefined ? `; knockout KL ${edge.effect.toFixed(3)}` : ''}${edge.tokens.length ? `; strongest: ${edge.tokens.map((t) => `${t.name} (line ${t.line + 1}) ${pct(t.weight)}`).join(', ')}` : ''}`;
-      path.setAttribute('aria-label', text);
-      const title = svg('title', {});
-      title.textContent = text;
-      path.append(title);
+      // No <title>: the browser's own tooltip would repeat the details box, late and unthemed.
+      const arc = describeArc(map, edge);
+      path.setAttribute('aria-label', arcLabel(arc));
       const reveal = () => this.host.post({ type: 'selectToken', uri: map.uri, token: edge.tokens[0]?.token ?? map.nodes[edge.from].tokenStart });
       path.addEventListener('click', reveal);
-      path.addEventListener('keydown', (event) => {
-        if ((event as KeyboardEvent).key === 'Enter') reveal();
-      });
-      const show = () => {
+      const show = (at: Point) => {
         this.highlight(-1, edge.from, edge.to);
-        const detail = this.mapRoot.querySelector('.map-detail');
-        if (detail) detail.textContent = text;
+        this.showTooltip(path, edge, arc, at);
       };
-      path.addEventListener('mouseenter', show);
-      path.addEventListener('focus', show);
+      const pointer = (event: MouseEvent): Point => ({ x: event.clientX, y: event.clientY });
+      path.addEventListener('mouseenter', (event) => show(pointer(event)));
+      path.addEventListener('mousemove', (event) => this.placeTooltip(pointer(event)));
+      path.addEventListener('mouseleave', () => this.pointerLeftArc());
+      path.addEventListener('focus', () => {
+        const showAtArc = () => show(apexOf(path));
+        this.focusedArc = { path, show: showAtArc };
+        // A click focuses the arc too; then the box stays by the pointer rather than jump to the arc.
+        if (path.matches(':focus-visible')) showAtArc();
+      });
+      path.addEventListener('blur', () => {
+        this.focusedArc = undefined;
+        this.hideTooltip();
+      });
+      path.addEventListener('keydown', (event) => {
+        if (event.key === 'Enter') reveal();
+        // The box may cover code the user wants to read: Escape dismisses it, focus stays.
+        if (event.key === 'Escape') this.hideTooltip();
+      });
       canvas.append(path);
     }
     // The accessible list of the arcs, strongest first.
@@ -212,7 +284,8 @@ export class MapView {
     const heading = el('h2', undefined, `${edges.length} arc${edges.length === 1 ? '' : 's'} at ${pct(this.threshold)}`);
     const list = el('table', 'map-edge-table');
     const head = el('tr');
-    for (const title of ['from', 'to', 'share', 'refs', 'strongest tokens']) head.append(el('th', undefined, title));
+    const columns = ['from', 'to', 'share', 'refs', 'strongest tokens'];
+    for (const title of columns) head.append(el('th', undefined, title));
     list.append(head);
     for (const edge of edges.slice(0, 60)) {
       const tr = el('tr', edge.agreement);
@@ -226,6 +299,13 @@ export class MapView {
       tr.append(cell(edge.from), cell(edge.to), el('td', 'num', pct(edge.weight)), el('td', 'num', String(edge.references)), el('td', undefined, edge.tokens.map((t) => `${t.name}:${t.line + 1}`).join(', ')));
       list.append(tr);
     }
+    list.append(
+      tableNotes(columns.length, [
+        ['share', "of \u201cfrom\u201d's attention on earlier definitions and imports (its identifiers' mass on them), the part on \u201cto\u201d; one definition's shares add up to 100%, arcs under the threshold included"],
+        ['refs', 'uses inside \u201cfrom\u201d that the code resolves to \u201cto\u201d'],
+        ['strongest tokens', 'the identifiers in \u201cfrom\u201d that attend to \u201cto\u201d most, as name:line'],
+      ]),
+    );
     table.append(heading, list);
     this.highlight(this.focusNode);
     this.report();
@@ -248,6 +328,66 @@ export class MapView {
     }
   }
 
+  /** Fills the details box with an arc's description and places it beside `at`. */
+  private showTooltip(path: SVGPathElement, edge: MapEdge, arc: ArcDescription, at: Point): void {
+    const tip = this.tooltip;
+    this.tooltipArc = path;
+    const agreement = el('div', 'map-tooltip-fact');
+    agreement.append(el('span', `key ${edge.agreement}`), arc.references);
+    tip.replaceChildren(el('div', 'map-tooltip-heading', arc.heading), el('div', 'map-tooltip-fact', arc.share), agreement);
+    for (const fact of [arc.effect, arc.strongest]) if (fact !== undefined) tip.append(el('div', 'map-tooltip-fact', fact));
+    tip.append(el('div', 'map-tooltip-hint', `Click or Enter: reveal ${arc.reveals} in the editor`));
+    tip.hidden = false;
+    this.placeTooltip(at);
+  }
+
+  /**
+   * Puts the details box below and right of `at`, flipping it left or up where it would leave the
+   * viewport, and keeping it inside when the viewport is smaller than the box.
+   */
+  private placeTooltip(at: Point): void {
+    const tip = this.tooltip;
+    if (tip.hidden) return;
+    // Measured at the origin: near the right edge the box would otherwise shrink to fit, and stay narrow.
+    tip.style.left = '0px';
+    tip.style.top = '0px';
+    const width = tip.offsetWidth;
+    const height = tip.offsetHeight;
+    const viewport = document.documentElement;
+    const fits = (start: number, size: number, room: number) => start + size <= room - VIEWPORT_MARGIN;
+    const clamp = (start: number, size: number, room: number) => Math.max(VIEWPORT_MARGIN, Math.min(start, room - VIEWPORT_MARGIN - size));
+    const right = at.x + TOOLTIP_GAP;
+    const below = at.y + TOOLTIP_GAP;
+    const left = fits(right, width, viewport.clientWidth) ? right : at.x - TOOLTIP_GAP - width;
+    const top = fits(below, height, viewport.clientHeight) ? below : at.y - TOOLTIP_GAP - height;
+    tip.style.left = `${clamp(left, width, viewport.clientWidth)}px`;
+    tip.style.top = `${clamp(top, height, viewport.clientHeight)}px`;
+  }
+
+  private hideTooltip(): void {
+    this.tooltip.hidden = true;
+    this.tooltipArc = undefined;
+  }
+
+  /**
+   * The box is placed in viewport pixels, so a scroll leaves it pointing at nothing: it follows the
+   * focused arc (focusing one scrolls it into view), and a box by the pointer goes.
+   */
+  private scrolled(): void {
+    if (this.focusedArc && this.tooltipArc === this.focusedArc.path && this.focusedArc.path.matches(':focus-visible')) this.focusedArc.show();
+    else this.hideTooltip();
+  }
+
+  /** Back to what the keyboard focuses: its arc's details, or none and the focused node's arcs. */
+  private pointerLeftArc(): void {
+    if (this.focusedArc?.path.matches(':focus-visible')) {
+      this.focusedArc.show();
+      return;
+    }
+    this.hideTooltip();
+    this.highlight(this.focusNode);
+  }
+
   private renderHeads(): void {
     const heads = this.heads;
     this.headsRoot.replaceChildren();
@@ -255,7 +395,7 @@ export class MapView {
     if (!heads) return;
     this.headsRoot.append(
       el('h2', undefined, 'Definition heads'),
-      el('p', 'muted', `Which heads look at the definition or import a name refers to: ${heads.uses} distant use${heads.uses === 1 ? '' : 's'} (>= ${heads.minDistance} tokens from the definition) that the code resolves in this file. Precision@1: the head's strongest distant position lies in it; recall@${heads.topK}: any of its top ${heads.topK} does. Baselines use positions only.`),
+      el('p', 'muted', `Which heads look at the definition or import a name refers to: ${heads.uses} distant use${heads.uses === 1 ? '' : 's'} (>= ${heads.minDistance} tokens from the definition) that the code resolves in this file.`),
     );
     if (heads.uses === 0) {
       this.headsRoot.append(el('p', 'muted', 'No distant use of a name defined in this file: nothing to score.'));
@@ -263,7 +403,8 @@ export class MapView {
     }
     const table = el('table', 'heads-table');
     const head = el('tr');
-    for (const title of ['', 'head', 'precision@1', `recall@${heads.topK}`, '']) head.append(el('th', undefined, title));
+    const columns = ['', 'head', 'precision@1', `recall@${heads.topK}`, '', ''];
+    for (const title of columns) head.append(el('th', undefined, title));
     table.append(head);
     const bar = (value: number) => {
       const span = el('span', 'bar');
@@ -292,6 +433,19 @@ export class MapView {
       tr.append(el('td'), el('td', undefined, label), el('td', 'num', pct(score.precision)), el('td', 'num', pct(score.recall)), barCell, el('td'));
       table.append(tr);
     }
+    // What the numbers and the baselines are, as src/analysis/definitionHeads.ts computes them.
+    const uses = `${heads.uses} distant use${heads.uses === 1 ? '' : 's'}`;
+    table.append(
+      tableNotes(columns.length, [
+        ['precision@1', `of the ${uses}, the share where the head's strongest distant position (>= ${heads.minDistance} tokens back, attention sinks apart) lies inside the definition or import the code resolves the name to; the bar shows it`],
+        [`recall@${heads.topK}`, `the share where any of the head's top ${heads.topK} distant positions lies inside it`],
+        [
+          'baseline: nearest earlier occurrence',
+          `a rule, no model: point each use at the nearest earlier occurrence of the same name, >= ${heads.minDistance} tokens back (recall: the ${heads.topK} nearest); it is what copying names alone gets right. A head below it is not useless: the comparison says what a head does beyond copying names, and one well above uniform still finds definitions`,
+        ],
+        ['baseline: uniform', 'a distant position picked at random (expected shares): what chance gets right'],
+      ]),
+    );
     this.headsRoot.append(table);
   }
 

@@ -5,7 +5,9 @@
  * one in the editor; grid cells are buttons.
  */
 import type { DependencyMapMessage, DocumentViewMessage, HeadsTableMessage, PanelTab, QueryViewMessage, WebviewToHostMessage } from '../src/shared/protocol';
+import { formatSigned } from './format';
 import { MapView } from './mapView';
+import { tableNotes } from './tableNotes';
 
 export interface PanelViewHost {
   post(message: WebviewToHostMessage): void;
@@ -61,7 +63,7 @@ export class PanelView {
 
   showQuery(message: QueryViewMessage): void {
     if (!this.documentView || message.uri !== this.documentView.uri) return;
-    this.queryView = message;
+    this.queryView = withoutWhitespaceQuery(message);
     this.paint();
   }
 
@@ -257,6 +259,9 @@ export class PanelView {
         list.append(item);
       }
       summary.append(list);
+      if (query.sources.length > 0) {
+        summary.append(el('p', 'muted legend', `Each percentage: the share of \u201c${query.query.name}\u201d's attention (its strongest token, under the view) that lands on that distant definition or import; listed from ${Math.round(query.threshold * 100)}% up.`));
+      }
       if (query.dependencies) summary.append(this.dependencyTable(doc, query));
       const layerText = query.view.layer === 'all' ? 'all layers' : `layer ${query.view.layer}`;
       const headText = typeof query.view.head === 'number' ? `head ${query.view.head}` : `${query.view.head} of heads`;
@@ -290,7 +295,8 @@ export class PanelView {
     section.append(el('h2', undefined, 'Does the prediction depend on them? (knockout)'));
     const table = el('table');
     const head = el('tr');
-    for (const title of ['definition or import', 'attention', 'value-weighted', 'knockout KL', 'Δ log p(next)']) head.append(el('th', undefined, title));
+    const columns = ['definition or import', 'attention', 'value-weighted', 'knockout KL', 'Δ log p'];
+    for (const title of columns) head.append(el('th', undefined, title));
     table.append(head);
     const percentText = (w: number) => `${(w * 100).toFixed(w >= 0.0995 ? 0 : 1)}%`;
     for (const row of (query.dependencies ?? []).slice(0, 12)) {
@@ -302,10 +308,18 @@ export class PanelView {
       name.append(button);
       if (row.verdict === 'attendedNoEffect') name.append(el('span', 'flag', ' attended, no effect'));
       if (row.verdict === 'effectWithoutAttention') name.append(el('span', 'flag', ' effect without attention'));
-      tr.append(name, el('td', 'num', percentText(row.attention)), el('td', 'num', percentText(row.valueWeighted)), el('td', 'num', row.kl.toFixed(3)), el('td', 'num', row.deltaLogProb === null ? '–' : row.deltaLogProb.toFixed(2)));
+      tr.append(name, el('td', 'num', percentText(row.attention)), el('td', 'num', percentText(row.valueWeighted)), el('td', 'num', row.kl.toFixed(3)), el('td', 'num', row.deltaLogProb === null ? '–' : formatSigned(row.deltaLogProb)));
       table.append(tr);
     }
-    section.append(table, el('p', 'muted legend', 'Knockout KL: how far the next-token distribution moves (nats) when this token may not attend to the span in any layer. Value-weighted: attention times the size of what each key writes.'));
+    table.append(
+      tableNotes(columns.length, [
+        ['attention', 'the share of this token\'s attention on the span (its strongest token, under the view), as the hover shows it'],
+        ['value-weighted', 'the same share with each key\'s attention times the size of what it writes (the norm of its value through the output projection), renormalised'],
+        ['knockout KL', 'how far the next-token distribution moves (KL, nats) when this token may not attend to the span in any layer; 0: not at all'],
+        ['Δ log p', 'the change in the log-probability of the next token in the file when the span is knocked out: negative, the prediction depended on the span; positive, removing the span made it more likely (the span competed or distracted); near 0, no effect; –: the file ends here'],
+      ]),
+    );
+    section.append(table);
     return section;
   }
 
@@ -362,6 +376,19 @@ export class PanelView {
     grid.append(table);
     grid.append(el('p', 'muted', `Each cell: where that head looks from the selected token (marks along the file, top positions) and, as its background, its largest mass on a distant definition or import (attention sinks apart). Outlined: the heads the view reads${query.reading ? ` (${query.reading})` : ''}. Dashed: sink heads, which park most of their attention on a window's first token. Click a cell to view that head.`));
   }
+}
+
+/** What a host that asks about whitespace tokens names such a query (src/analysis/documentResult.ts, queryAt, once did). */
+const WHITESPACE_QUERY_NAME = '(whitespace)';
+
+/**
+ * What whitespace attends to says nothing about the code, so the panel shows such a query as none
+ * (and asks for an identifier), whatever name the host gives it.
+ */
+function withoutWhitespaceQuery(message: QueryViewMessage): QueryViewMessage {
+  const name = message.query?.name;
+  if (name === undefined || (name.trim() !== '' && name !== WHITESPACE_QUERY_NAME)) return message;
+  return { ...message, query: null, heat: new Float32Array(message.heat.length), sources: [], dependencies: undefined };
 }
 
 /** Cells whose heads park at least this share of their attention on sinks are marked. */
