@@ -14,6 +14,8 @@ import { HOST, makeStateDir, startCodeServer, workbenchUrl } from './vscode-offl
 
 const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const sampleWorkspace = path.join(repoRoot, 'sample-workspace');
+// The file a new user sees first: the long sample whose imports are used far below them.
+const sampleFile = path.join(sampleWorkspace, 'src', 'inventory.ts');
 
 function hasDesktopCode() {
   const probe = spawnSync('code', ['--version'], { encoding: 'utf8', timeout: 20_000 });
@@ -22,7 +24,7 @@ function hasDesktopCode() {
 
 function startDesktop() {
   console.log('[start] opening sample-workspace in desktop VS Code with the extension in development mode');
-  const child = spawn('code', [`--extensionDevelopmentPath=${repoRoot}`, sampleWorkspace], { stdio: 'inherit' });
+  const child = spawn('code', [`--extensionDevelopmentPath=${repoRoot}`, sampleWorkspace, sampleFile], { stdio: 'inherit' });
   child.on('exit', (code) => process.exit(code ?? 1));
 }
 
@@ -66,7 +68,7 @@ async function startWeb() {
   });
 
   if (server.port !== preferredPort) console.log(`[start] port ${preferredPort} is taken; using ${server.port}`);
-  const url = workbenchUrl({ port: server.port, folder: sampleWorkspace, extensionDevelopmentPaths: [repoRoot] });
+  const url = workbenchUrl({ port: server.port, folder: sampleWorkspace, extensionDevelopmentPaths: [repoRoot], openFile: sampleFile });
   console.log(
     [
       '',

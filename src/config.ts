@@ -37,6 +37,8 @@ export interface AttentionLensConfig {
   readonly showSinks: boolean;
   readonly overlayEnabled: boolean;
   readonly codeLensEnabled: boolean;
+  /** The share of the editor area the panel takes when it opens beside the editor. */
+  readonly panelWidth: number;
   readonly huggingFaceEndpoint: string;
   /** Where downloaded models are cached; '' for the extension's global storage. */
   readonly cacheDirectory: string;
@@ -61,6 +63,7 @@ export const SETTING_KEYS = {
   showSinks: 'showSinks',
   overlayEnabled: 'overlay.enabled',
   codeLensEnabled: 'codeLens.enabled',
+  panelWidth: 'panel.width',
   huggingFaceEndpoint: 'huggingFaceEndpoint',
   cacheDirectory: 'cacheDirectory',
 } as const satisfies Record<keyof AttentionLensConfig, string>;
@@ -83,6 +86,7 @@ export const DEFAULT_CONFIG: AttentionLensConfig = {
   showSinks: false,
   overlayEnabled: true,
   codeLensEnabled: true,
+  panelWidth: 0.33,
   huggingFaceEndpoint: 'https://huggingface.co',
   cacheDirectory: '',
 };
@@ -131,6 +135,7 @@ export function readConfig(get: SettingGetter): AttentionLensConfig {
     showSinks: flag(get(SETTING_KEYS.showSinks), d.showSinks),
     overlayEnabled: flag(get(SETTING_KEYS.overlayEnabled), d.overlayEnabled),
     codeLensEnabled: flag(get(SETTING_KEYS.codeLensEnabled), d.codeLensEnabled),
+    panelWidth: numberIn(get(SETTING_KEYS.panelWidth), 0.2, 0.5, d.panelWidth),
     huggingFaceEndpoint: /^https?:\/\/[^\s]+$/.test(endpoint) ? endpoint : d.huggingFaceEndpoint,
     cacheDirectory: text(get(SETTING_KEYS.cacheDirectory), d.cacheDirectory),
   };

@@ -86,6 +86,7 @@ function activateWith(context: vscode.ExtensionContext, log: vscode.LogOutputCha
   const panelHost: PanelHost = {
     extensionUri: context.extensionUri,
     log,
+    panelWidth: () => config().panelWidth,
     onProbe(probe) {
       latestProbe = probe;
       const choice = chooseBackend(config().backend, probe.ok ? { adapter: probe.adapter, onnxProblem: onnxRuntimeProblem() } : { adapterProblem: probe.error, onnxProblem: onnxRuntimeProblem() });
@@ -237,6 +238,7 @@ function activateWith(context: vscode.ExtensionContext, log: vscode.LogOutputCha
   const controller: AnalysisController = new AnalysisController(context.extensionPath, panelHost, log, config, {
     onStart(document) {
       statusBar.showRunning(path.basename(document.fileName), 'current model');
+      AttentionPanel.instance?.post({ type: 'panelState', documentName: path.basename(document.fileName), status: `Analysing ${path.basename(document.fileName)}…` });
     },
     onProgress(document, done, total) {
       statusBar.showRunning(path.basename(document.fileName), 'current model', { done, total });
@@ -253,7 +255,14 @@ function activateWith(context: vscode.ExtensionContext, log: vscode.LogOutputCha
         analysed.add(document.uri.toString());
         statusBar.showResult(outcome.result, describeReading(outcome.result, viewState.view, distanceRule(config())));
         AttentionPanel.instance?.post({ type: 'panelState', documentName: path.basename(document.fileName), status: `${outcome.result.doc.tokenIds.length} tokens analysed. Move the cursor onto an identifier to see what it attends to.` });
-      } else if (outcome.kind !== 'stale') {
+      } else if (outcome.kind === 'stale') {
+        // Edited during the run: analysed again once typing pauses (unless a newer run has begun).
+        if (!controller.isRunning(document) && vscode.workspace.textDocuments.includes(document)) {
+          analysed.add(document.uri.toString());
+          statusBar.showRunning(path.basename(document.fileName), 'current model', undefined, 'changed during the analysis: analysing it again once typing pauses');
+          schedule(document, config().idleDelayMs);
+        }
+      } else {
         statusBar.showProblem(outcome.message);
       }
     },
@@ -376,10 +385,19 @@ function activateWith(context: vscode.ExtensionContext, log: vscode.LogOutputCha
           { location: vscode.ProgressLocation.Window, title: 'Attention Lens: checking dependencies' },
           () => controller.checkDependencies(document, offset, viewState.view),
         );
-        if (editor && editor === vscode.window.activeTextEditor) {
+        // The hover that asked shows the answer: closed and opened again at the token (VS Code
+        // does not refresh an open hover by itself).
+        const target = editor ?? vscode.window.visibleTextEditors.find((e) => e.document === document);
+        if (target) {
+          const shown = await vscode.window.showTextDocument(document, { viewColumn: target.viewColumn, preserveFocus: false });
           const position = document.positionAt(check.start);
-          editor.selection = new vscode.Selection(position, position);
-          void vscode.commands.executeCommand('editor.action.showHover');
+          shown.selection = new vscode.Selection(position, position);
+          await vscode.commands.executeCommand('editor.action.hideHover');
+          await vscode.commands.executeCommand('editor.action.showHover');
+        } else {
+          void vscode.window.showInformationMessage(`Attention Lens: checked what ${check.name} (${path.basename(document.fileName)}, line ${document.positionAt(check.start).line + 1}) depends on; its hover shows it.`, 'Show').then((choice) => {
+            if (choice) void vscode.window.showTextDocument(document, { selection: new vscode.Range(document.positionAt(check.start), document.positionAt(check.start)) }).then(() => vscode.commands.executeCommand('editor.action.showHover'));
+          });
         }
         return check;
       } catch (error) {
@@ -418,7 +436,8 @@ function activateWith(context: vscode.ExtensionContext, log: vscode.LogOutputCha
       if (event.contentChanges.length === 0) return;
       const key = event.document.uri.toString();
       // Documents that had an analysis are analysed again once typing pauses, so the view stays alive.
-      if (config().autoAnalyze === 'onIdle' || analysed.has(key)) schedule(event.document, config().idleDelayMs);
+      // So is a document edited while its analysis runs (that run's result would be stale).
+      if (config().autoAnalyze === 'onIdle' || analysed.has(key) || controller.isRunning(event.document)) schedule(event.document, config().idleDelayMs);
     }),
   );
   context.subscriptions.push(

@@ -62,9 +62,10 @@ export class AttentionStatusBar implements vscode.Disposable {
     this.item.show();
   }
 
-  showRunning(fileName: string, modelName: string, windows?: { done: number; total: number }): void {
-    this.item.text = `$(sync~spin) Attention Lens: ${fileName}${windows ? ` (${windows.done} of ${windows.total} windows)` : ''}`;
-    this.item.tooltip = `Analysing ${fileName} with the ${modelName}${windows ? `: ${windows.done} of ${windows.total} windows done, the one with the cursor first (its tokens can be hovered now)` : ''}. Click to open the panel.`;
+  /** `note`: why it runs again (an edit during the previous run). */
+  showRunning(fileName: string, modelName: string, windows?: { done: number; total: number }, note?: string): void {
+    this.item.text = `$(sync~spin) Attention Lens: ${fileName}${windows ? ` (${windows.done} of ${windows.total} windows)` : note ? ' (edited, again)' : ''}`;
+    this.item.tooltip = `${note ? `${fileName} ${note}` : `Analysing ${fileName} with the ${modelName}`}${windows ? `: ${windows.done} of ${windows.total} windows done, the one with the cursor first (its tokens can be hovered now)` : ''}. Click to open the panel.`;
     this.item.backgroundColor = undefined;
     this.item.show();
   }
@@ -73,9 +74,12 @@ export class AttentionStatusBar implements vscode.Disposable {
   /** `reading`: the view the numbers are read under, in words (src/analysis/reading.ts). */
   showResult(result: DocumentAnalysisResult, reading?: string): void {
     const backend = result.backend.kind === 'webgpu' ? `WebGPU ${describeAdapter(result.backend.adapter.vendor, result.backend.adapter.architecture, result.backend.adapter.description)}` : ENGINE_NAMES[result.backend.kind];
-    const seconds = result.stats.elapsedMs >= 1000 ? `${(result.stats.elapsedMs / 1000).toFixed(1)} s` : `${Math.round(result.stats.elapsedMs)} ms`;
+    // The time the user waited: from the command to the views (the engine's own times are in the tooltip).
+    const waited = result.stats.shownMs ?? result.stats.elapsedMs;
+    const seconds = formatMs(waited);
     const windows = result.windows > 1 ? ` · ${result.windows} windows` : '';
-    this.item.text = `$(eye) ${result.model.shortName} · ${result.doc.tokenIds.length.toLocaleString('en-US')} tok · ${seconds} · ${backend}${windows}`;
+    // The model is named by its own item beside this one (src/hub/modelHub.ts) and in the tooltip.
+    this.item.text = `$(eye) ${result.doc.tokenIds.length.toLocaleString('en-US')} tok · ${seconds} · ${backend}${windows}`;
     const tooltip = new vscode.MarkdownString(undefined, true);
     tooltip.appendMarkdown(`**Attention Lens**
 
@@ -90,7 +94,9 @@ export class AttentionStatusBar implements vscode.Disposable {
 `);
     if (reading) tooltip.appendMarkdown(`- View: ${escape(reading)}
 `);
-    tooltip.appendMarkdown(`- Time: ${seconds} (forward ${Math.round(result.stats.forwardMs)} ms, summaries ${Math.round(result.stats.summaryMs)} ms); read back ${formatBytes(result.stats.readbackBytes)}
+    const first = result.stats.firstShownMs !== undefined ? `the window with the cursor shown at ${formatMs(result.stats.firstShownMs)}, ` : '';
+    const engineReady = result.stats.engineReadyMs !== undefined ? `engine ready at ${formatMs(result.stats.engineReadyMs)} of the run, ` : '';
+    tooltip.appendMarkdown(`- Time: ${seconds} from the command to the views (${first}${engineReady}forward passes ${formatMs(result.stats.forwardMs)}, summaries ${formatMs(result.stats.summaryMs)}); read back ${formatBytes(result.stats.readbackBytes)}
 `);
     this.item.tooltip = tooltip;
     this.item.backgroundColor = result.backend.kind === 'reference' ? new vscode.ThemeColor('statusBarItem.warningBackground') : undefined;
@@ -111,4 +117,9 @@ export class AttentionStatusBar implements vscode.Disposable {
 
 function escape(text: string): string {
   return text.replace(/[\\`*_{}[\]()#+\-.!|<>]/g, (c) => `\\${c}`);
+}
+
+/** 840 ms, 2.5 s. */
+function formatMs(ms: number): string {
+  return ms >= 1000 ? `${(ms / 1000).toFixed(1)} s` : `${Math.round(ms)} ms`;
 }

@@ -35,9 +35,11 @@ export function remoteUri(port, absolutePath) {
  * The address that opens `folder` (or a .code-workspace file) in the workbench with the given
  * development extensions loaded and, when `extensionTestsPath` is set, runs those tests.
  */
-export function workbenchUrl({ port, folder, extensionDevelopmentPaths = [], extensionTestsPath }) {
+export function workbenchUrl({ port, folder, extensionDevelopmentPaths = [], extensionTestsPath, openFile }) {
   const payload = extensionDevelopmentPaths.map((extensionPath) => ['extensionDevelopmentPath', remoteUri(port, extensionPath)]);
   if (extensionTestsPath) payload.push(['extensionTestsPath', remoteUri(port, extensionTestsPath)]);
+  // The workbench opens this file in an editor once it starts (VS Code web's "openFile" payload).
+  if (openFile) payload.push(['openFile', remoteUri(port, openFile)]);
   const query = new URLSearchParams();
   if (folder) query.set(folder.endsWith('.code-workspace') ? 'workspace' : 'folder', path.resolve(folder));
   if (payload.length > 0) query.set('payload', JSON.stringify(payload));

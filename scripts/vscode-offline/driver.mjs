@@ -115,6 +115,8 @@ function parseArgs(argv) {
  *   GET /wait?selector=...&text=...&timeout=ms
  *                                      waits until an element matching the CSS selector (and
  *                                      containing the text, when given) is visible; answers the ms
+ *   GET /hover?selector=...&timeout=ms moves the pointer onto the first visible element matching the
+ *                                      selector in any frame (webviews are nested iframes)
  * Each answers 200 with a short text, or 4xx/5xx with the reason.
  */
 function startScreenshotServer(getPage) {
@@ -145,6 +147,34 @@ function startScreenshotServer(getPage) {
         if (text) locator = locator.filter({ hasText: text });
         await locator.first().waitFor({ state: 'visible', timeout });
         return answer(200, String(Date.now() - started));
+      }
+      if (url.pathname === '/hover') {
+        const selector = url.searchParams.get('selector') ?? '';
+        const deadline = Date.now() + Number(url.searchParams.get('timeout') ?? 10000);
+        for (;;) {
+          for (const frame of page.frames()) {
+            const found = frame.locator(selector);
+            const count = await found.count().catch(() => 0);
+            for (let i = 0; i < count; i++) {
+              const element = found.nth(i);
+              if (!(await element.isVisible().catch(() => false))) continue;
+              // Inside nested iframes Playwright scrolls and moves the pointer for us. An SVG path is
+              // hit only on its stroke, not at its box's centre: the pointer goes to its midpoint.
+              const position = await element
+                .evaluate((node) => {
+                  if (typeof node.getPointAtLength !== 'function' || typeof node.getScreenCTM !== 'function') return undefined;
+                  const point = node.getPointAtLength(node.getTotalLength() / 2).matrixTransform(node.getScreenCTM());
+                  const box = node.getBoundingClientRect();
+                  return { x: point.x - box.left, y: point.y - box.top };
+                })
+                .catch(() => undefined);
+              await element.hover({ timeout: 5000, force: true, ...(position ? { position } : {}) });
+              return answer(200, `hovered ${selector} #${i} in ${frame.url().slice(0, 80)}`);
+            }
+          }
+          if (Date.now() > deadline) return answer(404, `no visible ${selector} in any frame`);
+          await new Promise((resolve) => setTimeout(resolve, 200));
+        }
       }
       const name = url.searchParams.get('name') ?? '';
       if (!/^[\w.-]+\.png$/.test(name)) return answer(400, `expected ?name=<file>.png (letters, digits, . _ -), got ${JSON.stringify(name)}`);

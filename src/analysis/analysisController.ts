@@ -90,6 +90,8 @@ export class AnalysisController implements vscode.Disposable {
   /** "Check dependencies" results per document, for its analysed version only. */
   private readonly checks = new Map<string, DependencyCheck[]>();
   private readonly running = new Map<string, vscode.CancellationTokenSource>();
+  /** Runs that a newer analysis of their document replaced. */
+  private readonly superseded = new WeakSet<vscode.CancellationTokenSource>();
   private model: { key: string; promise: Promise<ActiveModel> } | undefined;
   /** The CPU engine (ONNX Runtime) of the extension host, for one model, thread count and reason. */
   private hostEngine: HostEngineSlot | undefined;
@@ -220,12 +222,19 @@ export class AnalysisController implements vscode.Disposable {
 
   async analyze(document: vscode.TextDocument, options: AnalysisRequestOptions = {}): Promise<AnalysisOutcome> {
     const uri = document.uri.toString();
-    this.running.get(uri)?.cancel();
+    const requested = performance.now();
+    const startVersion = document.version;
+    const previous = this.running.get(uri);
+    if (previous) {
+      // A newer analysis of the same document replaces this one: it ends as stale, not as cancelled.
+      this.superseded.add(previous);
+      previous.cancel();
+    }
     const cancellation = new vscode.CancellationTokenSource();
     this.running.set(uri, cancellation);
     this.events.onStart(document);
     let outcome: AnalysisOutcome;
-    const work = this.run(document, options, cancellation.token).catch((error: unknown): AnalysisOutcome => {
+    const work = this.run(document, options, cancellation.token, requested).catch((error: unknown): AnalysisOutcome => {
       if (cancellation.token.isCancellationRequested) return { kind: 'cancelled', message: 'The analysis was cancelled.' };
       const message = error instanceof Error ? error.message : String(error);
       // VS Code's own words when the panel went away between two steps of the run.
@@ -246,6 +255,10 @@ export class AnalysisController implements vscode.Disposable {
       outcome = await work;
       const reason = this.cancelReasons.get(cancellation);
       if (reason) outcome = { kind: 'cancelled', message: reason };
+      else if (this.superseded.has(cancellation) && outcome.kind === 'cancelled') {
+        const changed = document.version !== startVersion ? ' changed during the analysis and' : '';
+        outcome = { kind: 'stale', message: `${path.basename(document.fileName)}${changed} is being analysed again: a newer analysis replaced this one.` };
+      }
     } finally {
       clearTimeout(timer);
       if (this.running.get(uri) === cancellation) this.running.delete(uri);
@@ -255,6 +268,8 @@ export class AnalysisController implements vscode.Disposable {
       this.results.set(uri, outcome.result);
       this.checks.delete(uri);
       this.events.onResultChanged(uri);
+      // What the status bar shows: the time from the command to these views, not the engine's.
+      outcome.result.stats.shownMs = performance.now() - requested;
     } else if (this.results.get(uri)?.progress) {
       // A run that did not finish leaves no partial result behind.
       this.results.delete(uri);
@@ -265,7 +280,7 @@ export class AnalysisController implements vscode.Disposable {
     return outcome;
   }
 
-  private async run(document: vscode.TextDocument, options: AnalysisRequestOptions, token: vscode.CancellationToken): Promise<AnalysisOutcome> {
+  private async run(document: vscode.TextDocument, options: AnalysisRequestOptions, token: vscode.CancellationToken, requested: number): Promise<AnalysisOutcome> {
     const config = this.config();
     const version = document.version;
     const range = options.selection && !options.selection.isEmpty ? options.selection : undefined;
@@ -284,7 +299,7 @@ export class AnalysisController implements vscode.Disposable {
     const started = performance.now();
     // Which engine runs depends on the panel's WebGPU probe; the probe and, for the CPU engine, its
     // loading (a worker thread) go on while this thread tokenizes and finds definitions.
-    const panel = AttentionPanel.createOrShow(this.panelHost, model.folder);
+    const panel = AttentionPanel.createOrShow(this.panelHost, model.folder, false);
     // Which engine runs depends on whether the panel's WebGPU has a hardware adapter. The answer of
     // the last probe on this machine and VS Code version is taken at once, so a machine without a
     // GPU starts its CPU engine while the webview is still opening; the live probe updates it for
@@ -337,6 +352,7 @@ export class AnalysisController implements vscode.Disposable {
     let backend: BackendInfo = engine.backend;
     let lastRunId = -1;
     let reusedTokens = 0;
+    let firstShownMs: number | undefined;
     // The window that holds the cursor runs first; the others follow in file order.
     const orderOf = (plan: readonly AnalysisWindow[]) => {
       const focusToken = options.focusOffset === undefined ? -1 : tokenAtOffset(doc, options.focusOffset - baseOffset);
@@ -378,6 +394,7 @@ export class AnalysisController implements vscode.Disposable {
       if (step === 0 && order.length > 1 && document.version === version) {
         // Show the cursor's window at once: the views answer for its tokens while the rest run
         // (once: every publication costs the views a refresh, and the whole result follows).
+        firstShownMs = performance.now() - requested;
         this.showPartial(document, { uri: document.uri.toString(), version, languageId: document.languageId, baseOffset, doc, windows, byWindow, backend, config, model, context, started, preparedMs, engineReadyMs, readbackBytes, forwardMs, summaryMs, reusedTokens });
         this.events.onProgress?.(document, step + 1, order.length);
       }
@@ -398,7 +415,7 @@ export class AnalysisController implements vscode.Disposable {
       backend,
       weighting: config.weighting,
       model: { label: model.label, shortName: model.shortName, architecture: model.spec.architecture, numLayers: model.spec.numLayers, numHeads: model.spec.numHeads, context },
-      stats: { forwardMs, summaryMs, readbackBytes, elapsedMs: performance.now() - started, preparedMs, engineReadyMs, reusedTokens },
+      stats: { forwardMs, summaryMs, readbackBytes, elapsedMs: performance.now() - started, preparedMs, engineReadyMs, reusedTokens, ...(firstShownMs === undefined ? {} : { firstShownMs }) },
       runId: windows.length === 1 ? lastRunId : undefined,
       windowPlan: windows,
     };
@@ -713,8 +730,11 @@ function kindOfSymbol(kind: vscode.SymbolKind): DefinitionKind {
 }
 
 export function describeResult(result: DocumentAnalysisResult): string {
-  const reused = result.stats.reusedTokens ? `, re-analysed incrementally: ${result.stats.reusedTokens} of ${result.doc.tokenIds.length} window tokens taken from the previous run` : '';
-  return `${result.doc.tokenIds.length} tokens, ${result.doc.definitions.length} definitions/imports, ${result.windows} window${result.windows === 1 ? '' : 's'} of <= ${result.model.context} tokens${reused}, ${Math.round(result.stats.elapsedMs)} ms${result.stats.preparedMs !== undefined ? ` (tokens and definitions ready at ${Math.round(result.stats.preparedMs)} ms, engine at ${Math.round(result.stats.engineReadyMs ?? 0)} ms, forward passes ${Math.round(result.stats.forwardMs)} ms)` : ''} on ${describeBackend(result.backend)} (${result.model.shortName}), read back ${(result.stats.readbackBytes / 1024).toFixed(0)} KiB`;
+  const windowTokens = result.windowPlan?.reduce((sum, w) => sum + w.positions.length, 0) ?? result.doc.tokenIds.length;
+  const reused = result.stats.reusedTokens
+    ? `, re-analysed incrementally: ${result.stats.reusedTokens.toLocaleString('en-US')} of the ${windowTokens.toLocaleString('en-US')} tokens run${result.windows > 1 ? ' (windows overlap and each starts with the file\'s imports, so they hold more tokens than the file)' : ''} taken from the previous run`
+    : '';
+  return `${result.doc.tokenIds.length} tokens, ${result.doc.definitions.length} definitions/imports, ${result.windows} window${result.windows === 1 ? '' : 's'} of <= ${result.model.context} tokens${reused}, ${result.stats.shownMs !== undefined ? `shown ${Math.round(result.stats.shownMs)} ms after the command${result.stats.firstShownMs !== undefined ? ` (the cursor's window at ${Math.round(result.stats.firstShownMs)} ms)` : ''}; run ` : ''}${Math.round(result.stats.elapsedMs)} ms${result.stats.preparedMs !== undefined ? ` (tokens and definitions ready at ${Math.round(result.stats.preparedMs)} ms, engine at ${Math.round(result.stats.engineReadyMs ?? 0)} ms, forward passes ${Math.round(result.stats.forwardMs)} ms)` : ''} on ${describeBackend(result.backend)} (${result.model.shortName}), read back ${(result.stats.readbackBytes / 1024).toFixed(0)} KiB`;
 }
 
 /** The policy's facts from a remembered probe (and whether ONNX Runtime loads here, checked now). */

@@ -92,6 +92,24 @@ export class DefinitionExtractor {
   }
 }
 
+/**
+ * Where a definition's header ends: before its body, and before any comments between the two (a
+ * Python block starts after the comments that open it, so they would count as the header's).
+ */
+function headerEnd(node: SyntaxNode, body: SyntaxNode): number {
+  let end = body.startIndex;
+  for (let i = node.childCount - 1; i >= 0; i--) {
+    const child = node.child(i);
+    if (!child || child.startIndex >= body.startIndex) continue;
+    if (child.type === 'comment') {
+      end = Math.min(end, child.startIndex);
+      continue;
+    }
+    return Math.min(end, Math.max(child.endIndex, node.startIndex));
+  }
+  return end;
+}
+
 function collect(query: Query, root: SyntaxNode, text: string): SourceDefinition[] {
   const found = new Map<string, SourceDefinition>();
   for (const match of query.matches(root)) {
@@ -119,13 +137,16 @@ function collect(query: Query, root: SyntaxNode, text: string): SourceDefinition
     }
     const container = node.parent;
     if (kind === 'function' && container && /class_body|declaration_list|field_declaration_list/.test(container.type) && !/namespace|mod_item/.test(container.parent?.type ?? '')) kind = 'method';
-    if (kind === 'function' && node.parent?.type === 'block' && node.parent.parent?.type === 'class_definition') kind = 'method';
+    // Python: a def in a class body is a method, decorated or not.
+    const holder = node.parent?.type === 'decorated_definition' ? node.parent : node.parent;
+    const block = node.parent?.type === 'decorated_definition' ? holder?.parent : holder;
+    if (kind === 'function' && block?.type === 'block' && block.parent?.type === 'class_definition') kind = 'method';
 
     const declared = kind === 'import' || !nameNode ? undefined : declaredNameNode(nameNode);
     const names = kind === 'import' ? importedNames(node) : declared ? [declared.text] : [];
     const name = names.length === 0 ? firstLine(node.text) : names.length <= 3 ? names.join(', ') : `${names.slice(0, 3).join(', ')}, …`;
     const start = node.startIndex;
-    let end = body && body.startIndex > start ? body.startIndex : node.endIndex;
+    let end = body && body.startIndex > start ? headerEnd(node, body) : node.endIndex;
     while (end > start && /\s/.test(text[end - 1])) end--;
     const key = `${start}:${end}`;
     if (!found.has(key)) found.set(key, { kind, name, names, start, end, nodeStart: node.startIndex, nodeEnd: node.endIndex, ...(declared ? { nameStart: declared.startIndex } : {}) });

@@ -37,7 +37,16 @@ export interface DocumentAnalysisResult {
    * Timings from the start of the run, ms: `preparedMs` when tokens and definitions were ready,
    * `engineReadyMs` when the engine was loaded (both overlap: the engine loads in parallel).
    */
-  readonly stats: ForwardStats & { readonly elapsedMs: number; readonly preparedMs?: number; readonly engineReadyMs?: number };
+  readonly stats: ForwardStats & {
+    /** From the start of the run to its result. */
+    readonly elapsedMs: number;
+    readonly preparedMs?: number;
+    readonly engineReadyMs?: number;
+    /** From the command (or the automatic trigger) to the views showing the whole result: the time the user waited. */
+    shownMs?: number;
+    /** From the command to the views showing the cursor's window (runs of more than one window). */
+    readonly firstShownMs?: number;
+  };
   /** The `analyze` request of a one-window analysis: exact attention rows can be asked of its run. */
   readonly runId?: number;
   /** The windows the document was analysed in (the causal checks run the query's window again). */
@@ -81,14 +90,18 @@ export function tokenAt(result: DocumentAnalysisResult, offset: number): number 
 
 /** What the views treat as "the token at the cursor": the whole identifier when it is one. */
 export function queryAt(result: DocumentAnalysisResult, offset: number): QueryAt | undefined {
-  const token = tokenAt(result, offset) >= 0 ? tokenAt(result, offset) : tokenAt(result, offset - 1);
-  if (token < 0) return undefined;
+  // The token under the cursor, or the one just before it (the cursor after a word); never a
+  // token of whitespace only: it has no name to ask about.
+  const blank = (t: number) => t < 0 || result.doc.text.slice(result.doc.ranges[t].start, result.doc.ranges[t].end).trim() === '';
+  let token = tokenAt(result, offset);
+  if (blank(token)) token = tokenAt(result, offset - 1);
+  if (blank(token)) return undefined;
   // While the run goes on, only the finished windows' tokens have an answer.
   if (result.progress && !result.progress.tokensDone[token]) return undefined;
   const identifier = identifierOfToken(result, token);
   if (identifier) return { tokens: identifier.tokens, start: identifier.start + result.baseOffset, end: identifier.end + result.baseOffset, name: identifier.name, identifier };
   const range = result.doc.ranges[token];
-  return { tokens: [token], start: range.start + result.baseOffset, end: range.end + result.baseOffset, name: result.doc.text.slice(range.start, range.end).trim() || '(whitespace)' };
+  return { tokens: [token], start: range.start + result.baseOffset, end: range.end + result.baseOffset, name: result.doc.text.slice(range.start, range.end).trim() };
 }
 
 function identifierOfToken(result: DocumentAnalysisResult, token: number): IdentifierGroup | undefined {

@@ -41,11 +41,28 @@ export class AttendedByCodeLensProvider implements vscode.CodeLensProvider, vsco
     const result = this.controller.resultFor(document);
     if (!result) return [];
     const attenders = this.attenders(result);
+    // A block of imports on consecutive lines gets one line of lenses, on its first import: a lens
+    // above every import line would double the block's height.
+    let blockLine = -1;
+    let previousEnd = -2;
     return result.doc.definitions.map((definition, index) => {
       const count = attenders[index].length;
       const range = definitionRange(document, result, definition);
-      return new vscode.CodeLens(new vscode.Range(range.start, range.start), {
-        title: count === 0 ? '$(eye) attended by no distant tokens' : `$(eye) attended by ${count} token${count === 1 ? '' : 's'}`,
+      let title = count === 0 ? '$(eye) attended by no distant tokens' : `$(eye) attended by ${count} token${count === 1 ? '' : 's'}`;
+      let line = range.start.line;
+      if (definition.kind === 'import') {
+        const continues = range.start.line <= previousEnd + 1 && blockLine >= 0;
+        if (!continues) blockLine = range.start.line;
+        line = blockLine;
+        title = `${continues ? '' : '$(eye) imports attended by: '}${definition.name} ${count}`;
+        previousEnd = range.end.line;
+      } else {
+        blockLine = -1;
+        previousEnd = -2;
+      }
+      const at = new vscode.Position(line, 0);
+      return new vscode.CodeLens(new vscode.Range(at, at), {
+        title,
         tooltip: `Identifiers at least ${this.config().minDistance} tokens later that give this ${definition.kind} at least ${Math.round(this.config().threshold * 100)}% of their attention`,
         command: COMMANDS.showAttenders,
         arguments: [document.uri.toString(), index],

@@ -89,13 +89,16 @@ export class AttentionHoverProvider implements vscode.HoverProvider {
  * disagreements in words.
  */
 function appendCheck(markdown: vscode.MarkdownString, document: vscode.TextDocument, result: DocumentAnalysisResult, check: DependencyCheck, threshold: number): void {
-  const shown = check.spans.filter((s, i) => i < CHECK_ROWS || s.attention >= threshold).slice(0, CHECK_ROWS + 4);
+  // The strongest effects, every attended span, and every span the lists below name.
+  const flagged = (s: DependencyCheck['spans'][number]) => s.verdict === 'attendedNoEffect' || s.verdict === 'effectWithoutAttention';
+  const shown = check.spans.filter((s, i) => i < CHECK_ROWS || s.attention >= threshold || flagged(s)).slice(0, CHECK_ROWS + 6);
   markdown.appendMarkdown(`\n**Does the prediction depend on them?** Knockout on the ${check.backend.kind === 'onnxruntime' ? 'CPU engine' : check.backend.kind === 'reference' ? 'reference engine' : check.backend.kind}, ${Math.round(check.elapsedMs)} ms:\n\n`);
   if (shown.length === 0) {
     markdown.appendMarkdown('no definition or import comes before this token.\n');
     return;
   }
-  markdown.appendMarkdown('| span | attention | value-weighted | knockout KL | Δ log p(next) |\n|---|--:|--:|--:|--:|\n');
+  // Non-breaking spaces and hyphens: the hover is narrow and the headers must not wrap mid-word.
+  markdown.appendMarkdown('| span | attention | value\u2011weighted | knockout\u00a0KL | Δ\u00a0log\u00a0p |\n|---|--:|--:|--:|--:|\n');
   const label = (definition: number) => {
     const d = result.doc.definitions[definition];
     return `${d.kind} \`${escapeCode(d.name)}\` (line ${definitionRange(document, result, d).start.line + 1})`;
@@ -105,8 +108,9 @@ function appendCheck(markdown: vscode.MarkdownString, document: vscode.TextDocum
     const delta = span.deltaLogProb === null ? '–' : `${span.deltaLogProb >= 0 ? '+' : '−'}${Math.abs(span.deltaLogProb).toFixed(2)}`;
     markdown.appendMarkdown(`| ${label(span.definition)}${flag} | ${percent(span.attention)} | ${percent(span.valueWeighted)} | ${span.kl.toFixed(3)} | ${delta} |\n`);
   }
-  const attendedNoEffect = check.spans.filter((s) => s.verdict === 'attendedNoEffect');
-  const effectWithout = check.spans.filter((s) => s.verdict === 'effectWithoutAttention');
+  markdown.appendMarkdown(`\n_Attention: this token's share on the span (the view's strongest head). Value-weighted: the same, weighted by how much each position writes into the token. Knockout KL: how far the prediction of the next token moves when the span is hidden from attention (0 = not at all). Δ log p: the change in the log-probability of the file's next token; negative: predicting it leaned on the span; positive: hiding the span made it likelier (the span competed with it)._\n`);
+  const attendedNoEffect = shown.filter((s) => s.verdict === 'attendedNoEffect');
+  const effectWithout = shown.filter((s) => s.verdict === 'effectWithoutAttention');
   if (attendedNoEffect.length) markdown.appendMarkdown(`\n$(warning) **Attended but no effect** (KL < ${NO_EFFECT_KL}): ${attendedNoEffect.map((s) => label(s.definition)).join(', ')}. The attention there does not change the prediction.\n`);
   if (effectWithout.length) markdown.appendMarkdown(`\n$(alert) **Effect without much attention**: ${effectWithout.map((s) => label(s.definition)).join(', ')}. The prediction depends on it through other paths.\n`);
 }

@@ -19,6 +19,8 @@ export interface OverlaySnapshot {
 export class AttentionOverlay implements vscode.Disposable {
   private readonly levels: readonly { readonly min: number; readonly type: vscode.TextEditorDecorationType }[];
   private readonly queryType: vscode.TextEditorDecorationType;
+  /** The weight labels, at the end of a span's first line (so they never push code aside). */
+  private readonly labelType = vscode.window.createTextEditorDecorationType({ rangeBehavior: vscode.DecorationRangeBehavior.ClosedClosed });
   private readonly snapshots = new Map<vscode.TextEditor, OverlaySnapshot>();
   private readonly disposables: vscode.Disposable[] = [];
   private enabledForSession: boolean | undefined;
@@ -49,6 +51,7 @@ export class AttentionOverlay implements vscode.Disposable {
     this.disposables.push(
       ...this.levels.map((l) => l.type),
       this.queryType,
+      this.labelType,
       vscode.window.onDidChangeTextEditorSelection((event) => this.update(event.textEditor)),
       vscode.window.onDidChangeVisibleTextEditors(() => this.updateAll()),
       viewState.onDidChange(() => this.updateAll()),
@@ -82,22 +85,32 @@ export class AttentionOverlay implements vscode.Disposable {
 
   private draw(editor: vscode.TextEditor, presented: PresentedQuery | undefined): void {
     const byLevel = this.levels.map(() => [] as vscode.DecorationOptions[]);
+    const labels: vscode.DecorationOptions[] = [];
     const sources: OverlaySnapshot['sources'][number][] = [];
+    const width = labelColumn(editor);
     if (presented) {
       const view = describeView(this.viewState.view);
       for (const source of presented.sources) {
         const level = this.levels.findIndex((l) => source.weight >= l.min);
         const kindNote = source.relation?.kind === 'definition' ? ' (its definition)' : source.relation?.kind === 'earlierUse' ? ' (earlier use)' : source.relation?.kind === 'unrelated' ? ' (unrelated)' : '';
-        const label = `${percent(source.weight)} from ${presented.query.name}${kindNote}`;
+        const full = `${percent(source.weight)} from ${presented.query.name}${kindNote}`;
+        // Past the editor's ruler (or wrap column) only the weight: the hover has the rest.
+        const line = editor.document.lineAt(source.range.start.line);
+        const lineWidth = visualWidth(line.text, typeof editor.options.tabSize === 'number' ? editor.options.tabSize : 4);
+        const label = lineWidth + full.length + 4 <= width ? full : percent(source.weight);
         byLevel[level].push({
           range: source.range,
           hoverMessage: new vscode.MarkdownString(`**Attention Lens**: \`${presented.query.name}\` (line ${presented.range.start.line + 1}) gives ${percent(source.weight)} of its attention to this ${source.definition.kind}, ${source.tokenDistance} tokens back (${view})${source.relationText ? `: ${source.relationText}` : ''}.`),
-          renderOptions: { after: { contentText: ` ◀ ${label}`, color: new vscode.ThemeColor('attentionLens.weightForeground'), margin: '0 0 0 1em', fontStyle: 'italic' } },
+        });
+        labels.push({
+          range: new vscode.Range(line.range.end, line.range.end),
+          renderOptions: { after: { contentText: `◀ ${label}`, color: new vscode.ThemeColor('attentionLens.weightForeground'), margin: '0 0 0 1.5em', fontStyle: 'italic' } },
         });
         sources.push({ name: source.definition.name, kind: source.definition.kind, range: source.range, weight: source.weight, label });
       }
     }
     this.levels.forEach((l, i) => editor.setDecorations(l.type, byLevel[i]));
+    editor.setDecorations(this.labelType, labels);
     editor.setDecorations(this.queryType, presented && presented.sources.length > 0 ? [presented.range] : []);
     this.snapshots.set(editor, { uri: editor.document.uri.toString(), query: presented ? { name: presented.query.name, range: presented.range } : undefined, sources });
   }
@@ -114,4 +127,21 @@ export class AttentionOverlay implements vscode.Disposable {
     while (this.disposables.length) this.disposables.pop()?.dispose();
     this.snapshots.clear();
   }
+}
+
+/** The column labels should end by: the editor's last ruler, else its wrap column when it wraps there, else 120. */
+function labelColumn(editor: vscode.TextEditor): number {
+  const settings = vscode.workspace.getConfiguration('editor', editor.document);
+  const rulers = (settings.get<unknown[]>('rulers') ?? []).map((r) => (typeof r === 'number' ? r : typeof r === 'object' && r && typeof (r as { column?: unknown }).column === 'number' ? (r as { column: number }).column : 0));
+  if (rulers.length && Math.max(...rulers) > 0) return Math.max(...rulers);
+  const wrap = settings.get<string>('wordWrap');
+  if (wrap === 'wordWrapColumn' || wrap === 'bounded') return settings.get<number>('wordWrapColumn') ?? 80;
+  return 120;
+}
+
+/** Columns a line takes with tabs expanded. */
+function visualWidth(text: string, tabSize: number): number {
+  let width = 0;
+  for (const c of text) width = c === '\t' ? width + tabSize - (width % tabSize) : width + 1;
+  return width;
 }

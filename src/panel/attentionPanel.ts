@@ -20,6 +20,8 @@ const PANEL_START_TIMEOUT_MS = 45_000;
 export interface PanelHost {
   readonly extensionUri: vscode.Uri;
   readonly log: vscode.LogOutputChannel;
+  /** attentionLens.panel.width: the share of the editor area a new panel beside the editor takes. */
+  panelWidth(): number;
   /** Called with every probe result the webview reports. */
   onProbe(result: WebGpuProbeResult): void;
   /** The user picked a token in the panel. */
@@ -46,17 +48,27 @@ export class AttentionPanel implements vscode.Disposable {
    * Shows the panel, creating it if needed. `modelFolder` must be readable by the webview; a panel
    * created for another folder is replaced (changing resource roots would reload it mid-request).
    */
-  static createOrShow(host: PanelHost, modelFolder?: string): AttentionPanel {
+  /**
+   * The panel, created beside the editor when there is none (narrow: attentionLens.panel.width of
+   * the editor area), or the current one: brought to the front only when `reveal` (the user asked
+   * for it); an analysis runs in the panel where it is, behind other tabs if the user put it there.
+   */
+  static createOrShow(host: PanelHost, modelFolder?: string, reveal = true): AttentionPanel {
     const column = vscode.window.activeTextEditor ? vscode.ViewColumn.Beside : vscode.ViewColumn.One;
     if (AttentionPanel.current?.isClosed) AttentionPanel.current.dispose();
     if (AttentionPanel.current && (!modelFolder || AttentionPanel.current.canRead(modelFolder))) {
-      AttentionPanel.current.panel.reveal(undefined, true);
+      if (reveal) AttentionPanel.current.panel.reveal(undefined, true);
       return AttentionPanel.current;
     }
-    AttentionPanel.current?.dispose();
+    const replaced = AttentionPanel.current;
+    const groupsBefore = vscode.window.tabGroups.all.length;
     const extraRoots = modelFolder ? [vscode.Uri.file(modelFolder)] : [];
-    const panel = vscode.window.createWebviewPanel(PANEL_VIEW_TYPE, 'Attention Lens', { viewColumn: column, preserveFocus: true }, AttentionPanel.webviewOptions(host.extensionUri, extraRoots));
+    // A replaced panel (another model folder) gives its place to the new one.
+    const viewColumn = replaced ? (replaced.panel.viewColumn ?? column) : column;
+    replaced?.dispose();
+    const panel = vscode.window.createWebviewPanel(PANEL_VIEW_TYPE, 'Attention Lens', { viewColumn, preserveFocus: true }, AttentionPanel.webviewOptions(host.extensionUri, extraRoots));
     AttentionPanel.current = new AttentionPanel(panel, host);
+    if (!replaced && viewColumn === vscode.ViewColumn.Beside && groupsBefore === 1) void narrow(host.panelWidth(), host.log);
     return AttentionPanel.current;
   }
 
@@ -229,4 +241,20 @@ export class AttentionPanel implements vscode.Disposable {
 
 function makeNonce(): string {
   return randomBytes(18).toString('base64url');
+}
+
+/** Two editor groups side by side, the panel's (the second) taking `share` of the width. */
+async function narrow(share: number, log: vscode.LogOutputChannel): Promise<void> {
+  try {
+    const layout = (await vscode.commands.executeCommand('vscode.getEditorLayout')) as { orientation: number; groups: { groups?: unknown; size?: number }[] } | undefined;
+    if (!layout || layout.orientation !== 0 || layout.groups.length !== 2 || layout.groups.some((g) => g.groups)) {
+      log.info(`The panel keeps the width VS Code gave it (editor layout ${JSON.stringify(layout)}).`);
+      return;
+    }
+    await vscode.commands.executeCommand('vscode.setEditorLayout', { orientation: 0, groups: [{ size: 1 - share }, { size: share }] });
+    log.info(`The panel opened beside the editor at ${Math.round(share * 100)}% of the width (attentionLens.panel.width).`);
+  } catch (error) {
+    // A layout VS Code will not change: the panel keeps the width VS Code gave it.
+    log.info(`The panel keeps the width VS Code gave it: ${error instanceof Error ? error.message : String(error)}`);
+  }
 }

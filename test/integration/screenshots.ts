@@ -64,3 +64,8 @@ export async function typeText(text: string): Promise<void> {
 export async function waitForVisible(selector: string, options: { text?: string; timeoutMs?: number } = {}): Promise<number> {
   return Number(await callDriver('/wait', { selector, ...(options.text ? { text: options.text } : {}), timeout: String(options.timeoutMs ?? 10_000) }));
 }
+
+/** Moves the pointer onto the first visible element matching `selector` in any frame of the workbench (a webview's included). */
+export async function hoverInWebview(selector: string, timeoutMs = 10_000): Promise<string> {
+  return callDriver('/hover', { selector, timeout: String(timeoutMs) });
+}

@@ -59,6 +59,13 @@ test('Python: imports, functions, classes with methods, module constants', async
   assert.deepEqual(summary(await extractor.extract('python', text)), ['import os', 'import collections, OrderedDict, OD', 'variable MAX', 'class Walker', 'method step', 'function main']);
 });
 
+test('Python: comments between a header and its body are not part of the header; decorated defs in a class are methods', async () => {
+  const text = ['class Walker:', '    # the walker\'s state', '    def step(self, x):', '        # first the step', '        return x', '', '    @property', '    # a comment after the decorator', '    def size(self):', '        return 1', ''].join('\n');
+  const defs = await extractor.extract('python', text);
+  assert.deepEqual(summary(defs), ['class Walker', 'method step', 'method size']);
+  assert.deepEqual(defs.map((d) => spanText(text, d)), ['class Walker:', 'def step(self, x):', 'def size(self):'], 'the highlighted headers hold no comment lines');
+});
+
 test('Go, Rust, Java, C++ and C# each find their imports and definitions', async () => {
   const cases: Array<[string, string, string[]]> = [
     ['go', 'package main\nimport "fmt"\ntype Point struct{ X int }\nconst Max = 3\nfunc (p Point) Len() int { return p.X }\nfunc main() { fmt.Println(Max) }\n', ['import fmt', 'type Point', 'variable Max', 'method Len', 'function main']],

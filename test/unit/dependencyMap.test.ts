@@ -7,7 +7,7 @@ import { DefinitionExtractor } from '../../src/analysis/definitions';
 import { addHeadTables, definitionHeads, precisionOf, recallOf } from '../../src/analysis/definitionHeads';
 import { buildDependencyMap, edgeAgreement } from '../../src/analysis/dependencyMap';
 import { prepareDocument, type DocumentTokenizer, type PreparedDocument } from '../../src/analysis/documentAnalysis';
-import type { DocumentAnalysisResult } from '../../src/analysis/documentResult';
+import { queryAt, type DocumentAnalysisResult } from '../../src/analysis/documentResult';
 import { identifierIndexOfToken, relationLabel, relationOf } from '../../src/analysis/sourceRelations';
 
 const root = join(__dirname, '..', '..', '..');
@@ -208,4 +208,21 @@ test('source relations tell the definition of the name from an earlier use and f
   assert.equal(relationLabel(relationOf(doc, use, moneyImport), 'Money'), 'definition of Money');
   assert.equal(relationLabel(relationOf(doc, use, totalDef), 'Money'), 'earlier use of Money');
   assert.equal(relationLabel(relationOf(doc, use, csv), 'Money'), 'unrelated');
+});
+
+test('the query at the cursor is a token with text: on whitespace it is the word just before the cursor, or none', async () => {
+  const doc = await prepared();
+  const result = resultOf(doc, summaryFrom(doc, 1, (_h, q) => q));
+  const blankLine = text.indexOf('\n\n') + 1;
+  assert.ok(blankLine > 0, 'the fixture has an empty line');
+  assert.equal(queryAt(result, blankLine), undefined, 'nothing to ask about on an empty line');
+  const indent = text.search(/\n {2,}\S/) + 2;
+  assert.equal(queryAt(result, indent), undefined, 'nothing in the indentation');
+  const word = /[A-Za-z_]{4,}(?= [^A-Za-z_\s])/.exec(text)!;
+  const afterWord = word.index + word[0].length;
+  assert.equal(queryAt(result, afterWord)?.name, word[0], 'the cursor right after a word asks about the word');
+  for (let offset = 0; offset < text.length; offset += 7) {
+    const query = queryAt(result, offset);
+    if (query) assert.notEqual(query.name.trim(), '', `a query with a name at ${offset}`);
+  }
 });

@@ -171,7 +171,10 @@ suite('Attention Lens: analysis, overlay, hover, CodeLens', function () {
     assert.ok(commands.length > 0);
     assert.deepEqual([...new Set(commands)].filter((c) => c !== 'attentionLens.revealRange' && c !== 'attentionLens.checkDependencies'), []);
     assert.match(after, /Does the prediction depend on them\?/);
-    assert.match(after, /\| span \| attention \| value-weighted \| knockout KL \| Δ log p\(next\) \|/);
+    // Headers that do not wrap (non-breaking hyphen and spaces), each number explained under the table.
+    assert.match(after, /\| span \| attention \| value\u2011weighted \| knockout\u00a0KL \| Δ\u00a0log\u00a0p \|/);
+    assert.match(after, /Knockout KL: how far the prediction of the next token moves/);
+    assert.match(after, /Δ log p: the change in the log-probability of the file's next token; negative/);
     assert.ok(after.includes(check.spans[0].kl.toFixed(3)), `the hover shows the largest knockout KL ${check.spans[0].kl.toFixed(3)}`);
     assert.ok(after.includes(`\`${strongest.name}\``), `the hover names ${strongest.name}`);
 
@@ -260,7 +263,8 @@ suite('Attention Lens: analysis, overlay, hover, CodeLens', function () {
       const rendered = await extension().exports.whenPanelRendered((m) => m.uri === document.uri.toString() && m.queryName === 'a' && m.heatSource === 'exact', 20_000);
       assert.ok(rendered.heatedTokens >= 5, `an exact row weighs every earlier token (${rendered.heatedTokens} painted)`);
     } finally {
-      await vscode.commands.executeCommand('attentionLens.selectLayerHead', { layer: 'all', head: 'max' });
+      // Back to the default view (the later suites compare with the CLI's default).
+      await vscode.commands.executeCommand('attentionLens.selectLayerHead', { layer: 'all', head: 'definition' });
       await vscode.commands.executeCommand('workbench.action.revertAndCloseActiveEditor');
     }
   });
