@@ -17,6 +17,10 @@
  *  7. With --sources, only the sources report (bench/sources.ts): over held-out files, how often the
  *     first listed source mentions the hovered name, and how often it is an attention sink, under
  *     the old and the new default view.
+ *  8. With --editor, only the editor tables: the integration tier's responsiveness suite in a real
+ *     VS Code (code-server in headless Chromium, as the tests run it): the first hover on a 7k-token
+ *     file after Analyze Current File from the command palette (five runs), and what each phase
+ *     costs on 2k, 7k and 24k-token files, with the extension host's longest block.
  *  6. With --real-shapes, only the real-shape tables (bench/realShapes.ts): random-weight models with
  *     the real configs of SmolLM2-135M, Qwen2.5-Coder-0.5B and -1.5B (--shapes a,b; all layers, real
  *     vocabularies, BF16 files) at --lengths (default 2048,8192), on --engines webgpu,cpu (default:
@@ -85,6 +89,7 @@ interface Options {
   engines?: ('webgpu' | 'cpu')[];
   llamaCpp: boolean;
   sources: boolean;
+  editor: boolean;
 }
 
 interface Row {
@@ -102,7 +107,7 @@ interface Row {
 }
 
 function parseArgs(argv: string[]): Options {
-  const options: Options = { models: [path.join(repoRoot, 'default-model'), ...FIXTURE_MODELS], synthetic: 'smollm2', syntheticLayers: 2, repeats: 2, topK: 8, torch: true, maxSeconds: 60, cpu: true, webgpu: true, cpuLengths: [256, 1024, 2048], faithfulness: false, heads: false, longWindows: false, faithfulnessFiles: 40, queriesPerFile: 25, realShapes: false, shapes: ['smollm2-135m', 'qwen2.5-coder-0.5b'], transformers: true, outDir: defaultRealShapeOutDir(), llamaCpp: true, sources: false };
+  const options: Options = { models: [path.join(repoRoot, 'default-model'), ...FIXTURE_MODELS], synthetic: 'smollm2', syntheticLayers: 2, repeats: 2, topK: 8, torch: true, maxSeconds: 60, cpu: true, webgpu: true, cpuLengths: [256, 1024, 2048], faithfulness: false, heads: false, longWindows: false, faithfulnessFiles: 40, queriesPerFile: 25, realShapes: false, shapes: ['smollm2-135m', 'qwen2.5-coder-0.5b'], transformers: true, outDir: defaultRealShapeOutDir(), llamaCpp: true, sources: false, editor: false };
   let modelsGiven = false;
   let syntheticGiven = false;
   for (let i = 0; i < argv.length; i++) {
@@ -179,6 +184,9 @@ function parseArgs(argv: string[]): Options {
         break;
       case '--sources':
         options.sources = true;
+        break;
+      case '--editor':
+        options.editor = true;
         break;
       case '--no-llama-cpp':
         options.llamaCpp = false;
@@ -373,6 +381,10 @@ async function main(): Promise<void> {
     await realShapeTables(options);
     return;
   }
+  if (options.editor) {
+    editorTable();
+    return;
+  }
   if (options.sources) {
     const { rows, missing } = await sourcesReport({ repoRoot, threads: options.threads }, (line) => process.stderr.write(`${line}\n`));
     console.log(`Sources of the default model over ${rows.length} held-out files (CPU engine); a use = a name written in an earlier definition or import header >= 64 tokens back`);
@@ -454,6 +466,35 @@ async function longWindowTables(options: Options): Promise<void> {
     console.log(`\nThe same model on the CPU engine (ONNX Runtime, ${onnxThreadCount(options.threads)} threads):`);
     console.log(formatCpuLongWindowTable(await benchCpuLongWindow(onnxThreadCount(options.threads))));
   }
+}
+
+
+/** The editor tables (--editor): runs the responsiveness suite of the integration tier and prints what it measured. */
+function editorTable(): void {
+  const run = childProcess.spawnSync(process.execPath, [path.join(repoRoot, 'out', 'test', 'integration', 'runTests.js')], {
+    encoding: 'utf8',
+    env: { ...process.env, ATTENTION_LENS_SUITES: 'responsiveness' },
+    stdio: ['ignore', 'pipe', 'inherit'],
+    maxBuffer: 64 << 20,
+  });
+  const lines = (run.stdout ?? '').split('\n');
+  const runs = lines.filter((l) => /^\[integration\] run \d+:/.test(l)).map((l) => l.replace(/^\[integration\] /, ''));
+  const median = lines.find((l) => l.includes('7k-token file: first hover after Analyze Current File'));
+  const table = lines.filter((l) => l.startsWith('[editor-bench] ')).map((l) => l.slice('[editor-bench] '.length));
+  if (run.status !== 0 || table.length === 0) {
+    process.stdout.write(run.stdout ?? '');
+    throw new Error(`the responsiveness suite failed (exit ${run.status}); its output is above`);
+  }
+  console.log(`The editor on this machine (${os.cpus().length} cores, no GPU: the CPU engine), code-server in headless Chromium`);
+  console.log('Analyze Current File from the command palette on a 7k-token file, then the hover (five runs):');
+  for (const line of runs) console.log(`  ${line}`);
+  if (median) console.log(median.replace(/^\[integration\] /, ''));
+  console.log('');
+  console.log('Each phase (ms) from Analyze Current File to the views, and the longest time the extension host was blocked at once:');
+  const header = table.find((l) => l.startsWith('| file '));
+  console.log(header);
+  console.log(`|${header!.split('|').slice(1, -1).map(() => '---').join('|')}|`);
+  for (const row of table.filter((l) => l !== header)) console.log(row);
 }
 
 main().catch((error: unknown) => {

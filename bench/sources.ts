@@ -13,7 +13,7 @@ import * as path from 'node:path';
 import { attendedSources, spanMassFor, type AttentionView, type DistanceRule } from '../src/analysis/documentAnalysis';
 import { isKeyword } from '../src/analysis/keywords';
 import { describeReading, resolveReading } from '../src/analysis/reading';
-import { defaultModelFolder, openFileAnalyzer } from '../src/cli/analyze';
+import { openFileAnalyzer } from '../src/cli/analyze';
 
 /** Held-out files: packages this machine has that are not in the default model's corpus (training/corpus.py). */
 export function heldOutSourceFiles(repoRoot: string): { files: string[]; missing: string[] } {
@@ -48,7 +48,7 @@ const THRESHOLD = 0.05;
 
 export async function sourcesReport(options: { readonly repoRoot: string; readonly threads?: number; readonly files?: readonly string[] }, log: (line: string) => void): Promise<{ rows: SourcesRow[]; missing: string[] }> {
   const { files, missing } = options.files ? { files: [...options.files], missing: [] } : heldOutSourceFiles(options.repoRoot);
-  const analyzer = await openFileAnalyzer({ model: defaultModelFolder(), backend: 'cpu', threads: options.threads, weighting: 'attention', treeSitterDir: path.join(options.repoRoot, 'out', 'tree-sitter') }, log);
+  const analyzer = await openFileAnalyzer({ model: path.join(options.repoRoot, 'default-model'), backend: 'cpu', threads: options.threads, weighting: 'attention', treeSitterDir: path.join(options.repoRoot, 'out', 'tree-sitter') }, log);
   const rows: SourcesRow[] = [];
   try {
     for (const file of files) {

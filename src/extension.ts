@@ -39,7 +39,7 @@ export interface AttentionLensApi {
   /** The panel's memory (JavaScript heap after a collection where possible, WebGPU buffers); undefined without a panel. */
   webviewMemory(): Promise<{ jsHeapBytes: number | null; gpuBufferBytes: number | null; collected: boolean } | undefined>;
   /** Size and timings of the current analysis of `uri` (tokens reused from the previous run among them). */
-  analysisStats(uri: string): { tokens: number; version: number; windows: number; windowsDone: number; engine: string; forwardMs: number; elapsedMs: number; preparedMs: number; engineReadyMs: number; reusedTokens: number; partial: boolean } | undefined;
+  analysisStats(uri: string): { tokens: number; version: number; windows: number; windowsDone: number; engine: string; forwardMs: number; summaryMs: number; elapsedMs: number; preparedMs: number; engineReadyMs: number; shownMs: number; firstShownMs: number; reusedTokens: number; readbackBytes: number; partial: boolean } | undefined;
   /** When the extension's last hover was answered and how long it took to make. */
   lastHover(): HoverTiming | undefined;
   /** True when `uri` has an analysis for its current version. */
@@ -483,7 +483,11 @@ function activateWith(context: vscode.ExtensionContext, log: vscode.LogOutputCha
           windowsDone: result.progress?.windowsDone ?? result.windows,
           engine: result.backend.kind,
           forwardMs: result.stats.forwardMs,
+          summaryMs: result.stats.summaryMs,
           elapsedMs: result.stats.elapsedMs,
+          shownMs: result.stats.shownMs ?? 0,
+          firstShownMs: result.stats.firstShownMs ?? 0,
+          readbackBytes: result.stats.readbackBytes,
           preparedMs: result.stats.preparedMs ?? 0,
           engineReadyMs: result.stats.engineReadyMs ?? 0,
           reusedTokens: result.stats.reusedTokens ?? 0,

@@ -29,7 +29,8 @@ import { DEFINITION_KINDS, type DefinitionKind } from './definitionQueries';
 import { checkDocument } from './documentChecks';
 import { prepareDocument } from './documentAnalysis';
 import type { DocumentAnalysisResult } from './documentResult';
-import { mergeWindowSummaries, planWindows, prefixCandidates, type AnalysisWindow } from './windows';
+import { inheritReading, prepareReading } from './reading';
+import { mergeWindowSummariesAsync, planWindows, prefixCandidates, type AnalysisWindow } from './windows';
 import { prefixResult } from './prefixResult';
 
 /** Time limit for loading a model in the webview; SwiftShader (a CPU adapter) is slow on large models. */
@@ -120,7 +121,10 @@ export class AnalysisController implements vscode.Disposable {
         if (!previous) return;
         const changeOffset = Math.min(...event.contentChanges.map((change) => change.rangeOffset));
         const kept = previous.version === event.document.version - 1 && !previous.progress ? prefixResult(previous, event.document.version, changeOffset) : undefined;
-        if (kept) this.results.set(uri, kept);
+        if (kept) {
+          inheritReading(previous, kept);
+          this.results.set(uri, kept);
+        }
         else this.results.delete(uri);
         this.events.onResultChanged(uri);
       }),
@@ -395,7 +399,7 @@ export class AnalysisController implements vscode.Disposable {
         // Show the cursor's window at once: the views answer for its tokens while the rest run
         // (once: every publication costs the views a refresh, and the whole result follows).
         firstShownMs = performance.now() - requested;
-        this.showPartial(document, { uri: document.uri.toString(), version, languageId: document.languageId, baseOffset, doc, windows, byWindow, backend, config, model, context, started, preparedMs, engineReadyMs, readbackBytes, forwardMs, summaryMs, reusedTokens });
+        await this.showPartial(document, { uri: document.uri.toString(), version, languageId: document.languageId, baseOffset, doc, windows, byWindow, backend, config, model, context, started, preparedMs, engineReadyMs, readbackBytes, forwardMs, summaryMs, reusedTokens });
         this.events.onProgress?.(document, step + 1, order.length);
       }
     }
@@ -403,7 +407,11 @@ export class AnalysisController implements vscode.Disposable {
     if (document.version !== version) {
       return { kind: 'stale', message: `${fileName} changed during the analysis; its result was discarded.` };
     }
-    const summary = mergeWindowSummaries(windows, summaries, doc.tokenIds.length, doc.spans.length);
+    // In slices: a long file's merge must not hold up the editor (hovers, typing) at once.
+    const summary = await mergeWindowSummariesAsync(windows, summaries, doc.tokenIds.length, doc.spans.length);
+    if (document.version !== version) {
+      return { kind: 'stale', message: `${fileName} changed during the analysis; its result was discarded.` };
+    }
     const result: DocumentAnalysisResult = {
       uri: document.uri.toString(),
       version,
@@ -419,20 +427,25 @@ export class AnalysisController implements vscode.Disposable {
       runId: windows.length === 1 ? lastRunId : undefined,
       windowPlan: windows,
     };
+    // Sinks and the file's definition heads, in slices, before the views read them at once.
+    await prepareReading(result, config.minDistance);
+    if (document.version !== version) {
+      return { kind: 'stale', message: `${fileName} changed during the analysis; its result was discarded.` };
+    }
     return { kind: 'done', result, warnings: [...problems.map((p) => p.message), ...memoryNotes] };
   }
 
   /** Publishes the part of a run that is done (the windows in `byWindow`), until the whole result replaces it. */
-  private showPartial(
+  private async showPartial(
     document: vscode.TextDocument,
     run: {
       uri: string; version: number; languageId: string; baseOffset: number; doc: DocumentAnalysisResult['doc']; windows: readonly AnalysisWindow[]; byWindow: readonly (AttentionSummary | undefined)[];
       backend: BackendInfo; config: AttentionLensConfig; model: ActiveModel; context: number; started: number; preparedMs: number; engineReadyMs: number; readbackBytes: number; forwardMs: number; summaryMs: number; reusedTokens: number;
     },
-  ): void {
-    const done = run.byWindow.find((s): s is AttentionSummary => s !== undefined);
-    if (!done) return;
-    const summaries = run.windows.map((w, i) => run.byWindow[i] ?? emptySummary(done, w.positions.length, w.spans.length));
+  ): Promise<void> {
+    if (!run.byWindow.some((s) => s !== undefined)) return;
+    // The windows not run yet stay empty (no sources): their tokens are not queried meanwhile.
+    const summary = await mergeWindowSummariesAsync(run.windows, run.byWindow, run.doc.tokenIds.length, run.doc.spans.length);
     const owned = new Uint8Array(run.doc.tokenIds.length);
     run.windows.forEach((w, i) => {
       if (run.byWindow[i]) owned.fill(1, w.ownedStart, w.ownedEnd);
@@ -443,7 +456,7 @@ export class AnalysisController implements vscode.Disposable {
       languageId: run.languageId,
       baseOffset: run.baseOffset,
       doc: run.doc,
-      summary: mergeWindowSummaries(run.windows, summaries, run.doc.tokenIds.length, run.doc.spans.length),
+      summary,
       windows: run.windows.length,
       backend: run.backend,
       weighting: run.config.weighting,
@@ -452,6 +465,7 @@ export class AnalysisController implements vscode.Disposable {
       windowPlan: run.windows,
       progress: { windowsDone: run.byWindow.filter(Boolean).length, windowsTotal: run.windows.length, tokensDone: owned },
     };
+    await prepareReading(partial, run.config.minDistance);
     if (document.version !== run.version) return;
     this.results.set(run.uri, partial);
     this.events.onResultChanged(run.uri);
@@ -740,25 +754,6 @@ export function describeResult(result: DocumentAnalysisResult): string {
 /** The policy's facts from a remembered probe (and whether ONNX Runtime loads here, checked now). */
 function factsOf(probe: WebGpuProbeResult, onnxProblem: string | undefined): BackendFacts {
   return probe.ok ? { adapter: probe.adapter, onnxProblem } : { adapterProblem: probe.error, onnxProblem };
-}
-
-/** A window's summary with nothing in it (its window has not run yet). */
-function emptySummary(like: AttentionSummary, n: number, spans: number): AttentionSummary {
-  const L = like.layers.length;
-  const H = like.numHeads;
-  const k = like.topK;
-  return {
-    numTokens: n,
-    layers: like.layers,
-    numHeads: H,
-    topK: k,
-    topIndices: new Int32Array(L * H * n * k).fill(-1),
-    topWeights: new Float32Array(L * H * n * k),
-    numSpans: spans,
-    spanMass: new Float32Array(L * H * n * spans),
-    spanMassMean: new Float32Array(L * n * spans),
-    spanMassMax: new Float32Array(L * n * spans),
-  };
 }
 
 /** The token whose range holds `offset` (an offset into the analysed text), or -1. */

@@ -12,6 +12,7 @@
  */
 import type { AttentionSummary } from '../../engine/attention';
 import type { PreparedDocument } from './documentAnalysis';
+import { runSteps } from './slices';
 import { sinksFor, type SinkAnalysis } from './sinks';
 
 export interface Score {
@@ -77,10 +78,16 @@ function sortHeads(heads: HeadScore[]): HeadScore[] {
  * as a hit on that import for every use).
  */
 export function definitionHeads(doc: PreparedDocument, summary: AttentionSummary, minDistance: number, sinks?: SinkAnalysis): HeadsTable {
+  return runSteps(definitionHeadSteps(doc, summary, minDistance, sinks));
+}
+
+/** The same, one (layer, head) at a time (src/analysis/slices.ts). */
+export function* definitionHeadSteps(doc: PreparedDocument, summary: AttentionSummary, minDistance: number, sinks?: SinkAnalysis): Generator<void, HeadsTable> {
   const uses = distantUses(doc, minDistance);
   const { numHeads: H, topK: k, numTokens: n } = summary;
   const heads: HeadScore[] = [];
-  summary.layers.forEach((layer, li) => {
+  for (let li = 0; li < summary.layers.length; li++) {
+    const layer = summary.layers[li];
     for (let h = 0; h < H; h++) {
       let hits = 0;
       let recallHits = 0;
@@ -106,8 +113,9 @@ export function definitionHeads(doc: PreparedDocument, summary: AttentionSummary
         if (recalled) recallHits++;
       }
       heads.push({ layer, head: h, hits, recallHits, count: uses.length });
+      yield;
     }
-  });
+  }
 
   // Baselines from positions alone.
   const occurrences = new Map<string, number[]>();

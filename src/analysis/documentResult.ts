@@ -3,6 +3,7 @@
  * (what does the token at the cursor attend to; who attends to this definition). No `vscode`
  * import: offsets are UTF-16 offsets into the document.
  */
+import { runSteps } from './slices';
 import type { AttentionSummary, BackendInfo, ForwardStats } from '../../engine/attention';
 import { attendedSources, type AttendedSource, type AttentionView, type DistanceRule, type PreparedDocument } from './documentAnalysis';
 import { isKeyword } from './keywords';
@@ -140,9 +141,16 @@ export interface Attender {
  * distant source with at least `threshold` weight, strongest first.
  */
 export function attendersByDefinition(result: DocumentAnalysisResult, view: AttentionView, rule: DistanceRule, threshold: number): Attender[][] {
+  return runSteps(attenderSteps(result, view, rule, threshold));
+}
+
+/** The same, a few hundred identifiers at a time (src/analysis/slices.ts). */
+export function* attenderSteps(result: DocumentAnalysisResult, view: AttentionView, rule: DistanceRule, threshold: number): Generator<void, Attender[][]> {
   const byDefinition: Attender[][] = result.doc.definitions.map(() => []);
   const resolved = resolveReading(result, view, rule);
+  let done = 0;
   for (const identifier of result.doc.identifiers) {
+    if (++done % 256 === 0) yield;
     if (isKeyword(identifier.name)) continue;
     if (result.progress && !result.progress.tokensDone[identifier.tokens[0]]) continue;
     for (const source of attendedSources(result.doc, result.summary, identifier.tokens, resolved, rule, Number.MAX_SAFE_INTEGER, threshold)) {

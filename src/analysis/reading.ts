@@ -9,12 +9,13 @@
  * (describeReading) wherever a number is shown. No `vscode` import.
  */
 import type { AttentionView, HeadRef, SinkContext } from './documentAnalysis';
-import { definitionHeads, precisionOf } from './definitionHeads';
+import { definitionHeadSteps, precisionOf, type HeadsTable } from './definitionHeads';
 import type { DocumentAnalysisResult } from './documentResult';
 
 /** What reading needs of an analysis (the editor's result, or the CLI's analysed file). */
 export type ReadableAnalysis = Pick<DocumentAnalysisResult, 'doc' | 'summary' | 'windowPlan'>;
-import { analyseSinks } from './sinks';
+import { sinkSteps, type SinkAnalysis } from './sinks';
+import { runSteps, runStepsSliced } from './slices';
 
 /** attentionLens.minDistance's default. */
 const DEFAULT_MIN_DISTANCE = 64;
@@ -42,23 +43,65 @@ export interface DefinitionHeadChoice {
 }
 
 const sinkCache = new WeakMap<ReadableAnalysis, SinkContext>();
+const tableCache = new WeakMap<ReadableAnalysis, Map<number, HeadsTable>>();
 const choiceCache = new WeakMap<ReadableAnalysis, Map<number, DefinitionHeadChoice>>();
+
+function contextOf(result: ReadableAnalysis, analysis: SinkAnalysis): SinkContext {
+  const positions = new Set<number>();
+  for (const perWindow of analysis.sinks) for (const set of perWindow) for (const p of set) positions.add(p);
+  const spansAt = new Map<number, number[]>();
+  result.doc.spans.forEach((span, s) => {
+    for (const p of positions) if (p >= span.start && p < span.end) spansAt.set(p, [...(spansAt.get(p) ?? []), s]);
+  });
+  return { analysis, spansAt };
+}
 
 /** The sinks of an analysis (computed once per result) and, per sink position, the spans holding it. */
 export function sinkContext(result: ReadableAnalysis): SinkContext {
   let context = sinkCache.get(result);
   if (!context) {
-    const analysis = analyseSinks(result.summary, result.windowPlan);
-    const positions = new Set<number>();
-    for (const perWindow of analysis.sinks) for (const set of perWindow) for (const p of set) positions.add(p);
-    const spansAt = new Map<number, number[]>();
-    result.doc.spans.forEach((span, s) => {
-      for (const p of positions) if (p >= span.start && p < span.end) spansAt.set(p, [...(spansAt.get(p) ?? []), s]);
-    });
-    context = { analysis, spansAt };
+    context = contextOf(result, runSteps(sinkSteps(result.summary, result.windowPlan)));
     sinkCache.set(result, context);
   }
   return context;
+}
+
+/** The definition-heads table of an analysis, sinks apart (computed once per result and distance). */
+export function headsTable(result: ReadableAnalysis, minDistance = DEFAULT_MIN_DISTANCE): HeadsTable {
+  let byDistance = tableCache.get(result);
+  if (!byDistance) tableCache.set(result, (byDistance = new Map()));
+  let table = byDistance.get(minDistance);
+  if (!table) {
+    table = runSteps(definitionHeadSteps(result.doc, result.summary, minDistance, sinkContext(result).analysis));
+    byDistance.set(minDistance, table);
+  }
+  return table;
+}
+
+/**
+ * Computes what reading `result` needs (its sinks, its definition-heads table) in slices, before
+ * the views ask for it: on the extension host they would otherwise compute it at once, in the
+ * first hover or decoration after a big file's analysis.
+ */
+export async function prepareReading(result: ReadableAnalysis, minDistance = DEFAULT_MIN_DISTANCE): Promise<void> {
+  if (!sinkCache.has(result)) sinkCache.set(result, contextOf(result, await runStepsSliced(sinkSteps(result.summary, result.windowPlan))));
+  let byDistance = tableCache.get(result);
+  if (!byDistance) tableCache.set(result, (byDistance = new Map()));
+  if (!byDistance.has(minDistance)) byDistance.set(minDistance, await runStepsSliced(definitionHeadSteps(result.doc, result.summary, minDistance, sinkContext(result).analysis)));
+}
+
+/**
+ * The part of `from` kept after an edit (src/analysis/prefixResult.ts) reads as `from` did: the
+ * same sinks (its tokens are a prefix of `from`'s) and the same definition heads (measured on the
+ * whole file before the edit), so typing never recomputes them and the view stays put.
+ */
+export function inheritReading(from: ReadableAnalysis, to: ReadableAnalysis): void {
+  const sinks = sinkCache.get(from);
+  if (sinks) sinkCache.set(to, sinks);
+  const tables = tableCache.get(from);
+  if (tables) tableCache.set(to, new Map(tables));
+  const choices = choiceCache.get(from);
+  if (choices) choiceCache.set(to, new Map(choices));
 }
 
 /** The definition heads of this file (computed once per result and distance). */
@@ -67,7 +110,7 @@ export function definitionHeadChoice(result: ReadableAnalysis, minDistance = DEF
   if (!byDistance) choiceCache.set(result, (byDistance = new Map()));
   let choice = byDistance.get(minDistance);
   if (!choice) {
-    const table = definitionHeads(result.doc, result.summary, minDistance, sinkContext(result).analysis);
+    const table = headsTable(result, minDistance);
     const best = table.heads[0];
     if (table.uses < MIN_MEASURED_USES || !best || precisionOf(best) === 0) {
       choice = { uses: table.uses, text: `all heads, strongest (this file has ${table.uses} distant use${table.uses === 1 ? '' : 's'} of an earlier definition or import, too few to pick its definition heads)` };

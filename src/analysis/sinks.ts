@@ -15,6 +15,7 @@
  * No `vscode` import: the CLI and the benchmarks use it too.
  */
 import type { AttentionSummary } from '../../engine/attention';
+import { runSteps } from './slices';
 import type { AnalysisWindow } from './windows';
 
 /** Mean attention on a position above which it is a sink (Gu et al. 2024). */
@@ -42,6 +43,11 @@ function wholeDocument(n: number): Pick<AnalysisWindow, 'positions' | 'ownedStar
 }
 
 export function analyseSinks(summary: AttentionSummary, windows?: readonly Pick<AnalysisWindow, 'positions' | 'ownedStart' | 'ownedEnd'>[]): SinkAnalysis {
+  return runSteps(sinkSteps(summary, windows));
+}
+
+/** The same, one (layer, head) at a time (src/analysis/slices.ts). */
+export function* sinkSteps(summary: AttentionSummary, windows?: readonly Pick<AnalysisWindow, 'positions' | 'ownedStart' | 'ownedEnd'>[]): Generator<void, SinkAnalysis> {
   const n = summary.numTokens;
   const H = summary.numHeads;
   const L = summary.layers.length;
@@ -91,6 +97,7 @@ export function analyseSinks(summary: AttentionSummary, windows?: readonly Pick<
         counted++;
       }
       headSinkShare[l * H + h] = counted > 0 ? share / counted : 0;
+      yield;
     }
   }
   return { sinks, headSinkShare, sinkRate: L * H > 0 ? withSink / (L * H) : 0, windowOf, windowStarts, numHeads: H };

@@ -5,6 +5,7 @@
  * window, the one that gives it the most preceding context; the windows' summaries are merged back
  * into one document-level summary in document positions.
  */
+import { runSteps, runStepsSliced } from './slices';
 import type { AttentionSummary, TokenSpan } from '../../engine/attention';
 
 export interface AnalysisWindow {
@@ -93,11 +94,26 @@ function range(start: number, end: number): number[] {
 /**
  * Merges the windows' summaries (each in window positions, for the window's spans) into one
  * summary over all `numTokens` document tokens and `numSpans` document spans. Top-k indices are
- * translated to document positions; a span missing from a window has mass 0 there.
+ * translated to document positions; a span missing from a window has mass 0 there. A window whose
+ * summary is `undefined` (not run yet) leaves its rows empty (no sources, no mass).
  */
-export function mergeWindowSummaries(windows: readonly AnalysisWindow[], summaries: readonly AttentionSummary[], numTokens: number, numSpans: number): AttentionSummary {
+export function mergeWindowSummaries(windows: readonly AnalysisWindow[], summaries: readonly (AttentionSummary | undefined)[], numTokens: number, numSpans: number): AttentionSummary {
+  return runSteps(mergeSteps(windows, summaries, numTokens, numSpans));
+}
+
+/**
+ * The same merge in slices of about `sliceMs`, yielding to the event loop between them: on the
+ * extension host a 24k-token file's merge would otherwise block hovers and typing for a while.
+ */
+export function mergeWindowSummariesAsync(windows: readonly AnalysisWindow[], summaries: readonly (AttentionSummary | undefined)[], numTokens: number, numSpans: number, sliceMs = 15): Promise<AttentionSummary> {
+  return runStepsSliced(mergeSteps(windows, summaries, numTokens, numSpans), sliceMs);
+}
+
+/** The merge, one window and layer at a time (a yield after each). */
+function* mergeSteps(windows: readonly AnalysisWindow[], summaries: readonly (AttentionSummary | undefined)[], numTokens: number, numSpans: number): Generator<void, AttentionSummary> {
   if (windows.length !== summaries.length || windows.length === 0) throw new Error('one summary per window is needed');
-  const first = summaries[0];
+  const first = summaries.find((s): s is AttentionSummary => s !== undefined);
+  if (!first) throw new Error('no window has a summary yet');
   if (windows.length === 1 && first.numSpans === numSpans && windows[0].spanIds.every((id, i) => id === i)) return first;
   const L = first.layers.length;
   const H = first.numHeads;
@@ -109,8 +125,10 @@ export function mergeWindowSummaries(windows: readonly AnalysisWindow[], summari
   const spanMass = new Float32Array(L * H * n * S);
   const spanMassMean = new Float32Array(L * n * S);
   const spanMassMax = new Float32Array(L * n * S);
-  windows.forEach((window, w) => {
+  for (let w = 0; w < windows.length; w++) {
+    const window = windows[w];
     const summary = summaries[w];
+    if (!summary) continue;
     const wn = summary.numTokens;
     const wS = summary.numSpans;
     if (wn !== window.positions.length || wS !== window.spans.length || summary.layers.length !== L || summary.numHeads !== H || summary.topK !== k) {
@@ -128,8 +146,8 @@ export function mergeWindowSummaries(windows: readonly AnalysisWindow[], summari
     }
     const position = Int32Array.from(window.positions);
     const spanIds = Int32Array.from(window.spanIds);
-    for (const { wq, q, count } of rows) {
-      for (let l = 0; l < L; l++) {
+    for (let l = 0; l < L; l++) {
+      for (const { wq, q, count } of rows) {
         for (let h = 0; h < H; h++) {
           const from = ((l * H + h) * wn + wq) * k;
           const to = ((l * H + h) * n + q) * k;
@@ -159,8 +177,9 @@ export function mergeWindowSummaries(windows: readonly AnalysisWindow[], summari
           }
         }
       }
+      yield;
     }
-  });
+  }
   return { numTokens: n, layers: first.layers, numHeads: H, topK: k, topIndices, topWeights, numSpans: S, spanMass, spanMassMean, spanMassMax };
 }
 

@@ -5,8 +5,8 @@
  * time budget, once per analysis.
  */
 import * as vscode from 'vscode';
-import { sinkContext } from '../analysis/reading';
-import { definitionHeads, precisionOf, recallOf, type HeadsTable } from '../analysis/definitionHeads';
+import { headsTable } from '../analysis/reading';
+import { precisionOf, recallOf, type HeadsTable } from '../analysis/definitionHeads';
 import { buildDependencyMap } from '../analysis/dependencyMap';
 import type { DependencyCheck } from '../analysis/dependencyCheck';
 import type { AttentionView } from '../analysis/documentAnalysis';
@@ -65,17 +65,9 @@ export async function languageServerReferences(document: vscode.TextDocument, re
   return { references: out, note };
 }
 
-const headsCache = new WeakMap<DocumentAnalysisResult, HeadsTable>();
-
-/** The definition-heads table of an analysis (computed once per analysis). */
+/** The definition-heads table of an analysis (computed once per analysis; sinks apart, as the definition view chooses its heads). */
 export function headsTableOf(result: DocumentAnalysisResult, minDistance: number): HeadsTable {
-  let table = headsCache.get(result);
-  if (!table || table.minDistance !== minDistance) {
-    // Sinks apart, as the definition view chooses its heads (src/analysis/reading.ts).
-    table = definitionHeads(result.doc, result.summary, minDistance, sinkContext(result).analysis);
-    headsCache.set(result, table);
-  }
-  return table;
+  return headsTable(result, minDistance);
 }
 
 export function dependencyMapMessage(result: DocumentAnalysisResult, view: AttentionView, checks: readonly DependencyCheck[], server: LanguageServerReferences | undefined): DependencyMapMessage {

@@ -11,6 +11,7 @@ import * as path from 'node:path';
 import { openFileAnalyzer, type AnalysedFile } from '../../src/cli/analyze';
 import type { DocumentAnalysisResult } from '../../src/analysis/documentResult';
 import { prefixResult } from '../../src/analysis/prefixResult';
+import { describeReading, headsTable, inheritReading, prepareReading, sinkContext } from '../../src/analysis/reading';
 import { repoRoot } from './fixtureModels';
 
 function asResult(a: AnalysedFile, version: number): DocumentAnalysisResult {
@@ -71,6 +72,20 @@ test('the part before an edit equals what a re-analysis of the edited file compu
     assert.ok(worst < 1e-4, `max |diff| ${worst}`);
     // The code's references in the kept part point at kept definitions only.
     for (const r of kept.doc.references) for (const t of r.targets) assert.ok(t < kept.doc.definitions.length);
+
+    // While typing, the kept part reads as the whole analysis did: the same sinks and definition
+    // heads, not recomputed (the editor calls inheritReading on every edit).
+    const whole = asResult(before, 1);
+    await prepareReading(whole, 64);
+    const typed = prefixResult(whole, 2, changeOffset)!;
+    inheritReading(whole, typed);
+    assert.equal(sinkContext(typed), sinkContext(whole), 'the same sinks');
+    assert.equal(headsTable(typed, 64), headsTable(whole, 64), 'the same heads table');
+    // Computed in slices (the editor) or at once (the CLI): the same.
+    const atOnce = asResult(before, 1);
+    assert.deepEqual(headsTable(atOnce, 64), headsTable(whole, 64));
+    assert.deepEqual(sinkContext(atOnce).analysis.sinks, sinkContext(whole).analysis.sinks);
+    assert.equal(describeReading(typed, { layer: 'all', head: 'definition' }, { minDistance: 64 }), describeReading(whole, { layer: 'all', head: 'definition' }, { minDistance: 64 }));
 
     // An edit at the very start leaves nothing.
     assert.equal(prefixResult(asResult(before, 1), 2, 0), undefined);

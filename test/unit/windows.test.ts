@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { mergeWindowSummaries, planWindows } from '../../src/analysis/windows';
+import { mergeWindowSummaries, mergeWindowSummariesAsync, planWindows } from '../../src/analysis/windows';
 import type { AttentionSummary, TokenSpan } from '../../engine/attention';
 
 test('a file that fits the context is one window over all tokens', () => {
@@ -55,6 +55,34 @@ test('merged summaries put each owned query in its document position with docume
   assert.equal(merged.spanMass[90 * 2 + 1], 0, 'a span neither in the prefix nor in the window has no mass');
   const ownerOf90 = windows.find((w) => 90 >= w.ownedStart && 90 < w.ownedEnd)!;
   assert.equal(merged.topIndices[90], ownerOf90.positions[0], 'top-k indices are document positions');
+});
+
+test('the merge in slices (the editor) gives the same summary as at once (the CLI); windows not run yet leave their rows empty', async () => {
+  const spans: TokenSpan[] = [{ start: 0, end: 4 }, { start: 300, end: 304 }];
+  const windows = planWindows({ numTokens: 1000, context: 128, spans, prefixCandidates: [0] });
+  assert.ok(windows.length > 4);
+  const L = 2;
+  const H = 3;
+  const k = 2;
+  const summaries: AttentionSummary[] = windows.map((w) => {
+    const wn = w.positions.length;
+    const wS = w.spans.length;
+    const spanMass = new Float32Array(L * H * wn * wS).map((_, i) => (i % 97) / 97);
+    const topIndices = new Int32Array(L * H * wn * k).map((_, i) => (i % 3 === 0 ? -1 : Math.floor(i / k) % wn));
+    return { numTokens: wn, layers: [0, 1], numHeads: H, topK: k, topIndices, topWeights: new Float32Array(L * H * wn * k).map((_, i) => i / 1e4), numSpans: wS, spanMass, spanMassMean: new Float32Array(L * wn * wS).fill(0.25), spanMassMax: new Float32Array(L * wn * wS).fill(0.5) };
+  });
+  const atOnce = mergeWindowSummaries(windows, summaries, 1000, 2);
+  // A slice of 0 ms yields after every window and layer: the most interleaving there can be.
+  const sliced = await mergeWindowSummariesAsync(windows, summaries, 1000, 2, 0);
+  for (const key of ['topIndices', 'topWeights', 'spanMass', 'spanMassMean', 'spanMassMax'] as const) assert.deepEqual(sliced[key], atOnce[key], key);
+  const partial = await mergeWindowSummariesAsync(windows, summaries.map((s, i) => (i === 2 ? s : undefined)), 1000, 2);
+  const owned = windows[2];
+  for (let q = 0; q < 1000; q++) {
+    const row = partial.topIndices.subarray(q * k, q * k + k);
+    const inside = q >= owned.ownedStart && q < owned.ownedEnd;
+    if (!inside) assert.ok(row.every((v) => v === -1), `row ${q} outside the window that ran is empty`);
+    else assert.deepEqual(row, atOnce.topIndices.subarray(q * k, q * k + k), `row ${q} of the window that ran`);
+  }
 });
 
 test('without the prefix (attentionLens.windowPrefix off) windows are plain overlapping slices of the file, fewer of them', () => {

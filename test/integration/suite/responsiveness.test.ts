@@ -15,7 +15,9 @@ const EXTENSION_ID = 'attention-lens.attention-lens';
 interface Api {
   hasAnalysis(uri: string): boolean;
   lastHover(): { answeredAt: number; ms: number; shown: boolean } | undefined;
-  analysisStats(uri: string): { tokens: number; windows: number; windowsDone: number; engine: string; forwardMs: number; elapsedMs: number; preparedMs: number; engineReadyMs: number } | undefined;
+  analysisStats(uri: string): { tokens: number; windows: number; windowsDone: number; engine: string; forwardMs: number; summaryMs: number; elapsedMs: number; preparedMs: number; engineReadyMs: number; shownMs: number; firstShownMs: number; readbackBytes: number } | undefined;
+  whenPanelRendered(accept: (m: { uri: string; queryName: string | null }) => boolean, timeoutMs: number): Promise<unknown>;
+  whenMapRendered(accept: (m: { uri: string; version: number; nodes: string[] }) => boolean, timeoutMs: number): Promise<{ nodes: string[] }>;
 }
 
 async function until(condition: () => boolean, timeoutMs: number, what: string): Promise<void> {
@@ -154,6 +156,76 @@ suite('Attention Lens: a 7k-token file stays responsive', function () {
       await vscode.commands.executeCommand('workbench.action.revertAndCloseActiveEditor');
       fs.rmSync(path.dirname(target.fsPath), { recursive: true, force: true });
       await settings.update('idleDelayMs', undefined, vscode.ConfigurationTarget.Global);
+      await typescript.update('tsserver.useSyntaxServer', undefined, vscode.ConfigurationTarget.Global);
+    }
+  });
+
+  test('2k, 7k and 24k-token files: what each phase costs and how long the extension host is blocked at a time (the editor table of npm run bench -- --editor)', async () => {
+    const extension = vscode.extensions.getExtension<Api>(EXTENSION_ID)!;
+    const api = extension.exports;
+    const settings = vscode.workspace.getConfiguration('attentionLens');
+    await settings.update('maxFileTokens', 32_768, vscode.ConfigurationTarget.Global);
+    const typescript = vscode.workspace.getConfiguration('typescript');
+    await typescript.update('tsserver.useSyntaxServer', 'always', vscode.ConfigurationTarget.Global);
+    const folder = vscode.workspace.workspaceFolders![0].uri;
+    // Real files, none written for this project but the sample: the sample (2.7k tokens), an npm
+    // package's source (7k) and a large module of Python's standard library (24k).
+    const files = [
+      { label: '2k', source: path.join(extension.extensionPath, 'sample-workspace', 'src', 'inventory.ts') },
+      { label: '7k', source: path.join(extension.extensionPath, 'node_modules', 'onnxruntime-common', 'lib', 'inference-session.ts') },
+      { label: '24k', source: '/usr/lib/python3.11/argparse.py' },
+    ];
+    const scratch = vscode.Uri.joinPath(folder, 'sizes');
+    fs.mkdirSync(scratch.fsPath, { recursive: true });
+    const rows: string[] = [];
+    try {
+      for (const file of files) {
+        assert.ok(fs.existsSync(file.source), `${file.source} is on this machine`);
+        const target = path.join(scratch.fsPath, path.basename(file.source));
+        fs.copyFileSync(file.source, target);
+        const document = await vscode.workspace.openTextDocument(target);
+        const editor = await vscode.window.showTextDocument(document, { viewColumn: vscode.ViewColumn.One, preserveFocus: false });
+        // The cursor on a name in the last quarter of the file (its window runs first).
+        const text = document.getText();
+        const nameAt = text.slice(Math.floor(text.length * 0.8)).search(/[A-Za-z_][A-Za-z0-9_]{5,}/) + Math.floor(text.length * 0.8);
+        const at = document.positionAt(nameAt + 2);
+        editor.selection = new vscode.Selection(at, at);
+        await vscode.commands.executeCommand('attentionLens.clear');
+        const loop = monitorEventLoopDelay({ resolution: 5 });
+        loop.enable();
+        const profiling = process.env.ATTENTION_LENS_PROFILE && file.label === '24k' ? startProfile() : undefined;
+        const outcome = (await vscode.commands.executeCommand('attentionLens.analyzeFile')) as { kind: string; message?: string };
+        assert.equal(outcome.kind, 'done', outcome.message);
+        const stats = api.analysisStats(document.uri.toString())!;
+        let started = Date.now();
+        const hovers = (await vscode.commands.executeCommand('vscode.executeHoverProvider', document.uri, at)) as vscode.Hover[];
+        const hover = api.lastHover()!;
+        const hoverText = hovers.flatMap((h) => h.contents.map((c) => (typeof c === 'string' ? c : 'value' in c ? c.value : ''))).join('\n');
+        assert.match(hoverText, /attends to/, `the hover answers on ${path.basename(target)}`);
+        started = Date.now();
+        const lenses = (await vscode.commands.executeCommand('vscode.executeCodeLensProvider', document.uri)) as vscode.CodeLens[];
+        const lensMs = Date.now() - started;
+        assert.ok(lenses.some((l) => l.command?.command === 'attentionLens.showAttenders'), 'CodeLenses on the definitions');
+        started = Date.now();
+        await vscode.commands.executeCommand('attentionLens.showPanel');
+        await api.whenPanelRendered((m) => m.uri === document.uri.toString() && m.queryName !== null, 60_000);
+        const panelMs = Date.now() - started;
+        started = Date.now();
+        await vscode.commands.executeCommand('attentionLens.showDependencyMap');
+        const map = await api.whenMapRendered((m) => m.uri === document.uri.toString() && m.version === document.version, 120_000);
+        const mapMs = Date.now() - started;
+        assert.ok(map.nodes.length > 0, 'the map has nodes');
+        loop.disable();
+        if (profiling) await stopProfile(await profiling, path.join(process.env.ATTENTION_LENS_PROFILE!, 'exthost-24k.cpuprofile'));
+        const row = `| ${file.label} | ${path.basename(target)} | ${stats.tokens.toLocaleString('en-US')} | ${stats.windows} | ${Math.round(stats.preparedMs)} | ${Math.round(stats.engineReadyMs)} | ${Math.round(stats.forwardMs)} | ${Math.round(stats.summaryMs)} | ${Math.round(stats.firstShownMs)} | ${Math.round(stats.shownMs)} | ${(stats.readbackBytes / 2 ** 20).toFixed(1)} | ${hover.ms.toFixed(0)} | ${lensMs} | ${panelMs} | ${mapMs} | ${(loop.max / 1e6).toFixed(0)} |`;
+        rows.push(row);
+        console.log(`[editor-bench] ${row}`);
+        await vscode.commands.executeCommand('workbench.action.revertAndCloseActiveEditor');
+      }
+      console.log('[editor-bench] | file | name | tokens | windows | tokens and definitions ms | engine ready ms | forward ms | summaries ms | cursor window shown ms | whole result shown ms | read back MiB | hover made ms | CodeLens ms | panel ms | map ms | longest extension-host block ms |');
+    } finally {
+      fs.rmSync(scratch.fsPath, { recursive: true, force: true });
+      await settings.update('maxFileTokens', undefined, vscode.ConfigurationTarget.Global);
       await typescript.update('tsserver.useSyntaxServer', undefined, vscode.ConfigurationTarget.Global);
     }
   });
