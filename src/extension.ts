@@ -19,7 +19,7 @@ import { ViewState } from './editor/viewState';
 import { ModelHub, type ChooseModelArgs } from './hub/modelHub';
 import { AttentionPanel, type PanelHost } from './panel/attentionPanel';
 import type { MapRenderedMessage, PanelTab, ViewRenderedMessage, WebGpuProbeResult } from './shared/protocol';
-import { dependencyMapMessage, headsTableMessage, languageServerReferences, type LanguageServerReferences } from './editor/dependencyMapHost';
+import { dependencyMapMessageSliced, headsTableMessage, languageServerReferences, type LanguageServerReferences } from './editor/dependencyMapHost';
 import { AttentionStatusBar, ENGINE_NAMES } from './statusBar';
 import { reportOf } from './analysis/analysisReport';
 import { describeReading } from './analysis/reading';
@@ -159,8 +159,13 @@ function activateWith(context: vscode.ExtensionContext, log: vscode.LogOutputCha
     const key = `${mapKeys.get(result)}|${JSON.stringify(viewState.view)}|${checks.length}|${server === undefined || server === 'pending' ? '-' : server.references.length}`;
     if (panelSync.mapSent === key) return;
     panelSync.mapSent = key;
-    panel.post(dependencyMapMessage(result, viewState.view, checks, server === 'pending' ? undefined : server));
-    panel.post(headsTableMessage(result, config().minDistance));
+    const view = viewState.view;
+    void dependencyMapMessageSliced(result, view, checks, server === 'pending' ? undefined : server).then((message) => {
+      // Built in slices: posted only if nothing newer was asked for meanwhile.
+      if (panelSync.mapSent !== key || AttentionPanel.instance !== panel) return;
+      panel.post(message);
+      panel.post(headsTableMessage(result, config().minDistance));
+    });
   };
   const syncPanel = () => {
     const panel = AttentionPanel.instance;
@@ -352,7 +357,7 @@ function activateWith(context: vscode.ExtensionContext, log: vscode.LogOutputCha
       panelSync.tab = 'map';
       panel.post({ type: 'showTab', tab: 'map' });
       syncPanel();
-      const map = dependencyMapMessage(result, viewState.view, controller.checksFor(result), undefined);
+      const map = await dependencyMapMessageSliced(result, viewState.view, controller.checksFor(result), undefined);
       return { nodes: map.nodes.length, edges: map.edges.length };
     }),
     vscode.commands.registerCommand(COMMANDS.showLog, () => log.show()),

@@ -7,6 +7,7 @@
  * dependencies" ran on a token inside A, the largest knockout effect on B. No `vscode` import: the
  * panel and `attention-lens map` build the same map.
  */
+import { runSteps } from './slices';
 import { isKeyword } from './keywords';
 import { spanMassFor, type AttentionView } from './documentAnalysis';
 import type { DocumentAnalysisResult } from './documentResult';
@@ -85,6 +86,11 @@ function lineOf(starts: readonly number[], offset: number): number {
  * tree-sitter's, except where tree-sitter already resolved the same use.
  */
 export function buildDependencyMap(result: DocumentAnalysisResult, view: AttentionView, checks: readonly DependencyCheck[] = [], extraReferences: readonly CodeReference[] = [], reading: ReadingOptions = {}): DependencyMap {
+  return runSteps(dependencyMapSteps(result, view, checks, extraReferences, reading));
+}
+
+/** The same, a few hundred identifiers at a time (src/analysis/slices.ts). */
+export function* dependencyMapSteps(result: DocumentAnalysisResult, view: AttentionView, checks: readonly DependencyCheck[] = [], extraReferences: readonly CodeReference[] = [], reading: ReadingOptions = {}): Generator<void, DependencyMap> {
   const { doc, summary } = result;
   const starts = lineStarts(doc.text);
   const D = doc.definitions.length;
@@ -98,9 +104,11 @@ export function buildDependencyMap(result: DocumentAnalysisResult, view: Attenti
   // mass[a][b]: summed identifier mass of a on b; strongest identifiers per (a, b).
   const mass = new Float64Array(D * D);
   const strongest = new Map<number, MapEdgeToken[]>();
-  doc.identifiers.forEach((group, g) => {
+  for (let g = 0; g < doc.identifiers.length; g++) {
+    if (g % 128 === 127) yield;
+    const group = doc.identifiers[g];
     const a = owner[g];
-    if (a < 0) return;
+    if (a < 0) continue;
     const first = group.tokens[0];
     const best = spanMassFor(summary, first, resolved);
     for (const t of group.tokens.slice(1)) {
@@ -118,7 +126,7 @@ export function buildDependencyMap(result: DocumentAnalysisResult, view: Attenti
       if (list.length > 3) list.length = 3;
       strongest.set(key, list);
     }
-  });
+  }
 
   const references = new Int32Array(D * D);
   const known = new Set(doc.references.map((r) => r.start));

@@ -7,7 +7,8 @@
 import * as vscode from 'vscode';
 import { headsTable } from '../analysis/reading';
 import { precisionOf, recallOf, type HeadsTable } from '../analysis/definitionHeads';
-import { buildDependencyMap } from '../analysis/dependencyMap';
+import { buildDependencyMap, dependencyMapSteps } from '../analysis/dependencyMap';
+import { runStepsSliced } from '../analysis/slices';
 import type { DependencyCheck } from '../analysis/dependencyCheck';
 import type { AttentionView } from '../analysis/documentAnalysis';
 import type { DocumentAnalysisResult } from '../analysis/documentResult';
@@ -71,7 +72,15 @@ export function headsTableOf(result: DocumentAnalysisResult, minDistance: number
 }
 
 export function dependencyMapMessage(result: DocumentAnalysisResult, view: AttentionView, checks: readonly DependencyCheck[], server: LanguageServerReferences | undefined): DependencyMapMessage {
-  const map = buildDependencyMap(result, view, checks, server?.references ?? []);
+  return mapMessage(result, view, buildDependencyMap(result, view, checks, server?.references ?? []), server);
+}
+
+/** The same, built in slices (a big file's map must not hold up the extension host at once). */
+export async function dependencyMapMessageSliced(result: DocumentAnalysisResult, view: AttentionView, checks: readonly DependencyCheck[], server: LanguageServerReferences | undefined): Promise<DependencyMapMessage> {
+  return mapMessage(result, view, await runStepsSliced(dependencyMapSteps(result, view, checks, server?.references ?? [])), server);
+}
+
+function mapMessage(result: DocumentAnalysisResult, view: AttentionView, map: ReturnType<typeof buildDependencyMap>, server: LanguageServerReferences | undefined): DependencyMapMessage {
   const referenceSource = `tree-sitter (scope-aware; member accesses by name)${server ? `; ${server.note}` : '; asking the language server…'}`;
   return {
     type: 'dependencyMap',
