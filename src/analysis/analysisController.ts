@@ -319,8 +319,8 @@ export class AnalysisController implements vscode.Disposable {
     if (mayRunOnCpu && !onnxRuntimeProblem()) this.hostOnnxEngine(model, config, 'starting').catch(() => undefined);
     const preloaded = decided.then(({ choice }) => (choice.kind === 'onnxruntime' ? this.engineFor(choice, panel, model, config) : undefined));
     preloaded.catch(() => undefined);
-    const { definitions, references } = await this.findDefinitions(document, text, baseOffset, range);
-    const doc = prepareDocument(text, model.tokenizer, definitions, references);
+    const { definitions, references, comments } = await this.findDefinitions(document, text, baseOffset, range);
+    const doc = prepareDocument(text, model.tokenizer, definitions, references, comments);
     const preparedMs = performance.now() - started;
     if (doc.tokenIds.length > config.maxFileTokens) {
       return {
@@ -674,8 +674,8 @@ export class AnalysisController implements vscode.Disposable {
    * Tree-sitter definitions, plus document symbols a language extension reports that tree-sitter
    * missed, and the identifier uses tree-sitter resolved to them (targets index the returned list).
    */
-  private async findDefinitions(document: vscode.TextDocument, text: string, baseOffset: number, range: vscode.Range | undefined): Promise<{ definitions: SourceDefinition[]; references: CodeReference[] }> {
-    const parsed = DefinitionExtractor.supports(document.languageId) ? await (await this.definitionExtractor()).extractWithReferences(document.languageId, text) : { definitions: [], references: [] };
+  private async findDefinitions(document: vscode.TextDocument, text: string, baseOffset: number, range: vscode.Range | undefined): Promise<{ definitions: SourceDefinition[]; references: CodeReference[]; comments: readonly { start: number; end: number }[] }> {
+    const parsed = DefinitionExtractor.supports(document.languageId) ? await (await this.definitionExtractor()).extractWithReferences(document.languageId, text) : { definitions: [], references: [], comments: [] };
     const treeSitter = parsed.definitions;
     const definitions = [...treeSitter];
     const symbols = await symbolsOf(document);
@@ -691,7 +691,7 @@ export class AnalysisController implements vscode.Disposable {
     const index = new Map(definitions.map((d, i) => [d, i]));
     const remap = (i: number) => (i >= 0 ? (index.get(treeSitter[i]) ?? -1) : -1);
     const references = parsed.references.map((r) => ({ ...r, targets: r.targets.map(remap), enclosing: remap(r.enclosing) }));
-    return { definitions, references };
+    return { definitions, references, comments: parsed.comments };
   }
 
   dispose(): void {

@@ -24,6 +24,24 @@ export interface SourceDefinition {
   readonly nameStart?: number;
 }
 
+/** A range of the text (character offsets, end exclusive). */
+export interface TextRange {
+  readonly start: number;
+  readonly end: number;
+}
+
+/** The grammar's comments (`comment`, or `line_comment` and `block_comment` where a grammar names them so). */
+function commentQuery(language: Language): Query | undefined {
+  for (const source of ['(comment) @comment', '[(line_comment) (block_comment)] @comment']) {
+    try {
+      return new Query(language, source);
+    } catch {
+      // This grammar has no such node type: try the next spelling.
+    }
+  }
+  return undefined;
+}
+
 /** Loads grammar files: a path on disk in Node, or bytes from wherever the host keeps them. */
 export type WasmLoader = (fileName: string) => Promise<Uint8Array>;
 
@@ -33,7 +51,7 @@ const LOCAL_SCOPE = /function|method|arrow|lambda|closure|constructor|accessor|b
 const IDENTIFIER = /identifier$|^name$|^dotted_name$|^scoped_identifier$|^qualified_name$/;
 
 export class DefinitionExtractor {
-  private readonly grammars = new Map<GrammarName, Promise<{ language: Language; query: Query }>>();
+  private readonly grammars = new Map<GrammarName, Promise<{ language: Language; query: Query; comments?: Query }>>();
 
   private constructor(private readonly loadWasm: WasmLoader) {}
 
@@ -49,12 +67,12 @@ export class DefinitionExtractor {
     return languageId in GRAMMAR_FOR_LANGUAGE;
   }
 
-  private grammar(name: GrammarName): Promise<{ language: Language; query: Query }> {
+  private grammar(name: GrammarName): Promise<{ language: Language; query: Query; comments?: Query }> {
     let pending = this.grammars.get(name);
     if (!pending) {
       pending = (async () => {
         const language = await Language.load(await this.loadWasm(`tree-sitter-${name}.wasm`));
-        return { language, query: new Query(language, DEFINITION_QUERIES[name]) };
+        return { language, query: new Query(language, DEFINITION_QUERIES[name]), comments: commentQuery(language) };
       })();
       this.grammars.set(name, pending);
       pending.catch(() => this.grammars.delete(name));
@@ -71,18 +89,19 @@ export class DefinitionExtractor {
    * The definitions and imports of `text` and, from the same parse, every identifier use resolved
    * to them (src/analysis/references.ts); both empty for languages without a grammar.
    */
-  async extractWithReferences(languageId: string, text: string): Promise<{ definitions: SourceDefinition[]; references: CodeReference[] }> {
+  async extractWithReferences(languageId: string, text: string): Promise<{ definitions: SourceDefinition[]; references: CodeReference[]; comments: TextRange[] }> {
     const grammarName = GRAMMAR_FOR_LANGUAGE[languageId];
-    if (!grammarName) return { definitions: [], references: [] };
-    const { language, query } = await this.grammar(grammarName);
+    if (!grammarName) return { definitions: [], references: [], comments: [] };
+    const { language, query, comments } = await this.grammar(grammarName);
     const parser = new Parser();
     try {
       parser.setLanguage(language);
       const tree = parser.parse(text);
-      if (!tree) return { definitions: [], references: [] };
+      if (!tree) return { definitions: [], references: [], comments: [] };
       try {
         const definitions = collect(query, tree.rootNode, text);
-        return { definitions, references: resolveReferences(tree.rootNode, definitions) };
+        const commentRanges = comments ? comments.captures(tree.rootNode).map((c) => ({ start: c.node.startIndex, end: c.node.endIndex })).sort((a, b) => a.start - b.start) : [];
+        return { definitions, references: resolveReferences(tree.rootNode, definitions), comments: commentRanges };
       } finally {
         tree.delete();
       }

@@ -96,7 +96,8 @@ export function* dependencyMapSteps(result: DocumentAnalysisResult, view: Attent
   const D = doc.definitions.length;
   const resolved = resolveReading(result, view, reading);
   // Owner of each identifier: the innermost definition (not an import) whose node holds it.
-  const owner = doc.identifiers.map((g) => (isKeyword(g.name) ? -1 : enclosingDefinition(doc.definitions, g.start, g.end)));
+  // Words of comments are left out: they are not code that depends on anything.
+  const owner = doc.identifiers.map((g, i) => (isKeyword(g.name) || doc.identifierInComment?.[i] ? -1 : enclosingDefinition(doc.definitions, g.start, g.end)));
   const owned = new Int32Array(D);
   for (const o of owner) if (o >= 0) owned[o]++;
   const nodes: MapNode[] = doc.definitions.map((d, i) => ({ definition: i, kind: d.kind, name: d.name, line: lineOf(starts, d.start), tokenStart: doc.spans[i].start, tokenEnd: doc.spans[i].end, identifiers: owned[i] }));

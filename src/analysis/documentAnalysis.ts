@@ -35,6 +35,8 @@ export interface PreparedDocument {
   readonly references: readonly CodeReference[];
   /** For each identifier group, the index of its reference in `references`, or -1. */
   readonly identifierReference: Int32Array;
+  /** For each identifier group, 1 when it is a word inside a comment (not code: the reverse view and the map leave it out). */
+  readonly identifierInComment?: Uint8Array;
 }
 
 /** First token whose range ends after `offset` (binary search; ranges are in document order). */
@@ -57,7 +59,7 @@ export function tokenSpanOf(ranges: readonly TokenRange[], start: number, end: n
   return last > first ? { start: first, end: last } : undefined;
 }
 
-export function prepareDocument(text: string, tokenizer: DocumentTokenizer, definitions: readonly SourceDefinition[], references: readonly CodeReference[] = []): PreparedDocument {
+export function prepareDocument(text: string, tokenizer: DocumentTokenizer, definitions: readonly SourceDefinition[], references: readonly CodeReference[] = [], comments: readonly { readonly start: number; readonly end: number }[] = []): PreparedDocument {
   const { ids, tokens } = tokenizer.encodeWithTokens(text);
   const ranges = alignTokens(text, tokens, tokenizer.spelling, tokenizer.specialTokens);
   const kept: SourceDefinition[] = [];
@@ -70,7 +72,14 @@ export function prepareDocument(text: string, tokenizer: DocumentTokenizer, defi
   }
   const identifiers = identifierGroups(text, ranges);
   const { kept: keptReferences, byIdentifier } = attachReferences(definitions, kept, references, identifiers);
-  return { text, tokenIds: ids, tokens, ranges, definitions: kept, spans, identifiers, references: keptReferences, identifierReference: byIdentifier };
+  // Comments are sorted and do not overlap: one pass over both lists.
+  const identifierInComment = new Uint8Array(identifiers.length);
+  let c = 0;
+  identifiers.forEach((group, g) => {
+    while (c < comments.length && comments[c].end <= group.start) c++;
+    if (c < comments.length && comments[c].start <= group.start && group.end <= comments[c].end) identifierInComment[g] = 1;
+  });
+  return { text, tokenIds: ids, tokens, ranges, definitions: kept, spans, identifiers, references: keptReferences, identifierReference: byIdentifier, identifierInComment };
 }
 
 /** Re-indexes references into the kept definitions and pairs each with its identifier group. */

@@ -149,9 +149,11 @@ export function* attenderSteps(result: DocumentAnalysisResult, view: AttentionVi
   const byDefinition: Attender[][] = result.doc.definitions.map(() => []);
   const resolved = resolveReading(result, view, rule);
   let done = 0;
-  for (const identifier of result.doc.identifiers) {
+  const inComment = result.doc.identifierInComment;
+  for (const [g, identifier] of result.doc.identifiers.entries()) {
     if (++done % 256 === 0) yield;
-    if (isKeyword(identifier.name)) continue;
+    // Words of a comment attend too, but they are not code that uses the definition.
+    if (isKeyword(identifier.name) || inComment?.[g]) continue;
     if (result.progress && !result.progress.tokensDone[identifier.tokens[0]]) continue;
     for (const source of attendedSources(result.doc, result.summary, identifier.tokens, resolved, rule, Number.MAX_SAFE_INTEGER, threshold)) {
       byDefinition[source.definition].push({ identifier, weight: source.weight, tokenDistance: source.tokenDistance });

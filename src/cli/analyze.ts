@@ -202,8 +202,8 @@ export async function openFileAnalyzer(
         warned.add(languageId);
         log(`attention-lens: no grammar for language "${languageId}"; no definitions or imports will be found.`);
       }
-      const { definitions, references } = await extractor.extractWithReferences(languageId, text);
-      const doc = prepareDocument(text, tokenizer, definitions, references);
+      const { definitions, references, comments } = await extractor.extractWithReferences(languageId, text);
+      const doc = prepareDocument(text, tokenizer, definitions, references, comments);
       if (doc.tokenIds.length === 0) throw new CliError(`${file} has no tokens to analyse.`);
       const badId = doc.tokenIds.find((id) => id >= spec.vocabSize);
       if (badId !== undefined) throw new CliError(`the tokenizer produced id ${badId}, outside the model's vocabulary (${spec.vocabSize}); the tokenizer.json does not belong to this model.`);

@@ -7,7 +7,7 @@ import { DefinitionExtractor } from '../../src/analysis/definitions';
 import { addHeadTables, definitionHeads, precisionOf, recallOf } from '../../src/analysis/definitionHeads';
 import { buildDependencyMap, edgeAgreement } from '../../src/analysis/dependencyMap';
 import { prepareDocument, type DocumentTokenizer, type PreparedDocument } from '../../src/analysis/documentAnalysis';
-import { queryAt, type DocumentAnalysisResult } from '../../src/analysis/documentResult';
+import { attendersByDefinition, queryAt, type DocumentAnalysisResult } from '../../src/analysis/documentResult';
 import { identifierIndexOfToken, relationLabel, relationOf } from '../../src/analysis/sourceRelations';
 
 const root = join(__dirname, '..', '..', '..');
@@ -225,4 +225,19 @@ test('the query at the cursor is a token with text: on whitespace it is the word
     const query = queryAt(result, offset);
     if (query) assert.notEqual(query.name.trim(), '', `a query with a name at ${offset}`);
   }
+});
+
+test('words in comments are marked and left out of the reverse view and the map; code words are not', async () => {
+  const source = ['import { Money } from "./money";', '// Money is summed below: a comment that names Money', 'export function total(a: Money): Money {', '  /* Money again, in a block comment */', '  return a;', '}', ''].join('\n');
+  const { definitions, references, comments } = await extractor.extractWithReferences('typescript', source);
+  assert.equal(comments.length, 2, 'a line comment and a block comment');
+  const doc = prepareDocument(source, tokenizer, definitions, references, comments);
+  const named = doc.identifiers.map((g, i) => ({ name: g.name, line: source.slice(0, g.start).split('\n').length, comment: doc.identifierInComment![i] === 1 }));
+  assert.deepEqual(named.filter((w) => w.name === 'Money').map((w) => [w.line, w.comment]), [[1, false], [2, true], [2, true], [3, false], [3, false], [4, true]]);
+  // Every query attends to the import with weight 0.8: comment words would count as attenders.
+  const result = resultOf(doc, summaryFrom(doc, 1, () => 0));
+  const attenders = attendersByDefinition(result, { layer: 'all', head: 'max' }, { minDistance: 0, otherLineCounts: false, showSinks: true }, 0.05);
+  const importIndex = doc.definitions.findIndex((d) => d.kind === 'import');
+  assert.ok(attenders[importIndex].length > 0, 'code words attend to the import');
+  for (const a of attenders[importIndex]) assert.ok(!doc.identifierInComment![doc.identifiers.indexOf(a.identifier)], `${a.identifier.name} on line ${source.slice(0, a.identifier.start).split('\n').length} is code`);
 });

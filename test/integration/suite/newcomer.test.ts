@@ -181,6 +181,8 @@ suite('Attention Lens: the first hour of a new user', function () {
       await takeScreenshot(`newcomer-panel-${name}.png`);
       await vscode.commands.executeCommand('attentionLens.showDependencyMap');
       await api.whenMapRendered((m) => m.uri === document.uri.toString() && m.version === document.version && m.edges.length > 0, 60_000);
+      // The language server's references redraw the map once they arrive: the pointer goes on an arc after that.
+      await new Promise((resolve) => setTimeout(resolve, 3000));
       // The pointer on an arc: its details next to the pointer.
       const hovered = await hoverInWebview('path.arc').catch((error: unknown) => `not hovered: ${error instanceof Error ? error.message : error}`);
       console.log(`[integration] newcomer: map arc under the pointer (${name}): ${hovered}`);
