@@ -33,6 +33,28 @@ function shownTime(text: string): number | undefined {
   return match ? Number(match[1]) * (match[2] === 's' ? 1000 : 1) : undefined;
 }
 
+/**
+ * The keyboard hover (Ctrl+K Ctrl+I) at the cursor, on screen with `text`: the editor takes the focus
+ * first (a notification or the panel may hold it), and the hover is asked again if VS Code dropped it.
+ */
+async function hoverOnScreen(document: vscode.TextDocument, at: vscode.Position, text: string, timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (let attempt = 1; ; attempt++) {
+    await vscode.window.showTextDocument(document, { viewColumn: vscode.ViewColumn.One, preserveFocus: false, selection: new vscode.Range(at, at) });
+    await vscode.commands.executeCommand('workbench.action.focusActiveEditorGroup');
+    await vscode.commands.executeCommand('editor.action.showHover');
+    try {
+      await waitForVisible('.monaco-hover', { text, timeoutMs: Math.max(1000, Math.min(8000, deadline - Date.now())) });
+      return;
+    } catch (error) {
+      if (Date.now() >= deadline) {
+        await takeScreenshot(`newcomer-no-hover-${attempt}.png`);
+        throw error;
+      }
+    }
+  }
+}
+
 /** Runs Analyze Current File the way a person does: the command palette where the harness can press keys. */
 async function analyseFromPalette(): Promise<number> {
   if (!canDriveWorkbench()) {
@@ -159,8 +181,7 @@ suite('Attention Lens: the first hour of a new user', function () {
       console.log('[integration] no workbench driver here: the hover on screen and the screenshots need the offline harness (code-server)');
       return;
     }
-    await vscode.commands.executeCommand('editor.action.showHover');
-    await waitForVisible('.monaco-hover', { text: 'attends to', timeoutMs: 20_000 });
+    await hoverOnScreen(document, at, 'attends to', 30_000);
     await vscode.commands.executeCommand('attentionLens.checkDependencies', document.uri.toString(), document.offsetAt(at));
     // The same hover, opened again by the extension, now has the knockout table.
     await waitForVisible('.monaco-hover', { text: 'Does the prediction depend on them?', timeoutMs: 60_000 }).catch(async (error: unknown) => {
@@ -171,9 +192,7 @@ suite('Attention Lens: the first hour of a new user', function () {
       await vscode.workspace.getConfiguration('workbench').update('colorTheme', theme, vscode.ConfigurationTarget.Global);
       await waitForVisible(`.monaco-workbench.${themeClass}`, { timeoutMs: 20_000 });
       await new Promise((resolve) => setTimeout(resolve, 1000));
-      await vscode.window.showTextDocument(document, { viewColumn: vscode.ViewColumn.One, preserveFocus: false, selection: new vscode.Range(at, at) });
-      await vscode.commands.executeCommand('editor.action.showHover');
-      await waitForVisible('.monaco-hover', { text: 'Does the prediction depend on them?', timeoutMs: 20_000 });
+      await hoverOnScreen(document, at, 'Does the prediction depend on them?', 30_000);
       await takeScreenshot(`newcomer-hover-check-${name}.png`);
       await vscode.commands.executeCommand('editor.action.hideHover');
       await vscode.commands.executeCommand('attentionLens.showPanel');
