@@ -158,8 +158,12 @@ function startScreenshotServer(getPage) {
             for (let i = 0; i < count; i++) {
               const element = found.nth(i);
               if (!(await element.isVisible().catch(() => false))) continue;
-              // Inside nested iframes Playwright scrolls and moves the pointer for us. An SVG path is
+              // Scrolled into view first and left to settle: a page that scrolls under the pointer
+              // may close what the hover opened. Inside nested iframes Playwright moves the pointer
+              // for us. An SVG path is
               // hit only on its stroke, not at its box's centre: the pointer goes to its midpoint.
+              await element.scrollIntoViewIfNeeded({ timeout: 5000 }).catch(() => undefined);
+              await new Promise((resolve) => setTimeout(resolve, 300));
               const position = await element
                 .evaluate((node) => {
                   if (typeof node.getPointAtLength !== 'function' || typeof node.getScreenCTM !== 'function') return undefined;
