@@ -79,6 +79,8 @@ export function prefixResult(result: DocumentAnalysisResult, version: number, ch
     identifiers,
     references,
     identifierReference,
+    // The kept identifiers are the first ones (the document's order).
+    ...(doc.identifierInComment ? { identifierInComment: doc.identifierInComment.slice(0, identifiers.length) } : {}),
   };
 
   const L = summary.layers.length;

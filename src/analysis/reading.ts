@@ -96,8 +96,10 @@ export async function prepareReading(result: ReadableAnalysis, minDistance = DEF
  * whole file before the edit), so typing never recomputes them and the view stays put.
  */
 export function inheritReading(from: ReadableAnalysis, to: ReadableAnalysis): void {
+  // The sink positions carry over; which of `to`'s spans hold them is worked out again (cheap: a
+  // few positions), since the kept definitions are renumbered.
   const sinks = sinkCache.get(from);
-  if (sinks) sinkCache.set(to, sinks);
+  if (sinks) sinkCache.set(to, contextOf(to, sinks.analysis));
   const tables = tableCache.get(from);
   if (tables) tableCache.set(to, new Map(tables));
   const choices = choiceCache.get(from);
