@@ -20,8 +20,13 @@ export async function runStepsSliced<T>(steps: Generator<void, T>, sliceMs = 15)
     const step = steps.next();
     if (step.done) return step.value;
     if (performance.now() >= deadline) {
-      await new Promise<void>((resolve) => setImmediate(resolve));
+      await nextTurn();
       deadline = performance.now() + sliceMs;
     }
   }
+}
+
+/** The next turn of the event loop: setImmediate in Node, a zero timeout where there is none (a browser). */
+function nextTurn(): Promise<void> {
+  return new Promise<void>((resolve) => (typeof setImmediate === 'function' ? setImmediate(resolve) : setTimeout(resolve, 0)));
 }
