@@ -56,6 +56,15 @@ const builds = [
     banner: { js: '#!/usr/bin/env node' },
   },
   {
+    // Tree-sitter and the tokenizer on a worker thread of the extension host (src/node/prepareWorkerClient.ts).
+    ...common,
+    entryPoints: { prepareWorker: 'src/node/prepareWorker.ts' },
+    outdir: 'out',
+    platform: 'node',
+    format: 'cjs',
+    external: nodeExternals,
+  },
+  {
     // The ONNX Runtime engine's process (engine/hosts/nodeOnnx.ts forks it).
     ...common,
     entryPoints: { onnxProcess: 'engine/onnx/onnxProcess.ts' },

@@ -29,6 +29,7 @@ import { DEFINITION_KINDS, type DefinitionKind } from './definitionQueries';
 import { checkDocument } from './documentChecks';
 import { prepareDocument } from './documentAnalysis';
 import type { DocumentAnalysisResult } from './documentResult';
+import { PrepareWorkerClient } from '../node/prepareWorkerClient';
 import { inheritReading, prepareReading } from './reading';
 import { mergeWindowSummariesAsync, planWindows, prefixCandidates, type AnalysisWindow } from './windows';
 import { prefixResult } from './prefixResult';
@@ -97,6 +98,10 @@ export class AnalysisController implements vscode.Disposable {
   /** The CPU engine (ONNX Runtime) of the extension host, for one model, thread count and reason. */
   private hostEngine: HostEngineSlot | undefined;
   private extractor: Promise<DefinitionExtractor> | undefined;
+  /** Tree-sitter and the tokenizer on a worker thread (the extension host's thread stays free). */
+  private readonly preparation: PrepareWorkerClient;
+  /** Set once the worker failed: the work runs on this thread, and the log said why once. */
+  private preparationProblem: string | undefined;
   private readonly disposables: vscode.Disposable[] = [];
   /** Where repo ids in `attentionLens.model` are looked up, in order (the hub commands set it). */
   modelCacheRoots: () => readonly string[] = () => [defaultCacheRoot()];
@@ -109,6 +114,7 @@ export class AnalysisController implements vscode.Disposable {
     private readonly events: AnalysisEvents,
     private readonly probeMemory?: ProbeMemory,
   ) {
+    this.preparation = new PrepareWorkerClient(path.join(extensionPath, 'out', 'prepareWorker.js'), path.join(extensionPath, 'out', 'tree-sitter'));
     this.disposables.push(
       vscode.workspace.onDidChangeTextDocument((event) => {
         if (event.contentChanges.length === 0) return;
@@ -213,6 +219,19 @@ export class AnalysisController implements vscode.Disposable {
       });
     }
     return this.model.promise;
+  }
+
+  /** `work` on the worker thread; on this thread (`fallback`) where the worker cannot run, said once in the log. */
+  private async onWorker<T>(work: (worker: PrepareWorkerClient) => Promise<T>, fallback: () => Promise<T> | T): Promise<T> {
+    if (this.preparationProblem === undefined) {
+      try {
+        return await work(this.preparation);
+      } catch (error) {
+        this.preparationProblem = error instanceof Error ? error.message : String(error);
+        this.log.warn(`Tokenizing and parsing run on the extension host's thread from now on: the worker thread failed (${this.preparationProblem}).`);
+      }
+    }
+    return fallback();
   }
 
   private definitionExtractor(): Promise<DefinitionExtractor> {
@@ -320,7 +339,10 @@ export class AnalysisController implements vscode.Disposable {
     const preloaded = decided.then(({ choice }) => (choice.kind === 'onnxruntime' ? this.engineFor(choice, panel, model, config) : undefined));
     preloaded.catch(() => undefined);
     const { definitions, references, comments } = await this.findDefinitions(document, text, baseOffset, range);
-    const doc = prepareDocument(text, model.tokenizer, definitions, references, comments);
+    const doc = await this.onWorker(
+      (worker) => worker.prepare(text, path.join(model.folder, 'tokenizer.json'), definitions, references, comments),
+      () => prepareDocument(text, model.tokenizer, definitions, references, comments),
+    );
     const preparedMs = performance.now() - started;
     if (doc.tokenIds.length > config.maxFileTokens) {
       return {
@@ -675,10 +697,17 @@ export class AnalysisController implements vscode.Disposable {
    * missed, and the identifier uses tree-sitter resolved to them (targets index the returned list).
    */
   private async findDefinitions(document: vscode.TextDocument, text: string, baseOffset: number, range: vscode.Range | undefined): Promise<{ definitions: SourceDefinition[]; references: CodeReference[]; comments: readonly { start: number; end: number }[] }> {
-    const parsed = DefinitionExtractor.supports(document.languageId) ? await (await this.definitionExtractor()).extractWithReferences(document.languageId, text) : { definitions: [], references: [], comments: [] };
+    // The language's symbols (the host asks VS Code) while the worker parses.
+    const symbolsAsked = symbolsOf(document);
+    const parsed = DefinitionExtractor.supports(document.languageId)
+      ? await this.onWorker(
+          (worker) => worker.parse(document.languageId, text),
+          async () => (await this.definitionExtractor()).extractWithReferences(document.languageId, text),
+        )
+      : { definitions: [], references: [], comments: [] };
     const treeSitter = parsed.definitions;
     const definitions = [...treeSitter];
-    const symbols = await symbolsOf(document);
+    const symbols = await symbolsAsked;
     const covered = (start: number) => definitions.some((d) => d.nodeStart <= start && start < d.nodeEnd);
     for (const symbol of symbols) {
       const nameStart = document.offsetAt(symbol.selectionRange.start) - baseOffset;
@@ -695,6 +724,7 @@ export class AnalysisController implements vscode.Disposable {
   }
 
   dispose(): void {
+    this.preparation.dispose();
     for (const source of this.running.values()) source.cancel();
     this.releaseHostEngine();
     while (this.disposables.length) this.disposables.pop()?.dispose();

@@ -30,7 +30,7 @@ const ALLOWED: RegExp[] = [
   /^extension\.vsixmanifest$/,
   /^\[Content_Types\]\.xml$/,
   /^extension\/(package\.json|readme\.md|LICENSE\.txt|changelog\.md)$/,
-  /^extension\/out\/(extension|onnxProcess)\.js$/,
+  /^extension\/out\/(extension|onnxProcess|prepareWorker)\.js$/,
   // ONNX Runtime for this package's platform only (scripts/package.mjs stages it).
   /^extension\/out\/node_modules\/onnxruntime-node\/(package\.json|LICENSE|dist\/[\w-]+\.js|bin\/napi-v6\/linux\/x64\/[\w.]+)$/,
   /^extension\/out\/node_modules\/onnxruntime-common\/(package\.json|LICENSE|dist\/cjs\/([\w-]+\.js|package\.json))$/,
@@ -60,6 +60,7 @@ const REQUIRED = [
   'extension/LICENSE.txt',
   'extension/out/extension.js',
   'extension/out/onnxProcess.js',
+  'extension/out/prepareWorker.js',
   'extension/out/node_modules/onnxruntime-node/package.json',
   'extension/out/node_modules/onnxruntime-node/bin/napi-v6/linux/x64/onnxruntime_binding.node',
   'extension/out/node_modules/onnxruntime-node/bin/napi-v6/linux/x64/libonnxruntime.so.1',
