@@ -3,6 +3,7 @@
 // ATTENTION_LENS_SCREENSHOT_URL in the extension host's environment and saves the picture under
 // test-output/screenshots/. In a desktop VS Code this is a no-op that says so once.
 import * as http from 'node:http';
+import * as vscode from 'vscode';
 
 let reportedMissing = false;
 
@@ -68,4 +69,26 @@ export async function waitForVisible(selector: string, options: { text?: string;
 /** Moves the pointer onto the first visible element matching `selector` in any frame of the workbench (a webview's included). */
 export async function hoverInWebview(selector: string, timeoutMs = 10_000): Promise<string> {
   return callDriver('/hover', { selector, timeout: String(timeoutMs) });
+}
+
+/**
+ * The keyboard hover (Ctrl+K Ctrl+I) at the cursor, on screen with `text`: the editor takes the focus
+ * first (a notification or the panel may hold it), and the hover is asked again if VS Code dropped it.
+ */
+export async function hoverOnScreen(document: vscode.TextDocument, at: vscode.Position, text: string, timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (let attempt = 1; ; attempt++) {
+    await vscode.window.showTextDocument(document, { viewColumn: vscode.ViewColumn.One, preserveFocus: false, selection: new vscode.Range(at, at) });
+    await vscode.commands.executeCommand('workbench.action.focusActiveEditorGroup');
+    await vscode.commands.executeCommand('editor.action.showHover');
+    try {
+      await waitForVisible('.monaco-hover', { text, timeoutMs: Math.max(1000, Math.min(8000, deadline - Date.now())) });
+      return;
+    } catch (error) {
+      if (Date.now() >= deadline) {
+        await takeScreenshot(`no-hover-${attempt}.png`);
+        throw error;
+      }
+    }
+  }
 }

@@ -7,7 +7,7 @@ import * as assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as vscode from 'vscode';
-import { canDriveWorkbench, hoverInWebview, pressKeys, takeScreenshot, typeText, waitForVisible } from '../screenshots';
+import { canDriveWorkbench, hoverInWebview, hoverOnScreen, pressKeys, takeScreenshot, typeText, waitForVisible } from '../screenshots';
 
 const EXTENSION_ID = 'attention-lens.attention-lens';
 
@@ -31,28 +31,6 @@ async function until(condition: () => boolean, timeoutMs: number, what: string, 
 function shownTime(text: string): number | undefined {
   const match = / · (\d+(?:\.\d)?) (s|ms) · /.exec(text);
   return match ? Number(match[1]) * (match[2] === 's' ? 1000 : 1) : undefined;
-}
-
-/**
- * The keyboard hover (Ctrl+K Ctrl+I) at the cursor, on screen with `text`: the editor takes the focus
- * first (a notification or the panel may hold it), and the hover is asked again if VS Code dropped it.
- */
-async function hoverOnScreen(document: vscode.TextDocument, at: vscode.Position, text: string, timeoutMs: number): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  for (let attempt = 1; ; attempt++) {
-    await vscode.window.showTextDocument(document, { viewColumn: vscode.ViewColumn.One, preserveFocus: false, selection: new vscode.Range(at, at) });
-    await vscode.commands.executeCommand('workbench.action.focusActiveEditorGroup');
-    await vscode.commands.executeCommand('editor.action.showHover');
-    try {
-      await waitForVisible('.monaco-hover', { text, timeoutMs: Math.max(1000, Math.min(8000, deadline - Date.now())) });
-      return;
-    } catch (error) {
-      if (Date.now() >= deadline) {
-        await takeScreenshot(`newcomer-no-hover-${attempt}.png`);
-        throw error;
-      }
-    }
-  }
 }
 
 /** Runs Analyze Current File the way a person does: the command palette where the harness can press keys. */
