@@ -94,6 +94,9 @@ export function writeGgufFromFolder(folder: string, outFile: string, options: { 
   if (spec.family !== 'llama' && spec.family !== 'qwen2') {
     throw new Error(`${folder} is a ${spec.architecture} model; the GGUF writer converts only LlamaForCausalLM and Qwen2ForCausalLM.`);
   }
+  if (spec.ropeScaling) {
+    throw new Error(`${folder} scales its rotary embeddings (${spec.ropeScaling.type}); the GGUF writer converts only models with plain rotary embeddings.`);
+  }
   const tensors = readSourceTensors(folder);
   const plan = planTensors(spec, tensors, folder, options.weights ?? 'F32');
   const matrixType = plan.find((t) => t.ggufName === 'token_embd.weight')!.type;

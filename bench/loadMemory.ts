@@ -32,7 +32,7 @@ function distinctTensors(model: LoadedModel): HostTensor[] {
   const w = model.weights;
   const found = new Set<HostTensor | undefined>([w.tokenEmbedding, w.positionEmbedding, w.lmHead, w.finalNorm.weight, w.finalNorm.bias]);
   for (const layer of w.layers) {
-    for (const part of [layer.attnNorm, layer.mlpNorm, layer.q, layer.k, layer.v, layer.o, layer.gate, layer.up, layer.down]) {
+    for (const part of [layer.attnNorm, layer.qNorm, layer.kNorm, layer.mlpNorm, layer.q, layer.k, layer.v, layer.o, layer.gate, layer.up, layer.down]) {
       found.add(part?.weight);
       found.add(part?.bias);
     }

@@ -30,9 +30,12 @@ export interface ReusePlan {
  * alike and reaches the prefix's end in both), or -1 when the span starts after the prefix (the
  * cached rows cannot see it). Undefined when nothing can be reused. `past` equals n only when the
  * tokens and spans are identical; otherwise at least the last token is recomputed (its logits are
- * the run's).
+ * the run's). `sameRotation` is false when the two lengths rotate positions differently (the rotary
+ * scalings whose tables depend on the sequence length, engine/model/rope.ts's ropeTablesAgree):
+ * then the cached keys are of no use.
  */
-export function planReuse(cached: CachedRequest, tokenIds: Int32Array, request: AttentionRequest, layers: readonly number[]): ReusePlan | undefined {
+export function planReuse(cached: CachedRequest, tokenIds: Int32Array, request: AttentionRequest, layers: readonly number[], sameRotation = true): ReusePlan | undefined {
+  if (!sameRotation) return undefined;
   if (cached.topK !== request.topK || cached.weighting !== (request.weighting ?? 'attention') || cached.layers.length !== layers.length || cached.layers.some((l, i) => l !== layers[i])) return undefined;
   const limit = Math.min(cached.tokenIds.length, tokenIds.length);
   let past = 0;

@@ -1,15 +1,18 @@
 /**
  * Reads a Hugging Face config.json into the engine's architecture-neutral ModelSpec. Supports the
- * three families the engines implement (Llama, Qwen2, GPT-2) and refuses, with a message naming the
- * field, every setting that would make our forward pass differ from the model's own.
+ * families the engines implement (Llama, Qwen2, Qwen3, GPT-2) with every rotary scaling transformers
+ * implements (linear, dynamic, yarn, longrope, llama3; from the legacy `rope_scaling` or
+ * transformers 5's `rope_parameters`), and refuses, with a message naming the field, every setting
+ * that would make our forward pass differ from the model's own.
  */
 import { ModelFormatError } from './modelFormatError';
-import type { ModelFamily, ModelSpec } from './modelTypes';
+import type { ModelFamily, ModelSpec, RopeScaling } from './modelTypes';
 
 /** config.json `architectures` values the engines run, with their family. */
 export const SUPPORTED_ARCHITECTURES: Readonly<Record<string, ModelFamily>> = {
   LlamaForCausalLM: 'llama',
   Qwen2ForCausalLM: 'qwen2',
+  Qwen3ForCausalLM: 'qwen3',
   GPT2LMHeadModel: 'gpt2',
 };
 
@@ -17,6 +20,7 @@ export const SUPPORTED_ARCHITECTURES: Readonly<Record<string, ModelFamily>> = {
 const MODEL_TYPES: Readonly<Record<string, string>> = {
   llama: 'LlamaForCausalLM',
   qwen2: 'Qwen2ForCausalLM',
+  qwen3: 'Qwen3ForCausalLM',
   gpt2: 'GPT2LMHeadModel',
 };
 
@@ -70,15 +74,17 @@ function llamaSpec(
   if (hiddenSize % numHeads !== 0 && config.optional('head_dim') === undefined) {
     fail(`hidden_size ${hiddenSize} is not divisible by num_attention_heads ${numHeads} and no head_dim is given`);
   }
-  const headDim = config.positiveInt('head_dim', hiddenSize / numHeads);
+  // Qwen3Config defaults head_dim to 128 (not hidden / heads); the others derive it.
+  const headDim = config.positiveInt('head_dim', family === 'qwen3' ? 128 : hiddenSize / numHeads);
   if (numHeads % numKvHeads !== 0) {
     fail(`num_attention_heads ${numHeads} is not a multiple of num_key_value_heads ${numKvHeads}`);
   }
   if (headDim % 2 !== 0) fail(`head_dim ${headDim} is odd; rotary embeddings need an even head size`);
   const activation = config.string('hidden_act', 'silu');
   if (activation !== 'silu') fail(`hidden_act "${activation}" is not supported; only "silu" (SwiGLU) is implemented for ${architecture}`);
-  checkRopeScaling(config.optional('rope_scaling'), fail);
-  if (family === 'qwen2' && config.boolean('use_sliding_window', false)) {
+  const trainedPositions = config.positiveInt('max_position_embeddings');
+  const rope = readRope(config, headDim, trainedPositions, fail);
+  if ((family === 'qwen2' || family === 'qwen3') && config.boolean('use_sliding_window', false)) {
     fail('use_sliding_window is true; sliding-window attention is not implemented, so this model cannot be run exactly');
   }
   const attentionBias = config.boolean('attention_bias', false);
@@ -92,11 +98,13 @@ function llamaSpec(
     numKvHeads,
     headDim,
     intermediateSize: config.positiveInt('intermediate_size'),
-    maxPositions: config.positiveInt('max_position_embeddings'),
+    maxPositions: rope.maxPositions,
     norm: 'rms',
     normEps: config.positiveNumber('rms_norm_eps', 1e-6),
     positional: 'rope',
-    ropeTheta: config.positiveNumber('rope_theta', 10000),
+    ropeTheta: rope.theta,
+    ...(rope.scaling ? { ropeScaling: rope.scaling } : {}),
+    ...(family === 'qwen3' ? { qkNorm: true } : {}),
     mlp: 'swiglu',
     // Qwen2 always has q/k/v biases and no output bias; Llama's attention_bias covers q, k, v and o.
     qkvBias: family === 'qwen2' ? true : attentionBias,
@@ -104,6 +112,97 @@ function llamaSpec(
     mlpBias: family === 'qwen2' ? false : config.boolean('mlp_bias', false),
     tieWordEmbeddings: config.boolean('tie_word_embeddings', false),
   };
+}
+
+const ROPE_TYPES = ['default', 'linear', 'dynamic', 'yarn', 'longrope', 'llama3'];
+
+/**
+ * The rotary base and scaling, from transformers 5's `rope_parameters` (rope_theta inside) or the
+ * legacy `rope_scaling` (`rope_type`, or `type` in older files) beside `rope_theta`, following
+ * transformers' modeling_rope_utils.py. `maxPositions` is the longest sequence the engines accept:
+ * max_position_embeddings, except for dynamic NTK scaling, which exists to run sequences longer than
+ * that by `factor` (transformers itself sets no limit), so it accepts max_position_embeddings x factor.
+ */
+function readRope(
+  config: ConfigReader,
+  headDim: number,
+  trainedPositions: number,
+  fail: (problem: string) => never,
+): { theta: number; scaling?: RopeScaling; maxPositions: number } {
+  const parameters = config.optional('rope_parameters');
+  const legacy = config.optional('rope_scaling');
+  const field = parameters !== undefined && parameters !== null ? 'rope_parameters' : 'rope_scaling';
+  const raw = field === 'rope_parameters' ? parameters : legacy;
+  let theta = config.positiveNumber('rope_theta', 10000);
+  if (raw === undefined || raw === null) return { theta, maxPositions: trainedPositions };
+  if (typeof raw !== 'object' || Array.isArray(raw)) return fail(`${field} must be an object or null`);
+  const values = raw as Record<string, unknown>;
+  const perLayerType = Object.entries(values).find(([, value]) => typeof value === 'object' && value !== null && !Array.isArray(value));
+  if (perLayerType) {
+    fail(`${field} gives separate rotary parameters per layer type ("${perLayerType[0]}", ...), which only architectures Attention Lens does not run use`);
+  }
+  const read = new ConfigReader(values, (problem) => fail(`${field}: ${problem}`));
+  if (field === 'rope_parameters' && values.rope_theta !== undefined) theta = read.positiveNumber('rope_theta', 10000);
+  const type = values.rope_type ?? values.type ?? 'default';
+  if (typeof type !== 'string' || !ROPE_TYPES.includes(type)) {
+    return fail(
+      `${field} type ${JSON.stringify(type)} is not supported; Attention Lens implements ${ROPE_TYPES.map((t) => `"${t}"`).join(', ')}. Choose a model with one of these.`,
+    );
+  }
+  // Where the scalings that need the pretrained context length read it: the rope fields first, then
+  // the top level (Phi-3 keeps it there), then max_position_embeddings, as transformers standardises.
+  const original = (): number =>
+    values.original_max_position_embeddings !== undefined
+      ? read.positiveInt('original_max_position_embeddings')
+      : config.positiveInt('original_max_position_embeddings', trainedPositions);
+  const attention = (fallback: number): number => (values.attention_factor === undefined || values.attention_factor === null ? fallback : read.positiveNumber('attention_factor', 1));
+  const same = { theta, maxPositions: trainedPositions };
+  switch (type) {
+    case 'default':
+      return same;
+    case 'linear':
+      return { ...same, scaling: { type, factor: read.positiveNumber('factor') } };
+    case 'dynamic': {
+      const factor = read.positiveNumber('factor');
+      if (factor < 1) fail(`${field}: a dynamic scaling factor below 1 (${factor}) would shrink the context`);
+      return { ...same, scaling: { type, factor, originalMaxPositions: trainedPositions }, maxPositions: Math.floor(trainedPositions * factor) };
+    }
+    case 'yarn': {
+      const originalMaxPositions = original();
+      // transformers 5: the factor as given; the ratio of the context lengths only when it is absent.
+      const factor = values.factor === undefined || values.factor === null ? trainedPositions / originalMaxPositions : read.positiveNumber('factor');
+      const mscale = (scale: number, m: number) => (scale <= 1 ? 1 : 0.1 * m * Math.log(scale) + 1);
+      const m = values.mscale === undefined || values.mscale === null ? 0 : read.positiveNumber('mscale', 1);
+      const mAll = values.mscale_all_dim === undefined || values.mscale_all_dim === null ? 0 : read.positiveNumber('mscale_all_dim', 1);
+      const attentionFactor = attention(m && mAll ? mscale(factor, m) / mscale(factor, mAll) : mscale(factor, 1));
+      // `beta_fast or 32` in transformers: a zero or null means the default too.
+      const beta = (key: string, fallback: number) => (values[key] ? read.positiveNumber(key, fallback) : fallback);
+      return {
+        ...same,
+        scaling: { type, factor, attentionFactor, betaFast: beta('beta_fast', 32), betaSlow: beta('beta_slow', 1), originalMaxPositions, truncate: read.boolean('truncate', true) },
+      };
+    }
+    case 'longrope': {
+      const originalMaxPositions = original();
+      const factors = (key: string): number[] => {
+        const list = values[key];
+        if (!Array.isArray(list) || list.length !== headDim / 2 || list.some((v) => typeof v !== 'number' || !Number.isFinite(v) || v <= 0)) {
+          return fail(`${field}: "${key}" must be a list of ${headDim / 2} positive numbers (one per rotary frequency)`);
+        }
+        return list as number[];
+      };
+      const factor = values.factor === undefined || values.factor === null ? trainedPositions / originalMaxPositions : read.positiveNumber('factor');
+      const attentionFactor = attention(factor <= 1 ? 1 : Math.sqrt(1 + Math.log(factor) / Math.log(originalMaxPositions)));
+      return { ...same, scaling: { type, shortFactor: factors('short_factor'), longFactor: factors('long_factor'), attentionFactor, originalMaxPositions } };
+    }
+    case 'llama3': {
+      const lowFreqFactor = read.positiveNumber('low_freq_factor');
+      const highFreqFactor = read.positiveNumber('high_freq_factor');
+      if (highFreqFactor <= lowFreqFactor) fail(`${field}: high_freq_factor (${highFreqFactor}) must exceed low_freq_factor (${lowFreqFactor})`);
+      return { ...same, scaling: { type, factor: read.positiveNumber('factor'), lowFreqFactor, highFreqFactor, originalMaxPositions: read.positiveInt('original_max_position_embeddings') } };
+    }
+  }
+  return fail(`${field} type ${JSON.stringify(type)} is not supported`);
 }
 
 function gpt2Spec(config: ConfigReader, architecture: string, fail: (problem: string) => never): ModelSpec {
@@ -142,21 +241,6 @@ function gpt2Spec(config: ConfigReader, architecture: string, fail: (problem: st
   };
 }
 
-/**
- * Rope scaling changes the rotation frequencies; running a scaled model with plain frequencies
- * would give wrong attention, so every scaling type is refused rather than ignored.
- */
-function checkRopeScaling(raw: unknown, fail: (problem: string) => never): void {
-  if (raw === undefined || raw === null) return;
-  if (typeof raw !== 'object' || Array.isArray(raw)) fail('rope_scaling must be an object or null');
-  const scaling = raw as Record<string, unknown>;
-  const type = scaling.rope_type ?? scaling.type;
-  if (type === 'default') return;
-  fail(
-    `rope_scaling type ${JSON.stringify(type)} is not supported; Attention Lens implements plain rotary embeddings only. Choose a model without rope_scaling.`,
-  );
-}
-
 /** Typed access to config fields, with errors naming the field and the value found. */
 class ConfigReader {
   constructor(
@@ -177,8 +261,9 @@ class ConfigReader {
     return value;
   }
 
-  positiveNumber(key: string, fallback: number): number {
+  positiveNumber(key: string, fallback?: number): number {
     const value = this.json[key] ?? fallback;
+    if (value === undefined) return this.fail(`the required field "${key}" is missing`);
     if (typeof value !== 'number' || !Number.isFinite(value) || value <= 0) {
       return this.fail(`"${key}" must be a positive number, not ${JSON.stringify(value)}`);
     }

@@ -9,8 +9,9 @@
  * is each tensor the model uses read, into a buffer of its own. Memory holds the used tensors once.
  *
  * Tensor names and layouts are translated per family:
- *   Llama / Qwen2: model.embed_tokens, model.layers.{i}.{input_layernorm, self_attn.{q,k,v,o}_proj,
- *     post_attention_layernorm, mlp.{gate,up,down}_proj}, model.norm, lm_head (absent when tied).
+ *   Llama / Qwen2 / Qwen3: model.embed_tokens, model.layers.{i}.{input_layernorm, self_attn.{q,k,v,o}_proj,
+ *     post_attention_layernorm, mlp.{gate,up,down}_proj}, model.norm, lm_head (absent when tied);
+ *     Qwen3 adds self_attn.{q,k}_norm ([head_dim] each).
  *   GPT-2: [transformer.]{wte, wpe, h.{i}.{ln_1, attn.c_attn, attn.c_proj, ln_2, mlp.c_fc,
  *     mlp.c_proj}, ln_f}; Conv1D weights are [in, out] and are transposed, c_attn is split in q, k, v.
  */
@@ -230,6 +231,7 @@ function llamaWeights(spec: ModelSpec, tensors: TensorTable): ModelWeights {
       k: linear(`${p}.self_attn.k_proj`, Hkv * hd, d, spec.qkvBias),
       v: linear(`${p}.self_attn.v_proj`, Hkv * hd, d, spec.qkvBias),
       o: linear(`${p}.self_attn.o_proj`, d, H * hd, spec.outBias),
+      ...(spec.qkNorm ? { qNorm: { weight: tensors.get(`${p}.self_attn.q_norm.weight`, [hd]) }, kNorm: { weight: tensors.get(`${p}.self_attn.k_norm.weight`, [hd]) } } : {}),
       mlpNorm: rms(`${p}.post_attention_layernorm`),
       gate: linear(`${p}.mlp.gate_proj`, inter, d, spec.mlpBias),
       up: linear(`${p}.mlp.up_proj`, inter, d, spec.mlpBias),

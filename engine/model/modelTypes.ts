@@ -1,14 +1,54 @@
 /**
  * The engine's view of a model: an architecture-neutral description (ModelSpec) and the weights in
  * one canonical layout shared by the CPU reference and the WebGPU engine. Loaders for Hugging Face
- * folders (Llama, Qwen2, GPT-2) translate their tensor names and layouts into this form.
+ * folders (Llama, Qwen2, Qwen3, GPT-2) translate their tensor names and layouts into this form.
  *
  * Layout convention: every linear weight is stored as `[out, in]` row-major (nn.Linear's layout);
  * y = x W^T + b. GPT-2's Conv1D weights ([in, out]) are transposed at load time and its fused
  * c_attn is split into q, k and v.
  */
 
-export type ModelFamily = 'llama' | 'qwen2' | 'gpt2';
+export type ModelFamily = 'llama' | 'qwen2' | 'qwen3' | 'gpt2';
+
+/**
+ * How the rotary frequencies are scaled for long contexts, as Hugging Face transformers computes
+ * them (modeling_rope_utils.py; the fields of `rope_scaling` / `rope_parameters`). Absent: plain
+ * rotary embeddings (inv_freq = 1 / theta^(2i/d)). engine/model/rope.ts turns it into frequencies.
+ */
+export type RopeScaling =
+  /** Positions interpolated: inv_freq / factor (DeepSeek-Coder, Code Llama variants). */
+  | { readonly type: 'linear'; readonly factor: number }
+  /**
+   * Dynamic NTK: for a sequence of n > originalMaxPositions tokens the base becomes
+   * theta * (factor * n / originalMaxPositions - (factor - 1))^(d / (d - 2)); shorter ones run plain.
+   */
+  | { readonly type: 'dynamic'; readonly factor: number; readonly originalMaxPositions: number }
+  /** YaRN: frequencies blended between interpolation and extrapolation by a ramp, cos and sin scaled by attentionFactor. */
+  | {
+      readonly type: 'yarn';
+      readonly factor: number;
+      readonly attentionFactor: number;
+      readonly betaFast: number;
+      readonly betaSlow: number;
+      readonly originalMaxPositions: number;
+      readonly truncate: boolean;
+    }
+  /** LongRoPE (Phi-3): per-frequency factors, the long ones for sequences longer than originalMaxPositions; cos and sin scaled by attentionFactor. */
+  | {
+      readonly type: 'longrope';
+      readonly shortFactor: readonly number[];
+      readonly longFactor: readonly number[];
+      readonly attentionFactor: number;
+      readonly originalMaxPositions: number;
+    }
+  /** Llama 3.1/3.2: long wavelengths divided by factor, short ones kept, the band between smoothed. */
+  | {
+      readonly type: 'llama3';
+      readonly factor: number;
+      readonly lowFreqFactor: number;
+      readonly highFreqFactor: number;
+      readonly originalMaxPositions: number;
+    };
 
 export interface ModelSpec {
   /** `architectures[0]` from config.json, e.g. "LlamaForCausalLM". */
@@ -32,6 +72,13 @@ export interface ModelSpec {
   readonly positional: 'rope' | 'learned';
   /** Rotary base (rope_theta); unused for learned positions. Rotation uses HF's rotate-half pairing (i, i + headDim/2). */
   readonly ropeTheta: number;
+  /** Long-context scaling of the rotary frequencies; absent for plain rotary embeddings and learned positions. */
+  readonly ropeScaling?: RopeScaling;
+  /**
+   * Qwen3: each head's query and key vectors pass an RMSNorm over head_dim (q_norm, k_norm, with
+   * normEps) after their projection and before the rotary embedding.
+   */
+  readonly qkNorm?: boolean;
   /** 'swiglu': down(silu(gate x) * up x); 'gelu': proj(gelu_tanh(fc x)). */
   readonly mlp: 'swiglu' | 'gelu';
   /** q, k, v projections have biases (Qwen2, GPT-2, Llama with attention_bias). */
@@ -98,6 +145,10 @@ export interface LayerWeights {
   readonly v: LinearWeights;
   /** `[hidden, numHeads * headDim]`. */
   readonly o: LinearWeights;
+  /** `[headDim]`: RMSNorm weight of every query head, when spec.qkNorm. */
+  readonly qNorm?: NormWeights;
+  /** `[headDim]`: RMSNorm weight of every key head, when spec.qkNorm. */
+  readonly kNorm?: NormWeights;
   readonly mlpNorm: NormWeights;
   /** SwiGLU: `[intermediate, hidden]`. */
   readonly gate?: LinearWeights;

@@ -27,7 +27,7 @@ import { compareNextToken, knockedPositions, logSoftmax, topTokens, validateKnoc
 import type { AttentionEngine } from '../engine';
 import type { LoadedModel, ModelSpec } from '../model/modelTypes';
 import { throwIfAborted, validateAttentionRequest, validateRowRequest, validateTokenIds } from '../requestChecks';
-import { ropeAngle, ropeInverseFrequencies } from '../model/rope';
+import { ropeCosSin, ropeTablesAgree } from '../model/rope';
 import { buildAnalysisModel, buildHeadModel, GRAPH_IO, totalWeightBytes, totalWeightElements, type OnnxGraph } from './onnxGraph';
 import { cloneSummary, evictOverBudget, mergeSummaries, planReuse, summaryArrayBytes, type CachedRequest, type ReusePlan } from '../runReuse';
 import { WindowTooLongError } from '../webgpu/memoryPlan';
@@ -227,7 +227,7 @@ export class OnnxRuntimeEngine implements AttentionEngine {
     this.rowQueries = undefined;
     const key = request.cacheKey;
     const cached = key ? this.cache.get(key) : undefined;
-    const reuse = cached ? planReuse(cached, tokenIds, request, layers) : undefined;
+    const reuse = cached ? planReuse(cached, tokenIds, request, layers, ropeTablesAgree(this.spec, cached.tokenIds.length, tokenIds.length)) : undefined;
     let outcome: RunOutcome;
     if (reuse?.past === n) {
       // Same tokens, same spans: the cached run is this run.
@@ -322,7 +322,15 @@ export class OnnxRuntimeEngine implements AttentionEngine {
     state: { keys: Float32Array[]; values: Float32Array[]; finalHidden?: Float32Array },
     summaries: { request: AttentionRequest; layers: readonly number[] } | undefined,
     signal: AbortSignal | undefined,
-    options: { hidden?: HiddenKeys; rowsPerBlock?: number; onBlock?: (block: BlockOutputs) => Promise<void> | void; wantQueries?: boolean; writeState?: boolean } = {},
+    options: {
+      hidden?: HiddenKeys;
+      rowsPerBlock?: number;
+      onBlock?: (block: BlockOutputs) => Promise<void> | void;
+      wantQueries?: boolean;
+      writeState?: boolean;
+      /** The length of the run the rows belong to (the rotary tables of some scalings depend on it); by default tokenIds.length. */
+      sequenceLength?: number;
+    } = {},
   ): Promise<{ lastLogits: Float32Array; summary?: AttentionSummary; forwardMs: number; readbackBytes: number; queries?: Float32Array[] }> {
     const s = this.spec;
     const n = tokenIds.length;
@@ -362,7 +370,7 @@ export class OnnxRuntimeEngine implements AttentionEngine {
         [GRAPH_IO.topK]: new ort.Tensor('int64', BigInt64Array.of(BigInt(Math.min(k, keys))), [1]),
       };
       if (s.positional === 'rope') {
-        const { cos, sin } = ropeRows(s, b, m);
+        const { cos, sin } = ropeRows(s, b, m, options.sequenceLength ?? n);
         feeds[GRAPH_IO.ropeCos] = new ort.Tensor('float32', cos, [m, s.headDim]);
         feeds[GRAPH_IO.ropeSin] = new ort.Tensor('float32', sin, [m, s.headDim]);
       } else {
@@ -428,7 +436,7 @@ export class OnnxRuntimeEngine implements AttentionEngine {
     // The run's keys and values are only read (views of their first `query` rows): the row's own
     // keys and values are computed again inside the graph and not written back.
     const state = { keys: run.keys, values: run.values };
-    const result = await this.runBlocks(run.tokenIds.subarray(0, query + 1), query, state, undefined, signal, { hidden, rowsPerBlock: 1, wantQueries, writeState: false });
+    const result = await this.runBlocks(run.tokenIds.subarray(0, query + 1), query, state, undefined, signal, { hidden, rowsPerBlock: 1, wantQueries, writeState: false, sequenceLength: run.numTokens });
     return { logits: result.lastLogits, queries: result.queries };
   }
 
@@ -578,20 +586,20 @@ function copyBlockSummary(
 }
 
 /**
- * cos and sin of position * theta^(-2i/hd) for positions first..first+count-1, laid out [count, hd]
- * with HF's rotate-half pairing (i and i + hd/2 share an angle).
+ * cos and sin of positions first..first+count-1 of a sequence of `sequenceLength` tokens (any
+ * rotary scaling applied), laid out [count, hd] with HF's rotate-half pairing (i and i + hd/2 share
+ * an angle).
  */
-function ropeRows(spec: ModelSpec, first: number, count: number): { cos: Float32Array; sin: Float32Array } {
+function ropeRows(spec: ModelSpec, first: number, count: number, sequenceLength: number): { cos: Float32Array; sin: Float32Array } {
   const hd = spec.headDim;
   const half = hd / 2;
+  const table = ropeCosSin(spec, first, count, sequenceLength);
   const cos = new Float32Array(count * hd);
   const sin = new Float32Array(count * hd);
-  const invFreq = ropeInverseFrequencies(hd, spec.ropeTheta);
-  for (let i = 0; i < half; i++) {
-    for (let t = 0; t < count; t++) {
-      const angle = ropeAngle(first + t, invFreq[i]);
-      cos[t * hd + i] = cos[t * hd + i + half] = Math.cos(angle);
-      sin[t * hd + i] = sin[t * hd + i + half] = Math.sin(angle);
+  for (let t = 0; t < count; t++) {
+    for (let i = 0; i < half; i++) {
+      cos[t * hd + i] = cos[t * hd + i + half] = table.cos[t * half + i];
+      sin[t * hd + i] = sin[t * hd + i + half] = table.sin[t * half + i];
     }
   }
   return { cos, sin };

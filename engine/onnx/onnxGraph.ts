@@ -246,7 +246,12 @@ class ModelGraph {
     if (this.s.norm === 'layer') {
       return g.one('LayerNormalization', [x, g.weight(weights.weight), g.weight(weights.bias!)], { axis: -1, epsilon: { float: this.s.normEps } });
     }
-    // RMSNorm: x / sqrt(mean(x^2) + eps) * weight.
+    return this.rmsNorm(x, weights);
+  }
+
+  /** RMSNorm over the last axis: x / sqrt(mean(x^2) + eps) * weight (also Qwen3's per-head q/k norm on [heads, rows, hd]). */
+  rmsNorm(x: string, weights: NormWeights): string {
+    const g = this.g;
     const meanSquare = g.one('ReduceMean', [g.one('Mul', [x, x])], { axes: [-1], keepdims: 1 });
     const rms = g.one('Sqrt', [g.one('Add', [meanSquare, g.once(`eps`, () => g.float(this.s.normEps))])]);
     return g.one('Mul', [g.one('Div', [x, rms]), g.weight(weights.weight)]);
@@ -344,6 +349,9 @@ class ModelGraph {
     let q = this.headsFirst(this.linear(h, layer.q), this.H);
     let k = this.headsFirst(this.linear(h, layer.k), this.Hkv);
     const v = this.headsFirst(this.linear(h, layer.v), this.Hkv);
+    // Qwen3: each head's q and k normalised over head_dim before the rotation.
+    if (layer.qNorm) q = this.rmsNorm(q, layer.qNorm);
+    if (layer.kNorm) k = this.rmsNorm(k, layer.kNorm);
     if (rope) {
       q = this.rope(q, rope.cos, rope.sin);
       k = this.rope(k, rope.cos, rope.sin);
@@ -579,9 +587,9 @@ export function distinctWeights(model: LoadedModel): Set<HostTensor> {
   add(w.finalNorm.weight);
   add(w.finalNorm.bias);
   for (const layer of w.layers) {
-    for (const n of [layer.attnNorm, layer.mlpNorm]) {
-      add(n.weight);
-      add(n.bias);
+    for (const n of [layer.attnNorm, layer.qNorm, layer.kNorm, layer.mlpNorm]) {
+      add(n?.weight);
+      add(n?.bias);
     }
     for (const lin of [layer.q, layer.k, layer.v, layer.o, layer.gate, layer.up, layer.down]) {
       add(lin?.weight);

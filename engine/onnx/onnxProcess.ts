@@ -49,9 +49,16 @@ async function handle(message: ToOnnxProcess): Promise<void> {
         if ('folder' in source && message.weightsCacheDir) {
           try {
             weightsFile = findWeightsFile(message.weightsCacheDir, source.folder);
+            const needed = distinctWeights(model);
+            // A copy made by a version that used fewer of the model's tensors (before Qwen3's q/k norms,
+            // say) is written again: the graphs would otherwise reach for bytes let go below.
+            if (weightsFile && [...needed].some((tensor) => !weightsFile!.locate(tensor))) {
+              notes.push(`the float32 weights file ${weightsFile.dir} lacks some of the model's tensors; writing it again`);
+              weightsFile = undefined;
+            }
             if (!weightsFile) {
               const t0 = performance.now();
-              weightsFile = writeWeightsFile(message.weightsCacheDir, source.folder, model, distinctWeights(model));
+              weightsFile = writeWeightsFile(message.weightsCacheDir, source.folder, model, needed);
               notes.push(`wrote the float32 weights file ${weightsFile.dir} (${(weightsFile.bytes / 2 ** 20).toFixed(0)} MiB) in ${Math.round(performance.now() - t0)} ms`);
             }
           } catch (error) {

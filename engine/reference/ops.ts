@@ -4,7 +4,6 @@
  * engine is built from them. All arrays are float32, flattened row-major in the order the shape
  * comments give. Sums accumulate in float64 (JavaScript numbers) before being stored.
  */
-import { ropeAngle, ropeInverseFrequencies } from '../model/rope';
 import type { AttentionRequest, AttentionSummary, TokenSpan } from '../attention';
 
 /** y = x W^T + b. x: [n, inDim], w: [outDim, inDim] (nn.Linear layout), bias: [outDim]. Returns [n, outDim]. */
@@ -70,25 +69,15 @@ export function layerNorm(
 
 /**
  * Rotary position embedding in place, with Hugging Face's rotate-half pairing: element i pairs with
- * i + headDim/2 and both turn by angle position * theta^(-2i/headDim). x: [n, heads, headDim];
- * token t sits at position t + positionOffset.
+ * i + headDim/2 and both turn by token t's angle of frequency i. x: [n, heads, headDim]; cos and
+ * sin: [n, headDim / 2] (engine/model/rope.ts's ropeCosSin, which applies any scaling).
  */
-export function applyRope(
-  x: Float32Array,
-  n: number,
-  heads: number,
-  headDim: number,
-  theta: number,
-  positionOffset = 0,
-): void {
+export function applyRope(x: Float32Array, n: number, heads: number, headDim: number, table: { readonly cos: Float32Array; readonly sin: Float32Array }): void {
   const half = headDim / 2;
-  const invFreq = ropeInverseFrequencies(headDim, theta);
   for (let t = 0; t < n; t++) {
-    const position = t + positionOffset;
     for (let i = 0; i < half; i++) {
-      const angle = ropeAngle(position, invFreq[i]);
-      const cos = Math.cos(angle);
-      const sin = Math.sin(angle);
+      const cos = table.cos[t * half + i];
+      const sin = table.sin[t * half + i];
       for (let h = 0; h < heads; h++) {
         const base = (t * heads + h) * headDim;
         const a = x[base + i];

@@ -14,6 +14,7 @@ import type { AttentionEngine } from '../engine';
 import type { LinearWeights, LoadedModel, ModelSpec, NormWeights } from '../model/modelTypes';
 import { toFloat32 } from '../model/tensorData';
 import * as ops from './ops';
+import { ropeCosSin } from '../model/rope';
 import { throwIfAborted, validateAttentionRequest, validateRowRequest, validateTokenIds } from '../requestChecks';
 
 interface F32Linear {
@@ -32,6 +33,8 @@ interface F32Layer {
   readonly k: F32Linear;
   readonly v: F32Linear;
   readonly o: F32Linear;
+  readonly qNorm?: F32Norm;
+  readonly kNorm?: F32Norm;
   readonly mlpNorm: F32Norm;
   readonly gate?: F32Linear;
   readonly up: F32Linear;
@@ -77,6 +80,8 @@ export class ReferenceEngine implements AttentionEngine {
       k: linear(layer.k),
       v: linear(layer.v),
       o: linear(layer.o),
+      qNorm: layer.qNorm ? norm(layer.qNorm) : undefined,
+      kNorm: layer.kNorm ? norm(layer.kNorm) : undefined,
       mlpNorm: norm(layer.mlpNorm),
       gate: layer.gate ? linear(layer.gate) : undefined,
       up: linear(layer.up),
@@ -196,16 +201,20 @@ export class ReferenceEngine implements AttentionEngine {
     const d = s.hiddenSize;
     let x = ops.embed(tokenIds, this.tokenEmbedding, d);
     if (this.positionEmbedding) x = ops.add(x, this.positionEmbedding.subarray(0, n * d));
+    const rope = s.positional === 'rope' ? ropeCosSin(s, 0, n, n) : undefined;
     for (let l = 0; l < s.numLayers; l++) {
       await yieldAndCheckAbort(signal);
       const layer = this.layers[l];
       const h = this.normalize(x, layer.attnNorm, n);
-      const q = ops.linear(h, layer.q.weight, layer.q.bias, n, d, s.numHeads * s.headDim);
-      const k = ops.linear(h, layer.k.weight, layer.k.bias, n, d, s.numKvHeads * s.headDim);
+      let q = ops.linear(h, layer.q.weight, layer.q.bias, n, d, s.numHeads * s.headDim);
+      let k = ops.linear(h, layer.k.weight, layer.k.bias, n, d, s.numKvHeads * s.headDim);
       const v = ops.linear(h, layer.v.weight, layer.v.bias, n, d, s.numKvHeads * s.headDim);
-      if (s.positional === 'rope') {
-        ops.applyRope(q, n, s.numHeads, s.headDim, s.ropeTheta);
-        ops.applyRope(k, n, s.numKvHeads, s.headDim, s.ropeTheta);
+      // Qwen3: every head's query and key vector normalised over head_dim before the rotation.
+      if (layer.qNorm) q = ops.rmsNorm(q, layer.qNorm.weight, n * s.numHeads, s.headDim, s.normEps);
+      if (layer.kNorm) k = ops.rmsNorm(k, layer.kNorm.weight, n * s.numKvHeads, s.headDim, s.normEps);
+      if (rope) {
+        ops.applyRope(q, n, s.numHeads, s.headDim, rope);
+        ops.applyRope(k, n, s.numKvHeads, s.headDim, rope);
       }
       const probs = ops.causalAttentionProbs(q, k, n, s.numHeads, s.numKvHeads, s.headDim, blocked && ((query, key) => blocked(l, query, key)));
       onLayer(l, q, k, v, probs);

@@ -46,6 +46,10 @@ export interface DeviceLayer {
   readonly k: DeviceLinear;
   readonly v: DeviceLinear;
   readonly o: DeviceLinear;
+  /** `[head_dim]` f32: Qwen3's per-head query norm. */
+  readonly qNorm?: DeviceNorm;
+  /** `[head_dim]` f32: Qwen3's per-head key norm. */
+  readonly kNorm?: DeviceNorm;
   readonly mlpNorm: DeviceNorm;
   readonly gate?: DeviceLinear;
   readonly up: DeviceLinear;
@@ -124,6 +128,8 @@ export function uploadWeights(device: GPUDevice, model: LoadedModel, options: Up
     k: linear(weights.k),
     v: linear(weights.v),
     o: linear(weights.o),
+    qNorm: weights.qNorm ? norm(weights.qNorm) : undefined,
+    kNorm: weights.kNorm ? norm(weights.kNorm) : undefined,
     mlpNorm: norm(weights.mlpNorm),
     gate: weights.gate ? linear(weights.gate) : undefined,
     up: linear(weights.up),
@@ -158,6 +164,8 @@ export function destroyWeights(weights: DeviceWeights): void {
   for (const layer of weights.layers) {
     destroyNorm(layer.attnNorm);
     destroyNorm(layer.mlpNorm);
+    if (layer.qNorm) destroyNorm(layer.qNorm);
+    if (layer.kNorm) destroyNorm(layer.kNorm);
     [layer.q, layer.k, layer.v, layer.o, layer.gate, layer.up, layer.down].forEach(destroyLinear);
   }
 }

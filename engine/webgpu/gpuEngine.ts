@@ -55,7 +55,7 @@ import { MAX_TIMED_PASSES, PassTimer } from './passTimer';
 import { type SubmissionRecord, type SubmissionStats, SubmissionPacer, Submitter } from './submissions';
 import { type CachedRequest, cloneSummary, evictOverBudget, mergeSummaries, planReuse, summaryArrayBytes } from '../runReuse';
 import { throwIfAborted, validateAttentionRequest, validateRowRequest, validateTokenIds } from '../requestChecks';
-import { ropeAngle, ropeInverseFrequencies } from '../model/rope';
+import { ropeCosSin, ropeTablesAgree } from '../model/rope';
 
 export type KernelVariant = 'tiled' | 'register';
 
@@ -216,6 +216,8 @@ interface Pipelines {
   readonly topK: GPUComputePipeline;
   readonly spanMass: GPUComputePipeline;
   readonly headReduce: GPUComputePipeline;
+  /** Qwen3's per-head q/k RMSNorm; only for models with spec.qkNorm. */
+  readonly headNorm?: GPUComputePipeline;
 }
 
 const MAX_HEAD_DIM = 256;
@@ -472,7 +474,7 @@ export class GpuEngine implements AttentionEngine {
     throwIfAborted(signal);
     const key = request.cacheKey;
     const cached = key ? this.cache.get(key) : undefined;
-    const reuse = cached ? planReuse(cached, tokenIds, request, layers) : undefined;
+    const reuse = cached ? planReuse(cached, tokenIds, request, layers, ropeTablesAgree(s, cached.tokenIds.length, tokenIds.length)) : undefined;
     this.setLastRun(undefined);
     if (cached && reuse?.past === n) {
       // Same tokens, same spans: the cached run is this run.
@@ -719,7 +721,7 @@ export class GpuEngine implements AttentionEngine {
       let cosSin: GPUBuffer | undefined;
       if (s.positional === 'rope') {
         cosSin = this.buffer(`${use} rope cos/sin [rows, head_dim / 2, 2] block ${i}`, range.rows * s.headDim * F32);
-        this.device.queue.writeBuffer(cosSin, 0, ropeTable(range.rowStart, range.rows, s.headDim, s.ropeTheta));
+        this.device.queue.writeBuffer(cosSin, 0, ropeTable(s, range.rowStart, range.rows, tokenIds.length));
       }
       return { ...range, x: residuals[i], ids, cosSin };
     });
@@ -973,7 +975,7 @@ export class GpuEngine implements AttentionEngine {
       const maskBuffer = this.buffer('knockout masks [rows, 2]', rows * 8);
       this.device.queue.writeBuffer(maskBuffer, 0, Uint32Array.from(masks.flatMap((mask) => [mask.start, mask.end])));
       const cosSin = s.positional === 'rope' ? this.buffer('knockout rope cos/sin [rows, head_dim / 2, 2]', rows * s.headDim * F32) : undefined;
-      if (cosSin) this.device.queue.writeBuffer(cosSin, 0, ropeRowsAt(query, rows, s.headDim, s.ropeTheta));
+      if (cosSin) this.device.queue.writeBuffer(cosSin, 0, ropeRowsAt(s, query, rows, run.tokenIds.length));
       const logits = this.buffer('knockout logits [rows, vocab]', rows * s.vocabSize * F32);
       const staging = this.staging('knockout logits staging', rows * s.vocabSize * F32);
       const groups = kvGroupRanges(s, run.layout);
@@ -1216,6 +1218,11 @@ export class GpuEngine implements AttentionEngine {
     this.linear(pass, p, layerWeights.q, h, q, rows);
     this.linear(pass, p, layerWeights.k, h, k, rows);
     this.linear(pass, p, layerWeights.v, h, v, rows);
+    // Qwen3: each head's q and k normalised over head_dim, in place, before the rotation.
+    if (layerWeights.qNorm && layerWeights.kNorm && p.headNorm) {
+      dispatch(this.device, pass, p.headNorm, [this.kernels.uniform([rows * s.numHeads, s.headDim], [s.normEps]), q, layerWeights.qNorm.weight], grid1d(rows * s.numHeads));
+      dispatch(this.device, pass, p.headNorm, [this.kernels.uniform([rows * s.numKvHeads, s.headDim], [s.normEps]), k, layerWeights.kNorm.weight], grid1d(rows * s.numKvHeads));
+    }
     if (cosSin) {
       const half = s.headDim / 2;
       dispatch(this.device, pass, p.rope, [this.kernels.uniform([rows, s.numHeads, s.headDim]), q, cosSin], grid1d(rows * s.numHeads * half));
@@ -1269,7 +1276,8 @@ export class GpuEngine implements AttentionEngine {
         get('span_mass'),
         get('head_reduce'),
       ]);
-    return { embedding, embeddingF16, add, copyBlock, norm, linear, linearF16, rope, scores, output, activation, topK: topKPipeline, spanMass, headReduce };
+    const headNorm = s.qkNorm ? await get('head_rmsnorm') : undefined;
+    return { embedding, embeddingF16, add, copyBlock, norm, linear, linearF16, rope, scores, output, activation, topK: topKPipeline, spanMass, headReduce, ...(headNorm ? { headNorm } : {}) };
   }
 
   private embed(pass: GPUComputePassEncoder, p: Pipelines, ids: GPUBuffer, out: GPUBuffer, n: number): void {
@@ -1561,28 +1569,26 @@ async function readStaging(staging: GPUBuffer, bytes: number): Promise<ArrayBuff
 }
 
 /**
- * cos and sin of positions start..start+rows-1 and every frequency, [rows, head_dim / 2, 2], computed
- * in f32 the way Hugging Face does (inv_freq = 1 / theta^(2i/d) in f32, angle = position * inv_freq in f32).
+ * cos and sin of positions start..start+rows-1 of a sequence of `sequenceLength` tokens and every
+ * frequency, [rows, head_dim / 2, 2], from engine/model/rope.ts (computed in f32 the way Hugging
+ * Face does, with the model's rotary scaling).
  */
-function ropeTable(start: number, rows: number, headDim: number, theta: number): Float32Array<ArrayBuffer> {
-  const half = headDim / 2;
+function ropeTable(spec: ModelSpec, start: number, rows: number, sequenceLength: number): Float32Array<ArrayBuffer> {
+  const half = spec.headDim / 2;
+  const { cos, sin } = ropeCosSin(spec, start, rows, sequenceLength);
   const table = new Float32Array(rows * half * 2);
-  const invFreq = ropeInverseFrequencies(headDim, theta);
-  for (let r = 0; r < rows; r++) {
-    for (let i = 0; i < half; i++) {
-      const angle = ropeAngle(start + r, invFreq[i]);
-      table[(r * half + i) * 2] = Math.cos(angle);
-      table[(r * half + i) * 2 + 1] = Math.sin(angle);
-    }
+  for (let j = 0; j < rows * half; j++) {
+    table[j * 2] = cos[j];
+    table[j * 2 + 1] = sin[j];
   }
   return table;
 }
 
 /** `rows` copies of position `position`'s row of the rotary table: [rows, head_dim / 2, 2]. */
-function ropeRowsAt(position: number, rows: number, headDim: number, theta: number): Float32Array<ArrayBuffer> {
-  const row = ropeTable(position, 1, headDim, theta);
-  const out = new Float32Array(rows * headDim);
-  for (let r = 0; r < rows; r++) out.set(row, r * headDim);
+function ropeRowsAt(spec: ModelSpec, position: number, rows: number, sequenceLength: number): Float32Array<ArrayBuffer> {
+  const row = ropeTable(spec, position, 1, sequenceLength);
+  const out = new Float32Array(rows * spec.headDim);
+  for (let r = 0; r < rows; r++) out.set(row, r * spec.headDim);
   return out;
 }
 

@@ -14,6 +14,7 @@ import copyBlockSource from './kernels/copy_block.wgsl';
 import embeddingSource from './kernels/embedding.wgsl';
 import geluSource from './kernels/gelu.wgsl';
 import headReduceSource from './kernels/head_reduce.wgsl';
+import headRmsNormSource from './kernels/head_rmsnorm.wgsl';
 import layerNormSource from './kernels/layernorm.wgsl';
 import linearRegisterSource from './kernels/linear_register.wgsl';
 import linearTiledSource from './kernels/linear_tiled.wgsl';
@@ -38,6 +39,7 @@ export const KERNEL_SOURCES = {
   embedding: embeddingSource,
   gelu: geluSource,
   head_reduce: headReduceSource,
+  head_rmsnorm: headRmsNormSource,
   layernorm: layerNormSource,
   linear_register: linearRegisterSource,
   linear_tiled: linearTiledSource,

@@ -14,7 +14,7 @@ import { loadModelFolder } from '../../engine/hosts/nodeModelFolder';
 import { ReferenceEngine } from '../../engine/reference/referenceEngine';
 import type { AttentionEngine } from '../../engine/engine';
 import type { LoadedModel } from '../../engine/model/modelTypes';
-import { FIXTURE_MODELS, KERNEL_VARIANTS, fixtureDir, maxAbsDiff, readGolden, seededRandom, withAdapter, type Golden } from './gpuTestSupport';
+import { FIXTURE_MODELS, KERNEL_VARIANTS, SHORT_GOLDEN_MODELS, fixtureDir, maxAbsDiff, readGolden, seededRandom, withAdapter, type Golden } from './gpuTestSupport';
 import { TINY_LONG, writeSyntheticLlama } from './syntheticModel';
 
 const LOGIT_TOLERANCE = 1e-3;
@@ -103,6 +103,36 @@ for (const name of FIXTURE_MODELS) {
       });
     });
   }
+}
+
+for (const name of SHORT_GOLDEN_MODELS) {
+  test(`${name}: WebGPU rotates by the run's own length (a short run, then the full one reusing none of its keys)`, async (t) => {
+    await withAdapter(t, async () => {
+      const model = await loadModelFolder(fixtureDir(name));
+      const engine = await createNodeGpuEngine(model, { weightFormat: 'f32' });
+      try {
+        const cacheKey = 'the same document, grown';
+        const diffs: string[] = [];
+        for (const golden of [readGolden(name, 'golden-short.json'), readGolden(name)]) {
+          const result = await engine.run({ tokenIds: golden.tokenIds, spans: SPANS.filter((sp) => sp.end <= golden.tokenIds.length), topK: TOP_K, cacheKey });
+          assert.equal(result.stats.reusedTokens ?? 0, 0, 'keys rotated for another length must not be reused');
+          let probDiff = 0;
+          for (let l = 0; l < model.spec.numLayers; l++) {
+            for (let h = 0; h < model.spec.numHeads; h++) {
+              for (let q = 0; q < golden.tokenIds.length; q++) probDiff = Math.max(probDiff, maxAbsDiff(await engine.attentionRow(l, h, q), golden.attention[l][h][q]));
+            }
+          }
+          const logitDiff = maxAbsDiff(result.lastLogits, golden.lastLogits);
+          diffs.push(`${golden.tokenIds.length} tokens: |logit diff| ${logitDiff.toExponential(2)}, |prob diff| ${probDiff.toExponential(2)}`);
+          assert.ok(logitDiff <= LOGIT_TOLERANCE, `logits vs golden ${logitDiff}`);
+          assert.ok(probDiff <= PROB_TOLERANCE, `probabilities vs golden ${probDiff}`);
+        }
+        console.log(`${name} WebGPU: ${diffs.join('; ')}`);
+      } finally {
+        engine.dispose();
+      }
+    });
+  });
 }
 
 for (const name of ['qwen2-f16', 'gpt2-f16'] as const) {

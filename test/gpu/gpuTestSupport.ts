@@ -11,7 +11,23 @@ import { NoWebGpuAdapterError, requestNodeDevice } from '../../engine/hosts/node
 /** The repository root: the bundled tests run from out/test/gpu. */
 export const repoRoot = path.resolve(__dirname, '..', '..', '..');
 
-export const FIXTURE_MODELS = ['llama-f32', 'llama-bf16', 'qwen2-f16', 'qwen2-sharded', 'gpt2-f32', 'gpt2-f16'] as const;
+export const FIXTURE_MODELS = [
+  'llama-f32',
+  'llama-bf16',
+  'qwen2-f16',
+  'qwen2-sharded',
+  'gpt2-f32',
+  'gpt2-f16',
+  'qwen3-bf16',
+  'rope-linear',
+  'rope-dynamic',
+  'rope-yarn',
+  'rope-longrope',
+  'rope-llama3',
+] as const;
+
+/** Fixtures whose rotary tables depend on the sequence length: golden-short.json holds a shorter run of the same tokens. */
+export const SHORT_GOLDEN_MODELS = ['rope-dynamic', 'rope-longrope'] as const;
 export const KERNEL_VARIANTS = ['register', 'tiled'] as const;
 
 export function fixtureDir(name: string): string {
@@ -25,8 +41,8 @@ export interface Golden {
   readonly attention: number[][][][];
 }
 
-export function readGolden(name: string): Golden {
-  return JSON.parse(fs.readFileSync(path.join(fixtureDir(name), 'golden.json'), 'utf8')) as Golden;
+export function readGolden(name: string, file: 'golden.json' | 'golden-short.json' = 'golden.json'): Golden {
+  return JSON.parse(fs.readFileSync(path.join(fixtureDir(name), file), 'utf8')) as Golden;
 }
 
 /**

@@ -8,6 +8,7 @@ import * as assert from 'node:assert/strict';
 import { requestNodeDevice } from '../../engine/hosts/nodeWebGpu';
 import { compareNextToken } from '../../engine/causal';
 import * as ops from '../../engine/reference/ops';
+import { ropeCosSin } from '../../engine/model/rope';
 import { float32ToFloat16Bits, float16BitsToFloat32 } from '../../engine/model/tensorData';
 import { KernelLibrary, WORKGROUP_SIZE, dispatch, grid1d, type KernelConstants, type KernelName } from '../../engine/webgpu/kernels';
 import { KERNEL_VARIANTS, maxAbsDiff, randomArray, seededRandom, withAdapter } from './gpuTestSupport';
@@ -158,6 +159,19 @@ test('rmsnorm and layernorm match ops.rmsNorm and ops.layerNorm', async (t) => {
   });
 });
 
+test('head_rmsnorm normalises each head in place like ops.rmsNorm over head_dim (Qwen3 q/k norm)', async (t) => {
+  await withHarness(t, async (h) => {
+    const random = seededRandom(12);
+    for (const [rows, heads, headDim] of [[5, 4, 32], [67, 3, 17]]) {
+      const x = randomArray(random, rows * heads * headDim, 3);
+      const weight = randomArray(random, headDim);
+      const buffer = h.upload(x);
+      await h.run('head_rmsnorm', wg, [h.library.uniform([rows * heads, headDim], [1e-6]), buffer, h.upload(weight)], grid1d(rows * heads));
+      report(`head_rmsnorm rows=${rows} heads=${heads} head_dim=${headDim}`, maxAbsDiff(await h.read(buffer, x.length), ops.rmsNorm(x, weight, rows * heads, headDim, 1e-6)));
+    }
+  });
+});
+
 test('rope rotates like ops.applyRope (rotate-half pairing)', async (t) => {
   await withHarness(t, async (h) => {
     const random = seededRandom(13);
@@ -167,7 +181,7 @@ test('rope rotates like ops.applyRope (rotate-half pairing)', async (t) => {
     const theta = 10000;
     const x = randomArray(random, n * heads * headDim);
     const expected = x.slice();
-    ops.applyRope(expected, n, heads, headDim, theta);
+    ops.applyRope(expected, n, heads, headDim, ropeCosSin({ headDim, ropeTheta: theta }, 0, n, n));
     const half = headDim / 2;
     const table = new Float32Array(n * half * 2);
     for (let p = 0; p < n; p++) {

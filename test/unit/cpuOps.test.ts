@@ -1,6 +1,7 @@
 import { test } from 'node:test';
 import * as assert from 'node:assert/strict';
 import * as ops from '../../engine/reference/ops';
+import { ropeCosSin } from '../../engine/model/rope';
 import { float16BitsToFloat32, float32ToFloat16Bits, toFloat16Bits, toFloat32 } from '../../engine/model/tensorData';
 import type { HostTensor, TensorDType } from '../../engine/model/modelTypes';
 
@@ -79,8 +80,9 @@ test('rmsNorm and layerNorm normalise each row', () => {
 
 test('applyRope rotates pairs (i, i + d/2) by position * theta^(-2i/d)', () => {
   const headDim = 4;
+  const spec = { headDim, ropeTheta: 100 };
   const x = new Float32Array([1, 2, 3, 4, 1, 2, 3, 4]); // [n=2, heads=1, 4]
-  ops.applyRope(x, 2, 1, headDim, 100, 0);
+  ops.applyRope(x, 2, 1, headDim, ropeCosSin(spec, 0, 2, 2));
   close(x.subarray(0, 4), [1, 2, 3, 4]); // position 0: no rotation
   const angles = [1, 1 / 10]; // theta^(-0/4), theta^(-2/4) with theta 100
   const expected = [
@@ -91,7 +93,7 @@ test('applyRope rotates pairs (i, i + d/2) by position * theta^(-2i/d)', () => {
   ];
   close(x.subarray(4, 8), expected);
   const shifted = new Float32Array([1, 2, 3, 4]);
-  ops.applyRope(shifted, 1, 1, headDim, 100, 1);
+  ops.applyRope(shifted, 1, 1, headDim, ropeCosSin(spec, 1, 1, 2));
   close(shifted, expected);
 });
 

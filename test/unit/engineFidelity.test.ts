@@ -12,7 +12,7 @@ import type { LoadedModel } from '../../engine/model/modelTypes';
 import { ReferenceEngine } from '../../engine/reference/referenceEngine';
 import { loadModelFolder } from '../../engine/hosts/nodeModelFolder';
 import * as path from 'node:path';
-import { FIXTURE_MODELS, fixtureDir, readGolden, repoRoot, type Golden } from './fixtureModels';
+import { FIXTURE_MODELS, SHORT_GOLDEN_MODELS, fixtureDir, readGolden, repoRoot, type Golden } from './fixtureModels';
 
 const LOGIT_TOLERANCE = 1e-3;
 const PROB_TOLERANCE = 1e-4;
@@ -97,6 +97,45 @@ for (const kind of Object.keys(ENGINES) as (keyof typeof ENGINES)[]) for (const 
       const S = summary.numSpans;
       const expected = 4 * (spec.vocabSize + L * H * n * (2 * TOP_K + S) + 2 * L * n * S + L * 2 * spec.numKvHeads * n * spec.headDim + n * spec.hiddenSize);
       assert.equal(result.stats.readbackBytes, expected);
+    }
+  });
+}
+
+/** The largest |difference| of the last logits and of every attention row from a golden record. */
+async function goldenDiffs(engine: AttentionEngine, result: { lastLogits: Float32Array }, golden: Golden): Promise<{ logits: number; probs: number }> {
+  let logits = 0;
+  result.lastLogits.forEach((value, i) => (logits = Math.max(logits, Math.abs(value - golden.lastLogits[i]))));
+  let probs = 0;
+  for (let layer = 0; layer < engine.spec.numLayers; layer++) {
+    for (let head = 0; head < engine.spec.numHeads; head++) {
+      for (let query = 0; query < golden.tokenIds.length; query++) {
+        const row = await engine.attentionRow(layer, head, query);
+        row.forEach((value, i) => (probs = Math.max(probs, Math.abs(value - golden.attention[layer][head][query][i]))));
+      }
+    }
+  }
+  return { logits, probs };
+}
+
+for (const kind of Object.keys(ENGINES) as (keyof typeof ENGINES)[]) for (const name of SHORT_GOLDEN_MODELS) {
+  test(`${name}: the ${kind} engine rotates by the run's own length (a short run, then the full one reusing none of its keys)`, async () => {
+    const short = readGolden(name, 'golden-short.json');
+    const full = readGolden(name);
+    const engine = await ENGINES[kind](await loadModelFolder(fixtureDir(name)));
+    try {
+      const cacheKey = 'the same document, grown';
+      const first = await engine.run({ tokenIds: short.tokenIds, spans: [], topK: 2, cacheKey });
+      const shortDiffs = await goldenDiffs(engine, first, short);
+      const second = await engine.run({ tokenIds: full.tokenIds, spans: [], topK: 2, cacheKey });
+      assert.equal(second.stats.reusedTokens ?? 0, 0, 'keys rotated for the short run must not be reused by the long one');
+      const fullDiffs = await goldenDiffs(engine, second, full);
+      console.log(`${kind} ${name}: ${short.tokenIds.length} tokens: |logit diff| ${shortDiffs.logits.toExponential(2)}, |prob diff| ${shortDiffs.probs.toExponential(2)}; ${full.tokenIds.length} tokens after it: ${fullDiffs.logits.toExponential(2)}, ${fullDiffs.probs.toExponential(2)}`);
+      for (const diffs of [shortDiffs, fullDiffs]) {
+        assert.ok(diffs.logits <= LOGIT_TOLERANCE, `max logit difference ${diffs.logits}`);
+        assert.ok(diffs.probs <= PROB_TOLERANCE, `max probability difference ${diffs.probs}`);
+      }
+    } finally {
+      engine.dispose();
     }
   });
 }

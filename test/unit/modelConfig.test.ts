@@ -96,7 +96,7 @@ test('falls back to model_type when architectures is absent', () => {
 });
 
 test('an unknown architecture is refused with the supported list', () => {
-  rejects({ architectures: ['GPTNeoXForCausalLM'] }, /architecture "GPTNeoXForCausalLM" is not supported; Attention Lens runs LlamaForCausalLM, Qwen2ForCausalLM, GPT2LMHeadModel/);
+  rejects({ architectures: ['GPTNeoXForCausalLM'] }, /architecture "GPTNeoXForCausalLM" is not supported; Attention Lens runs LlamaForCausalLM, Qwen2ForCausalLM, Qwen3ForCausalLM, GPT2LMHeadModel/);
   rejects({ model_type: 'mistral' }, /model_type "mistral" is not supported/);
   rejects({}, /neither "architectures" nor "model_type"/);
   rejects('text', /not a JSON object/);
@@ -115,11 +115,57 @@ test('invalid numbers are refused naming the field', () => {
 });
 
 test('settings that would change the computation are refused, not ignored', () => {
-  rejects({ ...fixtureConfig('llama-f32'), rope_scaling: { type: 'linear', factor: 2 } }, /rope_scaling type "linear" is not supported/);
-  rejects({ ...fixtureConfig('llama-f32'), rope_scaling: { rope_type: 'llama3', factor: 8 } }, /rope_scaling type "llama3" is not supported/);
+  rejects({ ...fixtureConfig('llama-f32'), rope_scaling: { type: 'su', factor: 2 } }, /rope_scaling type "su" is not supported; Attention Lens implements "default", "linear", "dynamic", "yarn", "longrope", "llama3"/);
+  rejects({ ...fixtureConfig('llama-f32'), rope_scaling: { rope_type: 'linear' } }, /rope_scaling: the required field "factor" is missing/);
+  rejects({ ...fixtureConfig('llama-f32'), rope_scaling: { rope_type: 'llama3', factor: 8 } }, /rope_scaling: the required field "low_freq_factor" is missing/);
+  rejects({ ...fixtureConfig('llama-f32'), rope_scaling: { rope_type: 'llama3', factor: 8, low_freq_factor: 1, high_freq_factor: 4 } }, /rope_scaling: the required field "original_max_position_embeddings" is missing/);
+  rejects({ ...fixtureConfig('rope-longrope'), rope_scaling: { type: 'longrope', short_factor: [1, 2], long_factor: [1, 2] } }, /"short_factor" must be a list of 8 positive numbers/);
+  rejects({ ...fixtureConfig('llama-f32'), rope_parameters: { full_attention: { rope_type: 'default' }, sliding_attention: { rope_type: 'default' } } }, /rope_parameters gives separate rotary parameters per layer type \("full_attention"/);
+  rejects({ ...fixtureConfig('llama-f32'), rope_scaling: { rope_type: 'dynamic', factor: 0.5 } }, /a dynamic scaling factor below 1 \(0\.5\)/);
   assert.equal(parseModelConfig({ ...fixtureConfig('llama-f32'), rope_scaling: { rope_type: 'default' } }, FILE).ropeTheta, 10000);
+  assert.equal(parseModelConfig({ ...fixtureConfig('llama-f32'), rope_scaling: { rope_type: 'default' } }, FILE).ropeScaling, undefined);
+  rejects({ ...fixtureConfig('qwen3-bf16'), use_sliding_window: true }, /sliding-window attention is not implemented/);
   rejects({ ...fixtureConfig('qwen2-f16'), use_sliding_window: true }, /sliding-window attention is not implemented/);
   rejects({ ...fixtureConfig('llama-f32'), hidden_act: 'gelu' }, /hidden_act "gelu" is not supported/);
   rejects({ ...fixtureConfig('gpt2-f32'), activation_function: 'relu' }, /activation_function "relu" is not supported/);
   rejects({ ...fixtureConfig('gpt2-f32'), scale_attn_by_inverse_layer_idx: true }, /scale_attn_by_inverse_layer_idx/);
+});
+
+test('reads a Qwen3 config: per-head q/k norm, head_dim apart from hidden / heads (128 when absent), no biases', () => {
+  const spec = parseModelConfig(fixtureConfig('qwen3-bf16'), FILE);
+  assert.equal(spec.family, 'qwen3');
+  assert.equal(spec.headDim, 32);
+  assert.equal(spec.hiddenSize / spec.numHeads, 16);
+  assert.equal(spec.qkNorm, true);
+  assert.equal(spec.qkvBias, false);
+  assert.equal(spec.outBias, false);
+  const noHeadDim = fixtureConfig('qwen3-bf16');
+  delete noHeadDim.head_dim;
+  assert.equal(parseModelConfig(noHeadDim, FILE).headDim, 128);
+  assert.equal(parseModelConfig({ ...fixtureConfig('qwen3-bf16'), attention_bias: true }, FILE).qkvBias, true);
+  assert.equal(parseModelConfig({ architectures: undefined, ...fixtureConfig('qwen3-bf16'), model_type: 'qwen3' }, FILE).architecture, 'Qwen3ForCausalLM');
+});
+
+test('reads every rotary scaling transformers implements, from rope_scaling and from rope_parameters', () => {
+  assert.deepEqual(parseModelConfig(fixtureConfig('rope-linear'), FILE).ropeScaling, { type: 'linear', factor: 4 });
+  const dynamic = parseModelConfig(fixtureConfig('rope-dynamic'), FILE);
+  assert.deepEqual(dynamic.ropeScaling, { type: 'dynamic', factor: 2, originalMaxPositions: 24 });
+  assert.equal(dynamic.maxPositions, 48, 'dynamic NTK runs sequences up to factor x the trained length');
+  const yarn = parseModelConfig(fixtureConfig('rope-yarn'), FILE);
+  assert.equal(yarn.ropeTheta, 10000, 'rope_theta inside rope_parameters');
+  assert.deepEqual(yarn.ropeScaling, { type: 'yarn', factor: 4, attentionFactor: 0.1 * Math.log(4) + 1, betaFast: 32, betaSlow: 1, originalMaxPositions: 32, truncate: true });
+  const longrope = parseModelConfig(fixtureConfig('rope-longrope'), FILE);
+  assert.equal(longrope.ropeScaling?.type, 'longrope');
+  assert.equal(longrope.ropeScaling?.type === 'longrope' && longrope.ropeScaling.originalMaxPositions, 16, 'Phi-3 keeps original_max_position_embeddings at the top level');
+  assert.equal(longrope.ropeScaling?.type === 'longrope' && longrope.ropeScaling.attentionFactor, Math.sqrt(1 + Math.log(64 / 16) / Math.log(16)));
+  assert.deepEqual(parseModelConfig(fixtureConfig('rope-llama3'), FILE).ropeScaling, { type: 'llama3', factor: 8, lowFreqFactor: 1, highFreqFactor: 4, originalMaxPositions: 64 });
+
+  // Qwen3's documented YaRN settings: transformers 5 keeps the factor as written (4), not the ratio of the lengths.
+  const qwen3Yarn = parseModelConfig({ ...fixtureConfig('qwen3-bf16'), max_position_embeddings: 40960, rope_scaling: { rope_type: 'yarn', factor: 4, original_max_position_embeddings: 32768 } }, FILE);
+  assert.equal(qwen3Yarn.ropeScaling?.type === 'yarn' && qwen3Yarn.ropeScaling.factor, 4);
+  // DeepSeek's mscale pair: the attention factor is their ratio.
+  const mscaled = parseModelConfig({ ...fixtureConfig('llama-f32'), rope_scaling: { type: 'yarn', factor: 40, mscale: 1, mscale_all_dim: 0.5, original_max_position_embeddings: 4096, beta_fast: 0 } }, FILE);
+  assert.ok(mscaled.ropeScaling?.type === 'yarn');
+  assert.equal(mscaled.ropeScaling.attentionFactor, (0.1 * Math.log(40) + 1) / (0.05 * Math.log(40) + 1));
+  assert.equal(mscaled.ropeScaling.betaFast, 32, 'beta_fast 0 means the default, as `or 32` does in transformers');
 });
