@@ -72,7 +72,7 @@ export function layerNorm(
  * i + headDim/2 and both turn by token t's angle of frequency i. x: [n, heads, headDim]; cos and
  * sin: [n, headDim / 2] (engine/model/rope.ts's ropeCosSin, which applies any scaling).
  */
-export function applyRope(x: Float32Array, n: number, heads: number, headDim: number, table: { readonly cos: Float32Array; readonly sin: Float32Array }): void {
+export function applyRope(x: Float32Array, n: number, heads: number, headDim: number, table: { readonly cos: ArrayLike<number>; readonly sin: ArrayLike<number> }): void {
   const half = headDim / 2;
   for (let t = 0; t < n; t++) {
     for (let i = 0; i < half; i++) {

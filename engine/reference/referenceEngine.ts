@@ -152,7 +152,7 @@ export class ReferenceEngine implements AttentionEngine {
     for (const span of request.spans) {
       const hidden = knockedPositions(span, q);
       const knocked = hidden.end > hidden.start
-        ? this.logitsOfRow(await this.forward(prefix, signal, () => undefined, (layer, query, key) => query === q && layer >= layers.start && layer < layers.end && key >= hidden.start && key < hidden.end), q)
+        ? this.logitsOfRow(await this.forward(prefix, signal, () => undefined, (layer, query, key) => query === q && layer >= layers.start && layer < layers.end && key >= hidden.start && key < hidden.end, run.numTokens), q)
         : fullLogits;
       const { kl, deltaLogProb, top } = compareNextToken(fullLogits, knocked, nextToken);
       spans.push({ start: span.start, end: span.end, kl, deltaLogProb, top });
@@ -188,20 +188,22 @@ export class ReferenceEngine implements AttentionEngine {
   /**
    * Runs every layer; `onLayer` receives each layer's post-rope q [n, H, headDim], k and v
    * [n, Hkv, headDim] and probabilities [H, n, n]. `blocked` masks more than the causal mask (the
-   * causal checks). Returns the residual stream [n, d] after the last layer.
+   * causal checks). `sequenceLength` is the length of the run these tokens are a prefix of (the
+   * rotary tables of some scalings depend on it). Returns the residual stream [n, d] after the last layer.
    */
   private async forward(
     tokenIds: Int32Array,
     signal: AbortSignal | undefined,
     onLayer: (layer: number, q: Float32Array, k: Float32Array, v: Float32Array, probs: Float32Array) => void,
     blocked?: Blocked,
+    sequenceLength = tokenIds.length,
   ): Promise<Float32Array> {
     const s = this.spec;
     const n = tokenIds.length;
     const d = s.hiddenSize;
     let x = ops.embed(tokenIds, this.tokenEmbedding, d);
     if (this.positionEmbedding) x = ops.add(x, this.positionEmbedding.subarray(0, n * d));
-    const rope = s.positional === 'rope' ? ropeCosSin(s, 0, n, n) : undefined;
+    const rope = s.positional === 'rope' ? ropeCosSin(s, 0, n, sequenceLength) : undefined;
     for (let l = 0; l < s.numLayers; l++) {
       await yieldAndCheckAbort(signal);
       const layer = this.layers[l];

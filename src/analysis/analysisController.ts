@@ -19,6 +19,7 @@ import { checkDependencies, spanEffectOnFile, type DependencyCheck, type SpanEff
 import { queryAt } from './documentResult';
 import type { AttentionView } from './documentAnalysis';
 import type { AttentionEngine } from '../../engine/engine';
+import type { ModelSpec } from '../../engine/model/modelTypes';
 import { ReferenceEngine } from '../../engine/reference/referenceEngine';
 import { loadActiveModel, type ActiveModel } from '../model/activeModel';
 import { defaultCacheRoot } from '../hub/modelCache';
@@ -126,7 +127,9 @@ export class AnalysisController implements vscode.Disposable {
         const previous = this.results.get(uri);
         if (!previous) return;
         const changeOffset = Math.min(...event.contentChanges.map((change) => change.rangeOffset));
-        const kept = previous.version === event.document.version - 1 && !previous.progress ? prefixResult(previous, event.document.version, changeOffset) : undefined;
+        // (Not for the rotary scalings whose tables depend on the window's length: there the prefix
+        // may be rotated differently once the window grows or shrinks.)
+        const kept = previous.version === event.document.version - 1 && !previous.progress && !previous.model.rotationDependsOnLength ? prefixResult(previous, event.document.version, changeOffset) : undefined;
         if (kept) {
           inheritReading(previous, kept);
           this.results.set(uri, kept);
@@ -444,7 +447,7 @@ export class AnalysisController implements vscode.Disposable {
       windows: windows.length,
       backend,
       weighting: config.weighting,
-      model: { label: model.label, shortName: model.shortName, architecture: model.spec.architecture, numLayers: model.spec.numLayers, numHeads: model.spec.numHeads, context },
+      model: { label: model.label, shortName: model.shortName, architecture: model.spec.architecture, numLayers: model.spec.numLayers, numHeads: model.spec.numHeads, context, ...lengthDependence(model.spec) },
       stats: { forwardMs, summaryMs, readbackBytes, elapsedMs: performance.now() - started, preparedMs, engineReadyMs, reusedTokens, ...(firstShownMs === undefined ? {} : { firstShownMs }) },
       runId: windows.length === 1 ? lastRunId : undefined,
       windowPlan: windows,
@@ -482,7 +485,7 @@ export class AnalysisController implements vscode.Disposable {
       windows: run.windows.length,
       backend: run.backend,
       weighting: run.config.weighting,
-      model: { label: run.model.label, shortName: run.model.shortName, architecture: run.model.spec.architecture, numLayers: run.model.spec.numLayers, numHeads: run.model.spec.numHeads, context: run.context },
+      model: { label: run.model.label, shortName: run.model.shortName, architecture: run.model.spec.architecture, numLayers: run.model.spec.numLayers, numHeads: run.model.spec.numHeads, context: run.context, ...lengthDependence(run.model.spec) },
       stats: { forwardMs: run.forwardMs, summaryMs: run.summaryMs, readbackBytes: run.readbackBytes, elapsedMs: performance.now() - run.started, preparedMs: run.preparedMs, engineReadyMs: run.engineReadyMs, reusedTokens: run.reusedTokens },
       windowPlan: run.windows,
       progress: { windowsDone: run.byWindow.filter(Boolean).length, windowsTotal: run.windows.length, tokensDone: owned },
@@ -798,4 +801,10 @@ function tokenAtOffset(doc: DocumentAnalysisResult['doc'], offset: number): numb
     else return mid;
   }
   return Math.min(Math.max(0, lo), doc.ranges.length - 1);
+}
+
+/** Models whose rotary tables depend on the window's length (dynamic NTK, LongRoPE): a prefix of a result is not a result. */
+function lengthDependence(spec: ModelSpec): { rotationDependsOnLength?: true } {
+  const type = spec.ropeScaling?.type;
+  return type === 'dynamic' || type === 'longrope' ? { rotationDependsOnLength: true } : {};
 }

@@ -18,6 +18,8 @@ export interface AnalysedModel {
   readonly numLayers: number;
   readonly numHeads: number;
   readonly context: number;
+  /** The model's rotary tables depend on the sequence length (dynamic NTK, LongRoPE scaling): the rows of a prefix change as the window grows. */
+  readonly rotationDependsOnLength?: boolean;
 }
 
 export interface DocumentAnalysisResult {
