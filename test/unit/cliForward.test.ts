@@ -123,3 +123,31 @@ test('without a WebGPU adapter the default backend runs the CPU engine (ONNX Run
   assert.equal(explicit.stdout, '');
   assert.match(ownLines(explicit.stderr).join('\n'), /^attention-lens: --backend webgpu: no WebGPU adapter/);
 });
+
+for (const [name, what] of [
+  ['qwen3-bf16', 'Qwen3ForCausalLM'],
+  ['rope-linear', 'linear rotary scaling'],
+  ['rope-dynamic', 'dynamic NTK scaling'],
+  ['rope-yarn', 'YaRN in rope_parameters'],
+  ['rope-longrope', 'LongRoPE'],
+  ['rope-llama3', 'Llama 3 scaling'],
+] as const) {
+  test(`forward and analyze --backend cpu run ${name} (${what}): the golden logits, and sources on a real file`, () => {
+    const golden = readGolden(name);
+    const n = golden.tokenIds.length;
+    const run = cli(['forward', '--backend', 'cpu', '--model', fixtureDir(name), '--token-ids', golden.tokenIds.join(','), '--attention', `1:1:${n - 1}`]);
+    assert.equal(run.status, 0, run.stderr);
+    const output = JSON.parse(run.stdout) as { logits: number[]; attention: { probs: number[] }[] };
+    const logitDiff = Math.max(...output.logits.map((value, i) => Math.abs(value - golden.lastLogits[i])));
+    assert.ok(logitDiff <= 1e-3, `max logit difference ${logitDiff}`);
+    output.attention[0].probs.forEach((value, i) => assert.ok(Math.abs(value - golden.attention[1][1][n - 1][i]) <= 1e-4, `attention 1:1:${n - 1}[${i}]`));
+
+    const config = JSON.parse(fs.readFileSync(path.join(fixtureDir(name), 'config.json'), 'utf8')) as { architectures: string[] };
+    const file = path.join(repoRoot, 'sample-workspace', 'src', 'money.ts');
+    const analysis = cli(['analyze', file, '--model', fixtureDir(name), '--backend', 'cpu', '--json', '--min-distance', '8', '--threshold', '0']);
+    assert.equal(analysis.status, 0, analysis.stderr);
+    const report = JSON.parse(analysis.stdout) as { model: { architecture: string }; identifiers: { sources: unknown[] }[] };
+    assert.equal(report.model.architecture, config.architectures[0]);
+    assert.ok(report.identifiers.filter((identifier) => identifier.sources.length > 0).length > 5, 'identifiers with attended sources');
+  });
+}
