@@ -19,8 +19,12 @@ export interface SyntheticLlamaShape {
   readonly intermediateSize: number;
   readonly maxPositions: number;
   readonly ropeTheta: number;
-  /** 'llama' (default) or 'qwen2' (q/k/v biases, Qwen2ForCausalLM config). */
-  readonly family?: 'llama' | 'qwen2';
+  /** 'llama' (default), 'qwen2' (q/k/v biases, Qwen2ForCausalLM config) or 'qwen3' (per-head q/k RMSNorm, Qwen3ForCausalLM). */
+  readonly family?: 'llama' | 'qwen2' | 'qwen3';
+  /** head_dim when it is not hidden / heads (Qwen3: 128). */
+  readonly headDim?: number;
+  /** config.json's rope_scaling (e.g. Llama 3.2's llama3 scaling); default none. */
+  readonly ropeScaling?: Readonly<Record<string, unknown>>;
   /** Weight dtype in the safetensors file (default F32); real checkpoints ship BF16. */
   readonly dtype?: 'F32' | 'BF16';
   /** Default 1e-5. */
@@ -71,11 +75,44 @@ export const QWEN25_CODER_15B: SyntheticLlamaShape = {
   dtype: 'BF16',
 };
 
+/** Qwen3-0.6B's config.json (Qwen/Qwen3-0.6B): head_dim 128 with 16 heads on a 1024-wide model, q/k norms, 40,960 positions, BF16. */
+export const QWEN3_06B: SyntheticLlamaShape = {
+  family: 'qwen3',
+  vocabSize: 151936,
+  hiddenSize: 1024,
+  numLayers: 28,
+  numHeads: 16,
+  numKvHeads: 8,
+  headDim: 128,
+  intermediateSize: 3072,
+  maxPositions: 40960,
+  ropeTheta: 1000000,
+  rmsNormEps: 1e-6,
+  dtype: 'BF16',
+};
+
+/** Llama-3.2-1B's config.json (meta-llama/Llama-3.2-1B): llama3 rotary scaling (factor 32 over 8,192 original positions), 131,072 positions, BF16. */
+export const LLAMA32_1B: SyntheticLlamaShape = {
+  vocabSize: 128256,
+  hiddenSize: 2048,
+  numLayers: 16,
+  numHeads: 32,
+  numKvHeads: 8,
+  headDim: 64,
+  intermediateSize: 8192,
+  maxPositions: 131072,
+  ropeTheta: 500000,
+  ropeScaling: { factor: 32.0, high_freq_factor: 4.0, low_freq_factor: 1.0, original_max_position_embeddings: 8192, rope_type: 'llama3' },
+  dtype: 'BF16',
+};
+
 /** The real shapes the benchmark and the long-context tests use, by name. */
 export const REAL_SHAPES: Readonly<Record<string, SyntheticLlamaShape>> = {
   'smollm2-135m': { ...SMOLLM2_135M, dtype: 'BF16' },
   'qwen2.5-coder-0.5b': QWEN25_CODER_05B,
   'qwen2.5-coder-1.5b': QWEN25_CODER_15B,
+  'qwen3-0.6b': QWEN3_06B,
+  'llama-3.2-1b': LLAMA32_1B,
 };
 
 /** A tiny shape with room for long sequences, for tests. */
@@ -98,13 +135,14 @@ export function syntheticParameterCount(shape: SyntheticLlamaShape): number {
 interface TensorPlan {
   readonly name: string;
   readonly shape: number[];
-  /** Uniform(-scale, scale); 0 means ones (norm weights). */
+  /** Uniform(-scale, scale); 0 means ones (norm weights); below 0, 1 + Uniform(scale, -scale) (norm weights that differ). */
   readonly scale: number;
 }
 
 function syntheticTensors(shape: SyntheticLlamaShape): TensorPlan[] {
-  const headDim = shape.hiddenSize / shape.numHeads;
+  const headDim = shape.headDim ?? shape.hiddenSize / shape.numHeads;
   const d = shape.hiddenSize;
+  const qWidth = shape.numHeads * headDim;
   const kv = shape.numKvHeads * headDim;
   // Uniform(-a, a) has standard deviation a / sqrt(3); a = sqrt(3 / fan_in) keeps unit variance.
   const scaleFor = (fanIn: number) => Math.sqrt(3 / fanIn);
@@ -113,13 +151,18 @@ function syntheticTensors(shape: SyntheticLlamaShape): TensorPlan[] {
   for (let l = 0; l < shape.numLayers; l++) {
     const p = `model.layers.${l}`;
     plan.push({ name: `${p}.input_layernorm.weight`, shape: [d], scale: 0 });
-    plan.push({ name: `${p}.self_attn.q_proj.weight`, shape: [d, d], scale: scaleFor(d) * 2 });
-    if (qwen) plan.push({ name: `${p}.self_attn.q_proj.bias`, shape: [d], scale: 0.1 });
+    plan.push({ name: `${p}.self_attn.q_proj.weight`, shape: [qWidth, d], scale: scaleFor(d) * 2 });
+    if (qwen) plan.push({ name: `${p}.self_attn.q_proj.bias`, shape: [qWidth], scale: 0.1 });
     plan.push({ name: `${p}.self_attn.k_proj.weight`, shape: [kv, d], scale: scaleFor(d) * 2 });
     if (qwen) plan.push({ name: `${p}.self_attn.k_proj.bias`, shape: [kv], scale: 0.1 });
     plan.push({ name: `${p}.self_attn.v_proj.weight`, shape: [kv, d], scale: scaleFor(d) });
     if (qwen) plan.push({ name: `${p}.self_attn.v_proj.bias`, shape: [kv], scale: 0.1 });
-    plan.push({ name: `${p}.self_attn.o_proj.weight`, shape: [d, d], scale: scaleFor(d) * 0.5 });
+    plan.push({ name: `${p}.self_attn.o_proj.weight`, shape: [d, qWidth], scale: scaleFor(qWidth) * 0.5 });
+    if (shape.family === 'qwen3') {
+      // Uniform around 1, so the per-head norms shape the scores (ones would hide a missing norm's weight).
+      plan.push({ name: `${p}.self_attn.q_norm.weight`, shape: [headDim], scale: -0.5 });
+      plan.push({ name: `${p}.self_attn.k_norm.weight`, shape: [headDim], scale: -0.5 });
+    }
     plan.push({ name: `${p}.post_attention_layernorm.weight`, shape: [d], scale: 0 });
     plan.push({ name: `${p}.mlp.gate_proj.weight`, shape: [shape.intermediateSize, d], scale: scaleFor(d) });
     plan.push({ name: `${p}.mlp.up_proj.weight`, shape: [shape.intermediateSize, d], scale: scaleFor(d) });
@@ -138,23 +181,25 @@ function syntheticTensors(shape: SyntheticLlamaShape): TensorPlan[] {
 export function writeSyntheticLlama(shape: SyntheticLlamaShape, seed = 1): string {
   const folder = fs.mkdtempSync(path.join(os.tmpdir(), 'attention-lens-synthetic-'));
   const random = seededRandom(seed);
-  const headDim = shape.hiddenSize / shape.numHeads;
-  const qwen = shape.family === 'qwen2';
+  const headDim = shape.headDim ?? shape.hiddenSize / shape.numHeads;
+  const qwen = shape.family === 'qwen2' || shape.family === 'qwen3';
   const dtype = shape.dtype ?? 'F32';
+  const names = { llama: ['LlamaForCausalLM', 'llama'], qwen2: ['Qwen2ForCausalLM', 'qwen2'], qwen3: ['Qwen3ForCausalLM', 'qwen3'] }[shape.family ?? 'llama'];
   const config = {
-    architectures: [qwen ? 'Qwen2ForCausalLM' : 'LlamaForCausalLM'],
-    model_type: qwen ? 'qwen2' : 'llama',
+    architectures: [names[0]],
+    model_type: names[1],
     hidden_size: shape.hiddenSize,
     intermediate_size: shape.intermediateSize,
     num_hidden_layers: shape.numLayers,
     num_attention_heads: shape.numHeads,
     num_key_value_heads: shape.numKvHeads,
-    ...(qwen ? { use_sliding_window: false, sliding_window: shape.maxPositions, max_window_layers: shape.numLayers } : { head_dim: headDim }),
+    ...(qwen ? { use_sliding_window: false, sliding_window: shape.maxPositions, max_window_layers: shape.numLayers } : {}),
+    ...(shape.family !== 'qwen2' ? { head_dim: headDim } : {}),
     hidden_act: 'silu',
     max_position_embeddings: shape.maxPositions,
     rms_norm_eps: shape.rmsNormEps ?? 1e-5,
     rope_theta: shape.ropeTheta,
-    rope_scaling: null,
+    rope_scaling: shape.ropeScaling ?? null,
     tie_word_embeddings: shape.tieEmbeddings !== false,
     vocab_size: shape.vocabSize,
     torch_dtype: dtype === 'BF16' ? 'bfloat16' : 'float32',
@@ -198,6 +243,7 @@ function writeSafetensors(file: string, tensors: TensorPlan[], dtype: 'F32' | 'B
       for (let begin = 0; begin < count; begin += chunk) {
         const values = new Float32Array(Math.min(chunk, count - begin));
         if (scale === 0) values.fill(1);
+        else if (scale < 0) for (let i = 0; i < values.length; i++) values[i] = 1 + (random() * 2 - 1) * -scale;
         else for (let i = 0; i < values.length; i++) values[i] = (random() * 2 - 1) * scale;
         const data = dtype === 'BF16' ? toBf16(values) : values;
         fs.writeSync(fd, new Uint8Array(data.buffer, data.byteOffset, data.byteLength));
