@@ -1,6 +1,6 @@
 /**
  * The built CLI on the WebGPU path, as a user runs it: `attention-lens forward --backend webgpu`
- * on every fixture model (Llama, Qwen2, GPT-2; F32, F16, BF16, sharded) matches the independent
+ * on every fixture model (Llama, Qwen2, Qwen3, GPT-2; every rotary scaling; F32, F16, BF16, sharded) matches the independent
  * PyTorch golden outputs: logits within 1e-3, attention probabilities within 1e-4.
  */
 import * as assert from 'node:assert/strict';

@@ -42,11 +42,22 @@ test('repo references: org/name[@revision], told apart from folder paths', () =>
   assert.deepEqual(classifyModelSetting('amd/AMD-Llama-135m-code'), { kind: 'repo', ref: { repo: 'amd/AMD-Llama-135m-code', revision: 'main' } });
 });
 
-test('Choose Model recommends the four small code models, each a valid repo id with size and license', () => {
-  assert.deepEqual(RECOMMENDED_MODELS.map((m) => m.repo), ['HuggingFaceTB/SmolLM2-135M', 'Qwen/Qwen2.5-Coder-0.5B', 'amd/AMD-Llama-135m-code', 'codeparrot/codeparrot-small']);
+test('Choose Model recommends the small code models of each supported architecture, each a valid repo id with size and license', () => {
+  assert.deepEqual(RECOMMENDED_MODELS.map((m) => m.repo), [
+    'HuggingFaceTB/SmolLM2-135M',
+    'HuggingFaceTB/SmolLM2-360M',
+    'Qwen/Qwen2.5-Coder-0.5B',
+    'Qwen/Qwen2.5-Coder-1.5B',
+    'Qwen/Qwen3-0.6B',
+    'Qwen/Qwen3-1.7B',
+    'deepseek-ai/deepseek-coder-1.3b-base',
+    'meta-llama/Llama-3.2-1B',
+    'amd/AMD-Llama-135m-code',
+    'codeparrot/codeparrot-small',
+  ]);
   for (const model of RECOMMENDED_MODELS) {
     assert.ok(parseRepoRef(model.repo), model.repo);
-    assert.match(model.size, /^\d+ MB$/);
+    assert.match(model.size, /^\d+ MB$|^\d+\.\d\d GB$/);
     assert.ok(model.license.length > 0);
   }
 });

@@ -1,4 +1,4 @@
-// RMSNorm (Llama, Qwen2): out[r, :] = x[r, :] / sqrt(mean(x[r, :]^2) + eps) * weight.
+// RMSNorm (Llama, Qwen2, Qwen3): out[r, :] = x[r, :] / sqrt(mean(x[r, :]^2) + eps) * weight.
 // One invocation per row: on CPU-backed adapters a barrier reduction costs far more than it saves,
 // and rows are only hidden-size long.
 
