@@ -13,6 +13,7 @@ export const SUPPORTED_ARCHITECTURES: Readonly<Record<string, ModelFamily>> = {
   LlamaForCausalLM: 'llama',
   Qwen2ForCausalLM: 'qwen2',
   Qwen3ForCausalLM: 'qwen3',
+  SmolLM3ForCausalLM: 'smollm3',
   GPT2LMHeadModel: 'gpt2',
 };
 
@@ -21,6 +22,7 @@ const MODEL_TYPES: Readonly<Record<string, string>> = {
   llama: 'LlamaForCausalLM',
   qwen2: 'Qwen2ForCausalLM',
   qwen3: 'Qwen3ForCausalLM',
+  smollm3: 'SmolLM3ForCausalLM',
   gpt2: 'GPT2LMHeadModel',
 };
 
@@ -74,8 +76,9 @@ function llamaSpec(
   if (hiddenSize % numHeads !== 0 && config.optional('head_dim') === undefined) {
     fail(`hidden_size ${hiddenSize} is not divisible by num_attention_heads ${numHeads} and no head_dim is given`);
   }
-  // Qwen3Config defaults head_dim to 128 (not hidden / heads); the others derive it.
-  const headDim = config.positiveInt('head_dim', family === 'qwen3' ? 128 : hiddenSize / numHeads);
+  // Qwen3Config defaults head_dim to 128 (not hidden / heads); SmolLM3Config always derives it; the others derive it when absent.
+  const headDim = family === 'smollm3' ? hiddenSize / numHeads : config.positiveInt('head_dim', family === 'qwen3' ? 128 : hiddenSize / numHeads);
+  if (!Number.isInteger(headDim)) fail(`hidden_size ${hiddenSize} is not divisible by num_attention_heads ${numHeads}`);
   if (numHeads % numKvHeads !== 0) {
     fail(`num_attention_heads ${numHeads} is not a multiple of num_key_value_heads ${numKvHeads}`);
   }
@@ -84,16 +87,16 @@ function llamaSpec(
   if (activation !== 'silu') fail(`hidden_act "${activation}" is not supported; only "silu" (SwiGLU) is implemented for ${architecture}`);
   const trainedPositions = config.positiveInt('max_position_embeddings');
   const rope = readRope(config, headDim, trainedPositions, fail);
-  if ((family === 'qwen2' || family === 'qwen3') && config.boolean('use_sliding_window', false)) {
-    fail('use_sliding_window is true; sliding-window attention is not implemented, so this model cannot be run exactly');
-  }
+  const numLayers = config.positiveInt('num_hidden_layers');
+  const ropeLayers = family === 'smollm3' ? readNoRopeLayers(config, numLayers, fail) : undefined;
+  const slidingWindow = family === 'qwen2' || family === 'qwen3' || family === 'smollm3' ? readSlidingWindows(config, family, numLayers, ropeLayers, fail) : undefined;
   const attentionBias = config.boolean('attention_bias', false);
   return {
     architecture,
     family,
     vocabSize: config.positiveInt('vocab_size'),
     hiddenSize,
-    numLayers: config.positiveInt('num_hidden_layers'),
+    numLayers,
     numHeads,
     numKvHeads,
     headDim,
@@ -105,13 +108,62 @@ function llamaSpec(
     ropeTheta: rope.theta,
     ...(rope.scaling ? { ropeScaling: rope.scaling } : {}),
     ...(family === 'qwen3' ? { qkNorm: true } : {}),
+    ...(ropeLayers && ropeLayers.some((rotates) => !rotates) ? { ropeLayers } : {}),
+    ...(slidingWindow && slidingWindow.some((window) => window > 0 && window < rope.maxPositions) ? { slidingWindow } : {}),
     mlp: 'swiglu',
     // Qwen2 always has q/k/v biases and no output bias; Llama's attention_bias covers q, k, v and o.
     qkvBias: family === 'qwen2' ? true : attentionBias,
     outBias: family === 'qwen2' ? false : attentionBias,
     mlpBias: family === 'qwen2' ? false : config.boolean('mlp_bias', false),
-    tieWordEmbeddings: config.boolean('tie_word_embeddings', false),
+    // SmolLM3Config ties the embeddings by default; LlamaConfig and Qwen2/Qwen3Config do not.
+    tieWordEmbeddings: config.boolean('tie_word_embeddings', family === 'smollm3'),
   };
+}
+
+/**
+ * Which layers attend through a sliding window, as the Qwen2, Qwen3 and SmolLM3 configs decide:
+ * none unless `use_sliding_window`; then `layer_types` when given ("sliding_attention" /
+ * "full_attention" per layer), else Qwen2/Qwen3's layers from `max_window_layers` on, or SmolLM3's
+ * NoPE layers. A window of `sliding_window` positions (the query and those before it).
+ */
+function readSlidingWindows(
+  config: ConfigReader,
+  family: ModelFamily,
+  numLayers: number,
+  ropeLayers: readonly boolean[] | undefined,
+  fail: (problem: string) => never,
+): number[] | undefined {
+  if (!config.boolean('use_sliding_window', false)) return undefined;
+  if (config.optional('sliding_window') === null) return undefined;
+  const window = config.positiveInt('sliding_window');
+  const types = config.optional('layer_types');
+  if (types !== undefined && types !== null) {
+    if (!Array.isArray(types) || types.length !== numLayers || types.some((t) => t !== 'sliding_attention' && t !== 'full_attention')) {
+      return fail(`"layer_types" must list "full_attention" or "sliding_attention" for each of the ${numLayers} layers, not ${JSON.stringify(types)}`);
+    }
+    return types.map((t) => (t === 'sliding_attention' ? window : 0));
+  }
+  if (family === 'smollm3') return (ropeLayers ?? []).map((rotates) => (rotates ? 0 : window));
+  const raw = config.optional('max_window_layers') ?? numLayers;
+  if (typeof raw !== 'number' || !Number.isSafeInteger(raw) || raw < 0) return fail(`"max_window_layers" must be a whole number, not ${JSON.stringify(raw)}`);
+  const first = raw;
+  return Array.from({ length: numLayers }, (_, l) => (l >= first ? window : 0));
+}
+
+/**
+ * SmolLM3's NoPE layers: `no_rope_layers` (1 = the layer rotates, 0 = no positional encoding), or,
+ * when absent, every `no_rope_layer_interval`-th layer (default 4) without, as SmolLM3Config builds it.
+ */
+function readNoRopeLayers(config: ConfigReader, numLayers: number, fail: (problem: string) => never): boolean[] {
+  const raw = config.optional('no_rope_layers');
+  if (raw === undefined || raw === null) {
+    const interval = config.positiveInt('no_rope_layer_interval', 4);
+    return Array.from({ length: numLayers }, (_, l) => (l + 1) % interval !== 0);
+  }
+  if (!Array.isArray(raw) || raw.length !== numLayers || raw.some((v) => v !== 0 && v !== 1)) {
+    return fail(`"no_rope_layers" must list 0 or 1 for each of the ${numLayers} layers, not ${JSON.stringify(raw)}`);
+  }
+  return raw.map((v) => v === 1);
 }
 
 const ROPE_TYPES = ['default', 'linear', 'dynamic', 'yarn', 'longrope', 'llama3'];

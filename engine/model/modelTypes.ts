@@ -8,7 +8,7 @@
  * c_attn is split into q, k and v.
  */
 
-export type ModelFamily = 'llama' | 'qwen2' | 'qwen3' | 'gpt2';
+export type ModelFamily = 'llama' | 'qwen2' | 'qwen3' | 'smollm3' | 'gpt2';
 
 /**
  * How the rotary frequencies are scaled for long contexts, as Hugging Face transformers computes
@@ -79,6 +79,17 @@ export interface ModelSpec {
    * normEps) after their projection and before the rotary embedding.
    */
   readonly qkNorm?: boolean;
+  /**
+   * Per layer, whether it rotates its queries and keys (SmolLM3's NoPE layers, `no_rope_layers`
+   * 0, do not: they attend without any positional encoding). Absent: every layer of a rotary model does.
+   */
+  readonly ropeLayers?: readonly boolean[];
+  /**
+   * Per layer, how many positions a query sees: itself and the window - 1 before it (sliding-window
+   * attention, transformers' `kv_idx > q_idx - sliding_window`); 0: every earlier position. Absent:
+   * every layer attends to every earlier position.
+   */
+  readonly slidingWindow?: readonly number[];
   /** 'swiglu': down(silu(gate x) * up x); 'gelu': proj(gelu_tanh(fc x)). */
   readonly mlp: 'swiglu' | 'gelu';
   /** q, k, v projections have biases (Qwen2, GPT-2, Llama with attention_bias). */
@@ -174,4 +185,10 @@ export interface LoadedModel {
   readonly weights: ModelWeights;
   /** Where the model came from, for messages ("/path/to/folder" or "embedded default"). */
   readonly origin: string;
+}
+
+/** The first key position `query` sees in `layer`: 0, or the start of the layer's sliding window. */
+export function firstVisibleKey(spec: Pick<ModelSpec, 'slidingWindow'>, layer: number, query: number): number {
+  const window = spec.slidingWindow?.[layer] ?? 0;
+  return window > 0 ? Math.max(0, query - window + 1) : 0;
 }

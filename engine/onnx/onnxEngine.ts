@@ -393,7 +393,7 @@ export class OnnxRuntimeEngine implements AttentionEngine {
       if (state.finalHidden) state.finalHidden.set(read.float(GRAPH_IO.finalHidden), b * s.hiddenSize);
       if (options.wantQueries) queries = Array.from({ length: s.numLayers }, (_, l) => read.float(GRAPH_IO.queries(l)).slice());
       if (request) {
-        const block = assembleSummary(layers, m, H, request, (layer) => read.layer(layer), b);
+        const block = assembleSummary(layers, m, H, request, (layer) => read.layer(layer), b, layers.map((layer) => s.slidingWindow?.[layer] ?? 0));
         copyBlockSummary(block, { topIndices: topIndices!, topWeights: topWeights!, spanMass: spanMass!, spanMassMean: spanMassMean!, spanMassMax: spanMassMax! }, b - first, total, layers.length, H, k, S);
       }
       await options.onBlock?.({ first: b, rows: m, read });
@@ -455,7 +455,7 @@ export class OnnxRuntimeEngine implements AttentionEngine {
     // The row's queries as row `query` of a sequence-first array, against the run's keys.
     const q = new Float32Array((query + 1) * s.numHeads * s.headDim);
     q.set(this.rowQueries.queries[layer], query * s.numHeads * s.headDim);
-    return sequenceFirstAttentionRow(q, run.keys[layer], s.numHeads, s.numKvHeads, s.headDim, head, query);
+    return sequenceFirstAttentionRow(q, run.keys[layer], s.numHeads, s.numKvHeads, s.headDim, head, query, s.slidingWindow?.[layer] ?? 0);
   }
 
   /**
@@ -647,10 +647,18 @@ interface LayerOutputs {
 
 /**
  * Joins the per-layer graph outputs into one AttentionSummary. TopK over a causal row also returns
- * masked positions (weight 0, after every visible one since ties keep the lower index); those become
- * index -1 as the summary promises. A request without spans dropped the stand-in column.
+ * masked positions (weight 0, after every visible one since ties keep the lower index), in the
+ * future and before a sliding window (`windows[l]` of layers[l]); those become index -1 as the summary promises. A request without spans dropped the stand-in column.
  */
-function assembleSummary(layers: readonly number[], n: number, H: number, request: AttentionRequest, outputsOf: (layer: number) => LayerOutputs, firstPosition = 0): AttentionSummary {
+function assembleSummary(
+  layers: readonly number[],
+  n: number,
+  H: number,
+  request: AttentionRequest,
+  outputsOf: (layer: number) => LayerOutputs,
+  firstPosition = 0,
+  windows?: readonly number[],
+): AttentionSummary {
   const k = request.topK;
   // TopK's width: k, or fewer when the rows see fewer keys in all (past + these rows).
   const kept = Math.min(k, firstPosition + n);
@@ -667,9 +675,12 @@ function assembleSummary(layers: readonly number[], n: number, H: number, reques
       for (let q = 0; q < n; q++) {
         const from = (h * n + q) * kept;
         const to = ((l * H + h) * n + q) * k;
+        // Outside a sliding window the probabilities are 0 too, and TopK puts them after every visible key.
+        const window = windows?.[l] ?? 0;
+        const firstVisible = window > 0 ? firstPosition + q - window + 1 : 0;
         for (let slot = 0; slot < kept; slot++) {
           const index = out.topIndices[from + slot];
-          if (index > firstPosition + q) break;
+          if (index > firstPosition + q || index < firstVisible) break;
           topIndices[to + slot] = index;
           topWeights[to + slot] = out.topWeights[from + slot];
         }
@@ -688,7 +699,8 @@ function assembleSummary(layers: readonly number[], n: number, H: number, reques
  * One causal attention row from sequence-first tensors, in float64 like the reference:
  * q: [n, H, hd], k: [n, Hkv, hd]. Returns query + 1 probabilities.
  */
-export function sequenceFirstAttentionRow(q: Float32Array, k: Float32Array, H: number, Hkv: number, hd: number, head: number, query: number): Float32Array {
+export function sequenceFirstAttentionRow(q: Float32Array, k: Float32Array, H: number, Hkv: number, hd: number, head: number, query: number, window = 0): Float32Array {
+  const first = window > 0 ? Math.max(0, query - window + 1) : 0;
   const kvHead = Math.floor(head / (H / Hkv));
   const scale = 1 / Math.sqrt(hd);
   const qOffset = (query * H + head) * hd;
@@ -698,7 +710,7 @@ export function sequenceFirstAttentionRow(q: Float32Array, k: Float32Array, H: n
     const kOffset = (j * Hkv + kvHead) * hd;
     let dot = 0;
     for (let c = 0; c < hd; c++) dot += q[qOffset + c] * k[kOffset + c];
-    scores[j] = dot * scale;
+    scores[j] = j < first ? -Infinity : dot * scale;
     if (scores[j] > max) max = scores[j];
   }
   let total = 0;

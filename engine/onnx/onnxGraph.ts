@@ -352,7 +352,8 @@ class ModelGraph {
     // Qwen3: each head's q and k normalised over head_dim before the rotation.
     if (layer.qNorm) q = this.rmsNorm(q, layer.qNorm);
     if (layer.kNorm) k = this.rmsNorm(k, layer.kNorm);
-    if (rope) {
+    // SmolLM3's NoPE layers attend without any rotation.
+    if (rope && this.s.ropeLayers?.[l] !== false) {
       q = this.rope(q, rope.cos, rope.sin);
       k = this.rope(k, rope.cos, rope.sin);
     }
@@ -452,11 +453,28 @@ class ModelGraph {
     const withHidden = g.one('Or', [future, g.one('And', [keyHidden, queryOutside])]);
     const blocked = g.float(-Infinity);
     const open = g.float(0);
-    const plain = g.one('Where', [future, blocked, open]);
-    const hidden = g.one('Where', [withHidden, blocked, open]);
-    // [2, rows, keys]: a layer picks plain (0) or hidden (1) by its flag; one copy per layer.
-    const both = g.one('Concat', [g.one('Unsqueeze', [plain, g.int64([0])]), g.one('Unsqueeze', [hidden, g.int64([0])])], { axis: 0 });
-    const maskOf = (layer: number) => g.one('Gather', [both, scalar(g.one('Gather', [hiddenLayers, g.int64([layer])], { axis: 0 }))], { axis: 0 });
+    // [2, rows, keys] per sliding window (0: none): plain (0) or hidden (1); a layer picks one by its flag.
+    const masksFor = new Map<number, string>();
+    const masksOfWindow = (window: number): string => {
+      let both = masksFor.get(window);
+      if (!both) {
+        let plainBlocked = future;
+        let hiddenBlocked = withHidden;
+        if (window > 0) {
+          // A query sees itself and the window - 1 keys before it (transformers' kv > q - window).
+          const tooFar = g.one('GreaterOrEqual', [g.one('Sub', [queryPositions, keyPositions]), g.int64([window])]); // [rows, keys]
+          plainBlocked = g.one('Or', [future, tooFar]);
+          hiddenBlocked = g.one('Or', [withHidden, tooFar]);
+        }
+        const plain = g.one('Where', [plainBlocked, blocked, open]);
+        const hidden = g.one('Where', [hiddenBlocked, blocked, open]);
+        both = g.one('Concat', [g.one('Unsqueeze', [plain, g.int64([0])]), g.one('Unsqueeze', [hidden, g.int64([0])])], { axis: 0 });
+        masksFor.set(window, both);
+      }
+      return both;
+    };
+    const maskOf = (layer: number) =>
+      g.one('Gather', [masksOfWindow(this.s.slidingWindow?.[layer] ?? 0), scalar(g.one('Gather', [hiddenLayers, g.int64([layer])], { axis: 0 }))], { axis: 0 });
     if (this.s.positional === 'learned') return { ids, positions: g.input(GRAPH_IO.positionIds, DataType.INT64, ['rows']), maskOf };
     return { ids, rope: { cos: g.input(GRAPH_IO.ropeCos, DataType.FLOAT, ['rows', this.hd]), sin: g.input(GRAPH_IO.ropeSin, DataType.FLOAT, ['rows', this.hd]) }, maskOf };
   }

@@ -102,11 +102,12 @@ export function causalAttentionProbs(
   Hkv: number,
   d: number,
   blocked?: (query: number, key: number) => boolean,
+  window = 0,
 ): Float32Array {
   const probs = new Float32Array(H * n * n);
   // Row by row through causalAttentionRow, so a single row and the full tensor agree exactly.
   for (let h = 0; h < H; h++) {
-    for (let i = 0; i < n; i++) probs.set(causalAttentionRow(q, k, n, H, Hkv, d, h, i, blocked && ((key) => key !== i && blocked(i, key))), (h * n + i) * n);
+    for (let i = 0; i < n; i++) probs.set(causalAttentionRow(q, k, n, H, Hkv, d, h, i, blocked && ((key) => key !== i && blocked(i, key)), window), (h * n + i) * n);
   }
   return probs;
 }
@@ -114,6 +115,8 @@ export function causalAttentionProbs(
 /**
  * One row of causalAttentionProbs: the query + 1 probabilities of (head, query), computed the same
  * way (same dot-product order, max-subtracted softmax), so it equals the full tensor's row exactly.
+ * With a sliding `window` > 0 the query sees only keys query - window + 1 .. query; the earlier
+ * ones get probability 0.
  */
 export function causalAttentionRow(
   q: Float32Array,
@@ -125,8 +128,10 @@ export function causalAttentionRow(
   head: number,
   query: number,
   blocked?: (key: number) => boolean,
+  window = 0,
 ): Float32Array {
   if (query >= n) throw new RangeError(`query ${query} is outside the ${n} positions`);
+  const first = window > 0 ? Math.max(0, query - window + 1) : 0;
   const scale = 1 / Math.sqrt(d);
   const kvHead = Math.floor(head / (H / Hkv));
   const qOffset = (query * H + head) * d;
@@ -136,7 +141,7 @@ export function causalAttentionRow(
     const kOffset = (j * Hkv + kvHead) * d;
     let dot = 0;
     for (let c = 0; c < d; c++) dot += q[qOffset + c] * k[kOffset + c];
-    scores[j] = blocked?.(j) ? -Infinity : dot * scale;
+    scores[j] = j < first || blocked?.(j) ? -Infinity : dot * scale;
     if (scores[j] > max) max = scores[j];
   }
   let total = 0;
@@ -196,6 +201,7 @@ export function attentionRowsWithOwnKeys(
   H: number,
   Hkv: number,
   d: number,
+  window = 0,
 ): Float32Array {
   const R = qRows.length / (H * d);
   const width = Hkv * d;
@@ -212,7 +218,7 @@ export function attentionRowsWithOwnKeys(
     const mask = masks?.[r];
     const blocked = mask && ((key: number) => key >= mask.start && key < mask.end);
     const probs = new Float32Array(H * (query + 1) * (query + 1));
-    for (let h = 0; h < H; h++) probs.set(causalAttentionRow(queries, keys, query + 1, H, Hkv, d, h, query, blocked), (h * (query + 1) + query) * (query + 1));
+    for (let h = 0; h < H; h++) probs.set(causalAttentionRow(queries, keys, query + 1, H, Hkv, d, h, query, blocked, window), (h * (query + 1) + query) * (query + 1));
     const attended = attentionOutput(probs, values, query + 1, H, Hkv, d);
     out.set(attended.subarray(query * H * d), r * H * d);
   }
@@ -341,14 +347,14 @@ export function embed(ids: ArrayLike<number>, table: Float32Array, d: number): F
 }
 
 /**
- * The k largest of row[0..length), best first; ties keep the lower index first. Slots beyond
- * `length` hold index -1 and weight 0.
+ * The k largest of row[from..length), best first; ties keep the lower index first. Slots beyond
+ * the row's length - from entries hold index -1 and weight 0.
  */
-export function topKRow(row: Float32Array, length: number, k: number): { indices: Int32Array; weights: Float32Array } {
+export function topKRow(row: Float32Array, length: number, k: number, from = 0): { indices: Int32Array; weights: Float32Array } {
   const indices = new Int32Array(k).fill(-1);
   const weights = new Float32Array(k);
   let filled = 0;
-  for (let p = 0; p < length; p++) {
+  for (let p = from; p < length; p++) {
     const value = row[p];
     // Strictly greater moves an entry down, so an equal value never displaces a lower index.
     if (filled === k && !(value > weights[k - 1])) continue;
@@ -379,7 +385,8 @@ export function spanMassRow(row: Float32Array, query: number, spans: readonly To
 
 /**
  * Builds the AttentionSummary from full attention probabilities. probsPerLayer[l] is [H, n, n]
- * for layer layers[l] (one entry per summarised layer, in the same order).
+ * for layer layers[l] (one entry per summarised layer, in the same order). `windows[l]`: the
+ * layer's sliding window (0 or absent: none); its top-k never lists a key outside the window.
  */
 export function summarizeAttention(
   probsPerLayer: Float32Array[],
@@ -387,6 +394,7 @@ export function summarizeAttention(
   n: number,
   H: number,
   request: AttentionRequest,
+  windows?: readonly number[],
 ): AttentionSummary {
   if (probsPerLayer.length !== layers.length) {
     throw new Error(`summarizeAttention got ${probsPerLayer.length} probability tensors for ${layers.length} layers`);
@@ -405,7 +413,8 @@ export function summarizeAttention(
     for (let h = 0; h < H; h++) {
       for (let q = 0; q < n; q++) {
         const row = probs.subarray((h * n + q) * n, (h * n + q + 1) * n);
-        const top = topKRow(row, q + 1, k);
+        const window = windows?.[l] ?? 0;
+        const top = topKRow(row, q + 1, k, window > 0 ? Math.max(0, q - window + 1) : 0);
         const topOffset = ((l * H + h) * n + q) * k;
         topIndices.set(top.indices, topOffset);
         topWeights.set(top.weights, topOffset);

@@ -113,7 +113,7 @@ export class ReferenceEngine implements AttentionEngine {
       const weighed = request.weighting === 'valueWeighted'
         ? ops.valueWeightedProbs(probs, ops.valueNorms(v, this.layers[layer].o.weight, n, s.numHeads, s.numKvHeads, s.headDim, s.hiddenSize), n, s.numHeads)
         : probs;
-      layerSummaries.set(layer, ops.summarizeAttention([weighed], [layer], n, s.numHeads, request));
+      layerSummaries.set(layer, ops.summarizeAttention([weighed], [layer], n, s.numHeads, request, [s.slidingWindow?.[layer] ?? 0]));
       summaryMs += now() - summaryStart;
     });
     const lastLogits = this.logitsOfRow(hidden, n - 1);
@@ -132,7 +132,7 @@ export class ReferenceEngine implements AttentionEngine {
     if (!run) throw new Error('attentionRow needs a completed run; call run() first');
     const s = this.spec;
     validateRowRequest(layer, head, query, s, run.numTokens);
-    return ops.causalAttentionRow(run.queries[layer], run.keys[layer], run.numTokens, s.numHeads, s.numKvHeads, s.headDim, head, query);
+    return ops.causalAttentionRow(run.queries[layer], run.keys[layer], run.numTokens, s.numHeads, s.numKvHeads, s.headDim, head, query, undefined, s.slidingWindow?.[layer] ?? 0);
   }
 
   /**
@@ -214,11 +214,12 @@ export class ReferenceEngine implements AttentionEngine {
       // Qwen3: every head's query and key vector normalised over head_dim before the rotation.
       if (layer.qNorm) q = ops.rmsNorm(q, layer.qNorm.weight, n * s.numHeads, s.headDim, s.normEps);
       if (layer.kNorm) k = ops.rmsNorm(k, layer.kNorm.weight, n * s.numKvHeads, s.headDim, s.normEps);
-      if (rope) {
+      // SmolLM3's NoPE layers attend without any rotation.
+      if (rope && s.ropeLayers?.[l] !== false) {
         ops.applyRope(q, n, s.numHeads, s.headDim, rope);
         ops.applyRope(k, n, s.numKvHeads, s.headDim, rope);
       }
-      const probs = ops.causalAttentionProbs(q, k, n, s.numHeads, s.numKvHeads, s.headDim, blocked && ((query, key) => blocked(l, query, key)));
+      const probs = ops.causalAttentionProbs(q, k, n, s.numHeads, s.numKvHeads, s.headDim, blocked && ((query, key) => blocked(l, query, key)), s.slidingWindow?.[l] ?? 0);
       onLayer(l, q, k, v, probs);
       const attended = ops.attentionOutput(probs, v, n, s.numHeads, s.numKvHeads, s.headDim);
       x = ops.add(x, ops.linear(attended, layer.o.weight, layer.o.bias, n, s.numHeads * s.headDim, d));

@@ -861,7 +861,8 @@ export class GpuEngine implements AttentionEngine {
     const s = this.spec;
     const blockShape = [n, head0, headCount, query0, queryCount];
     const pass = encoder.beginComputePass({ label });
-    this.scores(pass, p, block.q, block.rowStart, k, group, probs, n, head0, headCount, query0, queryCount, mask);
+    const window = s.slidingWindow?.[l] ?? 0;
+    this.scores(pass, p, block.q, block.rowStart, k, group, probs, n, head0, headCount, query0, queryCount, window, mask);
     const outputParams = this.kernels.uniform([...blockShape, s.numHeads, s.numKvHeads, s.headDim, block.rowStart, group.start, group.count]);
     dispatch(this.device, pass, p.output, [outputParams, probs, v, work.attended], grid1d(headCount * queryCount * s.headDim));
     pass.end();
@@ -874,7 +875,7 @@ export class GpuEngine implements AttentionEngine {
       dispatch(this.device, summaryPass, summaries.valueWeighting.pipelines.weighting, [this.kernels.uniform(blockShape), probs, summaries.valueWeighting.normSquares], grid1d(headCount * queryCount));
     }
     const outRows = [block.rowStart, block.rows];
-    dispatch(this.device, summaryPass, p.topK, [this.kernels.uniform([...blockShape, ...outRows]), probs, set.topIndices, set.topWeights], grid1d(headCount * queryCount));
+    dispatch(this.device, summaryPass, p.topK, [this.kernels.uniform([...blockShape, ...outRows, window]), probs, set.topIndices, set.topWeights], grid1d(headCount * queryCount));
     if (summaries.numSpans > 0) {
       dispatch(this.device, summaryPass, p.spanMass, [this.kernels.uniform([...blockShape, summaries.numSpans, ...outRows]), probs, summaries.spanBuffer, set.spanMass], grid1d(headCount * queryCount * summaries.numSpans));
     }
@@ -915,7 +916,7 @@ export class GpuEngine implements AttentionEngine {
     const g = groups.findIndex((group) => kvHead >= group.start && kvHead < group.start + group.count);
     const encoder = this.device.createCommandEncoder({ label: `attention row ${layer}:${head}:${query}` });
     const pass = encoder.beginComputePass({ label: 'attention row' });
-    this.scores(pass, p, segment.buffer, segment.rowStart, run.k[layer][g], groups[g], rowBuffer, n, head, 1, query, 1);
+    this.scores(pass, p, segment.buffer, segment.rowStart, run.k[layer][g], groups[g], rowBuffer, n, head, 1, query, 1, s.slidingWindow?.[layer] ?? 0);
     pass.end();
     encoder.copyBufferToBuffer(rowBuffer, 0, rowStaging, 0, (query + 1) * 4);
     this.device.queue.submit([encoder.finish()]);
@@ -999,7 +1000,7 @@ export class GpuEngine implements AttentionEngine {
           const masked = l >= layers.start && l < layers.end ? 1 : 0;
           groups.forEach((group, g) => {
             const headCount = group.count * ratio;
-            const params = this.kernels.uniform([rows, query, s.numHeads, s.numKvHeads, s.headDim, masked, group.start * ratio, headCount, group.start, group.count], [1 / Math.sqrt(s.headDim)]);
+            const params = this.kernels.uniform([rows, query, s.numHeads, s.numKvHeads, s.headDim, masked, group.start * ratio, headCount, group.start, group.count, s.slidingWindow?.[l] ?? 0], [1 / Math.sqrt(s.headDim)]);
             dispatch(this.device, pass, rowAttention, [params, qRows, run.k[l][g], run.v[l][g], work.kRows, work.vRows, maskBuffer, work.attended], [Math.ceil((rows * headCount) / WORKGROUP_SIZE)]);
           });
           this.encodeLayerTail(pass, p, l, x, work, rows);
@@ -1223,7 +1224,8 @@ export class GpuEngine implements AttentionEngine {
       dispatch(this.device, pass, p.headNorm, [this.kernels.uniform([rows * s.numHeads, s.headDim], [s.normEps]), q, layerWeights.qNorm.weight], grid1d(rows * s.numHeads));
       dispatch(this.device, pass, p.headNorm, [this.kernels.uniform([rows * s.numKvHeads, s.headDim], [s.normEps]), k, layerWeights.kNorm.weight], grid1d(rows * s.numKvHeads));
     }
-    if (cosSin) {
+    // SmolLM3's NoPE layers attend without any rotation.
+    if (cosSin && s.ropeLayers?.[l] !== false) {
       const half = s.headDim / 2;
       dispatch(this.device, pass, p.rope, [this.kernels.uniform([rows, s.numHeads, s.headDim]), q, cosSin], grid1d(rows * s.numHeads * half));
       dispatch(this.device, pass, p.rope, [this.kernels.uniform([rows, s.numKvHeads, s.headDim]), k, cosSin], grid1d(rows * s.numKvHeads * half));
@@ -1330,6 +1332,7 @@ export class GpuEngine implements AttentionEngine {
     headCount: number,
     query0: number,
     queryCount: number,
+    window: number,
     mask?: ScoreMask,
   ): void {
     const s = this.spec;
@@ -1337,13 +1340,13 @@ export class GpuEngine implements AttentionEngine {
     const split = [qRowStart, group.start, group.count];
     const scale = [1 / Math.sqrt(s.headDim)];
     if (mask) {
-      const params = this.kernels.uniform([...block, mask.queryStart, mask.keyStart, mask.keyEnd, ...split], scale);
+      const params = this.kernels.uniform([...block, mask.queryStart, mask.keyStart, mask.keyEnd, ...split, window], scale);
       dispatch(this.device, pass, mask.pipeline, [params, q, k, probs], grid1d(headCount * queryCount));
       return;
     }
     const groups: [number, number] =
       this.variant === 'tiled' ? [Math.ceil(queryCount / 16), headCount] : grid1d(headCount * queryCount);
-    dispatch(this.device, pass, p.scores, [this.kernels.uniform([...block, ...split], scale), q, k, probs], groups);
+    dispatch(this.device, pass, p.scores, [this.kernels.uniform([...block, ...split, window], scale), q, k, probs], groups);
   }
 
   /**

@@ -24,6 +24,8 @@ export const FIXTURE_MODELS = [
   'rope-yarn',
   'rope-longrope',
   'rope-llama3',
+  'qwen2-sliding',
+  'smollm3-f32',
 ] as const;
 
 /** Fixtures whose rotary tables depend on the sequence length: golden-short.json holds a shorter run of the same tokens. */

@@ -238,8 +238,8 @@ test('add, silu_mul and gelu match ops.add, ops.swiglu and ops.geluTanh', async 
   });
 });
 
-for (const variant of KERNEL_VARIANTS) {
-  test(`attention_scores_${variant} + attention_output + summaries match the CPU ops, in head/query blocks`, async (t) => {
+for (const variant of KERNEL_VARIANTS) for (const window of [0, 7]) {
+  test(`attention_scores_${variant} + attention_output + summaries match the CPU ops, in head/query blocks${window ? `, sliding window ${window}` : ''}`, async (t) => {
     await withHarness(t, async (h) => {
       const random = seededRandom(23);
       const n = 37;
@@ -249,12 +249,13 @@ for (const variant of KERNEL_VARIANTS) {
       const q = randomArray(random, n * H * d, 2);
       const k = randomArray(random, n * Hkv * d, 2);
       const v = randomArray(random, n * Hkv * d);
-      const expectedProbs = ops.causalAttentionProbs(q, k, n, H, Hkv, d);
+      const expectedProbs = ops.causalAttentionProbs(q, k, n, H, Hkv, d, undefined, window);
       const expectedOut = ops.attentionOutput(expectedProbs, v, n, H, Hkv, d);
       const spans = [{ start: 0, end: 5 }, { start: 3, end: 30 }, { start: 36, end: 37 }];
-      const topK = 5;
+      const topK = window ? 9 : 5; // wider than the window: the rows must pad with -1, never list an unseen key
       const request = { tokenIds: new Array(n).fill(0), spans, topK };
-      const expectedSummary = ops.summarizeAttention([expectedProbs], [0], n, H, request);
+      const expectedSummary = ops.summarizeAttention([expectedProbs], [0], n, H, request, [window]);
+      if (window) assert.equal(expectedSummary.topIndices[(0 * n + 30) * topK + window], -1, 'the reference pads past the window');
 
       const qBuffer = h.upload(q);
       const kBuffer = h.upload(k);
@@ -278,11 +279,11 @@ for (const variant of KERNEL_VARIANTS) {
           const queryCount = Math.min(queriesPerBlock, n - query0);
           const probs = h.output(headCount * queryCount * n);
           const block = [n, head0, headCount, query0, queryCount];
-          const scoresParams = h.library.uniform([...block, H, Hkv, d, 0, 0, Hkv], [1 / Math.sqrt(d)]);
+          const scoresParams = h.library.uniform([...block, H, Hkv, d, 0, 0, Hkv, window], [1 / Math.sqrt(d)]);
           const groups: [number, number] = variant === 'tiled' ? [Math.ceil(queryCount / 16), headCount] : grid1d(headCount * queryCount);
           await h.run(scoresName, scoresConstants, [scoresParams, qBuffer, kBuffer, probs], groups);
           await h.run('attention_output', wg, [h.library.uniform([...block, H, Hkv, d, 0, 0, Hkv]), probs, vBuffer, out], grid1d(headCount * queryCount * d));
-          await h.run('topk', { ...wg, TOP_K: topK }, [h.library.uniform([...block, 0, n]), probs, topIndices, topWeights], grid1d(headCount * queryCount));
+          await h.run('topk', { ...wg, TOP_K: topK }, [h.library.uniform([...block, 0, n, window]), probs, topIndices, topWeights], grid1d(headCount * queryCount));
           await h.run('span_mass', wg, [h.library.uniform([...block, spans.length, 0, n]), probs, spanBuffer, spanMass], grid1d(headCount * queryCount * spans.length));
           const values = await h.read(probs, headCount * queryCount * n);
           for (let hh = 0; hh < headCount; hh++) {
@@ -315,12 +316,12 @@ test('topk keeps the lower position first among equal weights and pads short row
     const topK = 3;
     const indices = h.output(n * topK);
     const weights = h.output(n * topK);
-    await h.run('topk', { ...wg, TOP_K: topK }, [h.library.uniform([n, 0, 1, 0, n, 0, n]), h.upload(probs), indices, weights], grid1d(n));
+    await h.run('topk', { ...wg, TOP_K: topK }, [h.library.uniform([n, 0, 1, 0, n, 0, n, 0]), h.upload(probs), indices, weights], grid1d(n));
     assert.deepEqual([...(await h.readInt(indices, n * topK))], [0, -1, -1, 0, 1, -1, 0, 1, 2, 0, 1, 2, 0, 1, 2, 0, 1, 2]);
   });
 });
 
-test('attention_scores_masked hides a span from the later queries like ops.causalAttentionProbs with a mask, in head/query blocks', async (t) => {
+for (const window of [0, 9]) test(`attention_scores_masked hides a span from the later queries like ops.causalAttentionProbs with a mask, in head/query blocks${window ? `, sliding window ${window}` : ''}`, async (t) => {
   await withHarness(t, async (h) => {
     const random = seededRandom(29);
     const n = 37;
@@ -332,7 +333,7 @@ test('attention_scores_masked hides a span from the later queries like ops.causa
     const v = randomArray(random, n * Hkv * d);
     // Queries from 20 on may not see keys 8..20; query 19 (inside the span) still sees everything.
     const mask = { queryStart: 20, start: 8, end: 20 };
-    const expectedProbs = ops.causalAttentionProbs(q, k, n, H, Hkv, d, (query, key) => query >= mask.queryStart && key >= mask.start && key < mask.end);
+    const expectedProbs = ops.causalAttentionProbs(q, k, n, H, Hkv, d, (query, key) => query >= mask.queryStart && key >= mask.start && key < mask.end, window);
     const expectedOut = ops.attentionOutput(expectedProbs, v, n, H, Hkv, d);
     const qBuffer = h.upload(q);
     const kBuffer = h.upload(k);
@@ -347,7 +348,7 @@ test('attention_scores_masked hides a span from the later queries like ops.causa
         const queryCount = Math.min(queriesPerBlock, n - query0);
         const probs = h.output(headCount * queryCount * n);
         const block = [n, head0, headCount, query0, queryCount, H, Hkv, d];
-        await h.run('attention_scores_masked', wg, [h.library.uniform([...block, mask.queryStart, mask.start, mask.end, 0, 0, Hkv], [1 / Math.sqrt(d)]), qBuffer, kBuffer, probs], grid1d(headCount * queryCount));
+        await h.run('attention_scores_masked', wg, [h.library.uniform([...block, mask.queryStart, mask.start, mask.end, 0, 0, Hkv, window], [1 / Math.sqrt(d)]), qBuffer, kBuffer, probs], grid1d(headCount * queryCount));
         await h.run('attention_output', wg, [h.library.uniform([...block, 0, 0, Hkv]), probs, vBuffer, out], grid1d(headCount * queryCount * d));
         const values = await h.read(probs, headCount * queryCount * n);
         for (let hh = 0; hh < headCount; hh++) {
@@ -381,11 +382,11 @@ test('attention_row_masked: knockout rows over cached keys plus their own match 
     const kRows = randomArray(random, R * Hkv * d, 2);
     const vRows = randomArray(random, R * Hkv * d);
     const buffers = [h.upload(qRows), h.upload(kCache), h.upload(vCache), h.upload(kRows), h.upload(vRows), h.upload(Uint32Array.from(masks.flatMap((m) => [m.start, m.end])))];
-    for (const applyMask of [0, 1]) {
-      const expected = ops.attentionRowsWithOwnKeys(qRows, kCache, vCache, kRows, vRows, applyMask ? masks : undefined, query, H, Hkv, d);
+    for (const [applyMask, window] of [[0, 0], [1, 0], [1, 11]]) {
+      const expected = ops.attentionRowsWithOwnKeys(qRows, kCache, vCache, kRows, vRows, applyMask ? masks : undefined, query, H, Hkv, d, window);
       const out = h.output(R * H * d);
-      await h.run('attention_row_masked', wg, [h.library.uniform([R, query, H, Hkv, d, applyMask, 0, H, 0, Hkv], [1 / Math.sqrt(d)]), ...buffers, out], [Math.ceil((R * H) / WORKGROUP_SIZE)]);
-      report(`attention_row_masked (apply_mask ${applyMask})`, maxAbsDiff(await h.read(out, R * H * d), expected));
+      await h.run('attention_row_masked', wg, [h.library.uniform([R, query, H, Hkv, d, applyMask, 0, H, 0, Hkv, window], [1 / Math.sqrt(d)]), ...buffers, out], [Math.ceil((R * H) / WORKGROUP_SIZE)]);
+      report(`attention_row_masked (apply_mask ${applyMask}, window ${window})`, maxAbsDiff(await h.read(out, R * H * d), expected));
     }
   });
 });
@@ -512,7 +513,7 @@ for (const variant of KERNEL_VARIANTS) {
           const block = [n, head0, headCount, row0, rows, H, Hkv, d];
           const probs = h.output(headCount * rows * n);
           const groupsOf: [number, number] = variant === 'tiled' ? [Math.ceil(rows / 16), headCount] : grid1d(headCount * rows);
-          await h.run(`attention_scores_${variant}`, scoresConstants, [h.library.uniform([...block, row0, group.start, group.count], [1 / Math.sqrt(d)]), qBlock, kGroup, probs], groupsOf);
+          await h.run(`attention_scores_${variant}`, scoresConstants, [h.library.uniform([...block, row0, group.start, group.count, 0], [1 / Math.sqrt(d)]), qBlock, kGroup, probs], groupsOf);
           await h.run('attention_output', wg, [h.library.uniform([...block, row0, group.start, group.count]), probs, vGroup, outBlock], grid1d(headCount * rows * d));
           const values = await h.read(probs, headCount * rows * n);
           for (let hh = 0; hh < headCount; hh++) {

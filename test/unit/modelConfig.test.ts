@@ -96,7 +96,7 @@ test('falls back to model_type when architectures is absent', () => {
 });
 
 test('an unknown architecture is refused with the supported list', () => {
-  rejects({ architectures: ['GPTNeoXForCausalLM'] }, /architecture "GPTNeoXForCausalLM" is not supported; Attention Lens runs LlamaForCausalLM, Qwen2ForCausalLM, Qwen3ForCausalLM, GPT2LMHeadModel/);
+  rejects({ architectures: ['GPTNeoXForCausalLM'] }, /architecture "GPTNeoXForCausalLM" is not supported; Attention Lens runs LlamaForCausalLM, Qwen2ForCausalLM, Qwen3ForCausalLM, SmolLM3ForCausalLM, GPT2LMHeadModel/);
   rejects({ model_type: 'mistral' }, /model_type "mistral" is not supported/);
   rejects({}, /neither "architectures" nor "model_type"/);
   rejects('text', /not a JSON object/);
@@ -124,8 +124,8 @@ test('settings that would change the computation are refused, not ignored', () =
   rejects({ ...fixtureConfig('llama-f32'), rope_scaling: { rope_type: 'dynamic', factor: 0.5 } }, /a dynamic scaling factor below 1 \(0\.5\)/);
   assert.equal(parseModelConfig({ ...fixtureConfig('llama-f32'), rope_scaling: { rope_type: 'default' } }, FILE).ropeTheta, 10000);
   assert.equal(parseModelConfig({ ...fixtureConfig('llama-f32'), rope_scaling: { rope_type: 'default' } }, FILE).ropeScaling, undefined);
-  rejects({ ...fixtureConfig('qwen3-bf16'), use_sliding_window: true }, /sliding-window attention is not implemented/);
-  rejects({ ...fixtureConfig('qwen2-f16'), use_sliding_window: true }, /sliding-window attention is not implemented/);
+  rejects({ ...fixtureConfig('qwen3-bf16'), use_sliding_window: true, sliding_window: 16, layer_types: ['full_attention'] }, /"layer_types" must list "full_attention" or "sliding_attention" for each of the 2 layers/);
+  rejects({ ...fixtureConfig('smollm3-f32'), no_rope_layers: [1, 2] }, /"no_rope_layers" must list 0 or 1 for each of the 2 layers/);
   rejects({ ...fixtureConfig('llama-f32'), hidden_act: 'gelu' }, /hidden_act "gelu" is not supported/);
   rejects({ ...fixtureConfig('gpt2-f32'), activation_function: 'relu' }, /activation_function "relu" is not supported/);
   rejects({ ...fixtureConfig('gpt2-f32'), scale_attn_by_inverse_layer_idx: true }, /scale_attn_by_inverse_layer_idx/);
@@ -168,4 +168,25 @@ test('reads every rotary scaling transformers implements, from rope_scaling and 
   assert.ok(mscaled.ropeScaling?.type === 'yarn');
   assert.equal(mscaled.ropeScaling.attentionFactor, (0.1 * Math.log(40) + 1) / (0.05 * Math.log(40) + 1));
   assert.equal(mscaled.ropeScaling.betaFast, 32, 'beta_fast 0 means the default, as `or 32` does in transformers');
+});
+
+test('sliding windows: Qwen2/Qwen3 from max_window_layers on or by layer_types, SmolLM3 on its NoPE layers, none unless use_sliding_window', () => {
+  assert.deepEqual(parseModelConfig(fixtureConfig('qwen2-sliding'), FILE).slidingWindow, [0, 12]);
+  assert.equal(parseModelConfig({ ...fixtureConfig('qwen2-sliding'), use_sliding_window: false }, FILE).slidingWindow, undefined);
+  assert.deepEqual(parseModelConfig({ ...fixtureConfig('qwen3-bf16'), use_sliding_window: true, sliding_window: 16, max_window_layers: 0 }, FILE).slidingWindow, [16, 16]);
+  assert.deepEqual(parseModelConfig({ ...fixtureConfig('qwen3-bf16'), use_sliding_window: true, sliding_window: 16, layer_types: ['sliding_attention', 'full_attention'] }, FILE).slidingWindow, [16, 0]);
+  // A window as long as the context never hides anything: no sliding layers.
+  assert.equal(parseModelConfig({ ...fixtureConfig('qwen2-f16'), use_sliding_window: true, sliding_window: 256, max_window_layers: 0 }, FILE).slidingWindow, undefined);
+  assert.deepEqual(parseModelConfig({ ...fixtureConfig('smollm3-f32'), use_sliding_window: true, sliding_window: 8, layer_types: undefined }, FILE).slidingWindow, [0, 8]);
+});
+
+test('reads a SmolLM3 config: NoPE layers from no_rope_layers or every no_rope_layer_interval-th layer, head_dim from hidden / heads, tied by default', () => {
+  const spec = parseModelConfig(fixtureConfig('smollm3-f32'), FILE);
+  assert.equal(spec.family, 'smollm3');
+  assert.deepEqual(spec.ropeLayers, [true, false]);
+  const eight = { ...fixtureConfig('smollm3-f32'), num_hidden_layers: 8, no_rope_layers: undefined, tie_word_embeddings: undefined };
+  const parsed = parseModelConfig(eight, FILE);
+  assert.deepEqual(parsed.ropeLayers, [true, true, true, false, true, true, true, false]);
+  assert.equal(parsed.tieWordEmbeddings, true);
+  assert.equal(parseModelConfig({ ...fixtureConfig('smollm3-f32'), no_rope_layers: [1, 1] }, FILE).ropeLayers, undefined, 'every layer rotates: nothing to say');
 });

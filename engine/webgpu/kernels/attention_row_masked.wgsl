@@ -19,6 +19,7 @@ struct Params {
   head_count: u32,
   kv_head_start: u32, // first KV head the cache bindings hold (long windows split K and V by KV heads)
   kv_heads_bound: u32,// KV heads the cache bindings hold: their row stride is kv_heads_bound * head_dim
+  window: u32,        // sliding window of the layer: keys before query - window + 1 are out of sight; 0: none
   scale: f32,         // 1 / sqrt(head_dim)
 }
 
@@ -61,7 +62,9 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
   }
   var running_max = -3.0e38;
   var total = 0.0;
-  for (var j = 0u; j <= query; j++) {
+  var first = 0u;
+  if (params.window > 0u && query + 1u > params.window) { first = query + 1u - params.window; }
+  for (var j = first; j <= query; j++) {
     if (j >= mask_start && j < mask_end) { continue; }
     // Keys before the query come from the run's cache; the query's own key from this row.
     let own = j == query;

@@ -20,6 +20,7 @@ struct Params {
   q_row_start: u32,       // first query row the q binding holds (long windows keep Q in row blocks)
   kv_head_start: u32,     // first KV head the k binding holds (long windows split K by KV heads)
   kv_heads_bound: u32,    // KV heads the k binding holds: its row stride is kv_heads_bound * head_dim
+  window: u32,            // sliding window of the layer (keys before query - window + 1 get 0); 0: none
   scale: f32,             // 1 / sqrt(head_dim)
 }
 
@@ -32,6 +33,7 @@ const MAX_HEAD_DIM: u32 = 256u;
 @group(0) @binding(3) var<storage, read_write> probs: array<f32>;    // probs: [head_count, query_count, n]
 
 fn is_hidden(query: u32, key: u32) -> bool {
+  if (params.window > 0u && key + params.window <= query) { return true; }
   return query >= params.mask_query_start && key != query && key >= params.mask_key_start && key < params.mask_key_end;
 }
 

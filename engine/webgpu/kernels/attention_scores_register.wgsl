@@ -1,7 +1,8 @@
 // Causal attention probabilities for a block of heads and queries, for CPU-backed adapters: one
 // invocation per (head, query) row keeps the query vector in registers, writes the scaled scores
 // q.k / sqrt(head_dim) for keys 0..query, then turns the row into softmax probabilities in place.
-// Entries after the query (masked) are left untouched: nothing reads them.
+// Entries after the query (masked) are left untouched: nothing reads them. With a sliding window
+// (window > 0) the query sees keys query - window + 1 .. query; the earlier ones get probability 0.
 // Grouped-query attention: query head h reads KV head h / (num_heads / num_kv_heads).
 
 struct Params {
@@ -16,6 +17,7 @@ struct Params {
   q_row_start: u32,   // first query row the q binding holds (long windows keep Q in row blocks)
   kv_head_start: u32, // first KV head the k binding holds (long windows split K by KV heads)
   kv_heads_bound: u32,// KV heads the k binding holds: its row stride is kv_heads_bound * head_dim
+  window: u32,        // sliding window of the layer; 0: every earlier key
   scale: f32,         // 1 / sqrt(head_dim)
 }
 
@@ -46,8 +48,11 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
     q_row[c] = q[(query - params.q_row_start) * q_stride + head * d + c];
   }
   let row = row_index * params.num_tokens;
+  var first = 0u;
+  if (params.window > 0u && query + 1u > params.window) { first = query + 1u - params.window; }
+  for (var j = 0u; j < first; j++) { probs[row + j] = 0.0; }
   var row_max = -3.0e38;
-  for (var j = 0u; j <= query; j++) {
+  for (var j = first; j <= query; j++) {
     let k_base = j * k_stride + kv_local * d;
     var dot_product = 0.0;
     for (var c = 0u; c < d; c++) {
@@ -58,13 +63,13 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
     row_max = max(row_max, score);
   }
   var total = 0.0;
-  for (var j = 0u; j <= query; j++) {
+  for (var j = first; j <= query; j++) {
     let e = exp(probs[row + j] - row_max);
     probs[row + j] = e;
     total += e;
   }
   let inverse_total = 1.0 / total;
-  for (var j = 0u; j <= query; j++) {
+  for (var j = first; j <= query; j++) {
     probs[row + j] = probs[row + j] * inverse_total;
   }
 }

@@ -3,7 +3,8 @@
 // shared by the 16 queries. Invocation (query qi, lane kj) computes the scores of keys
 // j = kj, kj + 16, ... of its query, so the softmax passes read only values the same invocation
 // wrote; the row maximum and sum are reduced over the 16 lanes in workgroup memory.
-// Entries after the query (masked) are left untouched: nothing reads them.
+// Entries after the query (masked) are left untouched: nothing reads them. With a sliding window
+// (window > 0) the query sees keys query - window + 1 .. query; the earlier ones get probability 0.
 // Grouped-query attention: query head h reads KV head h / (num_heads / num_kv_heads).
 
 struct Params {
@@ -18,6 +19,7 @@ struct Params {
   q_row_start: u32,   // first query row the q binding holds (long windows keep Q in row blocks)
   kv_head_start: u32, // first KV head the k binding holds (long windows split K by KV heads)
   kv_heads_bound: u32,// KV heads the k binding holds: its row stride is kv_heads_bound * head_dim
+  window: u32,        // sliding window of the layer; 0: every earlier key
   scale: f32,         // 1 / sqrt(head_dim)
 }
 
@@ -77,6 +79,8 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid
     q_row[c] = q[(query - params.q_row_start) * q_stride + head * d + c];
   }
   let row = (local_head * params.query_count + min(local_query, params.query_count - 1u)) * params.num_tokens;
+  var first = 0u;
+  if (params.window > 0u && query + 1u > params.window) { first = query + 1u - params.window; }
   var row_max = -3.0e38;
   let num_tiles = last_query / TILE_K + 1u;
   for (var t = 0u; t < num_tiles; t++) {
@@ -89,7 +93,9 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid
     }
     workgroupBarrier();
     let j = t * TILE_K + kj;
-    if (query_valid && j <= query) {
+    if (query_valid && j < first) {
+      probs[row + j] = 0.0;
+    } else if (query_valid && j <= query) {
       var dot_product = 0.0;
       for (var c = 0u; c < d; c++) {
         dot_product += q_row[c] * k_tile[kj * d + c];
@@ -103,7 +109,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid
   row_max = reduce_lanes(qi, kj, row_max, true);
   var total = 0.0;
   for (var j = kj; j <= last_query; j += TILE_K) {
-    if (query_valid && j <= query) {
+    if (query_valid && j >= first && j <= query) {
       let e = exp(probs[row + j] - row_max);
       probs[row + j] = e;
       total += e;
@@ -112,7 +118,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid
   total = reduce_lanes(qi, kj, total, false);
   let inverse_total = 1.0 / total;
   for (var j = kj; j <= last_query; j += TILE_K) {
-    if (query_valid && j <= query) {
+    if (query_valid && j >= first && j <= query) {
       probs[row + j] = probs[row + j] * inverse_total;
     }
   }

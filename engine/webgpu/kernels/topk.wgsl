@@ -1,7 +1,7 @@
 // Top-k source positions of each causal probability row in a block of heads and queries: one
 // invocation per row scans keys 0..query in order and keeps the best TOP_K in registers by
 // insertion; a strictly-greater comparison keeps the lower position first among ties.
-// Rows with fewer than TOP_K keys pad with index -1 and weight 0.
+// Rows with fewer than TOP_K keys (in sight: a sliding window hides the earlier ones) pad with index -1 and weight 0.
 
 struct Params {
   num_tokens: u32,    // n: row stride of probs
@@ -11,6 +11,7 @@ struct Params {
   query_count: u32,
   out_row_start: u32, // first query row the outputs hold (long windows keep summaries in row blocks)
   out_rows: u32,      // query rows per head in the outputs
+  window: u32,        // sliding window of the layer: only keys query - window + 1 .. query; 0: 0 .. query
 }
 
 override WORKGROUP_SIZE: u32 = 64u;
@@ -35,7 +36,9 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
   var best_weights: array<f32, MAX_K>;
   var best_indices: array<i32, MAX_K>;
   var filled = 0u;
-  for (var j = 0u; j <= query; j++) {
+  var first = 0u;
+  if (params.window > 0u && query + 1u > params.window) { first = query + 1u - params.window; }
+  for (var j = first; j <= query; j++) {
     let value = probs[row + j];
     if (filled == TOP_K && value <= best_weights[TOP_K - 1u]) { continue; }
     var slot = min(filled, TOP_K - 1u);
