@@ -132,7 +132,7 @@ export class PanelView {
       return wrap;
     };
     bar.append(
-      select('Layer', 'layer', [['all', 'All (strongest)'], ...doc.layers.map((l): [string, string] => [String(l), `Layer ${l}`])]),
+      select('Layer', 'layer', [['all', 'All (strongest)'], ...doc.layers.map((l, i): [string, string] => [String(l), doc.layerScopes?.[i] ? `Layer ${l} (${doc.layerScopes[i]})` : `Layer ${l}`])]),
       select('Head', 'head', [['definition', 'Definition heads of this file'], ['max', 'Max of heads'], ['mean', 'Mean of heads'], ...Array.from({ length: doc.numHeads }, (_, h): [string, string] => [String(h), `Head ${h}`])]),
     );
     const thresholdWrap = el('label', 'control', 'Threshold %');
@@ -337,7 +337,11 @@ export class PanelView {
     table.append(el('span', 'axis'));
     for (let h = 0; h < H; h++) table.append(el('span', 'axis', `H${h}`));
     doc.layers.forEach((layer, li) => {
-      table.append(el('span', 'axis', `L${layer}`));
+      // A layer that sees only part of the window (sliding window) or no positions is marked on its axis label.
+      const scope = doc.layerScopes?.[li];
+      const axis = el('span', scope ? 'axis limited' : 'axis', scope ? `L${layer}*` : `L${layer}`);
+      if (scope) axis.title = `Layer ${layer} ${scope}`;
+      table.append(axis);
       for (let h = 0; h < H; h++) {
         const cell = li * H + h;
         const mass = query.cellMass[cell];
@@ -349,7 +353,7 @@ export class PanelView {
         const sinky = sinkShare >= SINK_HEAD_SHARE;
         button.classList.toggle('sink', sinky);
         button.style.setProperty('--mass', `${Math.round(Math.min(1, mass) * 85)}%`);
-        button.title = `Layer ${layer}, head ${h}: ${Math.round(mass * 100)}% on its strongest distant definition or import${sinky ? `; a sink head: ${Math.round(sinkShare * 100)}% of its attention, over the file, is parked on attention sinks` : ''}${selected ? '; read by the current view' : ''}`;
+        button.title = `Layer ${layer}${scope ? ` (${scope})` : ''}, head ${h}: ${Math.round(mass * 100)}% on its strongest distant definition or import${sinky ? `; a sink head: ${Math.round(sinkShare * 100)}% of its attention, over the file, is parked on attention sinks` : ''}${selected ? '; read by the current view' : ''}`;
         button.setAttribute('aria-label', button.title);
         const canvas = el('canvas');
         canvas.width = 64;
@@ -374,6 +378,8 @@ export class PanelView {
       }
     });
     grid.append(table);
+    const limited = doc.layers.map((layer, li) => [layer, doc.layerScopes?.[li]] as const).filter(([, scope]) => scope);
+    if (limited.length) grid.append(el('p', 'muted', `*: ${limited.map(([layer, scope]) => `layer ${layer} ${scope}`).join('; ')}.`));
     grid.append(el('p', 'muted', `Each cell: where that head looks from the selected token (marks along the file, top positions) and, as its background, its largest mass on a distant definition or import (attention sinks apart). Outlined: the heads the view reads${query.reading ? ` (${query.reading})` : ''}. Dashed: sink heads, which park most of their attention on a window's first token. Click a cell to view that head.`));
   }
 }

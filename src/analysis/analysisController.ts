@@ -803,8 +803,15 @@ function tokenAtOffset(doc: DocumentAnalysisResult['doc'], offset: number): numb
   return Math.min(Math.max(0, lo), doc.ranges.length - 1);
 }
 
-/** Models whose rotary tables depend on the window's length (dynamic NTK, LongRoPE): a prefix of a result is not a result. */
-function lengthDependence(spec: ModelSpec): { rotationDependsOnLength?: true } {
+/**
+ * What the views say of the model's layers (sliding windows, NoPE layers), and whether its rotary
+ * tables depend on the window's length (dynamic NTK, LongRoPE): then a prefix of a result is not a result.
+ */
+function lengthDependence(spec: ModelSpec): { rotationDependsOnLength?: true; slidingWindow?: readonly number[]; ropeLayers?: readonly boolean[] } {
   const type = spec.ropeScaling?.type;
-  return type === 'dynamic' || type === 'longrope' ? { rotationDependsOnLength: true } : {};
+  return {
+    ...(type === 'dynamic' || type === 'longrope' ? { rotationDependsOnLength: true as const } : {}),
+    ...(spec.slidingWindow ? { slidingWindow: spec.slidingWindow } : {}),
+    ...(spec.ropeLayers ? { ropeLayers: spec.ropeLayers } : {}),
+  };
 }

@@ -20,6 +20,10 @@ export interface AnalysedModel {
   readonly context: number;
   /** The model's rotary tables depend on the sequence length (dynamic NTK, LongRoPE scaling): the rows of a prefix change as the window grows. */
   readonly rotationDependsOnLength?: boolean;
+  /** Per layer, the positions a query sees (sliding-window attention); absent or 0: all. */
+  readonly slidingWindow?: readonly number[];
+  /** Per layer, whether it rotates (false: a NoPE layer); absent: all do. */
+  readonly ropeLayers?: readonly boolean[];
 }
 
 export interface DocumentAnalysisResult {

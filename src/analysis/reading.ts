@@ -13,8 +13,9 @@ import { definitionHeadSteps, precisionOf, type HeadsTable } from './definitionH
 import type { DocumentAnalysisResult } from './documentResult';
 
 /** What reading needs of an analysis (the editor's result, or the CLI's analysed file). */
-export type ReadableAnalysis = Pick<DocumentAnalysisResult, 'doc' | 'summary' | 'windowPlan'>;
+export type ReadableAnalysis = Pick<DocumentAnalysisResult, 'doc' | 'summary' | 'windowPlan'> & { readonly model?: LayerFacts };
 import { sinkSteps, type SinkAnalysis } from './sinks';
+import { layerScope, limitedLayersNote, type LayerFacts } from '../shared/format';
 import { runSteps, runStepsSliced } from './slices';
 
 /** attentionLens.minDistance's default. */
@@ -144,8 +145,15 @@ export function resolveReading(result: ReadableAnalysis, view: AttentionView, op
 /** What the view reads, in words, for the hover footer, the status bar tooltip and the CLI. */
 export function describeReading(result: ReadableAnalysis, view: AttentionView, options: ReadingOptions): string {
   const sinks = options.showSinks ? 'sinks shown' : 'attention sinks apart';
-  if (view.head === 'definition') return `${definitionHeadChoice(result, options.minDistance).text}; ${sinks}`;
-  const layer = view.layer === 'all' ? 'all layers (strongest)' : `layer ${view.layer}`;
+  if (view.head === 'definition') {
+    const choice = definitionHeadChoice(result, options.minDistance);
+    const read = choice.heads ? [...new Set(choice.heads.map((h) => result.summary.layers[h.layerIndex]))].sort((a, b) => a - b) : result.summary.layers;
+    const scope = limitedLayersNote(result.model, read);
+    return `${choice.text}; ${sinks}${scope ? `; ${scope}` : ''}`;
+  }
+  // A layer that sees only part of the window says so, wherever its numbers are shown.
+  const scope = view.layer === 'all' ? limitedLayersNote(result.model, result.summary.layers) : layerScope(result.model, view.layer);
+  const layer = view.layer === 'all' ? `all layers (strongest${scope ? `; ${scope}` : ''})` : `layer ${view.layer}${scope ? ` (${scope})` : ''}`;
   const head = view.head === 'mean' ? 'mean of heads' : view.head === 'max' ? 'max of heads' : `head ${view.head}`;
   return `${layer}, ${head}; ${sinks}`;
 }

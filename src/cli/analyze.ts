@@ -246,7 +246,7 @@ export async function runAnalyze(args: string[], log: (line: string) => void): P
   const { text, languageId, doc, summary, readbackBytes, elapsedMs } = analysed;
   const backend = analyzer.backend;
   const windows = { length: analysed.windows };
-  const readable = { doc, summary, windowPlan: analysed.windowPlan };
+  const readable = { doc, summary, windowPlan: analysed.windowPlan, model: { slidingWindow: spec.slidingWindow, ropeLayers: spec.ropeLayers } };
   const rule = { minDistance: options.minDistance, otherLineCounts: false, showSinks: options.showSinks };
   const view = resolveReading(readable, options.view, rule);
   const viewText = describeReading(readable, options.view, rule);
@@ -264,7 +264,16 @@ export async function runAnalyze(args: string[], log: (line: string) => void): P
       `${JSON.stringify({
         file: path.resolve(options.file),
         languageId,
-        model: { folder: modelFolder, architecture: spec.architecture, layers: spec.numLayers, heads: spec.numHeads, context },
+        model: {
+          folder: modelFolder,
+          architecture: spec.architecture,
+          layers: spec.numLayers,
+          heads: spec.numHeads,
+          context,
+          ...(spec.slidingWindow ? { slidingWindow: spec.slidingWindow } : {}),
+          ...(spec.ropeLayers ? { ropeLayers: spec.ropeLayers } : {}),
+          ...(spec.ropeScaling ? { ropeScaling: spec.ropeScaling.type } : {}),
+        },
         backend,
         weighting: options.weighting,
         tokens: doc.tokenIds.length,

@@ -2,6 +2,7 @@
  * Builds what the panel draws from an analysis: the document as tokens, and for the selected
  * token its heatmap and its layers x heads grid. Pure, so the numbers are unit-tested.
  */
+import { layerScope } from '../shared/format';
 import type { AttentionView, DistanceRule } from '../analysis/documentAnalysis';
 import { attendedSources } from '../analysis/documentAnalysis';
 import type { DocumentAnalysisResult, QueryAt } from '../analysis/documentResult';
@@ -35,6 +36,7 @@ export function documentView(result: DocumentAnalysisResult, documentName: strin
     numLayers: result.model.numLayers,
     numHeads: result.model.numHeads,
     layers: result.summary.layers,
+    ...(result.model.slidingWindow || result.model.ropeLayers ? { layerScopes: result.summary.layers.map((layer) => layerScope(result.model, layer) ?? null) } : {}),
     topK: result.summary.topK,
   };
 }

@@ -324,6 +324,8 @@ export interface DocumentViewMessage {
   readonly numHeads: number;
   /** Layers the summaries hold (all, unless the model was too large to summarise every layer). */
   readonly layers: readonly number[];
+  /** Per entry of `layers`: what the layer sees when it is not every earlier token ("sees only the last 512 tokens"), else null. */
+  readonly layerScopes?: readonly (string | null)[];
   readonly topK: number;
 }
 

@@ -131,6 +131,8 @@ for (const [name, what] of [
   ['rope-yarn', 'YaRN in rope_parameters'],
   ['rope-longrope', 'LongRoPE'],
   ['rope-llama3', 'Llama 3 scaling'],
+  ['qwen2-sliding', 'a sliding-window layer'],
+  ['smollm3-f32', 'SmolLM3 with a NoPE layer'],
 ] as const) {
   test(`forward and analyze --backend cpu run ${name} (${what}): the golden logits, and sources on a real file`, () => {
     const golden = readGolden(name);
@@ -151,3 +153,15 @@ for (const [name, what] of [
     assert.ok(report.identifiers.filter((identifier) => identifier.sources.length > 0).length > 5, 'identifiers with attended sources');
   });
 }
+
+test('analyze says which layers see only part of the window, and which have no positional encoding', () => {
+  const file = path.join(repoRoot, 'sample-workspace', 'src', 'money.ts');
+  const sliding = cli(['analyze', file, '--model', fixtureDir('qwen2-sliding'), '--backend', 'cpu']);
+  assert.equal(sliding.status, 0, sliding.stderr);
+  assert.match(sliding.stdout, /view: .*layer 1 sees only the last 12 tokens/);
+  const json = cli(['analyze', file, '--model', fixtureDir('qwen2-sliding'), '--backend', 'cpu', '--json']);
+  assert.deepEqual((JSON.parse(json.stdout) as { model: { slidingWindow: number[] } }).model.slidingWindow, [0, 12]);
+  const nope = cli(['analyze', file, '--model', fixtureDir('smollm3-f32'), '--backend', 'cpu', '--layer', '1', '--head', '0']);
+  assert.equal(nope.status, 0, nope.stderr);
+  assert.match(nope.stdout, /view: layer 1 \(no positional encoding\), head 0/);
+});
