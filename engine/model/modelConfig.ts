@@ -14,6 +14,7 @@ export const SUPPORTED_ARCHITECTURES: Readonly<Record<string, ModelFamily>> = {
   Qwen2ForCausalLM: 'qwen2',
   Qwen3ForCausalLM: 'qwen3',
   SmolLM3ForCausalLM: 'smollm3',
+  Starcoder2ForCausalLM: 'starcoder2',
   GPT2LMHeadModel: 'gpt2',
 };
 
@@ -23,6 +24,7 @@ const MODEL_TYPES: Readonly<Record<string, string>> = {
   qwen2: 'Qwen2ForCausalLM',
   qwen3: 'Qwen3ForCausalLM',
   smollm3: 'SmolLM3ForCausalLM',
+  starcoder2: 'Starcoder2ForCausalLM',
   gpt2: 'GPT2LMHeadModel',
 };
 
@@ -41,7 +43,57 @@ export function parseModelConfig(json: unknown, fileName: string): ModelSpec {
       `architecture "${architecture}" is not supported; Attention Lens runs ${Object.keys(SUPPORTED_ARCHITECTURES).join(', ')}. Choose a model with one of these architectures.`,
     );
   }
-  return family === 'gpt2' ? gpt2Spec(config, architecture, fail) : llamaSpec(config, architecture, family, fail);
+  if (family === 'gpt2') return gpt2Spec(config, architecture, fail);
+  if (family === 'starcoder2') return starcoder2Spec(config, architecture, fail);
+  return llamaSpec(config, architecture, family, fail);
+}
+
+/**
+ * StarCoder2 (Starcoder2Config, modeling_starcoder2.py): LayerNorm with bias (norm_epsilon), biases on
+ * every linear (use_bias), a non-gated tanh-GELU MLP (c_fc, c_proj), rotary positions, and every
+ * layer attending through the sliding window when one is set.
+ */
+function starcoder2Spec(config: ConfigReader, architecture: string, fail: (problem: string) => never): ModelSpec {
+  const hiddenSize = config.positiveInt('hidden_size');
+  const numHeads = config.positiveInt('num_attention_heads');
+  const numKvHeads = config.positiveInt('num_key_value_heads', numHeads);
+  if (hiddenSize % numHeads !== 0) fail(`hidden_size ${hiddenSize} is not divisible by num_attention_heads ${numHeads}`);
+  if (numHeads % numKvHeads !== 0) fail(`num_attention_heads ${numHeads} is not a multiple of num_key_value_heads ${numKvHeads}`);
+  const headDim = hiddenSize / numHeads;
+  if (headDim % 2 !== 0) fail(`head_dim ${headDim} is odd; rotary embeddings need an even head size`);
+  const activation = config.string('hidden_act', 'gelu_pytorch_tanh');
+  if (activation !== 'gelu_pytorch_tanh' && activation !== 'gelu_new') {
+    fail(`hidden_act "${activation}" is not supported; only the tanh GELU ("gelu_pytorch_tanh") is implemented for ${architecture}`);
+  }
+  const numLayers = config.positiveInt('num_hidden_layers');
+  const trainedPositions = config.positiveInt('max_position_embeddings');
+  const rope = readRope(config, headDim, trainedPositions, fail);
+  const windowRaw = config.optional('sliding_window');
+  const window = windowRaw === undefined || windowRaw === null ? 0 : config.positiveInt('sliding_window');
+  const bias = config.boolean('use_bias', true);
+  return {
+    architecture,
+    family: 'starcoder2',
+    vocabSize: config.positiveInt('vocab_size'),
+    hiddenSize,
+    numLayers,
+    numHeads,
+    numKvHeads,
+    headDim,
+    intermediateSize: config.positiveInt('intermediate_size'),
+    maxPositions: rope.maxPositions,
+    norm: 'layer',
+    normEps: config.positiveNumber('norm_epsilon', 1e-5),
+    positional: 'rope',
+    ropeTheta: rope.theta,
+    ...(rope.scaling ? { ropeScaling: rope.scaling } : {}),
+    ...(window > 0 && window < rope.maxPositions ? { slidingWindow: Array.from({ length: numLayers }, () => window) } : {}),
+    mlp: 'gelu',
+    qkvBias: bias,
+    outBias: bias,
+    mlpBias: bias,
+    tieWordEmbeddings: config.boolean('tie_word_embeddings', true),
+  };
 }
 
 function readArchitecture(json: Record<string, unknown>, fail: (problem: string) => never): string {

@@ -12,6 +12,8 @@
  *   Llama / Qwen2 / Qwen3: model.embed_tokens, model.layers.{i}.{input_layernorm, self_attn.{q,k,v,o}_proj,
  *     post_attention_layernorm, mlp.{gate,up,down}_proj}, model.norm, lm_head (absent when tied);
  *     Qwen3 adds self_attn.{q,k}_norm ([head_dim] each).
+ *   StarCoder2: the same attention names with biases, LayerNorms with biases, mlp.{c_fc, c_proj}
+ *     (nn.Linear layouts), model.norm.
  *   GPT-2: [transformer.]{wte, wpe, h.{i}.{ln_1, attn.c_attn, attn.c_proj, ln_2, mlp.c_fc,
  *     mlp.c_proj}, ln_f}; Conv1D weights are [in, out] and are transposed, c_attn is split in q, k, v.
  */
@@ -51,7 +53,7 @@ export async function loadModel(source: ModelFileSource): Promise<LoadedModel> {
     throw new ModelFormatError(configName, `${configName} is not valid JSON (${error instanceof Error ? error.message : String(error)}).`);
   }
   const spec = parseModelConfig(configJson, configName);
-  const build = spec.family === 'gpt2' ? gpt2Weights : llamaWeights;
+  const build = spec.family === 'gpt2' ? gpt2Weights : spec.family === 'starcoder2' ? starcoder2Weights : llamaWeights;
   const opened: RandomAccessFile[] = [];
   try {
     const tensors = await openWeightFiles(source, opened);
@@ -242,6 +244,33 @@ function llamaWeights(spec: ModelSpec, tensors: TensorTable): ModelWeights {
   // With tied embeddings the model ignores any stored lm_head copy, as transformers does.
   const lmHead = spec.tieWordEmbeddings ? tokenEmbedding : tensors.get('lm_head.weight', [vocab, d]);
   return { tokenEmbedding, layers, finalNorm: rms('model.norm'), lmHead };
+}
+
+function starcoder2Weights(spec: ModelSpec, tensors: TensorTable): ModelWeights {
+  const { hiddenSize: d, intermediateSize: inter, numHeads: H, numKvHeads: Hkv, headDim: hd, vocabSize: vocab } = spec;
+  const linear = (name: string, out: number, inDim: number): LinearWeights => ({
+    weight: tensors.get(`${name}.weight`, [out, inDim]),
+    ...(spec.qkvBias ? { bias: tensors.get(`${name}.bias`, [out]) } : {}),
+  });
+  const layerNorm = (name: string): NormWeights => ({ weight: tensors.get(`${name}.weight`, [d]), bias: tensors.get(`${name}.bias`, [d]) });
+  const layers: LayerWeights[] = [];
+  for (let i = 0; i < spec.numLayers; i++) {
+    const p = `model.layers.${i}`;
+    layers.push({
+      attnNorm: layerNorm(`${p}.input_layernorm`),
+      q: linear(`${p}.self_attn.q_proj`, H * hd, d),
+      k: linear(`${p}.self_attn.k_proj`, Hkv * hd, d),
+      v: linear(`${p}.self_attn.v_proj`, Hkv * hd, d),
+      o: linear(`${p}.self_attn.o_proj`, d, H * hd),
+      mlpNorm: layerNorm(`${p}.post_attention_layernorm`),
+      // A plain (not gated) MLP: c_fc, tanh GELU, c_proj; nn.Linear layouts.
+      up: linear(`${p}.mlp.c_fc`, inter, d),
+      down: linear(`${p}.mlp.c_proj`, d, inter),
+    });
+  }
+  const tokenEmbedding = tensors.get('model.embed_tokens.weight', [vocab, d]);
+  const lmHead = spec.tieWordEmbeddings ? tokenEmbedding : tensors.get('lm_head.weight', [vocab, d]);
+  return { tokenEmbedding, layers, finalNorm: layerNorm('model.norm'), lmHead };
 }
 
 function gpt2Weights(spec: ModelSpec, tensors: TensorTable): ModelWeights {

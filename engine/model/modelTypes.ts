@@ -8,7 +8,7 @@
  * c_attn is split into q, k and v.
  */
 
-export type ModelFamily = 'llama' | 'qwen2' | 'qwen3' | 'smollm3' | 'gpt2';
+export type ModelFamily = 'llama' | 'qwen2' | 'qwen3' | 'smollm3' | 'starcoder2' | 'gpt2';
 
 /**
  * How the rotary frequencies are scaled for long contexts, as Hugging Face transformers computes

@@ -26,6 +26,7 @@ export const FIXTURE_MODELS = [
   'rope-llama3',
   'qwen2-sliding',
   'smollm3-f32',
+  'starcoder2-bf16',
 ] as const;
 
 /** Fixtures whose rotary tables depend on the sequence length: golden-short.json holds a shorter run of the same tokens. */

@@ -133,6 +133,7 @@ for (const [name, what] of [
   ['rope-llama3', 'Llama 3 scaling'],
   ['qwen2-sliding', 'a sliding-window layer'],
   ['smollm3-f32', 'SmolLM3 with a NoPE layer'],
+  ['starcoder2-bf16', 'StarCoder2'],
 ] as const) {
   test(`forward and analyze --backend cpu run ${name} (${what}): the golden logits, and sources on a real file`, () => {
     const golden = readGolden(name);

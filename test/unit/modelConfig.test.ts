@@ -96,7 +96,7 @@ test('falls back to model_type when architectures is absent', () => {
 });
 
 test('an unknown architecture is refused with the supported list', () => {
-  rejects({ architectures: ['GPTNeoXForCausalLM'] }, /architecture "GPTNeoXForCausalLM" is not supported; Attention Lens runs LlamaForCausalLM, Qwen2ForCausalLM, Qwen3ForCausalLM, SmolLM3ForCausalLM, GPT2LMHeadModel/);
+  rejects({ architectures: ['GPTNeoXForCausalLM'] }, /architecture "GPTNeoXForCausalLM" is not supported; Attention Lens runs LlamaForCausalLM, Qwen2ForCausalLM, Qwen3ForCausalLM, SmolLM3ForCausalLM, Starcoder2ForCausalLM, GPT2LMHeadModel/);
   rejects({ model_type: 'mistral' }, /model_type "mistral" is not supported/);
   rejects({}, /neither "architectures" nor "model_type"/);
   rejects('text', /not a JSON object/);
@@ -189,4 +189,18 @@ test('reads a SmolLM3 config: NoPE layers from no_rope_layers or every no_rope_l
   assert.deepEqual(parsed.ropeLayers, [true, true, true, false, true, true, true, false]);
   assert.equal(parsed.tieWordEmbeddings, true);
   assert.equal(parseModelConfig({ ...fixtureConfig('smollm3-f32'), no_rope_layers: [1, 1] }, FILE).ropeLayers, undefined, 'every layer rotates: nothing to say');
+});
+
+test('reads a StarCoder2 config: LayerNorm with bias, biases everywhere, a plain tanh-GELU MLP, every layer in the sliding window', () => {
+  const spec = parseModelConfig(fixtureConfig('starcoder2-bf16'), FILE);
+  assert.equal(spec.family, 'starcoder2');
+  assert.equal(spec.norm, 'layer');
+  assert.equal(spec.normEps, 1e-5);
+  assert.equal(spec.mlp, 'gelu');
+  assert.equal(spec.positional, 'rope');
+  assert.deepEqual([spec.qkvBias, spec.outBias, spec.mlpBias], [true, true, true]);
+  assert.deepEqual(spec.slidingWindow, [16, 16]);
+  assert.equal(parseModelConfig({ ...fixtureConfig('starcoder2-bf16'), sliding_window: null }, FILE).slidingWindow, undefined);
+  assert.equal(parseModelConfig({ ...fixtureConfig('starcoder2-bf16'), use_bias: false }, FILE).qkvBias, false);
+  rejects({ ...fixtureConfig('starcoder2-bf16'), hidden_act: 'gelu' }, /hidden_act "gelu" is not supported; only the tanh GELU/);
 });
