@@ -15,6 +15,7 @@ export const SUPPORTED_ARCHITECTURES: Readonly<Record<string, ModelFamily>> = {
   Qwen3ForCausalLM: 'qwen3',
   SmolLM3ForCausalLM: 'smollm3',
   Starcoder2ForCausalLM: 'starcoder2',
+  Phi3ForCausalLM: 'phi3',
   GPT2LMHeadModel: 'gpt2',
 };
 
@@ -25,6 +26,7 @@ const MODEL_TYPES: Readonly<Record<string, string>> = {
   qwen3: 'Qwen3ForCausalLM',
   smollm3: 'SmolLM3ForCausalLM',
   starcoder2: 'Starcoder2ForCausalLM',
+  phi3: 'Phi3ForCausalLM',
   gpt2: 'GPT2LMHeadModel',
 };
 
@@ -137,11 +139,19 @@ function llamaSpec(
   if (headDim % 2 !== 0) fail(`head_dim ${headDim} is odd; rotary embeddings need an even head size`);
   const activation = config.string('hidden_act', 'silu');
   if (activation !== 'silu') fail(`hidden_act "${activation}" is not supported; only "silu" (SwiGLU) is implemented for ${architecture}`);
+  // Phi-3 / Phi-4-mini rotate only int(head_dim x partial_rotary_factor) dimensions of each head.
+  const rotaryDim = family === 'phi3' ? Math.floor(headDim * config.positiveNumber('partial_rotary_factor', 1)) : headDim;
+  if (rotaryDim % 2 !== 0 || rotaryDim > headDim) fail(`partial_rotary_factor gives ${rotaryDim} rotary dimensions of ${headDim}; they must be even and at most head_dim`);
   const trainedPositions = config.positiveInt('max_position_embeddings');
-  const rope = readRope(config, headDim, trainedPositions, fail);
+  const rope = readRope(config, rotaryDim, trainedPositions, fail);
   const numLayers = config.positiveInt('num_hidden_layers');
   const ropeLayers = family === 'smollm3' ? readNoRopeLayers(config, numLayers, fail) : undefined;
-  const slidingWindow = family === 'qwen2' || family === 'qwen3' || family === 'smollm3' ? readSlidingWindows(config, family, numLayers, ropeLayers, fail) : undefined;
+  const slidingWindow =
+    family === 'qwen2' || family === 'qwen3' || family === 'smollm3'
+      ? readSlidingWindows(config, family, numLayers, ropeLayers, fail)
+      : family === 'phi3'
+        ? everyLayerWindow(config, numLayers)
+        : undefined;
   const attentionBias = config.boolean('attention_bias', false);
   return {
     architecture,
@@ -155,18 +165,20 @@ function llamaSpec(
     intermediateSize: config.positiveInt('intermediate_size'),
     maxPositions: rope.maxPositions,
     norm: 'rms',
-    normEps: config.positiveNumber('rms_norm_eps', 1e-6),
+    // Phi3Config's default is 1e-5; the others' 1e-6.
+    normEps: config.positiveNumber('rms_norm_eps', family === 'phi3' ? 1e-5 : 1e-6),
     positional: 'rope',
     ropeTheta: rope.theta,
     ...(rope.scaling ? { ropeScaling: rope.scaling } : {}),
     ...(family === 'qwen3' ? { qkNorm: true } : {}),
+    ...(rotaryDim < headDim ? { rotaryDim } : {}),
     ...(ropeLayers && ropeLayers.some((rotates) => !rotates) ? { ropeLayers } : {}),
     ...(slidingWindow && slidingWindow.some((window) => window > 0 && window < rope.maxPositions) ? { slidingWindow } : {}),
     mlp: 'swiglu',
-    // Qwen2 always has q/k/v biases and no output bias; Llama's attention_bias covers q, k, v and o.
-    qkvBias: family === 'qwen2' ? true : attentionBias,
-    outBias: family === 'qwen2' ? false : attentionBias,
-    mlpBias: family === 'qwen2' ? false : config.boolean('mlp_bias', false),
+    // Qwen2 always has q/k/v biases and no output bias; Phi-3 none; Llama's attention_bias covers q, k, v and o.
+    qkvBias: family === 'qwen2' ? true : family === 'phi3' ? false : attentionBias,
+    outBias: family === 'qwen2' || family === 'phi3' ? false : attentionBias,
+    mlpBias: family === 'qwen2' || family === 'phi3' ? false : config.boolean('mlp_bias', false),
     // SmolLM3Config ties the embeddings by default; LlamaConfig and Qwen2/Qwen3Config do not.
     tieWordEmbeddings: config.boolean('tie_word_embeddings', family === 'smollm3'),
   };
@@ -200,6 +212,14 @@ function readSlidingWindows(
   if (typeof raw !== 'number' || !Number.isSafeInteger(raw) || raw < 0) return fail(`"max_window_layers" must be a whole number, not ${JSON.stringify(raw)}`);
   const first = raw;
   return Array.from({ length: numLayers }, (_, l) => (l >= first ? window : 0));
+}
+
+/** Phi-3's sliding_window: every layer, when it is set. */
+function everyLayerWindow(config: ConfigReader, numLayers: number): number[] | undefined {
+  const raw = config.optional('sliding_window');
+  if (raw === undefined || raw === null) return undefined;
+  const window = config.positiveInt('sliding_window');
+  return Array.from({ length: numLayers }, () => window);
 }
 
 /**

@@ -12,6 +12,7 @@
  *   Llama / Qwen2 / Qwen3: model.embed_tokens, model.layers.{i}.{input_layernorm, self_attn.{q,k,v,o}_proj,
  *     post_attention_layernorm, mlp.{gate,up,down}_proj}, model.norm, lm_head (absent when tied);
  *     Qwen3 adds self_attn.{q,k}_norm ([head_dim] each).
+ *   Phi-3: self_attn.qkv_proj and mlp.gate_up_proj fused, split here by rows (q, k, v; gate, up).
  *   StarCoder2: the same attention names with biases, LayerNorms with biases, mlp.{c_fc, c_proj}
  *     (nn.Linear layouts), model.norm.
  *   GPT-2: [transformer.]{wte, wpe, h.{i}.{ln_1, attn.c_attn, attn.c_proj, ln_2, mlp.c_fc,
@@ -227,6 +228,23 @@ function llamaWeights(spec: ModelSpec, tensors: TensorTable): ModelWeights {
   const layers: LayerWeights[] = [];
   for (let i = 0; i < spec.numLayers; i++) {
     const p = `model.layers.${i}`;
+    if (spec.family === 'phi3') {
+      // Phi-3 fuses q, k, v (rows in that order) and gate, up (gate first): split by rows.
+      const qkv = tensors.get(`${p}.self_attn.qkv_proj.weight`, [(H + 2 * Hkv) * hd, d]);
+      const gateUp = tensors.get(`${p}.mlp.gate_up_proj.weight`, [2 * inter, d]);
+      layers.push({
+        attnNorm: rms(`${p}.input_layernorm`),
+        q: { weight: sliceRows(qkv, 0, H * hd, 'q') },
+        k: { weight: sliceRows(qkv, H * hd, Hkv * hd, 'k') },
+        v: { weight: sliceRows(qkv, (H + Hkv) * hd, Hkv * hd, 'v') },
+        o: linear(`${p}.self_attn.o_proj`, d, H * hd, false),
+        mlpNorm: rms(`${p}.post_attention_layernorm`),
+        gate: { weight: sliceRows(gateUp, 0, inter, 'gate') },
+        up: { weight: sliceRows(gateUp, inter, inter, 'up') },
+        down: linear(`${p}.mlp.down_proj`, d, inter, false),
+      });
+      continue;
+    }
     layers.push({
       attnNorm: rms(`${p}.input_layernorm`),
       q: linear(`${p}.self_attn.q_proj`, H * hd, d, spec.qkvBias),
@@ -341,5 +359,7 @@ function sliceRows(t: HostTensor, start: number, count: number, part: string): H
     shape: [count, ...t.shape.slice(1)],
     dtype: t.dtype,
     bytes: t.bytes.subarray(start * rowBytes, (start + count) * rowBytes),
+    // Rows of a tensor stored as is are a range of its file too (an engine may still map them).
+    ...(t.source ? { source: { file: t.source.file, offset: t.source.offset + start * rowBytes, length: count * rowBytes } } : {}),
   };
 }

@@ -8,7 +8,7 @@
  * c_attn is split into q, k and v.
  */
 
-export type ModelFamily = 'llama' | 'qwen2' | 'qwen3' | 'smollm3' | 'starcoder2' | 'gpt2';
+export type ModelFamily = 'llama' | 'qwen2' | 'qwen3' | 'smollm3' | 'starcoder2' | 'phi3' | 'gpt2';
 
 /**
  * How the rotary frequencies are scaled for long contexts, as Hugging Face transformers computes
@@ -72,6 +72,11 @@ export interface ModelSpec {
   readonly positional: 'rope' | 'learned';
   /** Rotary base (rope_theta); unused for learned positions. Rotation uses HF's rotate-half pairing (i, i + headDim/2). */
   readonly ropeTheta: number;
+  /**
+   * How many of each head's dimensions rotate (Phi-3's partial_rotary_factor x head_dim); the rest
+   * pass through. Rotate-half pairs (i, i + rotaryDim / 2). Absent: all headDim.
+   */
+  readonly rotaryDim?: number;
   /** Long-context scaling of the rotary frequencies; absent for plain rotary embeddings and learned positions. */
   readonly ropeScaling?: RopeScaling;
   /**

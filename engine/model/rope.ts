@@ -19,7 +19,7 @@ const f = Math.fround;
 
 /** The rotary frequencies of a model for a sequence of `sequenceLength` tokens, and the factor cos and sin are scaled by. */
 export interface RopeFrequencies {
-  /** head_dim / 2 inverse frequencies, as f32 values. */
+  /** rotaryDim / 2 inverse frequencies, as f32 values. */
   readonly invFreq: Float32Array;
   /** Multiplies cos and sin (YaRN and LongRoPE's attention factor; 1 otherwise). */
   readonly attentionFactor: number;
@@ -38,9 +38,18 @@ export function ropeAngle(position: number, invFreq: number): number {
   return f(position * invFreq);
 }
 
-/** The frequencies `spec` rotates by in a sequence of `sequenceLength` tokens. */
-export function ropeFrequencies(spec: Pick<ModelSpec, 'headDim' | 'ropeTheta' | 'ropeScaling'>, sequenceLength: number): RopeFrequencies {
-  const d = spec.headDim;
+/** The spec fields the rotary tables depend on. */
+export type RopeSpec = Pick<ModelSpec, 'headDim' | 'ropeTheta' | 'ropeScaling' | 'rotaryDim'>;
+
+/** The dimensions of a head that rotate: rotaryDim (partial rotary), else all of head_dim. */
+export function rotaryDimOf(spec: Pick<ModelSpec, 'headDim' | 'rotaryDim'>): number {
+  return spec.rotaryDim ?? spec.headDim;
+}
+
+/** The frequencies `spec` rotates by in a sequence of `sequenceLength` tokens (rotaryDim / 2 of them). */
+export function ropeFrequencies(spec: RopeSpec, sequenceLength: number): RopeFrequencies {
+  // transformers: dim = int(head_dim * partial_rotary_factor), the exponents 2i / dim.
+  const d = rotaryDimOf(spec);
   const theta = spec.ropeTheta;
   const scaling = spec.ropeScaling;
   if (!scaling) return { invFreq: ropeInverseFrequencies(d, theta), attentionFactor: 1 };
@@ -119,11 +128,11 @@ export function ropeTablesAgree(spec: Pick<ModelSpec, 'ropeScaling'>, a: number,
 
 /**
  * cos and sin of positions first..first+count-1 in a sequence of `sequenceLength` tokens, each
- * [count, head_dim / 2] (frequency i of row r at r * head_dim / 2 + i), attention factor applied.
- * With HF's rotate-half pairing, elements i and i + head_dim / 2 of a head share entry i.
+ * [count, rotaryDim / 2] (frequency i of row r at r * rotaryDim / 2 + i), attention factor applied.
+ * With HF's rotate-half pairing, elements i and i + rotaryDim / 2 of a head share entry i.
  */
 export function ropeCosSin(
-  spec: Pick<ModelSpec, 'headDim' | 'ropeTheta' | 'ropeScaling'>,
+  spec: RopeSpec,
   first: number,
   count: number,
   sequenceLength: number,

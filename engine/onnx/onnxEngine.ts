@@ -27,7 +27,7 @@ import { compareNextToken, knockedPositions, logSoftmax, topTokens, validateKnoc
 import type { AttentionEngine } from '../engine';
 import type { LoadedModel, ModelSpec } from '../model/modelTypes';
 import { throwIfAborted, validateAttentionRequest, validateRowRequest, validateTokenIds } from '../requestChecks';
-import { ropeCosSin, ropeTablesAgree } from '../model/rope';
+import { ropeCosSin, ropeTablesAgree, rotaryDimOf } from '../model/rope';
 import { buildAnalysisModel, buildHeadModel, GRAPH_IO, totalWeightBytes, totalWeightElements, type OnnxGraph } from './onnxGraph';
 import { cloneSummary, evictOverBudget, mergeSummaries, planReuse, summaryArrayBytes, type CachedRequest, type ReusePlan } from '../runReuse';
 import { WindowTooLongError } from '../webgpu/memoryPlan';
@@ -371,8 +371,8 @@ export class OnnxRuntimeEngine implements AttentionEngine {
       };
       if (s.positional === 'rope') {
         const { cos, sin } = ropeRows(s, b, m, options.sequenceLength ?? n);
-        feeds[GRAPH_IO.ropeCos] = new ort.Tensor('float32', cos, [m, s.headDim]);
-        feeds[GRAPH_IO.ropeSin] = new ort.Tensor('float32', sin, [m, s.headDim]);
+        feeds[GRAPH_IO.ropeCos] = new ort.Tensor('float32', cos, [m, rotaryDimOf(s)]);
+        feeds[GRAPH_IO.ropeSin] = new ort.Tensor('float32', sin, [m, rotaryDimOf(s)]);
       } else {
         feeds[GRAPH_IO.positionIds] = new ort.Tensor('int64', BigInt64Array.from({ length: m }, (_, i) => BigInt(b + i)), [m]);
       }
@@ -587,19 +587,19 @@ function copyBlockSummary(
 
 /**
  * cos and sin of positions first..first+count-1 of a sequence of `sequenceLength` tokens (any
- * rotary scaling applied), laid out [count, hd] with HF's rotate-half pairing (i and i + hd/2 share
- * an angle).
+ * rotary scaling applied), laid out [count, rotaryDim] with HF's rotate-half pairing (i and
+ * i + rotaryDim/2 share an angle).
  */
 function ropeRows(spec: ModelSpec, first: number, count: number, sequenceLength: number): { cos: Float32Array; sin: Float32Array } {
-  const hd = spec.headDim;
-  const half = hd / 2;
+  const width = rotaryDimOf(spec);
+  const half = width / 2;
   const table = ropeCosSin(spec, first, count, sequenceLength);
-  const cos = new Float32Array(count * hd);
-  const sin = new Float32Array(count * hd);
+  const cos = new Float32Array(count * width);
+  const sin = new Float32Array(count * width);
   for (let t = 0; t < count; t++) {
     for (let i = 0; i < half; i++) {
-      cos[t * hd + i] = cos[t * hd + i + half] = table.cos[t * half + i];
-      sin[t * hd + i] = sin[t * hd + i + half] = table.sin[t * half + i];
+      cos[t * width + i] = cos[t * width + i + half] = table.cos[t * half + i];
+      sin[t * width + i] = sin[t * width + i + half] = table.sin[t * half + i];
     }
   }
   return { cos, sin };

@@ -28,6 +28,7 @@
  * travel as external data held in memory (`OnnxGraph.externalData`), not inside the protocol
  * buffer, so no 2 GB protobuf limit applies to the model.
  */
+import { rotaryDimOf } from '../model/rope';
 import { onnx } from 'onnx-proto';
 import type { HostTensor, LayerWeights, LinearWeights, LoadedModel, ModelSpec, NormWeights } from '../model/modelTypes';
 import type { WeightsFile } from './weightsFile';
@@ -268,13 +269,19 @@ class ModelGraph {
     return g.one('Transpose', [g.one('Reshape', [flat, g.once(`shape-heads-${heads}`, () => g.int64([-1, heads, this.hd]))])], { perm: [1, 0, 2] });
   }
 
-  /** HF rotate-half RoPE: x * cos + cat(-x2, x1) * sin, with cos/sin [rows, hd] broadcast over heads. */
+  /**
+   * HF rotate-half RoPE: x * cos + cat(-x2, x1) * sin on the first rotaryDim dimensions of each head
+   * (the rest pass through: partial rotary), with cos/sin [rows, rotaryDim] broadcast over heads.
+   */
   rope(t: string, cos: string, sin: string): string {
     const g = this.g;
-    const half = this.hd / 2;
-    const [x1, x2] = g.op('Split', [t, g.once('split-halves', () => g.int64([half, half]))], { axis: 2 }, 2);
+    const rotary = rotaryDimOf(this.s);
+    const half = rotary / 2;
+    const [rot, pass] = rotary < this.hd ? g.op('Split', [t, g.once('split-rotary', () => g.int64([rotary, this.hd - rotary]))], { axis: 2 }, 2) : [t, undefined];
+    const [x1, x2] = g.op('Split', [rot, g.once('split-halves', () => g.int64([half, half]))], { axis: 2 }, 2);
     const rotated = g.one('Concat', [g.one('Neg', [x2]), x1], { axis: 2 });
-    return g.one('Add', [g.one('Mul', [t, cos]), g.one('Mul', [rotated, sin])]);
+    const turned = g.one('Add', [g.one('Mul', [rot, cos]), g.one('Mul', [rotated, sin])]);
+    return pass ? g.one('Concat', [turned, pass], { axis: 2 }) : turned;
   }
 
   /** [Hkv, rows, hd] -> [H, rows, hd]: query head h reads KV head floor(h / groups). */
@@ -476,7 +483,8 @@ class ModelGraph {
     const maskOf = (layer: number) =>
       g.one('Gather', [masksOfWindow(this.s.slidingWindow?.[layer] ?? 0), scalar(g.one('Gather', [hiddenLayers, g.int64([layer])], { axis: 0 }))], { axis: 0 });
     if (this.s.positional === 'learned') return { ids, positions: g.input(GRAPH_IO.positionIds, DataType.INT64, ['rows']), maskOf };
-    return { ids, rope: { cos: g.input(GRAPH_IO.ropeCos, DataType.FLOAT, ['rows', this.hd]), sin: g.input(GRAPH_IO.ropeSin, DataType.FLOAT, ['rows', this.hd]) }, maskOf };
+    const rotary = rotaryDimOf(this.s);
+    return { ids, rope: { cos: g.input(GRAPH_IO.ropeCos, DataType.FLOAT, ['rows', rotary]), sin: g.input(GRAPH_IO.ropeSin, DataType.FLOAT, ['rows', rotary]) }, maskOf };
   }
 }
 

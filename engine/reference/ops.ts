@@ -69,11 +69,19 @@ export function layerNorm(
 
 /**
  * Rotary position embedding in place, with Hugging Face's rotate-half pairing: element i pairs with
- * i + headDim/2 and both turn by token t's angle of frequency i. x: [n, heads, headDim]; cos and
- * sin: [n, headDim / 2] (engine/model/rope.ts's ropeCosSin, which applies any scaling).
+ * i + rotaryDim/2 and both turn by token t's angle of frequency i; elements from rotaryDim on pass
+ * through (partial rotary). x: [n, heads, headDim]; cos and sin: [n, rotaryDim / 2]
+ * (engine/model/rope.ts's ropeCosSin, which applies any scaling).
  */
-export function applyRope(x: Float32Array, n: number, heads: number, headDim: number, table: { readonly cos: ArrayLike<number>; readonly sin: ArrayLike<number> }): void {
-  const half = headDim / 2;
+export function applyRope(
+  x: Float32Array,
+  n: number,
+  heads: number,
+  headDim: number,
+  table: { readonly cos: ArrayLike<number>; readonly sin: ArrayLike<number> },
+  rotaryDim = headDim,
+): void {
+  const half = rotaryDim / 2;
   for (let t = 0; t < n; t++) {
     for (let i = 0; i < half; i++) {
       const cos = table.cos[t * half + i];

@@ -14,7 +14,7 @@ import type { AttentionEngine } from '../engine';
 import type { LinearWeights, LoadedModel, ModelSpec, NormWeights } from '../model/modelTypes';
 import { toFloat32 } from '../model/tensorData';
 import * as ops from './ops';
-import { ropeCosSin } from '../model/rope';
+import { ropeCosSin, rotaryDimOf } from '../model/rope';
 import { throwIfAborted, validateAttentionRequest, validateRowRequest, validateTokenIds } from '../requestChecks';
 
 interface F32Linear {
@@ -216,8 +216,8 @@ export class ReferenceEngine implements AttentionEngine {
       if (layer.kNorm) k = ops.rmsNorm(k, layer.kNorm.weight, n * s.numKvHeads, s.headDim, s.normEps);
       // SmolLM3's NoPE layers attend without any rotation.
       if (rope && s.ropeLayers?.[l] !== false) {
-        ops.applyRope(q, n, s.numHeads, s.headDim, rope);
-        ops.applyRope(k, n, s.numKvHeads, s.headDim, rope);
+        ops.applyRope(q, n, s.numHeads, s.headDim, rope, rotaryDimOf(s));
+        ops.applyRope(k, n, s.numKvHeads, s.headDim, rope, rotaryDimOf(s));
       }
       const probs = ops.causalAttentionProbs(q, k, n, s.numHeads, s.numKvHeads, s.headDim, blocked && ((query, key) => blocked(l, query, key)), s.slidingWindow?.[l] ?? 0);
       onLayer(l, q, k, v, probs);

@@ -55,7 +55,7 @@ import { MAX_TIMED_PASSES, PassTimer } from './passTimer';
 import { type SubmissionRecord, type SubmissionStats, SubmissionPacer, Submitter } from './submissions';
 import { type CachedRequest, cloneSummary, evictOverBudget, mergeSummaries, planReuse, summaryArrayBytes } from '../runReuse';
 import { throwIfAborted, validateAttentionRequest, validateRowRequest, validateTokenIds } from '../requestChecks';
-import { ropeCosSin, ropeTablesAgree } from '../model/rope';
+import { ropeCosSin, ropeTablesAgree, rotaryDimOf } from '../model/rope';
 
 export type KernelVariant = 'tiled' | 'register';
 
@@ -173,7 +173,7 @@ interface LayerWorkRows {
 interface ComputedBlock extends RowRange {
   readonly x: GPUBuffer;          // [rows, hidden], updated in place layer by layer
   readonly q: GPUBuffer;          // [rows, heads * head_dim] of the layer being encoded
-  readonly cosSin?: GPUBuffer;    // [rows, head_dim / 2, 2]
+  readonly cosSin?: GPUBuffer;    // [rows, rotary_dim / 2, 2]
 }
 
 /** The summaries one layer writes, when it is summarised. */
@@ -720,7 +720,7 @@ export class GpuEngine implements AttentionEngine {
       this.device.queue.writeBuffer(ids, 0, Uint32Array.from(tokenIds.subarray(range.rowStart, range.rowStart + range.rows)));
       let cosSin: GPUBuffer | undefined;
       if (s.positional === 'rope') {
-        cosSin = this.buffer(`${use} rope cos/sin [rows, head_dim / 2, 2] block ${i}`, range.rows * s.headDim * F32);
+        cosSin = this.buffer(`${use} rope cos/sin [rows, rotary_dim / 2, 2] block ${i}`, range.rows * rotaryDimOf(s) * F32);
         this.device.queue.writeBuffer(cosSin, 0, ropeTable(s, range.rowStart, range.rows, tokenIds.length));
       }
       return { ...range, x: residuals[i], ids, cosSin };
@@ -781,7 +781,7 @@ export class GpuEngine implements AttentionEngine {
         await submitter.unit('projections', label, rows * costs.projectionPerRow, (encoder) => {
           const pass = encoder.beginComputePass({ label });
           this.encodeProjections(pass, p, l, rowRange(block.x, r0, rows, d), rowRange(work.h, r0, rows, d), rowRange(block.q, r0, rows, qWidth),
-            rowRange(work.kRows, r0, rows, kvWidth), rowRange(work.vRows, r0, rows, kvWidth), rows, block.cosSin && rowRange(block.cosSin, r0, rows, hd));
+            rowRange(work.kRows, r0, rows, kvWidth), rowRange(work.vRows, r0, rows, kvWidth), rows, block.cosSin && rowRange(block.cosSin, r0, rows, rotaryDimOf(s)));
           groups.forEach((group, g) => {
             const params = this.kernels.uniform([rows, group.count * hd, r0 * kvWidth + group.start * hd, kvWidth, (block.rowStart + r0) * group.count * hd, group.count * hd]);
             dispatch(this.device, pass, p.copyBlock, [params, work.kRows, k[g]], grid1d(rows * group.count * hd));
@@ -975,7 +975,7 @@ export class GpuEngine implements AttentionEngine {
       this.device.queue.writeBuffer(ids, 0, new Uint32Array(rows).fill(run.tokenIds[query]));
       const maskBuffer = this.buffer('knockout masks [rows, 2]', rows * 8);
       this.device.queue.writeBuffer(maskBuffer, 0, Uint32Array.from(masks.flatMap((mask) => [mask.start, mask.end])));
-      const cosSin = s.positional === 'rope' ? this.buffer('knockout rope cos/sin [rows, head_dim / 2, 2]', rows * s.headDim * F32) : undefined;
+      const cosSin = s.positional === 'rope' ? this.buffer('knockout rope cos/sin [rows, rotary_dim / 2, 2]', rows * rotaryDimOf(s) * F32) : undefined;
       if (cosSin) this.device.queue.writeBuffer(cosSin, 0, ropeRowsAt(s, query, rows, run.tokenIds.length));
       const logits = this.buffer('knockout logits [rows, vocab]', rows * s.vocabSize * F32);
       const staging = this.staging('knockout logits staging', rows * s.vocabSize * F32);
@@ -1226,9 +1226,10 @@ export class GpuEngine implements AttentionEngine {
     }
     // SmolLM3's NoPE layers attend without any rotation.
     if (cosSin && s.ropeLayers?.[l] !== false) {
-      const half = s.headDim / 2;
-      dispatch(this.device, pass, p.rope, [this.kernels.uniform([rows, s.numHeads, s.headDim]), q, cosSin], grid1d(rows * s.numHeads * half));
-      dispatch(this.device, pass, p.rope, [this.kernels.uniform([rows, s.numKvHeads, s.headDim]), k, cosSin], grid1d(rows * s.numKvHeads * half));
+      const rotary = rotaryDimOf(s);
+      const half = rotary / 2;
+      dispatch(this.device, pass, p.rope, [this.kernels.uniform([rows, s.numHeads, s.headDim, rotary]), q, cosSin], grid1d(rows * s.numHeads * half));
+      dispatch(this.device, pass, p.rope, [this.kernels.uniform([rows, s.numKvHeads, s.headDim, rotary]), k, cosSin], grid1d(rows * s.numKvHeads * half));
     }
   }
 
@@ -1577,7 +1578,7 @@ async function readStaging(staging: GPUBuffer, bytes: number): Promise<ArrayBuff
  * Face does, with the model's rotary scaling).
  */
 function ropeTable(spec: ModelSpec, start: number, rows: number, sequenceLength: number): Float32Array<ArrayBuffer> {
-  const half = spec.headDim / 2;
+  const half = rotaryDimOf(spec) / 2;
   const { cos, sin } = ropeCosSin(spec, start, rows, sequenceLength);
   const table = new Float32Array(rows * half * 2);
   for (let j = 0; j < rows * half; j++) {
@@ -1587,11 +1588,11 @@ function ropeTable(spec: ModelSpec, start: number, rows: number, sequenceLength:
   return table;
 }
 
-/** `rows` copies of position `position`'s row of the rotary table: [rows, head_dim / 2, 2]. */
+/** `rows` copies of position `position`'s row of the rotary table: [rows, rotary_dim / 2, 2]. */
 function ropeRowsAt(spec: ModelSpec, position: number, rows: number, sequenceLength: number): Float32Array<ArrayBuffer> {
   const row = ropeTable(spec, position, 1, sequenceLength);
-  const out = new Float32Array(rows * spec.headDim);
-  for (let r = 0; r < rows; r++) out.set(row, r * spec.headDim);
+  const out = new Float32Array(rows * row.length);
+  for (let r = 0; r < rows; r++) out.set(row, r * row.length);
   return out;
 }
 

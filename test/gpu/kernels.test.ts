@@ -172,28 +172,35 @@ test('head_rmsnorm normalises each head in place like ops.rmsNorm over head_dim 
   });
 });
 
-test('rope rotates like ops.applyRope (rotate-half pairing)', async (t) => {
+for (const rotary of [16, 10]) test(`rope rotates like ops.applyRope (rotate-half pairing${rotary < 16 ? `, partial: ${rotary} of 16 dimensions` : ''})`, async (t) => {
   await withHarness(t, async (h) => {
     const random = seededRandom(13);
     const n = 45;
     const heads = 3;
     const headDim = 16;
     const theta = 10000;
+    const spec = { headDim, ropeTheta: theta, rotaryDim: rotary };
     const x = randomArray(random, n * heads * headDim);
     const expected = x.slice();
-    ops.applyRope(expected, n, heads, headDim, ropeCosSin({ headDim, ropeTheta: theta }, 0, n, n));
-    const half = headDim / 2;
+    const cosSin = ropeCosSin(spec, 0, n, n);
+    ops.applyRope(expected, n, heads, headDim, cosSin, rotary);
+    const half = rotary / 2;
     const table = new Float32Array(n * half * 2);
     for (let p = 0; p < n; p++) {
       for (let i = 0; i < half; i++) {
-        const angle = p / Math.pow(theta, (2 * i) / headDim);
+        const angle = p / Math.pow(theta, (2 * i) / rotary);
         table[(p * half + i) * 2] = Math.cos(angle);
         table[(p * half + i) * 2 + 1] = Math.sin(angle);
       }
     }
     const buffer = h.upload(x);
-    await h.run('rope', wg, [h.library.uniform([n, heads, headDim]), buffer, h.upload(table)], grid1d(n * heads * half));
-    report('rope', maxAbsDiff(await h.read(buffer, x.length), expected));
+    await h.run('rope', wg, [h.library.uniform([n, heads, headDim, rotary]), buffer, h.upload(table)], grid1d(n * heads * half));
+    const got = await h.read(buffer, x.length);
+    report(`rope (rotary ${rotary} of ${headDim})`, maxAbsDiff(got, expected), 1e-4);
+    if (rotary < headDim) {
+      // The dimensions past rotary_dim pass through unchanged.
+      for (let r = 0; r < n * heads; r++) for (let c = rotary; c < headDim; c++) assert.equal(got[r * headDim + c], x[r * headDim + c]);
+    }
   });
 });
 

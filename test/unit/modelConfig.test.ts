@@ -96,7 +96,7 @@ test('falls back to model_type when architectures is absent', () => {
 });
 
 test('an unknown architecture is refused with the supported list', () => {
-  rejects({ architectures: ['GPTNeoXForCausalLM'] }, /architecture "GPTNeoXForCausalLM" is not supported; Attention Lens runs LlamaForCausalLM, Qwen2ForCausalLM, Qwen3ForCausalLM, SmolLM3ForCausalLM, Starcoder2ForCausalLM, GPT2LMHeadModel/);
+  rejects({ architectures: ['GPTNeoXForCausalLM'] }, /architecture "GPTNeoXForCausalLM" is not supported; Attention Lens runs LlamaForCausalLM, Qwen2ForCausalLM, Qwen3ForCausalLM, SmolLM3ForCausalLM, Starcoder2ForCausalLM, Phi3ForCausalLM, GPT2LMHeadModel/);
   rejects({ model_type: 'mistral' }, /model_type "mistral" is not supported/);
   rejects({}, /neither "architectures" nor "model_type"/);
   rejects('text', /not a JSON object/);
@@ -203,4 +203,19 @@ test('reads a StarCoder2 config: LayerNorm with bias, biases everywhere, a plain
   assert.equal(parseModelConfig({ ...fixtureConfig('starcoder2-bf16'), sliding_window: null }, FILE).slidingWindow, undefined);
   assert.equal(parseModelConfig({ ...fixtureConfig('starcoder2-bf16'), use_bias: false }, FILE).qkvBias, false);
   rejects({ ...fixtureConfig('starcoder2-bf16'), hidden_act: 'gelu' }, /hidden_act "gelu" is not supported; only the tanh GELU/);
+});
+
+test('reads a Phi-3 config: partial rotary from partial_rotary_factor, no biases, every layer in the sliding window, longrope factors per rotary frequency', () => {
+  const spec = parseModelConfig(fixtureConfig('phi3-f32'), FILE);
+  assert.equal(spec.family, 'phi3');
+  assert.equal(spec.headDim, 16);
+  assert.equal(spec.rotaryDim, 12);
+  assert.deepEqual([spec.qkvBias, spec.outBias, spec.mlpBias], [false, false, false]);
+  assert.deepEqual(spec.slidingWindow, [24, 24]);
+  assert.equal(parseModelConfig({ ...fixtureConfig('phi3-f32'), partial_rotary_factor: 1 }, FILE).rotaryDim, undefined);
+  rejects({ ...fixtureConfig('phi3-f32'), partial_rotary_factor: 0.7 }, /partial_rotary_factor gives 11 rotary dimensions of 16/);
+  // Phi-3's longrope lists one factor per rotary frequency: 6 here, not head_dim / 2.
+  const longrope = { ...fixtureConfig('phi3-f32'), rope_scaling: { type: 'longrope', short_factor: [1, 1, 1, 1, 1, 1], long_factor: [1, 2, 3, 4, 5, 6] }, original_max_position_embeddings: 32 };
+  assert.equal(parseModelConfig(longrope, FILE).ropeScaling?.type, 'longrope');
+  rejects({ ...longrope, rope_scaling: { type: 'longrope', short_factor: [1, 1, 1, 1, 1, 1, 1, 1], long_factor: [1, 2, 3, 4, 5, 6, 7, 8] } }, /"short_factor" must be a list of 6 positive numbers/);
 });
