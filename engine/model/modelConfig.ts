@@ -16,6 +16,7 @@ export const SUPPORTED_ARCHITECTURES: Readonly<Record<string, ModelFamily>> = {
   SmolLM3ForCausalLM: 'smollm3',
   Starcoder2ForCausalLM: 'starcoder2',
   Phi3ForCausalLM: 'phi3',
+  GraniteForCausalLM: 'granite',
   GPT2LMHeadModel: 'gpt2',
 };
 
@@ -27,6 +28,7 @@ const MODEL_TYPES: Readonly<Record<string, string>> = {
   smollm3: 'SmolLM3ForCausalLM',
   starcoder2: 'Starcoder2ForCausalLM',
   phi3: 'Phi3ForCausalLM',
+  granite: 'GraniteForCausalLM',
   gpt2: 'GPT2LMHeadModel',
 };
 
@@ -172,6 +174,16 @@ function llamaSpec(
     ...(rope.scaling ? { ropeScaling: rope.scaling } : {}),
     ...(family === 'qwen3' ? { qkNorm: true } : {}),
     ...(rotaryDim < headDim ? { rotaryDim } : {}),
+    ...(family === 'granite'
+      ? {
+          multipliers: {
+            embedding: config.positiveNumber('embedding_multiplier', 1),
+            attention: config.positiveNumber('attention_multiplier', 1),
+            residual: config.positiveNumber('residual_multiplier', 1),
+            logits: config.positiveNumber('logits_scaling', 1),
+          },
+        }
+      : {}),
     ...(ropeLayers && ropeLayers.some((rotates) => !rotates) ? { ropeLayers } : {}),
     ...(slidingWindow && slidingWindow.some((window) => window > 0 && window < rope.maxPositions) ? { slidingWindow } : {}),
     mlp: 'swiglu',

@@ -22,7 +22,7 @@ import { ModelFormatError } from './modelFormatError';
 import { parseModelConfig } from './modelConfig';
 import type { RandomAccessFile } from './randomAccessFile';
 import { readSafetensors, type SafetensorsFile } from './safetensors';
-import { DTYPE_WIDTH } from './tensorData';
+import { DTYPE_WIDTH, toFloat32 } from './tensorData';
 import type { HostTensor, LayerWeights, LinearWeights, LoadedModel, ModelSpec, ModelWeights, NormWeights } from './modelTypes';
 
 /** Read access to the files of one model, by plain file name ("config.json", "model-00001-of-00002.safetensors"). */
@@ -63,11 +63,48 @@ export async function loadModel(source: ModelFileSource): Promise<LoadedModel> {
     // 3 GB checkpoint, and the table learns which tensors to read (stored extras are never read).
     build(spec, tensors);
     await tensors.readRequested();
-    const weights = build(spec, tensors);
+    const weights = foldMultipliers(spec, build(spec, tensors));
     return { spec, weights, origin: source.label };
   } finally {
     await Promise.all(opened.map((file) => file.close()));
   }
+}
+
+/**
+ * Granite's multipliers folded into the weights (modeling_granite.py: embeddings x
+ * embedding_multiplier; scores x attention_multiplier where others use 1 / sqrt(head_dim); each
+ * block's output x residual_multiplier before the residual add; logits / logits_scaling), so the
+ * engines run the model as a Llama. The scaled tensors are float32 copies (rounding ~1e-7 of each
+ * weight); a tied LM head gets its own copy.
+ */
+function foldMultipliers(spec: ModelSpec, weights: ModelWeights): ModelWeights {
+  const m = spec.multipliers;
+  if (!m) return weights;
+  const scaled = (t: HostTensor | undefined, factor: number, why: string): HostTensor | undefined => {
+    if (!t || factor === 1) return t;
+    const values = toFloat32(t);
+    const out = new Float32Array(values.length);
+    for (let i = 0; i < values.length; i++) out[i] = values[i] * factor;
+    return { name: `${t.name} (x ${why})`, shape: t.shape, dtype: 'F32', bytes: new Uint8Array(out.buffer) };
+  };
+  const linear = (l: LinearWeights, factor: number, why: string): LinearWeights => ({
+    weight: scaled(l.weight, factor, why)!,
+    ...(l.bias ? { bias: scaled(l.bias, factor, why) } : {}),
+  });
+  // The engines scale scores by 1 / sqrt(head_dim); q x attention x sqrt(head_dim) makes it attention.
+  const qFactor = m.attention * Math.sqrt(spec.headDim);
+  const layers = weights.layers.map((layer) => ({
+    ...layer,
+    q: linear(layer.q, qFactor, 'attention_multiplier x sqrt(head_dim)'),
+    o: linear(layer.o, m.residual, 'residual_multiplier'),
+    down: linear(layer.down, m.residual, 'residual_multiplier'),
+  }));
+  const tokenEmbedding = scaled(weights.tokenEmbedding, m.embedding, 'embedding_multiplier')!;
+  // A tied head stays tied only when neither side is scaled; scaled() returns a tensor unchanged
+  // for a factor of 1, so a tied head under a scaled embedding keeps the unscaled original.
+  const tied = weights.lmHead === weights.tokenEmbedding;
+  const lmHead = tied && m.embedding === 1 && m.logits === 1 ? tokenEmbedding : scaled(weights.lmHead, 1 / m.logits, '1 / logits_scaling')!;
+  return { ...weights, tokenEmbedding, layers, lmHead };
 }
 
 /** Every tensor of the checkpoint by name, with the file it came from for messages. */

@@ -8,7 +8,7 @@
  * c_attn is split into q, k and v.
  */
 
-export type ModelFamily = 'llama' | 'qwen2' | 'qwen3' | 'smollm3' | 'starcoder2' | 'phi3' | 'gpt2';
+export type ModelFamily = 'llama' | 'qwen2' | 'qwen3' | 'smollm3' | 'starcoder2' | 'phi3' | 'granite' | 'gpt2';
 
 /**
  * How the rotary frequencies are scaled for long contexts, as Hugging Face transformers computes
@@ -95,6 +95,13 @@ export interface ModelSpec {
    * every layer attends to every earlier position.
    */
   readonly slidingWindow?: readonly number[];
+  /**
+   * Granite's multipliers, folded into the weights when the model loads (so every engine runs them
+   * without a kernel of its own): embeddings x embedding, attention scores x attention (instead of
+   * 1 / sqrt(head_dim); folded into q_proj), each block's output x residual (o_proj, down_proj),
+   * logits / logits (lm_head).
+   */
+  readonly multipliers?: { readonly embedding: number; readonly attention: number; readonly residual: number; readonly logits: number };
   /** 'swiglu': down(silu(gate x) * up x); 'gelu': proj(gelu_tanh(fc x)). */
   readonly mlp: 'swiglu' | 'gelu';
   /** q, k, v projections have biases (Qwen2, GPT-2, Llama with attention_bias). */

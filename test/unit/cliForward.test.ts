@@ -135,6 +135,7 @@ for (const [name, what] of [
   ['smollm3-f32', 'SmolLM3 with a NoPE layer'],
   ['starcoder2-bf16', 'StarCoder2'],
   ['phi3-f32', 'Phi-3 with partial rotary'],
+  ['granite-bf16', 'Granite multipliers'],
 ] as const) {
   test(`forward and analyze --backend cpu run ${name} (${what}): the golden logits, and sources on a real file`, () => {
     const golden = readGolden(name);

@@ -96,7 +96,7 @@ test('falls back to model_type when architectures is absent', () => {
 });
 
 test('an unknown architecture is refused with the supported list', () => {
-  rejects({ architectures: ['GPTNeoXForCausalLM'] }, /architecture "GPTNeoXForCausalLM" is not supported; Attention Lens runs LlamaForCausalLM, Qwen2ForCausalLM, Qwen3ForCausalLM, SmolLM3ForCausalLM, Starcoder2ForCausalLM, Phi3ForCausalLM, GPT2LMHeadModel/);
+  rejects({ architectures: ['GPTNeoXForCausalLM'] }, /architecture "GPTNeoXForCausalLM" is not supported; Attention Lens runs LlamaForCausalLM, Qwen2ForCausalLM, Qwen3ForCausalLM, SmolLM3ForCausalLM, Starcoder2ForCausalLM, Phi3ForCausalLM, GraniteForCausalLM, GPT2LMHeadModel/);
   rejects({ model_type: 'mistral' }, /model_type "mistral" is not supported/);
   rejects({}, /neither "architectures" nor "model_type"/);
   rejects('text', /not a JSON object/);
@@ -218,4 +218,11 @@ test('reads a Phi-3 config: partial rotary from partial_rotary_factor, no biases
   const longrope = { ...fixtureConfig('phi3-f32'), rope_scaling: { type: 'longrope', short_factor: [1, 1, 1, 1, 1, 1], long_factor: [1, 2, 3, 4, 5, 6] }, original_max_position_embeddings: 32 };
   assert.equal(parseModelConfig(longrope, FILE).ropeScaling?.type, 'longrope');
   rejects({ ...longrope, rope_scaling: { type: 'longrope', short_factor: [1, 1, 1, 1, 1, 1, 1, 1], long_factor: [1, 2, 3, 4, 5, 6, 7, 8] } }, /"short_factor" must be a list of 6 positive numbers/);
+});
+
+test('reads a Granite config: its four multipliers, folded into the weights at load', () => {
+  const spec = parseModelConfig(fixtureConfig('granite-bf16'), FILE);
+  assert.equal(spec.family, 'granite');
+  assert.deepEqual(spec.multipliers, { embedding: 12, attention: 0.125, residual: 0.22, logits: 8 });
+  rejects({ ...fixtureConfig('granite-bf16'), logits_scaling: 0 }, /"logits_scaling" must be a positive number, not 0/);
 });
