@@ -17,6 +17,7 @@ export const SUPPORTED_ARCHITECTURES: Readonly<Record<string, ModelFamily>> = {
   Starcoder2ForCausalLM: 'starcoder2',
   Phi3ForCausalLM: 'phi3',
   GraniteForCausalLM: 'granite',
+  Gemma3ForCausalLM: 'gemma3',
   GPT2LMHeadModel: 'gpt2',
 };
 
@@ -29,6 +30,7 @@ const MODEL_TYPES: Readonly<Record<string, string>> = {
   starcoder2: 'Starcoder2ForCausalLM',
   phi3: 'Phi3ForCausalLM',
   granite: 'GraniteForCausalLM',
+  gemma3_text: 'Gemma3ForCausalLM',
   gpt2: 'GPT2LMHeadModel',
 };
 
@@ -49,7 +51,97 @@ export function parseModelConfig(json: unknown, fileName: string): ModelSpec {
   }
   if (family === 'gpt2') return gpt2Spec(config, architecture, fail);
   if (family === 'starcoder2') return starcoder2Spec(config, architecture, fail);
+  if (family === 'gemma3') return gemma3Spec(config, architecture, fail);
   return llamaSpec(config, architecture, family, fail);
+}
+
+/**
+ * Gemma 3 text models (Gemma3TextConfig, modeling_gemma3.py): (1 + w) RMSNorms (folded at load),
+ * four per layer (input, post-attention, pre- and post-feedforward), per-head q/k norms, GeGLU,
+ * embeddings x sqrt(hidden), scores x query_pre_attn_scalar^-0.5, sliding-window (local) layers in
+ * their pattern with their own rotary base, global layers with rope_theta and its scaling.
+ */
+function gemma3Spec(config: ConfigReader, architecture: string, fail: (problem: string) => never): ModelSpec {
+  const hiddenSize = config.positiveInt('hidden_size');
+  const numHeads = config.positiveInt('num_attention_heads');
+  const numKvHeads = config.positiveInt('num_key_value_heads', numHeads);
+  if (numHeads % numKvHeads !== 0) fail(`num_attention_heads ${numHeads} is not a multiple of num_key_value_heads ${numKvHeads}`);
+  const headDim = config.positiveInt('head_dim', 256);
+  if (headDim % 2 !== 0) fail(`head_dim ${headDim} is odd; rotary embeddings need an even head size`);
+  const activation = config.string('hidden_activation', 'gelu_pytorch_tanh');
+  if (activation !== 'gelu_pytorch_tanh') fail(`hidden_activation "${activation}" is not supported; only "gelu_pytorch_tanh" (GeGLU) is implemented for ${architecture}`);
+  for (const key of ['final_logit_softcapping', 'attn_logit_softcapping']) {
+    const value = config.optional(key);
+    if (value !== undefined && value !== null) fail(`${key} is ${JSON.stringify(value)}; logit soft-capping (Gemma 2) is not implemented, so this model cannot be run exactly`);
+  }
+  const numLayers = config.positiveInt('num_hidden_layers');
+  const trainedPositions = config.positiveInt('max_position_embeddings', 131072);
+  // transformers 5 gives rope_parameters per layer type; 4.x rope_theta + rope_scaling for the
+  // global layers and rope_local_base_freq for the sliding ones.
+  const parameters = config.optional('rope_parameters');
+  let global = config;
+  let localTheta = config.positiveNumber('rope_local_base_freq', 10000);
+  if (parameters && typeof parameters === 'object' && !Array.isArray(parameters) && 'full_attention' in parameters) {
+    const perType = parameters as Record<string, unknown>;
+    global = config.with({ rope_parameters: perType.full_attention });
+    const local = perType.sliding_attention;
+    if (local && typeof local === 'object') {
+      const localValues = local as Record<string, unknown>;
+      const localType = localValues.rope_type ?? 'default';
+      if (localType !== 'default') fail(`rope_parameters.sliding_attention type ${JSON.stringify(localType)} is not supported; Gemma 3's local layers turn with plain rotary embeddings`);
+      localTheta = new ConfigReader(localValues, (problem) => fail(`rope_parameters.sliding_attention: ${problem}`)).positiveNumber('rope_theta', localTheta);
+    }
+  }
+  const rope = readRope(global, headDim, trainedPositions, fail);
+  const window = config.positiveInt('sliding_window', 4096);
+  const types = config.optional('layer_types');
+  let sliding: boolean[];
+  if (types !== undefined && types !== null) {
+    if (!Array.isArray(types) || types.length !== numLayers || types.some((t) => t !== 'sliding_attention' && t !== 'full_attention')) {
+      return fail(`"layer_types" must list "full_attention" or "sliding_attention" for each of the ${numLayers} layers, not ${JSON.stringify(types)}`);
+    }
+    sliding = types.map((t) => t === 'sliding_attention');
+  } else {
+    // Gemma3TextConfig: every sliding_window_pattern-th layer is global, the others local.
+    const pattern = config.positiveInt('sliding_window_pattern', 6);
+    sliding = Array.from({ length: numLayers }, (_, l) => (l + 1) % pattern !== 0);
+  }
+  const slidingWindow = sliding.map((local) => (local && window < rope.maxPositions ? window : 0));
+  const attentionBias = config.boolean('attention_bias', false);
+  return {
+    architecture,
+    family: 'gemma3',
+    vocabSize: config.positiveInt('vocab_size'),
+    hiddenSize,
+    numLayers,
+    numHeads,
+    numKvHeads,
+    headDim,
+    intermediateSize: config.positiveInt('intermediate_size'),
+    maxPositions: rope.maxPositions,
+    norm: 'rms',
+    normEps: config.positiveNumber('rms_norm_eps', 1e-6),
+    positional: 'rope',
+    ropeTheta: rope.theta,
+    ...(rope.scaling ? { ropeScaling: rope.scaling } : {}),
+    ...(slidingWindow.some((w) => w > 0) ? { slidingWindow, localRopeTheta: localTheta } : {}),
+    qkNorm: true,
+    postNorms: true,
+    mlp: 'swiglu',
+    gateActivation: 'gelu_tanh',
+    // sqrt(hidden) on the embeddings (in float32, as transformers computes a float32 model), and
+    // query_pre_attn_scalar^-0.5 on the scores: folded into the weights at load (modelLoader.ts).
+    multipliers: {
+      embedding: Math.sqrt(hiddenSize),
+      attention: 1 / Math.sqrt(config.positiveNumber('query_pre_attn_scalar', 256)),
+      residual: 1,
+      logits: 1,
+    },
+    qkvBias: attentionBias,
+    outBias: attentionBias,
+    mlpBias: false,
+    tieWordEmbeddings: config.boolean('tie_word_embeddings', true),
+  };
 }
 
 /**
@@ -386,6 +478,11 @@ class ConfigReader {
 
   optional(key: string): unknown {
     return this.json[key];
+  }
+
+  /** A reader of the same config with some fields replaced. */
+  with(overrides: Record<string, unknown>): ConfigReader {
+    return new ConfigReader({ ...this.json, ...overrides }, this.fail);
   }
 
   positiveInt(key: string, fallback?: number): number {

@@ -12,6 +12,8 @@
  *   Llama / Qwen2 / Qwen3: model.embed_tokens, model.layers.{i}.{input_layernorm, self_attn.{q,k,v,o}_proj,
  *     post_attention_layernorm, mlp.{gate,up,down}_proj}, model.norm, lm_head (absent when tied);
  *     Qwen3 adds self_attn.{q,k}_norm ([head_dim] each).
+ *   Gemma 3: the same plus self_attn.{q,k}_norm and four norms a layer (input_layernorm,
+ *     post_attention_layernorm on the attention output, pre_/post_feedforward_layernorm).
  *   Phi-3: self_attn.qkv_proj and mlp.gate_up_proj fused, split here by rows (q, k, v; gate, up).
  *   StarCoder2: the same attention names with biases, LayerNorms with biases, mlp.{c_fc, c_proj}
  *     (nn.Linear layouts), model.norm.
@@ -63,7 +65,7 @@ export async function loadModel(source: ModelFileSource): Promise<LoadedModel> {
     // 3 GB checkpoint, and the table learns which tensors to read (stored extras are never read).
     build(spec, tensors);
     await tensors.readRequested();
-    const weights = foldMultipliers(spec, build(spec, tensors));
+    const weights = foldAtLoad(spec, build(spec, tensors));
     return { spec, weights, origin: source.label };
   } finally {
     await Promise.all(opened.map((file) => file.close()));
@@ -71,40 +73,57 @@ export async function loadModel(source: ModelFileSource): Promise<LoadedModel> {
 }
 
 /**
- * Granite's multipliers folded into the weights (modeling_granite.py: embeddings x
- * embedding_multiplier; scores x attention_multiplier where others use 1 / sqrt(head_dim); each
- * block's output x residual_multiplier before the residual add; logits / logits_scaling), so the
- * engines run the model as a Llama. The scaled tensors are float32 copies (rounding ~1e-7 of each
- * weight); a tied LM head gets its own copy.
+ * What some architectures compute in a form of their own, folded into the weights once they are
+ * read, so that every engine runs them as a Llama (the scaled tensors become float32 copies, each
+ * weight rounded once, ~1e-7 relative; a tied LM head gets its own copy when the embedding is scaled):
+ * - Gemma's RMSNorms multiply by (1 + w), not w: every norm weight becomes 1 + w (in float32, as
+ *   Gemma3RMSNorm computes it).
+ * - multipliers (Granite: modeling_granite.py; Gemma 3: sqrt(hidden) on the embeddings and
+ *   query_pre_attn_scalar^-0.5 on the scores): embeddings x embedding; the scores' scale into the
+ *   queries (q_norm's weight where a q norm follows q_proj and would undo a scaled projection, else
+ *   q_proj), as attention x sqrt(head_dim) because the engines scale scores by 1 / sqrt(head_dim);
+ *   each block's output x residual (o_proj, down_proj); logits / logits (lm_head).
  */
-function foldMultipliers(spec: ModelSpec, weights: ModelWeights): ModelWeights {
+function foldAtLoad(spec: ModelSpec, weights: ModelWeights): ModelWeights {
   const m = spec.multipliers;
-  if (!m) return weights;
-  const scaled = (t: HostTensor | undefined, factor: number, why: string): HostTensor | undefined => {
-    if (!t || factor === 1) return t;
+  const gemma = spec.family === 'gemma3';
+  if (!m && !gemma) return weights;
+  const mapped = (t: HostTensor | undefined, f: (value: number) => number, why: string): HostTensor | undefined => {
+    if (!t) return t;
     const values = toFloat32(t);
     const out = new Float32Array(values.length);
-    for (let i = 0; i < values.length; i++) out[i] = values[i] * factor;
-    return { name: `${t.name} (x ${why})`, shape: t.shape, dtype: 'F32', bytes: new Uint8Array(out.buffer) };
+    for (let i = 0; i < values.length; i++) out[i] = f(values[i]);
+    return { name: `${t.name} (${why})`, shape: t.shape, dtype: 'F32', bytes: new Uint8Array(out.buffer) };
   };
+  const scaled = (t: HostTensor | undefined, factor: number, why: string): HostTensor | undefined => (factor === 1 ? t : mapped(t, (v) => v * factor, `x ${why}`));
   const linear = (l: LinearWeights, factor: number, why: string): LinearWeights => ({
     weight: scaled(l.weight, factor, why)!,
     ...(l.bias ? { bias: scaled(l.bias, factor, why) } : {}),
   });
-  // The engines scale scores by 1 / sqrt(head_dim); q x attention x sqrt(head_dim) makes it attention.
-  const qFactor = m.attention * Math.sqrt(spec.headDim);
+  const plusOne = (n: NormWeights | undefined, factor = 1): NormWeights | undefined =>
+    n && (gemma ? { weight: mapped(n.weight, (v) => Math.fround(1 + v) * factor, factor === 1 ? '1 + w' : `(1 + w) x ${factor}`)! } : { weight: scaled(n.weight, factor, 'attention scale')! });
+  const qFactor = m ? m.attention * Math.sqrt(spec.headDim) : 1;
+  const residual = m?.residual ?? 1;
   const layers = weights.layers.map((layer) => ({
     ...layer,
-    q: linear(layer.q, qFactor, 'attention_multiplier x sqrt(head_dim)'),
-    o: linear(layer.o, m.residual, 'residual_multiplier'),
-    down: linear(layer.down, m.residual, 'residual_multiplier'),
+    attnNorm: plusOne(layer.attnNorm)!,
+    mlpNorm: plusOne(layer.mlpNorm)!,
+    ...(layer.postAttnNorm ? { postAttnNorm: plusOne(layer.postAttnNorm) } : {}),
+    ...(layer.postMlpNorm ? { postMlpNorm: plusOne(layer.postMlpNorm) } : {}),
+    ...(layer.kNorm ? { kNorm: plusOne(layer.kNorm) } : {}),
+    ...(layer.qNorm ? { qNorm: plusOne(layer.qNorm, qFactor) } : {}),
+    q: layer.qNorm ? layer.q : linear(layer.q, qFactor, 'attention scale x sqrt(head_dim)'),
+    o: linear(layer.o, residual, 'residual_multiplier'),
+    down: linear(layer.down, residual, 'residual_multiplier'),
   }));
-  const tokenEmbedding = scaled(weights.tokenEmbedding, m.embedding, 'embedding_multiplier')!;
+  const embedding = m?.embedding ?? 1;
+  const logits = m?.logits ?? 1;
+  const tokenEmbedding = scaled(weights.tokenEmbedding, embedding, 'embedding scale')!;
   // A tied head stays tied only when neither side is scaled; scaled() returns a tensor unchanged
   // for a factor of 1, so a tied head under a scaled embedding keeps the unscaled original.
   const tied = weights.lmHead === weights.tokenEmbedding;
-  const lmHead = tied && m.embedding === 1 && m.logits === 1 ? tokenEmbedding : scaled(weights.lmHead, 1 / m.logits, '1 / logits_scaling')!;
-  return { ...weights, tokenEmbedding, layers, lmHead };
+  const lmHead = tied && embedding === 1 && logits === 1 ? tokenEmbedding : scaled(weights.lmHead, 1 / logits, '1 / logits_scaling')!;
+  return { ...weights, tokenEmbedding, layers, finalNorm: gemma ? plusOne(weights.finalNorm)! : weights.finalNorm, lmHead };
 }
 
 /** Every tensor of the checkpoint by name, with the file it came from for messages. */
@@ -265,6 +284,27 @@ function llamaWeights(spec: ModelSpec, tensors: TensorTable): ModelWeights {
   const layers: LayerWeights[] = [];
   for (let i = 0; i < spec.numLayers; i++) {
     const p = `model.layers.${i}`;
+    if (spec.family === 'gemma3') {
+      // Gemma's post_attention_layernorm normalises the attention output; the MLP's input norm is
+      // pre_feedforward_layernorm (a Llama's post_attention_layernorm), its output norm post_feedforward_layernorm.
+      const headNorm = (name: string): NormWeights => ({ weight: tensors.get(`${name}.weight`, [hd]) });
+      layers.push({
+        attnNorm: rms(`${p}.input_layernorm`),
+        q: linear(`${p}.self_attn.q_proj`, H * hd, d, spec.qkvBias),
+        k: linear(`${p}.self_attn.k_proj`, Hkv * hd, d, spec.qkvBias),
+        v: linear(`${p}.self_attn.v_proj`, Hkv * hd, d, spec.qkvBias),
+        o: linear(`${p}.self_attn.o_proj`, d, H * hd, spec.outBias),
+        qNorm: headNorm(`${p}.self_attn.q_norm`),
+        kNorm: headNorm(`${p}.self_attn.k_norm`),
+        postAttnNorm: rms(`${p}.post_attention_layernorm`),
+        mlpNorm: rms(`${p}.pre_feedforward_layernorm`),
+        postMlpNorm: rms(`${p}.post_feedforward_layernorm`),
+        gate: linear(`${p}.mlp.gate_proj`, inter, d, false),
+        up: linear(`${p}.mlp.up_proj`, inter, d, false),
+        down: linear(`${p}.mlp.down_proj`, d, inter, false),
+      });
+      continue;
+    }
     if (spec.family === 'phi3') {
       // Phi-3 fuses q, k, v (rows in that order) and gate, up (gate first): split by rows.
       const qkv = tensors.get(`${p}.self_attn.qkv_proj.weight`, [(H + 2 * Hkv) * hd, d]);

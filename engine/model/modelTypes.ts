@@ -8,7 +8,7 @@
  * c_attn is split into q, k and v.
  */
 
-export type ModelFamily = 'llama' | 'qwen2' | 'qwen3' | 'smollm3' | 'starcoder2' | 'phi3' | 'granite' | 'gpt2';
+export type ModelFamily = 'llama' | 'qwen2' | 'qwen3' | 'smollm3' | 'starcoder2' | 'phi3' | 'granite' | 'gemma3' | 'gpt2';
 
 /**
  * How the rotary frequencies are scaled for long contexts, as Hugging Face transformers computes
@@ -101,6 +101,18 @@ export interface ModelSpec {
    * 1 / sqrt(head_dim); folded into q_proj), each block's output x residual (o_proj, down_proj),
    * logits / logits (lm_head).
    */
+  /**
+   * Gemma 3: the rotary base of the sliding-window (local) layers (rope_local_base_freq, never
+   * scaled); the other layers use ropeTheta and ropeScaling. Absent: every layer uses ropeTheta.
+   */
+  readonly localRopeTheta?: number;
+  /**
+   * Gemma 3: RMSNorms on the attention output and on the MLP output, before each residual add
+   * (post_attention_layernorm, post_feedforward_layernorm); the layer's weights hold them.
+   */
+  readonly postNorms?: boolean;
+  /** The gated MLP's activation: silu (SwiGLU, the default) or the tanh GELU (GeGLU: Gemma). */
+  readonly gateActivation?: 'silu' | 'gelu_tanh';
   readonly multipliers?: { readonly embedding: number; readonly attention: number; readonly residual: number; readonly logits: number };
   /** 'swiglu': down(silu(gate x) * up x); 'gelu': proj(gelu_tanh(fc x)). */
   readonly mlp: 'swiglu' | 'gelu';
@@ -173,6 +185,10 @@ export interface LayerWeights {
   /** `[headDim]`: RMSNorm weight of every key head, when spec.qkNorm. */
   readonly kNorm?: NormWeights;
   readonly mlpNorm: NormWeights;
+  /** `[hidden]`: Gemma's norm of the attention output (spec.postNorms). */
+  readonly postAttnNorm?: NormWeights;
+  /** `[hidden]`: Gemma's norm of the MLP output (spec.postNorms). */
+  readonly postMlpNorm?: NormWeights;
   /** SwiGLU: `[intermediate, hidden]`. */
   readonly gate?: LinearWeights;
   /** SwiGLU: `[intermediate, hidden]`; GELU MLP: the fc layer `[intermediate, hidden]`. */
@@ -203,4 +219,18 @@ export interface LoadedModel {
 export function firstVisibleKey(spec: Pick<ModelSpec, 'slidingWindow'>, layer: number, query: number): number {
   const window = spec.slidingWindow?.[layer] ?? 0;
   return window > 0 ? Math.max(0, query - window + 1) : 0;
+}
+
+/**
+ * Whether the LM head is a matrix of its own in memory: untied embeddings, or tied ones that the
+ * load folds a multiplier into (Gemma's sqrt(hidden), Granite's), which gives the head its own copy.
+ */
+export function hasSeparateLmHead(spec: Pick<ModelSpec, 'tieWordEmbeddings' | 'multipliers'>): boolean {
+  const m = spec.multipliers;
+  return !spec.tieWordEmbeddings || (m !== undefined && (m.embedding !== 1 || m.logits !== 1));
+}
+
+/** Norm weight vectors of `hidden` a layer holds: two, or four with Gemma's post-norms. */
+export function normsPerLayer(spec: Pick<ModelSpec, 'postNorms'>): number {
+  return spec.postNorms ? 4 : 2;
 }

@@ -46,6 +46,20 @@ export function rotaryDimOf(spec: Pick<ModelSpec, 'headDim' | 'rotaryDim'>): num
   return spec.rotaryDim ?? spec.headDim;
 }
 
+/**
+ * The rotary parameters of one layer: Gemma 3's sliding-window layers turn with their own base
+ * (localRopeTheta) and no scaling; every other layer with the model's.
+ */
+export function layerRope(spec: RopeSpec & Pick<ModelSpec, 'localRopeTheta' | 'slidingWindow'>, layer: number): RopeSpec {
+  if (spec.localRopeTheta === undefined || !(spec.slidingWindow?.[layer] ?? 0)) return spec;
+  return { headDim: spec.headDim, rotaryDim: spec.rotaryDim, ropeTheta: spec.localRopeTheta };
+}
+
+/** Whether any layer rotates with the local base (then the engines keep a second table). */
+export function hasLocalRope(spec: Pick<ModelSpec, 'localRopeTheta' | 'slidingWindow'>): boolean {
+  return spec.localRopeTheta !== undefined && (spec.slidingWindow?.some((window) => window > 0) ?? false);
+}
+
 /** The frequencies `spec` rotates by in a sequence of `sequenceLength` tokens (rotaryDim / 2 of them). */
 export function ropeFrequencies(spec: RopeSpec, sequenceLength: number): RopeFrequencies {
   // transformers: dim = int(head_dim * partial_rotary_factor), the exponents 2i / dim.

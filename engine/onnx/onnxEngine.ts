@@ -27,7 +27,7 @@ import { compareNextToken, knockedPositions, logSoftmax, topTokens, validateKnoc
 import type { AttentionEngine } from '../engine';
 import type { LoadedModel, ModelSpec } from '../model/modelTypes';
 import { throwIfAborted, validateAttentionRequest, validateRowRequest, validateTokenIds } from '../requestChecks';
-import { ropeCosSin, ropeTablesAgree, rotaryDimOf } from '../model/rope';
+import { hasLocalRope, layerRope, ropeCosSin, ropeTablesAgree, rotaryDimOf, type RopeSpec } from '../model/rope';
 import { buildAnalysisModel, buildHeadModel, GRAPH_IO, totalWeightBytes, totalWeightElements, type OnnxGraph } from './onnxGraph';
 import { cloneSummary, evictOverBudget, mergeSummaries, planReuse, summaryArrayBytes, type CachedRequest, type ReusePlan } from '../runReuse';
 import { WindowTooLongError } from '../webgpu/memoryPlan';
@@ -373,6 +373,11 @@ export class OnnxRuntimeEngine implements AttentionEngine {
         const { cos, sin } = ropeRows(s, b, m, options.sequenceLength ?? n);
         feeds[GRAPH_IO.ropeCos] = new ort.Tensor('float32', cos, [m, rotaryDimOf(s)]);
         feeds[GRAPH_IO.ropeSin] = new ort.Tensor('float32', sin, [m, rotaryDimOf(s)]);
+        if (hasLocalRope(s)) {
+          const local = ropeRows(layerRope(s, s.slidingWindow!.findIndex((w) => w > 0)), b, m, options.sequenceLength ?? n);
+          feeds[GRAPH_IO.ropeCosLocal] = new ort.Tensor('float32', local.cos, [m, rotaryDimOf(s)]);
+          feeds[GRAPH_IO.ropeSinLocal] = new ort.Tensor('float32', local.sin, [m, rotaryDimOf(s)]);
+        }
       } else {
         feeds[GRAPH_IO.positionIds] = new ort.Tensor('int64', BigInt64Array.from({ length: m }, (_, i) => BigInt(b + i)), [m]);
       }
@@ -590,7 +595,7 @@ function copyBlockSummary(
  * rotary scaling applied), laid out [count, rotaryDim] with HF's rotate-half pairing (i and
  * i + rotaryDim/2 share an angle).
  */
-function ropeRows(spec: ModelSpec, first: number, count: number, sequenceLength: number): { cos: Float32Array; sin: Float32Array } {
+function ropeRows(spec: RopeSpec, first: number, count: number, sequenceLength: number): { cos: Float32Array; sin: Float32Array } {
   const width = rotaryDimOf(spec);
   const half = width / 2;
   const table = ropeCosSin(spec, first, count, sequenceLength);

@@ -28,7 +28,7 @@
  * travel as external data held in memory (`OnnxGraph.externalData`), not inside the protocol
  * buffer, so no 2 GB protobuf limit applies to the model.
  */
-import { rotaryDimOf } from '../model/rope';
+import { hasLocalRope, layerRope, rotaryDimOf } from '../model/rope';
 import { onnx } from 'onnx-proto';
 import type { HostTensor, LayerWeights, LinearWeights, LoadedModel, ModelSpec, NormWeights } from '../model/modelTypes';
 import type { WeightsFile } from './weightsFile';
@@ -41,6 +41,9 @@ export const GRAPH_IO = {
   positionIds: 'position_ids',
   ropeCos: 'rope_cos',
   ropeSin: 'rope_sin',
+  /** Gemma 3's sliding-window layers' own rotary table (engine/model/rope.ts's layerRope). */
+  ropeCosLocal: 'rope_cos_local',
+  ropeSinLocal: 'rope_sin_local',
   firstPosition: 'first_position',
   hiddenRange: 'hidden_range',
   hiddenLayers: 'hidden_layers',
@@ -305,17 +308,26 @@ class ModelGraph {
     const m = this.normalize(x, layer.mlpNorm);
     const up = this.linear(m, layer.up);
     let activated: string;
-    if (layer.gate) {
+    if (layer.gate && this.s.gateActivation === 'gelu_tanh') {
+      activated = g.one('Mul', [this.geluTanh(this.linear(m, layer.gate)), up]);
+    } else if (layer.gate) {
       const gate = this.linear(m, layer.gate);
       activated = g.one('Mul', [g.one('Mul', [gate, g.one('Sigmoid', [gate])]), up]);
     } else {
-      // GPT-2's gelu_new: 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))).
-      const cube = g.one('Mul', [g.one('Mul', [up, up]), up]);
-      const inner = g.one('Mul', [g.one('Add', [up, g.one('Mul', [cube, g.float(0.044715)])]), g.float(Math.sqrt(2 / Math.PI))]);
-      const onePlusTanh = g.one('Add', [g.one('Tanh', [inner]), g.float(1)]);
-      activated = g.one('Mul', [g.one('Mul', [up, onePlusTanh]), g.float(0.5)]);
+      activated = this.geluTanh(up);
     }
-    return g.one('Add', [x, this.linear(activated, layer.down)]);
+    const down = this.linear(activated, layer.down);
+    // Gemma normalises the MLP output before the residual add.
+    return g.one('Add', [x, layer.postMlpNorm ? this.rmsNorm(down, layer.postMlpNorm) : down]);
+  }
+
+  /** GPT-2's gelu_new (PyTorch's tanh GELU): 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))). */
+  geluTanh(x: string): string {
+    const g = this.g;
+    const cube = g.one('Mul', [g.one('Mul', [x, x]), x]);
+    const inner = g.one('Mul', [g.one('Add', [x, g.one('Mul', [cube, g.float(0.044715)])]), g.float(Math.sqrt(2 / Math.PI))]);
+    const onePlusTanh = g.one('Add', [g.one('Tanh', [inner]), g.float(1)]);
+    return g.one('Mul', [g.one('Mul', [x, onePlusTanh]), g.float(0.5)]);
   }
 
   /** 1/sqrt(hd), applied to q ([H, rows, hd]) rather than to the scores ([H, rows, keys]). */
@@ -400,7 +412,10 @@ class ModelGraph {
     }
     const concat = (parts: string[]) => (parts.length === 1 ? parts[0] : g.one('Concat', parts, { axis: 0 }));
     const merged = this.mergeHeads(concat(attended));
-    const out = g.one('Add', [this.mlp(g.one('Add', [x, this.linear(merged, layer.o)]), layer), barrier!]);
+    const projected = this.linear(merged, layer.o);
+    // Gemma normalises the attention output before the residual add.
+    const attendedOut = layer.postAttnNorm ? this.rmsNorm(projected, layer.postAttnNorm) : projected;
+    const out = g.one('Add', [this.mlp(g.one('Add', [x, attendedOut]), layer), barrier!]);
     return { x: out, perHead: Object.fromEntries(Object.entries(perHead).map(([key, parts]) => [key, concat(parts)])) };
   }
 
@@ -440,7 +455,7 @@ class ModelGraph {
    * positions/rope inputs and `maskOf(layer)`: [rows, keys] with 0 where a query may attend, -inf
    * elsewhere.
    */
-  blockInputs(): { ids: string; positions?: string; rope?: { cos: string; sin: string }; maskOf: (layer: number) => string } {
+  blockInputs(): { ids: string; positions?: string; ropeOf: (layer: number) => { cos: string; sin: string } | undefined; maskOf: (layer: number) => string } {
     const g = this.g;
     const ids = g.input(GRAPH_IO.inputIds, DataType.INT64, ['rows']);
     const first = g.input(GRAPH_IO.firstPosition, DataType.INT64, [1]);
@@ -482,9 +497,11 @@ class ModelGraph {
     };
     const maskOf = (layer: number) =>
       g.one('Gather', [masksOfWindow(this.s.slidingWindow?.[layer] ?? 0), scalar(g.one('Gather', [hiddenLayers, g.int64([layer])], { axis: 0 }))], { axis: 0 });
-    if (this.s.positional === 'learned') return { ids, positions: g.input(GRAPH_IO.positionIds, DataType.INT64, ['rows']), maskOf };
+    if (this.s.positional === 'learned') return { ids, positions: g.input(GRAPH_IO.positionIds, DataType.INT64, ['rows']), ropeOf: () => undefined, maskOf };
     const rotary = rotaryDimOf(this.s);
-    return { ids, rope: { cos: g.input(GRAPH_IO.ropeCos, DataType.FLOAT, ['rows', rotary]), sin: g.input(GRAPH_IO.ropeSin, DataType.FLOAT, ['rows', rotary]) }, maskOf };
+    const rope = { cos: g.input(GRAPH_IO.ropeCos, DataType.FLOAT, ['rows', rotary]), sin: g.input(GRAPH_IO.ropeSin, DataType.FLOAT, ['rows', rotary]) };
+    const local = hasLocalRope(this.s) ? { cos: g.input(GRAPH_IO.ropeCosLocal, DataType.FLOAT, ['rows', rotary]), sin: g.input(GRAPH_IO.ropeSinLocal, DataType.FLOAT, ['rows', rotary]) } : undefined;
+    return { ids, ropeOf: (layer) => (local && layerRope(this.s, layer) !== this.s ? local : rope), maskOf };
   }
 }
 
@@ -515,7 +532,7 @@ export function buildAnalysisModel(model: LoadedModel, options: AnalysisGraphOpt
   for (let l = 0; l < s.numLayers; l++) {
     const norms = options.valueWeighted ? m.valueNormsBy(l) : undefined;
     const past = { keys: m.pastHeadsFirst(GRAPH_IO.pastKeys(l)), values: m.pastHeadsFirst(GRAPH_IO.pastValues(l)) };
-    const layer = m.layer(l, x, inputs.maskOf(l), inputs.rope, {
+    const layer = m.layer(l, x, inputs.maskOf(l), inputs.ropeOf(l), {
       past,
       name: (what) => GRAPH_IO[what](l),
       perGroup: ({ probs, values, firstHead }) => {
@@ -613,7 +630,7 @@ export function distinctWeights(model: LoadedModel): Set<HostTensor> {
   add(w.finalNorm.weight);
   add(w.finalNorm.bias);
   for (const layer of w.layers) {
-    for (const n of [layer.attnNorm, layer.qNorm, layer.kNorm, layer.mlpNorm]) {
+    for (const n of [layer.attnNorm, layer.qNorm, layer.kNorm, layer.postAttnNorm, layer.mlpNorm, layer.postMlpNorm]) {
       add(n?.weight);
       add(n?.bias);
     }

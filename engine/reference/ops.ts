@@ -302,6 +302,14 @@ export function swiglu(gate: Float32Array, up: Float32Array): Float32Array {
   return y;
 }
 
+/** gelu_tanh(gate) * up, elementwise (GeGLU: Gemma's gated MLP). */
+export function geglu(gate: Float32Array, up: Float32Array): Float32Array {
+  checkSameLength(gate, up, 'geglu');
+  const y = geluTanh(gate);
+  for (let i = 0; i < y.length; i++) y[i] *= up[i];
+  return y;
+}
+
 /** a + b, elementwise. */
 export function add(a: Float32Array, b: Float32Array): Float32Array {
   checkSameLength(a, b, 'add');

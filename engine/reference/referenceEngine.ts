@@ -14,7 +14,7 @@ import type { AttentionEngine } from '../engine';
 import type { LinearWeights, LoadedModel, ModelSpec, NormWeights } from '../model/modelTypes';
 import { toFloat32 } from '../model/tensorData';
 import * as ops from './ops';
-import { ropeCosSin, rotaryDimOf } from '../model/rope';
+import { hasLocalRope, layerRope, ropeCosSin, rotaryDimOf } from '../model/rope';
 import { throwIfAborted, validateAttentionRequest, validateRowRequest, validateTokenIds } from '../requestChecks';
 
 interface F32Linear {
@@ -35,6 +35,8 @@ interface F32Layer {
   readonly o: F32Linear;
   readonly qNorm?: F32Norm;
   readonly kNorm?: F32Norm;
+  readonly postAttnNorm?: F32Norm;
+  readonly postMlpNorm?: F32Norm;
   readonly mlpNorm: F32Norm;
   readonly gate?: F32Linear;
   readonly up: F32Linear;
@@ -82,6 +84,8 @@ export class ReferenceEngine implements AttentionEngine {
       o: linear(layer.o),
       qNorm: layer.qNorm ? norm(layer.qNorm) : undefined,
       kNorm: layer.kNorm ? norm(layer.kNorm) : undefined,
+      postAttnNorm: layer.postAttnNorm ? norm(layer.postAttnNorm) : undefined,
+      postMlpNorm: layer.postMlpNorm ? norm(layer.postMlpNorm) : undefined,
       mlpNorm: norm(layer.mlpNorm),
       gate: layer.gate ? linear(layer.gate) : undefined,
       up: linear(layer.up),
@@ -204,6 +208,8 @@ export class ReferenceEngine implements AttentionEngine {
     let x = ops.embed(tokenIds, this.tokenEmbedding, d);
     if (this.positionEmbedding) x = ops.add(x, this.positionEmbedding.subarray(0, n * d));
     const rope = s.positional === 'rope' ? ropeCosSin(s, 0, n, sequenceLength) : undefined;
+    // Gemma 3's sliding-window layers turn with a base of their own.
+    const localRope = s.positional === 'rope' && hasLocalRope(s) ? ropeCosSin(layerRope(s, s.slidingWindow!.findIndex((w) => w > 0)), 0, n, sequenceLength) : undefined;
     for (let l = 0; l < s.numLayers; l++) {
       await yieldAndCheckAbort(signal);
       const layer = this.layers[l];
@@ -216,21 +222,24 @@ export class ReferenceEngine implements AttentionEngine {
       if (layer.kNorm) k = ops.rmsNorm(k, layer.kNorm.weight, n * s.numKvHeads, s.headDim, s.normEps);
       // SmolLM3's NoPE layers attend without any rotation.
       if (rope && s.ropeLayers?.[l] !== false) {
-        ops.applyRope(q, n, s.numHeads, s.headDim, rope, rotaryDimOf(s));
-        ops.applyRope(k, n, s.numKvHeads, s.headDim, rope, rotaryDimOf(s));
+        const table = localRope && layerRope(s, l) !== s ? localRope : rope;
+        ops.applyRope(q, n, s.numHeads, s.headDim, table, rotaryDimOf(s));
+        ops.applyRope(k, n, s.numKvHeads, s.headDim, table, rotaryDimOf(s));
       }
       const probs = ops.causalAttentionProbs(q, k, n, s.numHeads, s.numKvHeads, s.headDim, blocked && ((query, key) => blocked(l, query, key)), s.slidingWindow?.[l] ?? 0);
       onLayer(l, q, k, v, probs);
       const attended = ops.attentionOutput(probs, v, n, s.numHeads, s.numKvHeads, s.headDim);
-      x = ops.add(x, ops.linear(attended, layer.o.weight, layer.o.bias, n, s.numHeads * s.headDim, d));
+      const projected = ops.linear(attended, layer.o.weight, layer.o.bias, n, s.numHeads * s.headDim, d);
+      // Gemma: the attention output and the MLP output are normalised before their residual adds.
+      x = ops.add(x, layer.postAttnNorm ? this.normalize(projected, layer.postAttnNorm, n) : projected);
 
       const m = this.normalize(x, layer.mlpNorm, n);
       const inter = s.intermediateSize;
       const up = ops.linear(m, layer.up.weight, layer.up.bias, n, d, inter);
-      const activated = layer.gate
-        ? ops.swiglu(ops.linear(m, layer.gate.weight, layer.gate.bias, n, d, inter), up)
-        : ops.geluTanh(up);
-      x = ops.add(x, ops.linear(activated, layer.down.weight, layer.down.bias, n, inter, d));
+      const gate = layer.gate && ops.linear(m, layer.gate.weight, layer.gate.bias, n, d, inter);
+      const activated = gate ? (s.gateActivation === 'gelu_tanh' ? ops.geglu(gate, up) : ops.swiglu(gate, up)) : ops.geluTanh(up);
+      const down = ops.linear(activated, layer.down.weight, layer.down.bias, n, inter, d);
+      x = ops.add(x, layer.postMlpNorm ? this.normalize(down, layer.postMlpNorm, n) : down);
     }
     await yieldAndCheckAbort(signal);
     return x;

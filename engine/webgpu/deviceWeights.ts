@@ -50,6 +50,9 @@ export interface DeviceLayer {
   readonly qNorm?: DeviceNorm;
   /** `[head_dim]` f32: Qwen3's per-head key norm. */
   readonly kNorm?: DeviceNorm;
+  /** `[hidden]` f32: Gemma's norms of the attention output and the MLP output. */
+  readonly postAttnNorm?: DeviceNorm;
+  readonly postMlpNorm?: DeviceNorm;
   readonly mlpNorm: DeviceNorm;
   readonly gate?: DeviceLinear;
   readonly up: DeviceLinear;
@@ -130,6 +133,8 @@ export function uploadWeights(device: GPUDevice, model: LoadedModel, options: Up
     o: linear(weights.o),
     qNorm: weights.qNorm ? norm(weights.qNorm) : undefined,
     kNorm: weights.kNorm ? norm(weights.kNorm) : undefined,
+    postAttnNorm: weights.postAttnNorm ? norm(weights.postAttnNorm) : undefined,
+    postMlpNorm: weights.postMlpNorm ? norm(weights.postMlpNorm) : undefined,
     mlpNorm: norm(weights.mlpNorm),
     gate: weights.gate ? linear(weights.gate) : undefined,
     up: linear(weights.up),
@@ -166,6 +171,8 @@ export function destroyWeights(weights: DeviceWeights): void {
     destroyNorm(layer.mlpNorm);
     if (layer.qNorm) destroyNorm(layer.qNorm);
     if (layer.kNorm) destroyNorm(layer.kNorm);
+    if (layer.postAttnNorm) destroyNorm(layer.postAttnNorm);
+    if (layer.postMlpNorm) destroyNorm(layer.postMlpNorm);
     [layer.q, layer.k, layer.v, layer.o, layer.gate, layer.up, layer.down].forEach(destroyLinear);
   }
 }

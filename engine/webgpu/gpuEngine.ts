@@ -55,7 +55,7 @@ import { MAX_TIMED_PASSES, PassTimer } from './passTimer';
 import { type SubmissionRecord, type SubmissionStats, SubmissionPacer, Submitter } from './submissions';
 import { type CachedRequest, cloneSummary, evictOverBudget, mergeSummaries, planReuse, summaryArrayBytes } from '../runReuse';
 import { throwIfAborted, validateAttentionRequest, validateRowRequest, validateTokenIds } from '../requestChecks';
-import { ropeCosSin, ropeTablesAgree, rotaryDimOf } from '../model/rope';
+import { hasLocalRope, layerRope, ropeCosSin, ropeTablesAgree, rotaryDimOf, type RopeSpec } from '../model/rope';
 
 export type KernelVariant = 'tiled' | 'register';
 
@@ -174,6 +174,7 @@ interface ComputedBlock extends RowRange {
   readonly x: GPUBuffer;          // [rows, hidden], updated in place layer by layer
   readonly q: GPUBuffer;          // [rows, heads * head_dim] of the layer being encoded
   readonly cosSin?: GPUBuffer;    // [rows, rotary_dim / 2, 2]
+  readonly cosSinLocal?: GPUBuffer; // [rows, rotary_dim / 2, 2]: Gemma 3's sliding-window layers' own base
 }
 
 /** The summaries one layer writes, when it is summarised. */
@@ -713,7 +714,12 @@ export class GpuEngine implements AttentionEngine {
   }
 
   /** Token ids (and rope tables) of each computed row block, written now, with the block's residual buffer. */
-  private blockInputs(tokenIds: Int32Array, ranges: readonly RowRange[], residuals: readonly GPUBuffer[], use: string): (RowRange & { x: GPUBuffer; ids: GPUBuffer; cosSin?: GPUBuffer })[] {
+  private blockInputs(
+    tokenIds: Int32Array,
+    ranges: readonly RowRange[],
+    residuals: readonly GPUBuffer[],
+    use: string,
+  ): (RowRange & { x: GPUBuffer; ids: GPUBuffer; cosSin?: GPUBuffer; cosSinLocal?: GPUBuffer })[] {
     const s = this.spec;
     return ranges.map((range, i) => {
       const ids = this.buffer(`${use} token ids [rows] block ${i}`, range.rows * 4);
@@ -723,7 +729,12 @@ export class GpuEngine implements AttentionEngine {
         cosSin = this.buffer(`${use} rope cos/sin [rows, rotary_dim / 2, 2] block ${i}`, range.rows * rotaryDimOf(s) * F32);
         this.device.queue.writeBuffer(cosSin, 0, ropeTable(s, range.rowStart, range.rows, tokenIds.length));
       }
-      return { ...range, x: residuals[i], ids, cosSin };
+      let cosSinLocal: GPUBuffer | undefined;
+      if (s.positional === 'rope' && hasLocalRope(s)) {
+        cosSinLocal = this.buffer(`${use} local rope cos/sin [rows, rotary_dim / 2, 2] block ${i}`, range.rows * rotaryDimOf(s) * F32);
+        this.device.queue.writeBuffer(cosSinLocal, 0, ropeTable(localRopeSpec(s), range.rowStart, range.rows, tokenIds.length));
+      }
+      return { ...range, x: residuals[i], ids, cosSin, cosSinLocal };
     });
   }
 
@@ -774,6 +785,8 @@ export class GpuEngine implements AttentionEngine {
     const costs = this.unitCosts(summaries?.numSpans);
     // The span effect's masked scores kernel and summarised blocks run at their own speeds.
     const attentionKind = mask ? 'masked attention' : summaries ? 'attention with summaries' : 'attention';
+    // Gemma 3's sliding-window layers rotate by their own table.
+    const tableOf = (block: ComputedBlock) => (block.cosSinLocal && layerRope(s, l) !== s ? block.cosSinLocal : block.cosSin);
     for (const block of blocks) {
       for (let r0 = 0; r0 < block.rows; ) {
         const rows = unitRows(submitter.unitCost('projections'), block.rows - r0, costs.projectionPerRow);
@@ -781,7 +794,7 @@ export class GpuEngine implements AttentionEngine {
         await submitter.unit('projections', label, rows * costs.projectionPerRow, (encoder) => {
           const pass = encoder.beginComputePass({ label });
           this.encodeProjections(pass, p, l, rowRange(block.x, r0, rows, d), rowRange(work.h, r0, rows, d), rowRange(block.q, r0, rows, qWidth),
-            rowRange(work.kRows, r0, rows, kvWidth), rowRange(work.vRows, r0, rows, kvWidth), rows, block.cosSin && rowRange(block.cosSin, r0, rows, rotaryDimOf(s)));
+            rowRange(work.kRows, r0, rows, kvWidth), rowRange(work.vRows, r0, rows, kvWidth), rows, tableOf(block) && rowRange(tableOf(block)!, r0, rows, rotaryDimOf(s)));
           groups.forEach((group, g) => {
             const params = this.kernels.uniform([rows, group.count * hd, r0 * kvWidth + group.start * hd, kvWidth, (block.rowStart + r0) * group.count * hd, group.count * hd]);
             dispatch(this.device, pass, p.copyBlock, [params, work.kRows, k[g]], grid1d(rows * group.count * hd));
@@ -977,6 +990,8 @@ export class GpuEngine implements AttentionEngine {
       this.device.queue.writeBuffer(maskBuffer, 0, Uint32Array.from(masks.flatMap((mask) => [mask.start, mask.end])));
       const cosSin = s.positional === 'rope' ? this.buffer('knockout rope cos/sin [rows, rotary_dim / 2, 2]', rows * rotaryDimOf(s) * F32) : undefined;
       if (cosSin) this.device.queue.writeBuffer(cosSin, 0, ropeRowsAt(s, query, rows, run.tokenIds.length));
+      const cosSinLocal = s.positional === 'rope' && hasLocalRope(s) ? this.buffer('knockout local rope cos/sin [rows, rotary_dim / 2, 2]', rows * rotaryDimOf(s) * F32) : undefined;
+      if (cosSinLocal) this.device.queue.writeBuffer(cosSinLocal, 0, ropeRowsAt(localRopeSpec(s), query, rows, run.tokenIds.length));
       const logits = this.buffer('knockout logits [rows, vocab]', rows * s.vocabSize * F32);
       const staging = this.staging('knockout logits staging', rows * s.vocabSize * F32);
       const groups = kvGroupRanges(s, run.layout);
@@ -996,7 +1011,7 @@ export class GpuEngine implements AttentionEngine {
       for (let l = 0; l < s.numLayers; l++) {
         await submitter.unit('knockout layer', `knockout at ${query}: layer ${l}`, rows * (costs.projectionPerRow + costs.tailPerRow) + attentionCost, (encoder) => {
           const pass = encoder.beginComputePass({ label: `knockout at ${query}: layer ${l}` });
-          this.encodeProjections(pass, p, l, x, work.h, qRows, work.kRows, work.vRows, rows, cosSin);
+          this.encodeProjections(pass, p, l, x, work.h, qRows, work.kRows, work.vRows, rows, cosSinLocal && layerRope(s, l) !== s ? cosSinLocal : cosSin);
           const masked = l >= layers.start && l < layers.end ? 1 : 0;
           groups.forEach((group, g) => {
             const headCount = group.count * ratio;
@@ -1240,7 +1255,10 @@ export class GpuEngine implements AttentionEngine {
     const inter = s.intermediateSize;
     const layerWeights = this.weights.layers[l];
     this.linear(pass, p, layerWeights.o, work.attended, work.projected, rows);
-    dispatch(this.device, pass, p.add, [this.kernels.uniform([rows * d]), x, work.projected], grid1d(rows * d));
+    // Gemma normalises the attention output (and below the MLP output) before the residual add; h
+    // is free then (the projections and the MLP's input have consumed it).
+    if (layerWeights.postAttnNorm) this.normalize(pass, p, layerWeights.postAttnNorm, work.projected, work.h, rows);
+    dispatch(this.device, pass, p.add, [this.kernels.uniform([rows * d]), x, layerWeights.postAttnNorm ? work.h : work.projected], grid1d(rows * d));
     this.normalize(pass, p, layerWeights.mlpNorm, x, work.h, rows);
     this.linear(pass, p, layerWeights.up, work.h, work.up, rows);
     if (work.gate && layerWeights.gate) {
@@ -1251,7 +1269,8 @@ export class GpuEngine implements AttentionEngine {
       dispatch(this.device, pass, p.activation, [this.kernels.uniform([rows * inter]), work.up], grid1d(rows * inter));
       this.linear(pass, p, layerWeights.down, work.up, work.projected, rows);
     }
-    dispatch(this.device, pass, p.add, [this.kernels.uniform([rows * d]), x, work.projected], grid1d(rows * d));
+    if (layerWeights.postMlpNorm) this.normalize(pass, p, layerWeights.postMlpNorm, work.projected, work.h, rows);
+    dispatch(this.device, pass, p.add, [this.kernels.uniform([rows * d]), x, layerWeights.postMlpNorm ? work.h : work.projected], grid1d(rows * d));
   }
 
   /** Resolves every pipeline one run needs (cached after the first run). */
@@ -1274,7 +1293,7 @@ export class GpuEngine implements AttentionEngine {
         get('rope'),
         this.variant === 'tiled' ? get('attention_scores_tiled', { HEAD_DIM: s.headDim }) : get('attention_scores_register'),
         get('attention_output'),
-        get(s.mlp === 'swiglu' ? 'silu_mul' : 'gelu'),
+        get(s.mlp === 'swiglu' ? (s.gateActivation === 'gelu_tanh' ? 'gelu_mul' : 'silu_mul') : 'gelu'),
         get('topk', { WORKGROUP_SIZE, TOP_K: topK }),
         get('span_mass'),
         get('head_reduce'),
@@ -1577,7 +1596,12 @@ async function readStaging(staging: GPUBuffer, bytes: number): Promise<ArrayBuff
  * frequency, [rows, head_dim / 2, 2], from engine/model/rope.ts (computed in f32 the way Hugging
  * Face does, with the model's rotary scaling).
  */
-function ropeTable(spec: ModelSpec, start: number, rows: number, sequenceLength: number): Float32Array<ArrayBuffer> {
+/** Gemma 3's sliding-window layers' rotary parameters (the first such layer's: they all share them). */
+function localRopeSpec(spec: ModelSpec): RopeSpec {
+  return layerRope(spec, spec.slidingWindow!.findIndex((window) => window > 0));
+}
+
+function ropeTable(spec: RopeSpec, start: number, rows: number, sequenceLength: number): Float32Array<ArrayBuffer> {
   const half = rotaryDimOf(spec) / 2;
   const { cos, sin } = ropeCosSin(spec, start, rows, sequenceLength);
   const table = new Float32Array(rows * half * 2);
@@ -1589,7 +1613,7 @@ function ropeTable(spec: ModelSpec, start: number, rows: number, sequenceLength:
 }
 
 /** `rows` copies of position `position`'s row of the rotary table: [rows, rotary_dim / 2, 2]. */
-function ropeRowsAt(spec: ModelSpec, position: number, rows: number, sequenceLength: number): Float32Array<ArrayBuffer> {
+function ropeRowsAt(spec: RopeSpec, position: number, rows: number, sequenceLength: number): Float32Array<ArrayBuffer> {
   const row = ropeTable(spec, position, 1, sequenceLength);
   const out = new Float32Array(rows * row.length);
   for (let r = 0; r < rows; r++) out.set(row, r * row.length);

@@ -13,6 +13,7 @@ import attentionScoresTiledSource from './kernels/attention_scores_tiled.wgsl';
 import copyBlockSource from './kernels/copy_block.wgsl';
 import embeddingSource from './kernels/embedding.wgsl';
 import geluSource from './kernels/gelu.wgsl';
+import geluMulSource from './kernels/gelu_mul.wgsl';
 import headReduceSource from './kernels/head_reduce.wgsl';
 import headRmsNormSource from './kernels/head_rmsnorm.wgsl';
 import layerNormSource from './kernels/layernorm.wgsl';
@@ -38,6 +39,7 @@ export const KERNEL_SOURCES = {
   copy_block: copyBlockSource,
   embedding: embeddingSource,
   gelu: geluSource,
+  gelu_mul: geluMulSource,
   head_reduce: headReduceSource,
   head_rmsnorm: headRmsNormSource,
   layernorm: layerNormSource,

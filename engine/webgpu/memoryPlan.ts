@@ -16,7 +16,7 @@
  *
  * Pure: no WebGPU types, so it is unit-testable and the UI can ask it how long a window may be.
  */
-import type { ModelSpec } from '../model/modelTypes';
+import { hasSeparateLmHead, normsPerLayer, type ModelSpec } from '../model/modelTypes';
 
 const MiB = 1024 * 1024;
 /**
@@ -194,12 +194,12 @@ export function estimateWeightBytes(spec: ModelSpec, bytesPerValue: 2 | 4 = 4): 
   const matrix = (rows: number, cols: number) => Math.ceil((rows * cols * bytesPerValue) / 4) * 4;
   const vector = (length: number) => length * F32;
   const normBytes = vector(d) * (spec.norm === 'layer' ? 2 : 1);
-  let layer = normBytes * 2 + matrix(qW, d) + 2 * matrix(kvW, d) + matrix(d, qW) + matrix(ffn, d) * (spec.mlp === 'swiglu' ? 2 : 1) + matrix(d, ffn);
+  let layer = normBytes * normsPerLayer(spec) + matrix(qW, d) + 2 * matrix(kvW, d) + matrix(d, qW) + matrix(ffn, d) * (spec.mlp === 'swiglu' ? 2 : 1) + matrix(d, ffn);
   if (spec.qkvBias) layer += vector(qW) + 2 * vector(kvW);
   if (spec.outBias) layer += vector(d);
   if (spec.mlpBias) layer += vector(ffn) + vector(d);
   let total = spec.numLayers * layer + matrix(spec.vocabSize, d) + normBytes;
-  if (!spec.tieWordEmbeddings) total += matrix(spec.vocabSize, d);
+  if (hasSeparateLmHead(spec)) total += matrix(spec.vocabSize, d);
   if (spec.positional === 'learned') total += vector(spec.maxPositions * d);
   return total;
 }
@@ -246,6 +246,8 @@ export function memoryPlan(spec: ModelSpec, n: number, options: MemoryPlanOption
   if (spec.positional === 'learned') add('positions [rows, hidden]', rows * d * F32);
   addPerBlock('token ids [rows] per computed row block', computed, 4);
   if (spec.positional === 'rope') addPerBlock('rope cos/sin [rows, head_dim / 2, 2] per computed row block', computed, spec.headDim * F32);
+  // Gemma 3's sliding-window layers turn with a table of their own.
+  if (spec.positional === 'rope' && spec.localRopeTheta !== undefined) addPerBlock('local rope cos/sin [rows, head_dim / 2, 2] per computed row block', computed, spec.headDim * F32);
   add('probabilities block [heads, queries, n]', layout.headsPerBlock * layout.queriesPerBlock * n * F32);
   if (options.valueWeighted) add('value norms squared [heads, n]', H * n * F32);
   add('spans [S, 2]', S * 8);

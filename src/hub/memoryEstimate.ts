@@ -5,7 +5,7 @@
  * model that cannot run is refused with numbers and a suggestion instead of failing inside the GPU.
  * Pure: no vscode, no Node APIs.
  */
-import type { ModelSpec } from '../../engine/model/modelTypes';
+import { hasSeparateLmHead, normsPerLayer, type ModelSpec } from '../../engine/model/modelTypes';
 
 export interface GpuLimits {
   readonly maxBufferSize: number;
@@ -42,8 +42,8 @@ export function parameterCount(spec: ModelSpec): number {
   const inter = spec.intermediateSize;
   const norms = spec.norm === 'layer' ? 2 * d : d;
   const perLayer =
-    d * q + 2 * d * kv + q * d + (spec.mlp === 'swiglu' ? 3 : 2) * d * inter + 2 * norms + (spec.qkvBias ? q + 2 * kv : 0) + (spec.outBias ? d : 0) + (spec.mlpBias ? inter + d : 0);
-  const embeddings = spec.vocabSize * d * (spec.tieWordEmbeddings ? 1 : 2) + (spec.positional === 'learned' ? spec.maxPositions * d : 0);
+    d * q + 2 * d * kv + q * d + (spec.mlp === 'swiglu' ? 3 : 2) * d * inter + normsPerLayer(spec) * norms + (spec.qkvBias ? q + 2 * kv : 0) + (spec.outBias ? d : 0) + (spec.mlpBias ? inter + d : 0);
+  const embeddings = spec.vocabSize * d * (hasSeparateLmHead(spec) ? 2 : 1) + (spec.positional === 'learned' ? spec.maxPositions * d : 0);
   return embeddings + spec.numLayers * perLayer + norms;
 }
 

@@ -136,6 +136,7 @@ for (const [name, what] of [
   ['starcoder2-bf16', 'StarCoder2'],
   ['phi3-f32', 'Phi-3 with partial rotary'],
   ['granite-bf16', 'Granite multipliers'],
+  ['gemma3-bf16', 'Gemma 3 with a local and a global layer'],
 ] as const) {
   test(`forward and analyze --backend cpu run ${name} (${what}): the golden logits, and sources on a real file`, () => {
     const golden = readGolden(name);

@@ -29,6 +29,7 @@ export const FIXTURE_MODELS = [
   'starcoder2-bf16',
   'phi3-f32',
   'granite-bf16',
+  'gemma3-bf16',
 ] as const;
 
 /** Fixtures whose rotary tables depend on the sequence length: golden-short.json holds a shorter run of the same tokens. */

@@ -96,7 +96,7 @@ test('falls back to model_type when architectures is absent', () => {
 });
 
 test('an unknown architecture is refused with the supported list', () => {
-  rejects({ architectures: ['GPTNeoXForCausalLM'] }, /architecture "GPTNeoXForCausalLM" is not supported; Attention Lens runs LlamaForCausalLM, Qwen2ForCausalLM, Qwen3ForCausalLM, SmolLM3ForCausalLM, Starcoder2ForCausalLM, Phi3ForCausalLM, GraniteForCausalLM, GPT2LMHeadModel/);
+  rejects({ architectures: ['GPTNeoXForCausalLM'] }, /architecture "GPTNeoXForCausalLM" is not supported; Attention Lens runs LlamaForCausalLM, Qwen2ForCausalLM, Qwen3ForCausalLM, SmolLM3ForCausalLM, Starcoder2ForCausalLM, Phi3ForCausalLM, GraniteForCausalLM, Gemma3ForCausalLM, GPT2LMHeadModel/);
   rejects({ model_type: 'mistral' }, /model_type "mistral" is not supported/);
   rejects({}, /neither "architectures" nor "model_type"/);
   rejects('text', /not a JSON object/);
@@ -225,4 +225,29 @@ test('reads a Granite config: its four multipliers, folded into the weights at l
   assert.equal(spec.family, 'granite');
   assert.deepEqual(spec.multipliers, { embedding: 12, attention: 0.125, residual: 0.22, logits: 8 });
   rejects({ ...fixtureConfig('granite-bf16'), logits_scaling: 0 }, /"logits_scaling" must be a positive number, not 0/);
+});
+
+test('reads a Gemma 3 text config: local and global layers with their own rotary bases, q/k and post norms, GeGLU, the scalars folded at load', () => {
+  const spec = parseModelConfig(fixtureConfig('gemma3-bf16'), FILE);
+  assert.equal(spec.family, 'gemma3');
+  assert.equal(spec.headDim, 32);
+  assert.deepEqual(spec.slidingWindow, [12, 0]);
+  assert.equal(spec.localRopeTheta, 10000);
+  assert.equal(spec.ropeTheta, 1e6);
+  assert.deepEqual(spec.ropeScaling, { type: 'linear', factor: 8 });
+  assert.equal(spec.qkNorm, true);
+  assert.equal(spec.postNorms, true);
+  assert.equal(spec.gateActivation, 'gelu_tanh');
+  assert.deepEqual(spec.multipliers, { embedding: 8, attention: 1 / Math.sqrt(24), residual: 1, logits: 1 });
+  // Without layer_types, every sliding_window_pattern-th layer is global.
+  const six = parseModelConfig({ ...fixtureConfig('gemma3-bf16'), num_hidden_layers: 7, layer_types: undefined, sliding_window_pattern: 6 }, FILE);
+  assert.deepEqual(six.slidingWindow, [12, 12, 12, 12, 12, 0, 12]);
+  // transformers 5: rope_parameters per layer type.
+  const v5 = parseModelConfig(
+    { ...fixtureConfig('gemma3-bf16'), rope_scaling: undefined, rope_theta: undefined, rope_local_base_freq: undefined, rope_parameters: { full_attention: { rope_type: 'linear', factor: 8, rope_theta: 1e6 }, sliding_attention: { rope_type: 'default', rope_theta: 10000 } } },
+    FILE,
+  );
+  assert.deepEqual([v5.ropeTheta, v5.localRopeTheta, v5.ropeScaling], [1e6, 10000, { type: 'linear', factor: 8 }]);
+  rejects({ ...fixtureConfig('gemma3-bf16'), final_logit_softcapping: 30 }, /final_logit_softcapping is 30; logit soft-capping \(Gemma 2\) is not implemented/);
+  rejects({ ...fixtureConfig('gemma3-bf16'), hidden_activation: 'gelu' }, /hidden_activation "gelu" is not supported/);
 });
