@@ -50,6 +50,8 @@ test('Choose Model recommends the small code models of each supported architectu
     'Qwen/Qwen2.5-Coder-1.5B',
     'Qwen/Qwen3-0.6B',
     'Qwen/Qwen3-1.7B',
+    'google/gemma-3-1b-pt',
+    'bigcode/starcoder2-3b',
     'deepseek-ai/deepseek-coder-1.3b-base',
     'meta-llama/Llama-3.2-1B',
     'amd/AMD-Llama-135m-code',
@@ -57,7 +59,7 @@ test('Choose Model recommends the small code models of each supported architectu
   ]);
   for (const model of RECOMMENDED_MODELS) {
     assert.ok(parseRepoRef(model.repo), model.repo);
-    assert.match(model.size, /^\d+ MB$|^\d+\.\d\d GB$/);
+    assert.match(model.size, /^\d+ MB$|^\d+\.\d\d? GB$/);
     assert.ok(model.license.length > 0);
   }
 });
