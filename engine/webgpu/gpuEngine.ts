@@ -4,6 +4,12 @@
  * Node (npm `webgpu`, see engine/hosts/nodeWebGpu.ts): it is built from a GPUDevice, the adapter's
  * description and a LoadedModel.
  *
+ * Split by concern: this file runs windows (row blocks, the run cache, submissions, readback, exact
+ * rows and the causal checks); layerOps.ts encodes what the model computes (every architecture's
+ * norms, projections, rotary embedding, attention scores and MLP as WGSL dispatches); runState.ts
+ * holds what a run leaves on the device and how work is cut into units; ropeTables.ts the host-side
+ * rotary tables; adapter.ts the adapter's description; memoryPlan.ts the buffers before allocation.
+ *
  * Invariant: the attention tensor [layers, heads, n, n] never leaves the device. Each layer's
  * probabilities are computed into a scratch buffer block by block (heads x queries, sized to the
  * storage-binding limit), consumed by P·V and by the summary kernels (top-k, span masses), and
@@ -48,16 +54,22 @@ import type { AdapterSummary, AttentionRequest, AttentionSummary, BackendInfo, F
 import { compareNextToken, knockedPositions, logSoftmax, topTokens, validateKnockout, validateSpanEffect, type KnockoutRequest, type KnockoutResult, type SpanEffectResult, type SpanKnockout, type TokenEffect } from '../causal';
 import type { AttentionEngine } from '../engine';
 import type { LoadedModel, ModelSpec } from '../model/modelTypes';
-import { type DeviceLinear, type DeviceMatrix, type DeviceNorm, type DeviceWeights, destroyWeights, uploadWeights } from './deviceWeights';
-import { type Binding, type KernelConstants, KernelLibrary, type KernelName, ROW_ALIGNMENT, WORKGROUP_SIZE, dispatch, grid1d, rowRange } from './kernels';
+import { type DeviceWeights, destroyWeights, uploadWeights } from './deviceWeights';
+import { KernelLibrary, WORKGROUP_SIZE, dispatch, grid1d, rowRange } from './kernels';
 import { type MemoryPlan, type RowRange, type RunLayout, WindowTooLongError, bufferSize, kvGroupRanges, longestWindow, memoryPlan, rowBlocks } from './memoryPlan';
 import { MAX_TIMED_PASSES, PassTimer } from './passTimer';
 import { type SubmissionRecord, type SubmissionStats, SubmissionPacer, Submitter } from './submissions';
-import { type CachedRequest, cloneSummary, evictOverBudget, mergeSummaries, planReuse, summaryArrayBytes } from '../runReuse';
+import { cloneSummary, evictOverBudget, mergeSummaries, planReuse, summaryArrayBytes } from '../runReuse';
 import { throwIfAborted, validateAttentionRequest, validateRowRequest, validateTokenIds } from '../requestChecks';
-import { hasLocalRope, layerRope, ropeCosSin, ropeTablesAgree, rotaryDimOf, type RopeSpec } from '../model/rope';
+import { hasLocalRope, ropeTablesAgree, rotaryDimOf } from '../model/rope';
+import { defaultKernelVariant } from './adapter';
+import { localRopeSpec, ropeRowsAt, ropeTable } from './ropeTables';
+import { copyRows, copySummaryToStaging, destroyState, readStaging, summaryBytes, unitHeads, unitQueries, unitRows, workRows, type RowSegment, type RunState, type CacheEntry, type SummaryBlock, type LayerWork, type ComputedBlock, type LayerSummaries } from './runState';
+import { LayerOps, type KernelVariant, type Pipelines, type ScoreMask } from './layerOps';
 
-export type KernelVariant = 'tiled' | 'register';
+export type { KernelVariant } from './layerOps';
+export { defaultKernelVariant, summarizeAdapter } from './adapter';
+
 
 export interface GpuEngineOptions {
   /** Kernel family; by default 'register' on CPU-backed adapters and 'tiled' on GPUs. */
@@ -110,159 +122,18 @@ export interface GpuMemoryStats {
 /** Default byte budget of the run cache (device state plus host summaries). */
 export const DEFAULT_GPU_CACHE_BYTES = 256 * 1024 * 1024;
 
-/** Rows [rowStart, rowStart + rows) of a [n, width] tensor, in one buffer of their own. */
-interface RowSegment extends RowRange {
-  readonly buffer: GPUBuffer;
-}
-
-/** What a run leaves on the device, for attentionRow(), the causal checks and the run cache. */
-interface RunState {
-  readonly n: number;
-  readonly tokenIds: Int32Array;
-  readonly layout: RunLayout;
-  /** [layer][row block]: Q after rope, [rows, heads * head_dim]. */
-  readonly q: readonly (readonly RowSegment[])[];
-  /** [layer][KV group]: K after rope, [n, group kv_heads * head_dim]. */
-  readonly k: readonly (readonly GPUBuffer[])[];
-  /** [layer][KV group]: V, [n, group kv_heads * head_dim]. */
-  readonly v: readonly (readonly GPUBuffer[])[];
-  /** The residual stream after the last layer, [rows, hidden] per row block. */
-  readonly hidden: readonly RowSegment[];
-  readonly bytes: number;
-}
-
-/** A run kept under its cacheKey. */
-interface CacheEntry extends CachedRequest {
-  readonly state: RunState;
-  readonly summary: AttentionSummary;
-  readonly lastLogits: Float32Array;
-  readonly bytes: number;
-}
-
-/** The summary buffers of one summarised layer and one computed row block. */
-interface SummaryBlock {
-  readonly topIndices: GPUBuffer;   // [H, rows, k] i32
-  readonly topWeights: GPUBuffer;   // [H, rows, k] f32
-  readonly spanMass: GPUBuffer;     // [H, rows, S] f32
-  readonly spanMean: GPUBuffer;     // [rows, S] f32
-  readonly spanMax: GPUBuffer;      // [rows, S] f32
-  readonly staging: GPUBuffer;      // the five above, back to back, mappable
-}
-
-/** One layer's temporaries for `rows` rows: they hold nothing between row blocks. */
-interface LayerWork {
-  readonly h: GPUBuffer;          // [rows, hidden]
-  readonly attended: GPUBuffer;   // [rows, heads * head_dim]
-  readonly projected: GPUBuffer;  // [rows, hidden]
-  readonly up: GPUBuffer;         // [rows, intermediate]
-  readonly gate?: GPUBuffer;      // [rows, intermediate], SwiGLU only
-  readonly kRows: GPUBuffer;      // [rows, kv_heads * head_dim]
-  readonly vRows: GPUBuffer;      // [rows, kv_heads * head_dim]
-}
-
-/** The temporaries of the output projection and the MLP for some rows: whole buffers or row ranges of them. */
-interface LayerWorkRows {
-  readonly h: Binding;            // [rows, hidden]
-  readonly attended: Binding;     // [rows, heads * head_dim]
-  readonly projected: Binding;    // [rows, hidden]
-  readonly up: Binding;           // [rows, intermediate]
-  readonly gate?: Binding;        // [rows, intermediate], SwiGLU only
-}
-
-/** A row block computed in this pass: its residual rows and rotary table. */
-interface ComputedBlock extends RowRange {
-  readonly x: GPUBuffer;          // [rows, hidden], updated in place layer by layer
-  readonly q: GPUBuffer;          // [rows, heads * head_dim] of the layer being encoded
-  readonly cosSin?: GPUBuffer;    // [rows, rotary_dim / 2, 2]
-  readonly cosSinLocal?: GPUBuffer; // [rows, rotary_dim / 2, 2]: Gemma 3's sliding-window layers' own base
-}
-
-/** The summaries one layer writes, when it is summarised. */
-interface LayerSummaries {
-  readonly blocks: readonly SummaryBlock[];   // one per computed row block
-  readonly numSpans: number;
-  readonly spanBuffer: GPUBuffer;
-  readonly timer?: PassTimer;
-  readonly valueWeighting?: { readonly pipelines: ValuePipelines; readonly normSquares: GPUBuffer };
-}
-
-/** Keys hidden from later queries in the span effect's pass. */
-interface ScoreMask {
-  readonly pipeline: GPUComputePipeline;
-  readonly queryStart: number;
-  readonly keyStart: number;
-  readonly keyEnd: number;
-}
-
-/** The kernels of value-weighted summaries, resolved when a run asks for them. */
-interface ValuePipelines {
-  readonly norms: GPUComputePipeline;
-  readonly normsF16: GPUComputePipeline;
-  readonly weighting: GPUComputePipeline;
-}
-
-/** The kernels one run needs, resolved before encoding starts. */
-interface Pipelines {
-  readonly embedding: GPUComputePipeline;
-  readonly embeddingF16: GPUComputePipeline;
-  readonly add: GPUComputePipeline;
-  readonly copyBlock: GPUComputePipeline;
-  readonly norm: GPUComputePipeline;
-  readonly linear: GPUComputePipeline;
-  readonly linearF16: GPUComputePipeline;
-  readonly rope: GPUComputePipeline;
-  readonly scores: GPUComputePipeline;
-  readonly output: GPUComputePipeline;
-  readonly activation: GPUComputePipeline;
-  readonly topK: GPUComputePipeline;
-  readonly spanMass: GPUComputePipeline;
-  readonly headReduce: GPUComputePipeline;
-  /** Qwen3's per-head q/k RMSNorm; only for models with spec.qkNorm. */
-  readonly headNorm?: GPUComputePipeline;
-}
-
 const MAX_HEAD_DIM = 256;
 const TILED_SCORES_KEYS = 16;
 /** Largest logits block of the span effect: rows x vocabulary, two of them (full and changed). */
 const LOGITS_BLOCK_BYTES = 32 * 1024 * 1024;
 const F32 = 4;
 
-/** Describes a GPUAdapter in the project's shared form. */
-export function summarizeAdapter(adapter: GPUAdapter): AdapterSummary {
-  const info = adapter.info as GPUAdapterInfo & { isFallbackAdapter?: boolean };
-  const legacy = adapter as GPUAdapter & { isFallbackAdapter?: boolean };
-  const limits = adapter.limits;
-  return {
-    vendor: info.vendor ?? '',
-    architecture: info.architecture ?? '',
-    device: info.device ?? '',
-    description: info.description ?? '',
-    isFallbackAdapter: !!(info.isFallbackAdapter ?? legacy.isFallbackAdapter) || isSoftwareAdapterName(info),
-    features: [...adapter.features].sort(),
-    limits: {
-      maxBufferSize: limits.maxBufferSize,
-      maxStorageBufferBindingSize: limits.maxStorageBufferBindingSize,
-      maxComputeInvocationsPerWorkgroup: limits.maxComputeInvocationsPerWorkgroup,
-      maxComputeWorkgroupStorageSize: limits.maxComputeWorkgroupStorageSize,
-      maxStorageBuffersPerShaderStage: limits.maxStorageBuffersPerShaderStage,
-    },
-  };
-}
-
-function isSoftwareAdapterName(info: GPUAdapterInfo): boolean {
-  const text = `${info.vendor} ${info.architecture} ${info.device} ${info.description}`;
-  return /swiftshader|llvmpipe|lavapipe|softpipe|warp|microsoft basic render/i.test(text);
-}
-
-/** The kernel family that suits an adapter: CPU-backed adapters run register-blocked kernels faster. */
-export function defaultKernelVariant(adapter: AdapterSummary): KernelVariant {
-  return adapter.isFallbackAdapter ? 'register' : 'tiled';
-}
-
 export class GpuEngine implements AttentionEngine {
   readonly spec: ModelSpec;
   readonly backend: BackendInfo;
   private readonly kernels: KernelLibrary;
+  /** The model's layers as dispatches (layerOps.ts): every architecture-specific branch of the forward pass. */
+  private readonly ops: LayerOps;
   private readonly scratch = new Map<string, GPUBuffer>();
   /** Summary buffers by summarised layer and computed row block, grown (never shrunk) across runs. */
   private readonly summaryBlocks: SummaryBlock[][] = [];
@@ -292,7 +163,7 @@ export class GpuEngine implements AttentionEngine {
     adapter: AdapterSummary,
     model: LoadedModel,
     private readonly weights: DeviceWeights,
-    private readonly variant: KernelVariant,
+    variant: KernelVariant,
     bindingBudget: number,
     options: GpuEngineOptions,
   ) {
@@ -306,6 +177,7 @@ export class GpuEngine implements AttentionEngine {
     this.backend = { kind: 'webgpu', adapter, f16Storage: weights.anyF16, kernelVariant: variant };
     this.kernels = new KernelLibrary(device);
     this.zeros = device.createBuffer({ label: 'zeros (absent bias)', size: 16, usage: GPUBufferUsage.STORAGE });
+    this.ops = new LayerOps(device, this.kernels, this.spec, weights, variant, this.zeros);
     device.lost.then((info) => {
       if (this.intentionalDestroy) return;
       this.deviceError = new Error(
@@ -350,7 +222,7 @@ export class GpuEngine implements AttentionEngine {
     }
     const engine = new GpuEngine(device, adapter, model, weights, variant, bindingBudget, options);
     try {
-      await engine.pipelines(1);
+      await engine.ops.pipelines(1);
     } catch (error) {
       engine.dispose();
       throw error;
@@ -551,8 +423,8 @@ export class GpuEngine implements AttentionEngine {
     const numSpans = spans.length;
     const k = request.topK;
     const layerIndexOf = new Map(layers.map((layer, index) => [layer, index]));
-    const p = await this.pipelines(k);
-    const vw = request.weighting === 'valueWeighted' ? await this.valuePipelines() : undefined;
+    const p = await this.ops.pipelines(k);
+    const vw = request.weighting === 'valueWeighted' ? await this.ops.valuePipelines() : undefined;
     const forwardStart = now();
     this.kernels.trimUniforms();
 
@@ -622,8 +494,8 @@ export class GpuEngine implements AttentionEngine {
       await submitter.unit('logits', 'logits', d * s.vocabSize, (encoder) => {
         copyRows(encoder, state!.hidden, n - 1, 1, lastRow, d * F32);
         const pass = encoder.beginComputePass({ label: 'logits' });
-        this.normalize(pass, p, this.weights.finalNorm, lastRow, lastNormed, 1);
-        this.linear(pass, p, { weight: this.weights.lmHead }, lastNormed, logits, 1);
+        this.ops.normalize(pass, p, this.weights.finalNorm, lastRow, lastNormed, 1);
+        this.ops.linear(pass, p, { weight: this.weights.lmHead }, lastNormed, logits, 1);
         pass.end();
         encoder.copyBufferToBuffer(logits, 0, logitsStaging, 0, s.vocabSize * F32);
         timer?.resolve(encoder);
@@ -743,7 +615,7 @@ export class GpuEngine implements AttentionEngine {
     const d = this.spec.hiddenSize;
     const pass = encoder.beginComputePass({ label: 'embedding' });
     for (const block of blocks) {
-      this.embed(pass, p, block.ids, block.x, block.rows);
+      this.ops.embed(pass, p, block.ids, block.x, block.rows);
       if (this.weights.positionEmbedding) {
         const positions = this.buffer('positions [rows, hidden]', block.rows * d * F32);
         const params = this.kernels.uniform([block.rows, d, block.rowStart * d, d, 0, d]);
@@ -786,14 +658,14 @@ export class GpuEngine implements AttentionEngine {
     // The span effect's masked scores kernel and summarised blocks run at their own speeds.
     const attentionKind = mask ? 'masked attention' : summaries ? 'attention with summaries' : 'attention';
     // Gemma 3's sliding-window layers rotate by their own table.
-    const tableOf = (block: ComputedBlock) => (block.cosSinLocal && layerRope(s, l) !== s ? block.cosSinLocal : block.cosSin);
+    const tableOf = (block: ComputedBlock) => (block.cosSin ? this.ops.rotaryTable(l, block.cosSin, block.cosSinLocal) : undefined);
     for (const block of blocks) {
       for (let r0 = 0; r0 < block.rows; ) {
         const rows = unitRows(submitter.unitCost('projections'), block.rows - r0, costs.projectionPerRow);
         const label = `layer ${l} projections, rows ${block.rowStart + r0}..${block.rowStart + r0 + rows}`;
         await submitter.unit('projections', label, rows * costs.projectionPerRow, (encoder) => {
           const pass = encoder.beginComputePass({ label });
-          this.encodeProjections(pass, p, l, rowRange(block.x, r0, rows, d), rowRange(work.h, r0, rows, d), rowRange(block.q, r0, rows, qWidth),
+          this.ops.encodeProjections(pass, p, l, rowRange(block.x, r0, rows, d), rowRange(work.h, r0, rows, d), rowRange(block.q, r0, rows, qWidth),
             rowRange(work.kRows, r0, rows, kvWidth), rowRange(work.vRows, r0, rows, kvWidth), rows, tableOf(block) && rowRange(tableOf(block)!, r0, rows, rotaryDimOf(s)));
           groups.forEach((group, g) => {
             const params = this.kernels.uniform([rows, group.count * hd, r0 * kvWidth + group.start * hd, kvWidth, (block.rowStart + r0) * group.count * hd, group.count * hd]);
@@ -811,7 +683,7 @@ export class GpuEngine implements AttentionEngine {
         const label = `layer ${l} value norms, KV group ${g}`;
         await submitter.unit('value norms', label, group.count * ratio * n * hd * d, (encoder) => {
           const pass = encoder.beginComputePass({ label });
-          this.valueNorms(pass, vw.pipelines, this.weights.layers[l].o, v[g], vw.normSquares, n, group);
+          this.ops.valueNorms(pass, vw.pipelines, this.weights.layers[l].o, v[g], vw.normSquares, n, group);
           pass.end();
         });
       }
@@ -839,7 +711,7 @@ export class GpuEngine implements AttentionEngine {
         const label = `layer ${l} output and MLP, rows ${block.rowStart + r0}..${block.rowStart + r0 + rows}`;
         await submitter.unit('output and MLP', label, rows * costs.tailPerRow, (encoder) => {
           const pass = encoder.beginComputePass({ label });
-          this.encodeLayerTail(pass, p, l, rowRange(block.x, r0, rows, d), workRows(work, r0, rows, s), rows);
+          this.ops.encodeLayerTail(pass, p, l, rowRange(block.x, r0, rows, d), workRows(work, r0, rows, s), rows);
           pass.end();
         });
         r0 += rows;
@@ -875,7 +747,7 @@ export class GpuEngine implements AttentionEngine {
     const blockShape = [n, head0, headCount, query0, queryCount];
     const pass = encoder.beginComputePass({ label });
     const window = s.slidingWindow?.[l] ?? 0;
-    this.scores(pass, p, block.q, block.rowStart, k, group, probs, n, head0, headCount, query0, queryCount, window, mask);
+    this.ops.scores(pass, p, block.q, block.rowStart, k, group, probs, n, head0, headCount, query0, queryCount, window, mask);
     const outputParams = this.kernels.uniform([...blockShape, s.numHeads, s.numKvHeads, s.headDim, block.rowStart, group.start, group.count]);
     dispatch(this.device, pass, p.output, [outputParams, probs, v, work.attended], grid1d(headCount * queryCount * s.headDim));
     pass.end();
@@ -919,7 +791,7 @@ export class GpuEngine implements AttentionEngine {
     if (!run) throw new Error('attentionRow needs a completed run; call run() first');
     const s = this.spec;
     validateRowRequest(layer, head, query, s, run.n);
-    const p = await this.pipelines(1);
+    const p = await this.ops.pipelines(1);
     const n = run.n;
     const rowBuffer = this.buffer('attention row [1, 1, n]', n * 4);
     const rowStaging = this.staging('attention row staging', n * 4);
@@ -929,7 +801,7 @@ export class GpuEngine implements AttentionEngine {
     const g = groups.findIndex((group) => kvHead >= group.start && kvHead < group.start + group.count);
     const encoder = this.device.createCommandEncoder({ label: `attention row ${layer}:${head}:${query}` });
     const pass = encoder.beginComputePass({ label: 'attention row' });
-    this.scores(pass, p, segment.buffer, segment.rowStart, run.k[layer][g], groups[g], rowBuffer, n, head, 1, query, 1, s.slidingWindow?.[layer] ?? 0);
+    this.ops.scores(pass, p, segment.buffer, segment.rowStart, run.k[layer][g], groups[g], rowBuffer, n, head, 1, query, 1, s.slidingWindow?.[layer] ?? 0);
     pass.end();
     encoder.copyBufferToBuffer(rowBuffer, 0, rowStaging, 0, (query + 1) * 4);
     this.device.queue.submit([encoder.finish()]);
@@ -975,7 +847,7 @@ export class GpuEngine implements AttentionEngine {
     const rows = masks.length;
     const d = s.hiddenSize;
     const ratio = s.numHeads / s.numKvHeads;
-    const p = await this.pipelines(1);
+    const p = await this.ops.pipelines(1);
     const [rowAttention, addRow] = await Promise.all([
       this.kernels.pipeline('attention_row_masked', { WORKGROUP_SIZE }),
       this.kernels.pipeline('add_row', { WORKGROUP_SIZE }),
@@ -1002,7 +874,7 @@ export class GpuEngine implements AttentionEngine {
       const attentionCost = rows * s.numHeads * (query + 1) * costs.attentionPerKey;
       await submitter.unit('embedding', `knockout at ${query}: embedding`, rows * d, (encoder) => {
         const pass = encoder.beginComputePass({ label: `knockout at ${query}: embedding` });
-        this.embed(pass, p, ids, x, rows);
+        this.ops.embed(pass, p, ids, x, rows);
         if (this.weights.positionEmbedding) {
           dispatch(this.device, pass, addRow, [this.kernels.uniform([rows, d, query * d]), x, this.weights.positionEmbedding], grid1d(rows * d));
         }
@@ -1011,21 +883,21 @@ export class GpuEngine implements AttentionEngine {
       for (let l = 0; l < s.numLayers; l++) {
         await submitter.unit('knockout layer', `knockout at ${query}: layer ${l}`, rows * (costs.projectionPerRow + costs.tailPerRow) + attentionCost, (encoder) => {
           const pass = encoder.beginComputePass({ label: `knockout at ${query}: layer ${l}` });
-          this.encodeProjections(pass, p, l, x, work.h, qRows, work.kRows, work.vRows, rows, cosSinLocal && layerRope(s, l) !== s ? cosSinLocal : cosSin);
+          this.ops.encodeProjections(pass, p, l, x, work.h, qRows, work.kRows, work.vRows, rows, cosSin && this.ops.rotaryTable(l, cosSin, cosSinLocal));
           const masked = l >= layers.start && l < layers.end ? 1 : 0;
           groups.forEach((group, g) => {
             const headCount = group.count * ratio;
             const params = this.kernels.uniform([rows, query, s.numHeads, s.numKvHeads, s.headDim, masked, group.start * ratio, headCount, group.start, group.count, s.slidingWindow?.[l] ?? 0], [1 / Math.sqrt(s.headDim)]);
             dispatch(this.device, pass, rowAttention, [params, qRows, run.k[l][g], run.v[l][g], work.kRows, work.vRows, maskBuffer, work.attended], [Math.ceil((rows * headCount) / WORKGROUP_SIZE)]);
           });
-          this.encodeLayerTail(pass, p, l, x, work, rows);
+          this.ops.encodeLayerTail(pass, p, l, x, work, rows);
           pass.end();
         });
       }
       await submitter.unit('logits', `knockout at ${query}: logits`, rows * d * s.vocabSize, (encoder) => {
         const pass = encoder.beginComputePass({ label: `knockout at ${query}: logits` });
-        this.normalize(pass, p, this.weights.finalNorm, x, work.h, rows);
-        this.linear(pass, p, { weight: this.weights.lmHead }, work.h, logits, rows);
+        this.ops.normalize(pass, p, this.weights.finalNorm, x, work.h, rows);
+        this.ops.linear(pass, p, { weight: this.weights.lmHead }, work.h, logits, rows);
         pass.end();
         encoder.copyBufferToBuffer(logits, 0, staging, 0, rows * s.vocabSize * F32);
       });
@@ -1048,7 +920,7 @@ export class GpuEngine implements AttentionEngine {
     const n = run.n;
     const d = s.hiddenSize;
     const V = s.vocabSize;
-    const p = await this.pipelines(1);
+    const p = await this.ops.pipelines(1);
     const [maskedScores, divergence] = await Promise.all([
       this.kernels.pipeline('attention_scores_masked', { WORKGROUP_SIZE }),
       this.kernels.pipeline('next_token_divergence', { WORKGROUP_SIZE }),
@@ -1096,10 +968,10 @@ export class GpuEngine implements AttentionEngine {
           copyRows(encoder, run.hidden, start, rows, fullRows, d * F32);
           copyRows(encoder, changed, start, rows, changedRows, d * F32);
           const pass = encoder.beginComputePass({ label: `span effect logits ${start}..${start + rows}` });
-          this.normalize(pass, p, this.weights.finalNorm, fullRows, normed, rows);
-          this.linear(pass, p, { weight: this.weights.lmHead }, normed, fullLogits, rows);
-          this.normalize(pass, p, this.weights.finalNorm, changedRows, normed, rows);
-          this.linear(pass, p, { weight: this.weights.lmHead }, normed, changedLogits, rows);
+          this.ops.normalize(pass, p, this.weights.finalNorm, fullRows, normed, rows);
+          this.ops.linear(pass, p, { weight: this.weights.lmHead }, normed, fullLogits, rows);
+          this.ops.normalize(pass, p, this.weights.finalNorm, changedRows, normed, rows);
+          this.ops.linear(pass, p, { weight: this.weights.lmHead }, normed, changedLogits, rows);
           dispatch(this.device, pass, divergence, [this.kernels.uniform([rows, V, start]), fullLogits, changedLogits, nextTokens, divergences], [Math.ceil(rows / WORKGROUP_SIZE)]);
           pass.end();
           encoder.copyBufferToBuffer(divergences, 0, staging, (start - span.end) * 2 * F32, rows * 2 * F32);
@@ -1176,30 +1048,6 @@ export class GpuEngine implements AttentionEngine {
     return outcome.value;
   }
 
-  /** The kernels of value-weighted summaries (built on first use, then cached). */
-  private async valuePipelines(): Promise<ValuePipelines> {
-    const [norms, normsF16, weighting] = await Promise.all([
-      this.kernels.pipeline('value_norms', { WORKGROUP_SIZE, WEIGHT_F16: 0 }),
-      this.kernels.pipeline('value_norms', { WORKGROUP_SIZE, WEIGHT_F16: 1 }),
-      this.kernels.pipeline('value_weighting', { WORKGROUP_SIZE }),
-    ]);
-    return { norms, normsF16, weighting };
-  }
-
-  /**
-   * normSquares[h, j] = ||v_j W_O^h||^2 for the heads reading one group of KV heads, over every
-   * row chunk of W_O (the first chunk writes, the rest add).
-   */
-  private valueNorms(pass: GPUComputePassEncoder, vw: ValuePipelines, o: DeviceLinear, v: GPUBuffer, normSquares: GPUBuffer, n: number, group: { start: number; count: number }): void {
-    const s = this.spec;
-    const ratio = s.numHeads / s.numKvHeads;
-    const w = o.weight;
-    w.chunks.forEach((chunk, index) => {
-      const params = this.kernels.uniform([n, s.numHeads, s.numKvHeads, s.headDim, chunk.rowCount, index > 0 ? 1 : 0, group.start * ratio, group.count * ratio, group.start, group.count]);
-      dispatch(this.device, pass, w.f16 ? vw.normsF16 : vw.norms, [params, v, chunk.buffer, normSquares], grid1d(group.count * ratio * n));
-    });
-  }
-
   /** One layer's temporaries for `rows` rows, shared by runs and the causal checks. */
   private layerWork(rows: number): LayerWork {
     const s = this.spec;
@@ -1213,160 +1061,6 @@ export class GpuEngine implements AttentionEngine {
       kRows: this.buffer('k rows [rows, kv_heads * head_dim]', rows * kvWidth * F32),
       vRows: this.buffer('v rows [rows, kv_heads * head_dim]', rows * kvWidth * F32),
     };
-  }
-
-  /** Layer l's attention inputs: h = norm(x), then q, k, v of `rows` rows, rotated by cosSin's rows. */
-  private encodeProjections(
-    pass: GPUComputePassEncoder,
-    p: Pipelines,
-    l: number,
-    x: Binding,
-    h: Binding,
-    q: Binding,
-    k: Binding,
-    v: Binding,
-    rows: number,
-    cosSin: Binding | undefined,
-  ): void {
-    const s = this.spec;
-    const layerWeights = this.weights.layers[l];
-    this.normalize(pass, p, layerWeights.attnNorm, x, h, rows);
-    this.linear(pass, p, layerWeights.q, h, q, rows);
-    this.linear(pass, p, layerWeights.k, h, k, rows);
-    this.linear(pass, p, layerWeights.v, h, v, rows);
-    // Qwen3: each head's q and k normalised over head_dim, in place, before the rotation.
-    if (layerWeights.qNorm && layerWeights.kNorm && p.headNorm) {
-      dispatch(this.device, pass, p.headNorm, [this.kernels.uniform([rows * s.numHeads, s.headDim], [s.normEps]), q, layerWeights.qNorm.weight], grid1d(rows * s.numHeads));
-      dispatch(this.device, pass, p.headNorm, [this.kernels.uniform([rows * s.numKvHeads, s.headDim], [s.normEps]), k, layerWeights.kNorm.weight], grid1d(rows * s.numKvHeads));
-    }
-    // SmolLM3's NoPE layers attend without any rotation.
-    if (cosSin && s.ropeLayers?.[l] !== false) {
-      const rotary = rotaryDimOf(s);
-      const half = rotary / 2;
-      dispatch(this.device, pass, p.rope, [this.kernels.uniform([rows, s.numHeads, s.headDim, rotary]), q, cosSin], grid1d(rows * s.numHeads * half));
-      dispatch(this.device, pass, p.rope, [this.kernels.uniform([rows, s.numKvHeads, s.headDim, rotary]), k, cosSin], grid1d(rows * s.numKvHeads * half));
-    }
-  }
-
-  /** The rest of layer l after attention: x += attended W_O^T, then x += MLP(norm(x)), for `rows` rows. */
-  private encodeLayerTail(pass: GPUComputePassEncoder, p: Pipelines, l: number, x: Binding, work: LayerWorkRows, rows: number): void {
-    const s = this.spec;
-    const d = s.hiddenSize;
-    const inter = s.intermediateSize;
-    const layerWeights = this.weights.layers[l];
-    this.linear(pass, p, layerWeights.o, work.attended, work.projected, rows);
-    // Gemma normalises the attention output (and below the MLP output) before the residual add; h
-    // is free then (the projections and the MLP's input have consumed it).
-    if (layerWeights.postAttnNorm) this.normalize(pass, p, layerWeights.postAttnNorm, work.projected, work.h, rows);
-    dispatch(this.device, pass, p.add, [this.kernels.uniform([rows * d]), x, layerWeights.postAttnNorm ? work.h : work.projected], grid1d(rows * d));
-    this.normalize(pass, p, layerWeights.mlpNorm, x, work.h, rows);
-    this.linear(pass, p, layerWeights.up, work.h, work.up, rows);
-    if (work.gate && layerWeights.gate) {
-      this.linear(pass, p, layerWeights.gate, work.h, work.gate, rows);
-      dispatch(this.device, pass, p.activation, [this.kernels.uniform([rows * inter]), work.gate, work.up], grid1d(rows * inter));
-      this.linear(pass, p, layerWeights.down, work.gate, work.projected, rows);
-    } else {
-      dispatch(this.device, pass, p.activation, [this.kernels.uniform([rows * inter]), work.up], grid1d(rows * inter));
-      this.linear(pass, p, layerWeights.down, work.up, work.projected, rows);
-    }
-    if (layerWeights.postMlpNorm) this.normalize(pass, p, layerWeights.postMlpNorm, work.projected, work.h, rows);
-    dispatch(this.device, pass, p.add, [this.kernels.uniform([rows * d]), x, layerWeights.postMlpNorm ? work.h : work.projected], grid1d(rows * d));
-  }
-
-  /** Resolves every pipeline one run needs (cached after the first run). */
-  private async pipelines(topK: number): Promise<Pipelines> {
-    const s = this.spec;
-    const wg = { WORKGROUP_SIZE };
-    const get = (name: KernelName, constants: KernelConstants = wg) => this.kernels.pipeline(name, constants);
-    const linearName: KernelName = this.variant === 'tiled' ? 'linear_tiled' : 'linear_register';
-    const linearConstants = (f16: boolean): KernelConstants =>
-      this.variant === 'tiled' ? { WEIGHT_F16: f16 ? 1 : 0 } : { WORKGROUP_SIZE, WEIGHT_F16: f16 ? 1 : 0 };
-    const [embedding, embeddingF16, add, copyBlock, norm, linear, linearF16, rope, scores, output, activation, topKPipeline, spanMass, headReduce] =
-      await Promise.all([
-        get('embedding', { WORKGROUP_SIZE, WEIGHT_F16: 0 }),
-        get('embedding', { WORKGROUP_SIZE, WEIGHT_F16: 1 }),
-        get('add'),
-        get('copy_block'),
-        get(s.norm === 'rms' ? 'rmsnorm' : 'layernorm'),
-        get(linearName, linearConstants(false)),
-        get(linearName, linearConstants(true)),
-        get('rope'),
-        this.variant === 'tiled' ? get('attention_scores_tiled', { HEAD_DIM: s.headDim }) : get('attention_scores_register'),
-        get('attention_output'),
-        get(s.mlp === 'swiglu' ? (s.gateActivation === 'gelu_tanh' ? 'gelu_mul' : 'silu_mul') : 'gelu'),
-        get('topk', { WORKGROUP_SIZE, TOP_K: topK }),
-        get('span_mass'),
-        get('head_reduce'),
-      ]);
-    const headNorm = s.qkNorm ? await get('head_rmsnorm') : undefined;
-    return { embedding, embeddingF16, add, copyBlock, norm, linear, linearF16, rope, scores, output, activation, topK: topKPipeline, spanMass, headReduce, ...(headNorm ? { headNorm } : {}) };
-  }
-
-  private embed(pass: GPUComputePassEncoder, p: Pipelines, ids: GPUBuffer, out: GPUBuffer, n: number): void {
-    const table = this.weights.tokenEmbedding;
-    const pipeline = table.f16 ? p.embeddingF16 : p.embedding;
-    for (const chunk of table.chunks) {
-      const params = this.kernels.uniform([n, table.cols, chunk.rowStart, chunk.rowCount]);
-      dispatch(this.device, pass, pipeline, [params, ids, chunk.buffer, out], grid1d(n * table.cols));
-    }
-  }
-
-  private normalize(pass: GPUComputePassEncoder, p: Pipelines, weights: DeviceNorm, input: Binding, out: Binding, rows: number): void {
-    const s = this.spec;
-    const params = this.kernels.uniform([rows, s.hiddenSize], [s.normEps]);
-    const buffers = s.norm === 'rms' ? [params, input, weights.weight, out] : [params, input, weights.weight, weights.bias ?? this.zeros, out];
-    dispatch(this.device, pass, p.norm, buffers, [Math.ceil(rows / WORKGROUP_SIZE)]);
-  }
-
-  /** y[rows, out] = x W^T + b, one dispatch per row chunk of W. */
-  private linear(pass: GPUComputePassEncoder, p: Pipelines, layer: DeviceLinear, input: Binding, out: Binding, rows: number): void {
-    const w: DeviceMatrix = layer.weight;
-    const pipeline = w.f16 ? p.linearF16 : p.linear;
-    for (const chunk of w.chunks) {
-      const params = this.kernels.uniform([rows, w.cols, w.rows, chunk.rowStart, chunk.rowCount, layer.bias ? 1 : 0]);
-      const groups: [number, number] =
-        this.variant === 'tiled'
-          ? [Math.ceil(chunk.rowCount / 64), Math.ceil(rows / 64)]
-          : [Math.ceil(chunk.rowCount / 4 / WORKGROUP_SIZE), Math.ceil(rows / 4)];
-      dispatch(this.device, pass, pipeline, [params, input, chunk.buffer, layer.bias ?? this.zeros, out], groups);
-    }
-  }
-
-  /** Probabilities of heads head0.. and queries query0.. into probs [headCount, queryCount, n]. */
-
-  /**
-   * Probabilities of heads head0.. and queries query0.. into probs [headCount, queryCount, n], with
-   * q holding the rows from qRowStart and k the KV heads of `group`. With a mask, the span effect's
-   * masked kernel runs instead.
-   */
-  private scores(
-    pass: GPUComputePassEncoder,
-    p: Pipelines,
-    q: GPUBuffer,
-    qRowStart: number,
-    k: GPUBuffer,
-    group: { start: number; count: number },
-    probs: GPUBuffer,
-    n: number,
-    head0: number,
-    headCount: number,
-    query0: number,
-    queryCount: number,
-    window: number,
-    mask?: ScoreMask,
-  ): void {
-    const s = this.spec;
-    const block = [n, head0, headCount, query0, queryCount, s.numHeads, s.numKvHeads, s.headDim];
-    const split = [qRowStart, group.start, group.count];
-    const scale = [1 / Math.sqrt(s.headDim)];
-    if (mask) {
-      const params = this.kernels.uniform([...block, mask.queryStart, mask.keyStart, mask.keyEnd, ...split, window], scale);
-      dispatch(this.device, pass, mask.pipeline, [params, q, k, probs], grid1d(headCount * queryCount));
-      return;
-    }
-    const groups: [number, number] =
-      this.variant === 'tiled' ? [Math.ceil(queryCount / 16), headCount] : grid1d(headCount * queryCount);
-    dispatch(this.device, pass, p.scores, [this.kernels.uniform([...block, ...split, window], scale), q, k, probs], groups);
   }
 
   /**
@@ -1506,120 +1200,11 @@ export class GpuEngine implements AttentionEngine {
   }
 }
 
-/** Rows [row0, row0 + rows) of a layer's temporaries, as bindings the kernels see from row 0. */
-function workRows(work: LayerWork, row0: number, rows: number, spec: ModelSpec): LayerWorkRows {
-  const d = spec.hiddenSize;
-  const inter = spec.intermediateSize;
-  return {
-    h: rowRange(work.h, row0, rows, d),
-    attended: rowRange(work.attended, row0, rows, spec.numHeads * spec.headDim),
-    projected: rowRange(work.projected, row0, rows, d),
-    up: rowRange(work.up, row0, rows, inter),
-    gate: work.gate && rowRange(work.gate, row0, rows, inter),
-  };
-}
-
-/**
- * Rows of the next unit of `remaining` rows costing `perRow` each: as many as `unitCost` allows, in
- * multiples of ROW_ALIGNMENT (so that row ranges can be bound), at least ROW_ALIGNMENT.
- */
-function unitRows(unitCost: number, remaining: number, perRow: number): number {
-  const fit = Math.floor(unitCost / perRow / ROW_ALIGNMENT) * ROW_ALIGNMENT;
-  return Math.min(remaining, Math.max(ROW_ALIGNMENT, fit));
-}
-
-/** Queries per attention unit are multiples of this (the tiled scores kernel's tile), except the last. */
-const QUERY_ALIGNMENT = 16;
-
-/**
- * Queries of the next attention unit from query0 (query q attends to q + 1 keys): the most whose
- * cost heads * perKey * sum(q + 1) stays within `unitCost`, in multiples of QUERY_ALIGNMENT.
- */
-function unitQueries(unitCost: number, query0: number, remaining: number, heads: number, perKey: number): number {
-  // heads * perKey * (q * (query0 + 1) + q (q - 1) / 2) <= unitCost, solved for q.
-  const budget = unitCost / (heads * perKey);
-  const a = query0 + 0.5;
-  const fit = Math.floor((-a + Math.sqrt(a * a + 2 * budget)) / QUERY_ALIGNMENT) * QUERY_ALIGNMENT;
-  return Math.min(remaining, Math.max(QUERY_ALIGNMENT, fit));
-}
-
-/** Heads per attention unit: as many (up to the plan's) as fit `unitCost` for the window's last QUERY_ALIGNMENT queries. */
-function unitHeads(unitCost: number, headsPerBlock: number, n: number, perKey: number): number {
-  return Math.min(headsPerBlock, Math.max(1, Math.floor(unitCost / (QUERY_ALIGNMENT * n * perKey))));
-}
-
-/** Bytes of one row block's summary: top indices and weights [H, rows, k], span masses [H, rows, S], mean and max [rows, S]. */
-function summaryBytes(rows: number, H: number, k: number, numSpans: number): number {
-  return (2 * H * rows * k + H * rows * numSpans + 2 * rows * numSpans) * 4;
-}
-
-function copySummaryToStaging(encoder: GPUCommandEncoder, set: SummaryBlock, rows: number, H: number, k: number, numSpans: number): void {
-  let offset = 0;
-  const copy = (source: GPUBuffer, bytes: number) => {
-    if (bytes > 0) encoder.copyBufferToBuffer(source, 0, set.staging, offset, bytes);
-    offset += bytes;
-  };
-  copy(set.topIndices, H * rows * k * 4);
-  copy(set.topWeights, H * rows * k * 4);
-  copy(set.spanMass, H * rows * numSpans * 4);
-  copy(set.spanMean, rows * numSpans * 4);
-  copy(set.spanMax, rows * numSpans * 4);
-}
-
-/** Copies rows [row0, row0 + rows) of a tensor held in row segments into `target` from its row 0. */
-function copyRows(encoder: GPUCommandEncoder, segments: readonly RowSegment[], row0: number, rows: number, target: GPUBuffer, rowBytes: number): void {
-  for (const segment of segments) {
-    const start = Math.max(row0, segment.rowStart);
-    const end = Math.min(row0 + rows, segment.rowStart + segment.rows);
-    if (end <= start) continue;
-    encoder.copyBufferToBuffer(segment.buffer, (start - segment.rowStart) * rowBytes, target, (start - row0) * rowBytes, (end - start) * rowBytes);
-  }
-}
-
-function destroyState(state: RunState): void {
-  for (const layer of state.q) for (const segment of layer) segment.buffer.destroy();
-  for (const groups of [...state.k, ...state.v]) for (const buffer of groups) buffer.destroy();
-  for (const segment of state.hidden) segment.buffer.destroy();
-}
-
-/** Maps `staging`, copies its first `bytes` out and unmaps it. */
-async function readStaging(staging: GPUBuffer, bytes: number): Promise<ArrayBuffer> {
-  if (bytes === 0) return new ArrayBuffer(0);
-  await staging.mapAsync(GPUMapMode.READ, 0, Math.ceil(bytes / 4) * 4);
-  const copy = staging.getMappedRange(0, Math.ceil(bytes / 4) * 4).slice(0, bytes);
-  staging.unmap();
-  return copy;
-}
-
 /**
  * cos and sin of positions start..start+rows-1 of a sequence of `sequenceLength` tokens and every
  * frequency, [rows, head_dim / 2, 2], from engine/model/rope.ts (computed in f32 the way Hugging
  * Face does, with the model's rotary scaling).
  */
-/** Gemma 3's sliding-window layers' rotary parameters (the first such layer's: they all share them). */
-function localRopeSpec(spec: ModelSpec): RopeSpec {
-  return layerRope(spec, spec.slidingWindow!.findIndex((window) => window > 0));
-}
-
-function ropeTable(spec: RopeSpec, start: number, rows: number, sequenceLength: number): Float32Array<ArrayBuffer> {
-  const half = rotaryDimOf(spec) / 2;
-  const { cos, sin } = ropeCosSin(spec, start, rows, sequenceLength);
-  const table = new Float32Array(rows * half * 2);
-  for (let j = 0; j < rows * half; j++) {
-    table[j * 2] = cos[j];
-    table[j * 2 + 1] = sin[j];
-  }
-  return table;
-}
-
-/** `rows` copies of position `position`'s row of the rotary table: [rows, rotary_dim / 2, 2]. */
-function ropeRowsAt(spec: RopeSpec, position: number, rows: number, sequenceLength: number): Float32Array<ArrayBuffer> {
-  const row = ropeTable(spec, position, 1, sequenceLength);
-  const out = new Float32Array(rows * row.length);
-  for (let r = 0; r < rows; r++) out.set(row, r * row.length);
-  return out;
-}
-
 function now(): number {
   return typeof performance !== 'undefined' ? performance.now() : Date.now();
 }
