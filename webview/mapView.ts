@@ -165,7 +165,7 @@ export class MapView {
     const view = `${map.view.layer === 'all' ? 'all layers' : `layer ${map.view.layer}`}, ${typeof map.view.head === 'number' ? `head ${map.view.head}` : `${map.view.head} of heads`}`;
     this.mapRoot.append(
       el('h2', undefined, 'Dependency map'),
-      el('p', 'muted', `Each arc: the share of a definition's attention (its identifiers' mass on earlier definitions and imports, ${view}) that goes to an earlier one. References: ${map.referenceSource}.`),
+      el('p', 'muted', `Each arc: the share of a definition's attention (its identifiers' mass on earlier definitions and imports, ${view}) that goes to an earlier one. References: ${map.referenceSource}.${map.layerNote ? ` Note: ${map.layerNote}.` : ''}`),
       header,
       this.legend(),
     );

@@ -6,6 +6,7 @@
  */
 import * as vscode from 'vscode';
 import { headsTable } from '../analysis/reading';
+import { limitedLayersNote } from '../shared/format';
 import { precisionOf, recallOf, type HeadsTable } from '../analysis/definitionHeads';
 import { buildDependencyMap, dependencyMapSteps } from '../analysis/dependencyMap';
 import { runStepsSliced } from '../analysis/slices';
@@ -82,6 +83,7 @@ export async function dependencyMapMessageSliced(result: DocumentAnalysisResult,
 
 function mapMessage(result: DocumentAnalysisResult, view: AttentionView, map: ReturnType<typeof buildDependencyMap>, server: LanguageServerReferences | undefined): DependencyMapMessage {
   const referenceSource = `tree-sitter (scope-aware; member accesses by name)${server ? `; ${server.note}` : '; asking the language server…'}`;
+  const layerNote = limitedLayersNote(result.model, result.summary.layers);
   return {
     type: 'dependencyMap',
     uri: result.uri,
@@ -90,6 +92,7 @@ function mapMessage(result: DocumentAnalysisResult, view: AttentionView, map: Re
     nodes: map.nodes.map((n) => ({ kind: n.kind, name: n.name, line: n.line, tokenStart: n.tokenStart, identifiers: n.identifiers })),
     edges: map.edges.map((e) => ({ from: e.from, to: e.to, weight: e.weight, meanMass: e.meanMass, references: e.references, ...(e.effect === undefined ? {} : { effect: e.effect }), tokens: e.tokens })),
     referenceSource,
+    ...(layerNote ? { layerNote } : {}),
   };
 }
 

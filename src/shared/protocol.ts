@@ -395,6 +395,8 @@ export interface DependencyMapMessage {
   }[];
   /** Where the code's references come from, in words (tree-sitter, and a language server when one answered). */
   readonly referenceSource: string;
+  /** Layers that see only part of the window or have no positions, in words ("layers 1-25 see only the last 512 tokens"). */
+  readonly layerNote?: string;
 }
 
 /** Which heads follow the code's references in this document (src/analysis/definitionHeads.ts). */
