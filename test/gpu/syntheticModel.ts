@@ -20,11 +20,13 @@ export interface SyntheticLlamaShape {
   readonly maxPositions: number;
   readonly ropeTheta: number;
   /** 'llama' (default), 'qwen2' (q/k/v biases, Qwen2ForCausalLM config) or 'qwen3' (per-head q/k RMSNorm, Qwen3ForCausalLM). */
-  readonly family?: 'llama' | 'qwen2' | 'qwen3';
+  readonly family?: 'llama' | 'qwen2' | 'qwen3' | 'gemma3';
   /** head_dim when it is not hidden / heads (Qwen3: 128). */
   readonly headDim?: number;
   /** config.json's rope_scaling (e.g. Llama 3.2's llama3 scaling); default none. */
   readonly ropeScaling?: Readonly<Record<string, unknown>>;
+  /** Gemma 3: the config fields that only it has (sliding window, its pattern, the local base, query_pre_attn_scalar). */
+  readonly gemma?: { readonly slidingWindow: number; readonly pattern: number; readonly localBase: number; readonly queryPreAttnScalar: number };
   /** Weight dtype in the safetensors file (default F32); real checkpoints ship BF16. */
   readonly dtype?: 'F32' | 'BF16';
   /** Default 1e-5. */
@@ -106,6 +108,23 @@ export const LLAMA32_1B: SyntheticLlamaShape = {
   dtype: 'BF16',
 };
 
+/** gemma-3-1b-pt's config.json (google/gemma-3-1b-pt): 5 local layers (512-token window, base 1e4) per global one (base 1e6), head_dim 256, one KV head, 262,144 tokens, BF16. */
+export const GEMMA3_1B: SyntheticLlamaShape = {
+  family: 'gemma3',
+  vocabSize: 262144,
+  hiddenSize: 1152,
+  numLayers: 26,
+  numHeads: 4,
+  numKvHeads: 1,
+  headDim: 256,
+  intermediateSize: 6912,
+  maxPositions: 32768,
+  ropeTheta: 1000000,
+  rmsNormEps: 1e-6,
+  gemma: { slidingWindow: 512, pattern: 6, localBase: 10000, queryPreAttnScalar: 256 },
+  dtype: 'BF16',
+};
+
 /** The real shapes the benchmark and the long-context tests use, by name. */
 export const REAL_SHAPES: Readonly<Record<string, SyntheticLlamaShape>> = {
   'smollm2-135m': { ...SMOLLM2_135M, dtype: 'BF16' },
@@ -113,6 +132,7 @@ export const REAL_SHAPES: Readonly<Record<string, SyntheticLlamaShape>> = {
   'qwen2.5-coder-1.5b': QWEN25_CODER_15B,
   'qwen3-0.6b': QWEN3_06B,
   'llama-3.2-1b': LLAMA32_1B,
+  'gemma-3-1b': GEMMA3_1B,
 };
 
 /** A tiny shape with room for long sequences, for tests. */
@@ -158,12 +178,17 @@ function syntheticTensors(shape: SyntheticLlamaShape): TensorPlan[] {
     plan.push({ name: `${p}.self_attn.v_proj.weight`, shape: [kv, d], scale: scaleFor(d) });
     if (qwen) plan.push({ name: `${p}.self_attn.v_proj.bias`, shape: [kv], scale: 0.1 });
     plan.push({ name: `${p}.self_attn.o_proj.weight`, shape: [d, qWidth], scale: scaleFor(qWidth) * 0.5 });
-    if (shape.family === 'qwen3') {
+    if (shape.family === 'qwen3' || shape.family === 'gemma3') {
       // Uniform around 1, so the per-head norms shape the scores (ones would hide a missing norm's weight).
       plan.push({ name: `${p}.self_attn.q_norm.weight`, shape: [headDim], scale: -0.5 });
       plan.push({ name: `${p}.self_attn.k_norm.weight`, shape: [headDim], scale: -0.5 });
     }
     plan.push({ name: `${p}.post_attention_layernorm.weight`, shape: [d], scale: 0 });
+    if (shape.family === 'gemma3') {
+      // Gemma's four norms a layer (weights are offsets: the model multiplies by 1 + w).
+      plan.push({ name: `${p}.pre_feedforward_layernorm.weight`, shape: [d], scale: 0.5 });
+      plan.push({ name: `${p}.post_feedforward_layernorm.weight`, shape: [d], scale: 0.5 });
+    }
     plan.push({ name: `${p}.mlp.gate_proj.weight`, shape: [shape.intermediateSize, d], scale: scaleFor(d) });
     plan.push({ name: `${p}.mlp.up_proj.weight`, shape: [shape.intermediateSize, d], scale: scaleFor(d) });
     plan.push({ name: `${p}.mlp.down_proj.weight`, shape: [d, shape.intermediateSize], scale: scaleFor(shape.intermediateSize) * 0.5 });
@@ -184,7 +209,7 @@ export function writeSyntheticLlama(shape: SyntheticLlamaShape, seed = 1): strin
   const headDim = shape.headDim ?? shape.hiddenSize / shape.numHeads;
   const qwen = shape.family === 'qwen2' || shape.family === 'qwen3';
   const dtype = shape.dtype ?? 'F32';
-  const names = { llama: ['LlamaForCausalLM', 'llama'], qwen2: ['Qwen2ForCausalLM', 'qwen2'], qwen3: ['Qwen3ForCausalLM', 'qwen3'] }[shape.family ?? 'llama'];
+  const names = { llama: ['LlamaForCausalLM', 'llama'], qwen2: ['Qwen2ForCausalLM', 'qwen2'], qwen3: ['Qwen3ForCausalLM', 'qwen3'], gemma3: ['Gemma3ForCausalLM', 'gemma3_text'] }[shape.family ?? 'llama'];
   const config = {
     architectures: [names[0]],
     model_type: names[1],
@@ -195,7 +220,17 @@ export function writeSyntheticLlama(shape: SyntheticLlamaShape, seed = 1): strin
     num_key_value_heads: shape.numKvHeads,
     ...(qwen ? { use_sliding_window: false, sliding_window: shape.maxPositions, max_window_layers: shape.numLayers } : {}),
     ...(shape.family !== 'qwen2' ? { head_dim: headDim } : {}),
-    hidden_act: 'silu',
+    ...(shape.gemma
+      ? {
+          hidden_activation: 'gelu_pytorch_tanh',
+          sliding_window: shape.gemma.slidingWindow,
+          sliding_window_pattern: shape.gemma.pattern,
+          rope_local_base_freq: shape.gemma.localBase,
+          query_pre_attn_scalar: shape.gemma.queryPreAttnScalar,
+          final_logit_softcapping: null,
+          attn_logit_softcapping: null,
+        }
+      : { hidden_act: 'silu' }),
     max_position_embeddings: shape.maxPositions,
     rms_norm_eps: shape.rmsNormEps ?? 1e-5,
     rope_theta: shape.ropeTheta,

@@ -1,7 +1,8 @@
 /**
  * The 2026 architectures at their real size: random-weight models with the real configs of
- * Qwen3-0.6B (per-head q/k norms, head_dim 128 apart from hidden / heads, 40,960 positions) and
- * Llama-3.2-1B (llama3 rotary scaling, 131,072 positions), all layers and the real vocabularies in
+ * Qwen3-0.6B (per-head q/k norms, head_dim 128 apart from hidden / heads, 40,960 positions),
+ * Llama-3.2-1B (llama3 rotary scaling, 131,072 positions) and Gemma-3-1B (local and global layers
+ * with their own rotary bases, four norms a layer, GeGLU), all layers and the real vocabularies in
  * BF16 as they ship, load through the loader a download goes through and run on the CPU engine in
  * its own process as the editor runs it, giving the reference engine's logits and attention. One
  * engine at a time, so that the machine holds one copy of the weights at a time.
@@ -22,11 +23,15 @@ test('the 2026 shapes have the parameter counts their model cards give', () => {
   const qwen3 = REAL_SHAPES['qwen3-0.6b'];
   assert.equal(Math.round((syntheticParameterCount(qwen3) - qwen3.vocabSize * qwen3.hiddenSize) / 1e7) / 100, 0.44);
   assert.equal(syntheticParameterCount(REAL_SHAPES['llama-3.2-1b']), 1_235_814_400);
+  // Gemma-3-1B: "1B" (its 262,144 x 1152 embedding a third of it).
+  assert.equal(Math.round(syntheticParameterCount(REAL_SHAPES['gemma-3-1b']) / 1e8) / 10, 1);
 });
 
 for (const [name, rows, expectSpec] of [
   ['qwen3-0.6b', [[0, 0], [27, 15]], { family: 'qwen3', headDim: 128, qkNorm: true, maxPositions: 40960 }],
   ['llama-3.2-1b', [[0, 0], [15, 31]], { family: 'llama', headDim: 64, maxPositions: 131072, ropeScaling: { type: 'llama3', factor: 32, lowFreqFactor: 1, highFreqFactor: 4, originalMaxPositions: 8192 } }],
+  // A local layer (0, base 1e4) and a global one (5, base 1e6); head_dim 256, the 262,144-token vocabulary.
+  ['gemma-3-1b', [[0, 0], [5, 3]], { family: 'gemma3', headDim: 256, localRopeTheta: 10000, maxPositions: 32768, postNorms: true }],
 ] as const) {
   test(`a ${name}-shaped model (all layers, the real vocabulary, BF16) runs on the CPU engine process and equals the reference`, async () => {
     const shape = REAL_SHAPES[name];
