@@ -17,6 +17,7 @@ export const SUPPORTED_ARCHITECTURES: Readonly<Record<string, ModelFamily>> = {
   Starcoder2ForCausalLM: 'starcoder2',
   Phi3ForCausalLM: 'phi3',
   GraniteForCausalLM: 'granite',
+  Gemma2ForCausalLM: 'gemma2',
   Gemma3ForCausalLM: 'gemma3',
   GPT2LMHeadModel: 'gpt2',
 };
@@ -30,6 +31,7 @@ const MODEL_TYPES: Readonly<Record<string, string>> = {
   starcoder2: 'Starcoder2ForCausalLM',
   phi3: 'Phi3ForCausalLM',
   granite: 'GraniteForCausalLM',
+  gemma2: 'Gemma2ForCausalLM',
   gemma3_text: 'Gemma3ForCausalLM',
   gpt2: 'GPT2LMHeadModel',
 };
@@ -51,7 +53,7 @@ export function parseModelConfig(json: unknown, fileName: string): ModelSpec {
   }
   if (family === 'gpt2') return gpt2Spec(config, architecture, fail);
   if (family === 'starcoder2') return starcoder2Spec(config, architecture, fail);
-  if (family === 'gemma3') return gemma3Spec(config, architecture, fail);
+  if (family === 'gemma3' || family === 'gemma2') return gemmaSpec(config, architecture, family, fail);
   return llamaSpec(config, architecture, family, fail);
 }
 
@@ -60,8 +62,10 @@ export function parseModelConfig(json: unknown, fileName: string): ModelSpec {
  * four per layer (input, post-attention, pre- and post-feedforward), per-head q/k norms, GeGLU,
  * embeddings x sqrt(hidden), scores x query_pre_attn_scalar^-0.5, sliding-window (local) layers in
  * their pattern with their own rotary base, global layers with rope_theta and its scaling.
+ * Gemma 2 (Gemma2Config, modeling_gemma2.py): the same without q/k norms and with one rotary base,
+ * every other layer local (the first of each pair), and soft-capped attention scores and logits.
  */
-function gemma3Spec(config: ConfigReader, architecture: string, fail: (problem: string) => never): ModelSpec {
+function gemmaSpec(config: ConfigReader, architecture: string, family: 'gemma2' | 'gemma3', fail: (problem: string) => never): ModelSpec {
   const hiddenSize = config.positiveInt('hidden_size');
   const numHeads = config.positiveInt('num_attention_heads');
   const numKvHeads = config.positiveInt('num_key_value_heads', numHeads);
@@ -70,12 +74,15 @@ function gemma3Spec(config: ConfigReader, architecture: string, fail: (problem: 
   if (headDim % 2 !== 0) fail(`head_dim ${headDim} is odd; rotary embeddings need an even head size`);
   const activation = config.string('hidden_activation', 'gelu_pytorch_tanh');
   if (activation !== 'gelu_pytorch_tanh') fail(`hidden_activation "${activation}" is not supported; only "gelu_pytorch_tanh" (GeGLU) is implemented for ${architecture}`);
-  for (const key of ['final_logit_softcapping', 'attn_logit_softcapping']) {
-    const value = config.optional(key);
-    if (value !== undefined && value !== null) fail(`${key} is ${JSON.stringify(value)}; logit soft-capping (Gemma 2) is not implemented, so this model cannot be run exactly`);
-  }
+  // Gemma2Config defaults the caps to 50 (scores) and 30 (logits); Gemma3TextConfig to none.
+  const softcap = (key: string, fallback: number | null): number | undefined => {
+    const value = config.optional(key) === undefined ? fallback : config.optional(key);
+    return value === null ? undefined : config.with({ [key]: value }).positiveNumber(key);
+  };
+  const attentionSoftcap = softcap('attn_logit_softcapping', family === 'gemma2' ? 50 : null);
+  const logitSoftcap = softcap('final_logit_softcapping', family === 'gemma2' ? 30 : null);
   const numLayers = config.positiveInt('num_hidden_layers');
-  const trainedPositions = config.positiveInt('max_position_embeddings', 131072);
+  const trainedPositions = config.positiveInt('max_position_embeddings', family === 'gemma2' ? 8192 : 131072);
   // transformers 5 gives rope_parameters per layer type; 4.x rope_theta + rope_scaling for the
   // global layers and rope_local_base_freq for the sliding ones.
   const parameters = config.optional('rope_parameters');
@@ -94,6 +101,7 @@ function gemma3Spec(config: ConfigReader, architecture: string, fail: (problem: 
   }
   const rope = readRope(global, headDim, trainedPositions, fail);
   const window = config.positiveInt('sliding_window', 4096);
+  if (family === 'gemma2') localTheta = rope.theta; // one rotary base for every layer
   const types = config.optional('layer_types');
   let sliding: boolean[];
   if (types !== undefined && types !== null) {
@@ -102,15 +110,16 @@ function gemma3Spec(config: ConfigReader, architecture: string, fail: (problem: 
     }
     sliding = types.map((t) => t === 'sliding_attention');
   } else {
-    // Gemma3TextConfig: every sliding_window_pattern-th layer is global, the others local.
-    const pattern = config.positiveInt('sliding_window_pattern', 6);
+    // Gemma3TextConfig: every sliding_window_pattern-th layer is global, the others local;
+    // Gemma2Config: every other layer, the first of each pair local.
+    const pattern = family === 'gemma2' ? 2 : config.positiveInt('sliding_window_pattern', 6);
     sliding = Array.from({ length: numLayers }, (_, l) => (l + 1) % pattern !== 0);
   }
   const slidingWindow = sliding.map((local) => (local && window < rope.maxPositions ? window : 0));
   const attentionBias = config.boolean('attention_bias', false);
   return {
     architecture,
-    family: 'gemma3',
+    family,
     vocabSize: config.positiveInt('vocab_size'),
     hiddenSize,
     numLayers,
@@ -124,8 +133,10 @@ function gemma3Spec(config: ConfigReader, architecture: string, fail: (problem: 
     positional: 'rope',
     ropeTheta: rope.theta,
     ...(rope.scaling ? { ropeScaling: rope.scaling } : {}),
-    ...(slidingWindow.some((w) => w > 0) ? { slidingWindow, localRopeTheta: localTheta } : {}),
-    qkNorm: true,
+    ...(slidingWindow.some((w) => w > 0) ? { slidingWindow, ...(family === 'gemma3' ? { localRopeTheta: localTheta } : {}) } : {}),
+    ...(family === 'gemma3' ? { qkNorm: true } : {}),
+    ...(attentionSoftcap ? { attentionSoftcap } : {}),
+    ...(logitSoftcap ? { logitSoftcap } : {}),
     postNorms: true,
     mlp: 'swiglu',
     gateActivation: 'gelu_tanh',

@@ -86,7 +86,7 @@ export async function loadModel(source: ModelFileSource): Promise<LoadedModel> {
  */
 function foldAtLoad(spec: ModelSpec, weights: ModelWeights): ModelWeights {
   const m = spec.multipliers;
-  const gemma = spec.family === 'gemma3';
+  const gemma = spec.family === 'gemma3' || spec.family === 'gemma2';
   if (!m && !gemma) return weights;
   const mapped = (t: HostTensor | undefined, f: (value: number) => number, why: string): HostTensor | undefined => {
     if (!t) return t;
@@ -284,7 +284,7 @@ function llamaWeights(spec: ModelSpec, tensors: TensorTable): ModelWeights {
   const layers: LayerWeights[] = [];
   for (let i = 0; i < spec.numLayers; i++) {
     const p = `model.layers.${i}`;
-    if (spec.family === 'gemma3') {
+    if (spec.family === 'gemma3' || spec.family === 'gemma2') {
       // Gemma's post_attention_layernorm normalises the attention output; the MLP's input norm is
       // pre_feedforward_layernorm (a Llama's post_attention_layernorm), its output norm post_feedforward_layernorm.
       const headNorm = (name: string): NormWeights => ({ weight: tensors.get(`${name}.weight`, [hd]) });
@@ -294,8 +294,7 @@ function llamaWeights(spec: ModelSpec, tensors: TensorTable): ModelWeights {
         k: linear(`${p}.self_attn.k_proj`, Hkv * hd, d, spec.qkvBias),
         v: linear(`${p}.self_attn.v_proj`, Hkv * hd, d, spec.qkvBias),
         o: linear(`${p}.self_attn.o_proj`, d, H * hd, spec.outBias),
-        qNorm: headNorm(`${p}.self_attn.q_norm`),
-        kNorm: headNorm(`${p}.self_attn.k_norm`),
+        ...(spec.qkNorm ? { qNorm: headNorm(`${p}.self_attn.q_norm`), kNorm: headNorm(`${p}.self_attn.k_norm`) } : {}),
         postAttnNorm: rms(`${p}.post_attention_layernorm`),
         mlpNorm: rms(`${p}.pre_feedforward_layernorm`),
         postMlpNorm: rms(`${p}.post_feedforward_layernorm`),

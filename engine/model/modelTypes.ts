@@ -8,7 +8,7 @@
  * c_attn is split into q, k and v.
  */
 
-export type ModelFamily = 'llama' | 'qwen2' | 'qwen3' | 'smollm3' | 'starcoder2' | 'phi3' | 'granite' | 'gemma3' | 'gpt2';
+export type ModelFamily = 'llama' | 'qwen2' | 'qwen3' | 'smollm3' | 'starcoder2' | 'phi3' | 'granite' | 'gemma2' | 'gemma3' | 'gpt2';
 
 /**
  * How the rotary frequencies are scaled for long contexts, as Hugging Face transformers computes
@@ -111,6 +111,10 @@ export interface ModelSpec {
    * (post_attention_layernorm, post_feedforward_layernorm); the layer's weights hold them.
    */
   readonly postNorms?: boolean;
+  /** Gemma 2: attention scores soft-capped before the softmax, cap x tanh(score / cap) (attn_logit_softcapping). */
+  readonly attentionSoftcap?: number;
+  /** Gemma 2: logits soft-capped, cap x tanh(logit / cap) (final_logit_softcapping). */
+  readonly logitSoftcap?: number;
   /** The gated MLP's activation: silu (SwiGLU, the default) or the tanh GELU (GeGLU: Gemma). */
   readonly gateActivation?: 'silu' | 'gelu_tanh';
   readonly multipliers?: { readonly embedding: number; readonly attention: number; readonly residual: number; readonly logits: number };

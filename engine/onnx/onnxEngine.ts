@@ -460,7 +460,7 @@ export class OnnxRuntimeEngine implements AttentionEngine {
     // The row's queries as row `query` of a sequence-first array, against the run's keys.
     const q = new Float32Array((query + 1) * s.numHeads * s.headDim);
     q.set(this.rowQueries.queries[layer], query * s.numHeads * s.headDim);
-    return sequenceFirstAttentionRow(q, run.keys[layer], s.numHeads, s.numKvHeads, s.headDim, head, query, s.slidingWindow?.[layer] ?? 0);
+    return sequenceFirstAttentionRow(q, run.keys[layer], s.numHeads, s.numKvHeads, s.headDim, head, query, s.slidingWindow?.[layer] ?? 0, s.attentionSoftcap ?? 0);
   }
 
   /**
@@ -704,7 +704,7 @@ function assembleSummary(
  * One causal attention row from sequence-first tensors, in float64 like the reference:
  * q: [n, H, hd], k: [n, Hkv, hd]. Returns query + 1 probabilities.
  */
-export function sequenceFirstAttentionRow(q: Float32Array, k: Float32Array, H: number, Hkv: number, hd: number, head: number, query: number, window = 0): Float32Array {
+export function sequenceFirstAttentionRow(q: Float32Array, k: Float32Array, H: number, Hkv: number, hd: number, head: number, query: number, window = 0, softcap = 0): Float32Array {
   const first = window > 0 ? Math.max(0, query - window + 1) : 0;
   const kvHead = Math.floor(head / (H / Hkv));
   const scale = 1 / Math.sqrt(hd);
@@ -715,7 +715,8 @@ export function sequenceFirstAttentionRow(q: Float32Array, k: Float32Array, H: n
     const kOffset = (j * Hkv + kvHead) * hd;
     let dot = 0;
     for (let c = 0; c < hd; c++) dot += q[qOffset + c] * k[kOffset + c];
-    scores[j] = j < first ? -Infinity : dot * scale;
+    const score = softcap > 0 ? softcap * Math.tanh((dot * scale) / softcap) : dot * scale;
+    scores[j] = j < first ? -Infinity : score;
     if (scores[j] > max) max = scores[j];
   }
   let total = 0;

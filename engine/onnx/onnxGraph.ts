@@ -402,7 +402,7 @@ class ModelGraph {
     let barrier: string | undefined;
     for (let i = 0; i < kvHeads; i++) {
       const query = barrier ? g.one('Add', [qs[i], barrier]) : qs[i];
-      const probs = g.one('Softmax', [g.one('Add', [g.one('MatMul', [query, kTs[i]]), mask])], { axis: -1 });
+      const probs = g.one('Softmax', [g.one('Add', [this.softcap(g.one('MatMul', [query, kTs[i]]), this.s.attentionSoftcap), mask])], { axis: -1 });
       const group = options.perGroup?.({ probs, values: vs[i], firstHead: i * this.groups });
       for (const [key, value] of Object.entries(group?.outputs ?? {})) (perHead[key] ??= []).push(value);
       const out = g.one('MatMul', [probs, vs[i]]);
@@ -444,7 +444,14 @@ class ModelGraph {
 
   /** [rows, d] (normed) -> [rows, vocab]. */
   logits(normed: string): string {
-    return this.g.one('Gemm', [normed, this.g.weight(this.model.weights.lmHead)], { transB: 1 });
+    return this.softcap(this.g.one('Gemm', [normed, this.g.weight(this.model.weights.lmHead)], { transB: 1 }), this.s.logitSoftcap);
+  }
+
+  /** Gemma 2's soft-capping, cap x tanh(x / cap); x itself without a cap. */
+  softcap(x: string, cap: number | undefined): string {
+    if (!cap) return x;
+    const g = this.g;
+    return g.one('Mul', [g.one('Tanh', [g.one('Mul', [x, g.float(1 / cap)])]), g.float(cap)]);
   }
 
   /**

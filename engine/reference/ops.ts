@@ -111,11 +111,12 @@ export function causalAttentionProbs(
   d: number,
   blocked?: (query: number, key: number) => boolean,
   window = 0,
+  softcap = 0,
 ): Float32Array {
   const probs = new Float32Array(H * n * n);
   // Row by row through causalAttentionRow, so a single row and the full tensor agree exactly.
   for (let h = 0; h < H; h++) {
-    for (let i = 0; i < n; i++) probs.set(causalAttentionRow(q, k, n, H, Hkv, d, h, i, blocked && ((key) => key !== i && blocked(i, key)), window), (h * n + i) * n);
+    for (let i = 0; i < n; i++) probs.set(causalAttentionRow(q, k, n, H, Hkv, d, h, i, blocked && ((key) => key !== i && blocked(i, key)), window, softcap), (h * n + i) * n);
   }
   return probs;
 }
@@ -124,7 +125,7 @@ export function causalAttentionProbs(
  * One row of causalAttentionProbs: the query + 1 probabilities of (head, query), computed the same
  * way (same dot-product order, max-subtracted softmax), so it equals the full tensor's row exactly.
  * With a sliding `window` > 0 the query sees only keys query - window + 1 .. query; the earlier
- * ones get probability 0.
+ * ones get probability 0. With `softcap` > 0 (Gemma 2) each score becomes softcap x tanh(score / softcap).
  */
 export function causalAttentionRow(
   q: Float32Array,
@@ -137,6 +138,7 @@ export function causalAttentionRow(
   query: number,
   blocked?: (key: number) => boolean,
   window = 0,
+  softcap = 0,
 ): Float32Array {
   if (query >= n) throw new RangeError(`query ${query} is outside the ${n} positions`);
   const first = window > 0 ? Math.max(0, query - window + 1) : 0;
@@ -149,7 +151,8 @@ export function causalAttentionRow(
     const kOffset = (j * Hkv + kvHead) * d;
     let dot = 0;
     for (let c = 0; c < d; c++) dot += q[qOffset + c] * k[kOffset + c];
-    scores[j] = j < first || blocked?.(j) ? -Infinity : dot * scale;
+    const score = softcap > 0 ? softcap * Math.tanh((dot * scale) / softcap) : dot * scale;
+    scores[j] = j < first || blocked?.(j) ? -Infinity : score;
     if (scores[j] > max) max = scores[j];
   }
   let total = 0;
@@ -210,6 +213,7 @@ export function attentionRowsWithOwnKeys(
   Hkv: number,
   d: number,
   window = 0,
+  softcap = 0,
 ): Float32Array {
   const R = qRows.length / (H * d);
   const width = Hkv * d;
@@ -226,7 +230,7 @@ export function attentionRowsWithOwnKeys(
     const mask = masks?.[r];
     const blocked = mask && ((key: number) => key >= mask.start && key < mask.end);
     const probs = new Float32Array(H * (query + 1) * (query + 1));
-    for (let h = 0; h < H; h++) probs.set(causalAttentionRow(queries, keys, query + 1, H, Hkv, d, h, query, blocked, window), (h * (query + 1) + query) * (query + 1));
+    for (let h = 0; h < H; h++) probs.set(causalAttentionRow(queries, keys, query + 1, H, Hkv, d, h, query, blocked, window, softcap), (h * (query + 1) + query) * (query + 1));
     const attended = attentionOutput(probs, values, query + 1, H, Hkv, d);
     out.set(attended.subarray(query * H * d), r * H * d);
   }
@@ -300,6 +304,12 @@ export function swiglu(gate: Float32Array, up: Float32Array): Float32Array {
   const y = new Float32Array(gate.length);
   for (let i = 0; i < gate.length; i++) y[i] = (gate[i] / (1 + Math.exp(-gate[i]))) * up[i];
   return y;
+}
+
+/** cap x tanh(x / cap) in place (Gemma 2's logit soft-capping); nothing when cap is 0. */
+export function softcap(x: Float32Array, cap: number): Float32Array {
+  if (cap > 0) for (let i = 0; i < x.length; i++) x[i] = cap * Math.tanh(x[i] / cap);
+  return x;
 }
 
 /** gelu_tanh(gate) * up, elementwise (GeGLU: Gemma's gated MLP). */

@@ -136,7 +136,7 @@ export class ReferenceEngine implements AttentionEngine {
     if (!run) throw new Error('attentionRow needs a completed run; call run() first');
     const s = this.spec;
     validateRowRequest(layer, head, query, s, run.numTokens);
-    return ops.causalAttentionRow(run.queries[layer], run.keys[layer], run.numTokens, s.numHeads, s.numKvHeads, s.headDim, head, query, undefined, s.slidingWindow?.[layer] ?? 0);
+    return ops.causalAttentionRow(run.queries[layer], run.keys[layer], run.numTokens, s.numHeads, s.numKvHeads, s.headDim, head, query, undefined, s.slidingWindow?.[layer] ?? 0, s.attentionSoftcap ?? 0);
   }
 
   /**
@@ -226,7 +226,7 @@ export class ReferenceEngine implements AttentionEngine {
         ops.applyRope(q, n, s.numHeads, s.headDim, table, rotaryDimOf(s));
         ops.applyRope(k, n, s.numKvHeads, s.headDim, table, rotaryDimOf(s));
       }
-      const probs = ops.causalAttentionProbs(q, k, n, s.numHeads, s.numKvHeads, s.headDim, blocked && ((query, key) => blocked(l, query, key)), s.slidingWindow?.[l] ?? 0);
+      const probs = ops.causalAttentionProbs(q, k, n, s.numHeads, s.numKvHeads, s.headDim, blocked && ((query, key) => blocked(l, query, key)), s.slidingWindow?.[l] ?? 0, s.attentionSoftcap ?? 0);
       onLayer(l, q, k, v, probs);
       const attended = ops.attentionOutput(probs, v, n, s.numHeads, s.numKvHeads, s.headDim);
       const projected = ops.linear(attended, layer.o.weight, layer.o.bias, n, s.numHeads * s.headDim, d);
@@ -249,7 +249,7 @@ export class ReferenceEngine implements AttentionEngine {
   private logitsOfRow(hidden: Float32Array, row: number): Float32Array {
     const d = this.spec.hiddenSize;
     const normed = this.normalize(hidden.subarray(row * d, (row + 1) * d), this.finalNorm, 1);
-    return ops.linear(normed, this.lmHead, undefined, 1, d, this.spec.vocabSize);
+    return ops.softcap(ops.linear(normed, this.lmHead, undefined, 1, d, this.spec.vocabSize), this.spec.logitSoftcap ?? 0);
   }
 
   private normalize(x: Float32Array, weights: F32Norm, n: number): Float32Array {

@@ -495,7 +495,7 @@ export class GpuEngine implements AttentionEngine {
         copyRows(encoder, state!.hidden, n - 1, 1, lastRow, d * F32);
         const pass = encoder.beginComputePass({ label: 'logits' });
         this.ops.normalize(pass, p, this.weights.finalNorm, lastRow, lastNormed, 1);
-        this.ops.linear(pass, p, { weight: this.weights.lmHead }, lastNormed, logits, 1);
+        this.ops.logits(pass, p, this.weights.lmHead, lastNormed, logits, 1);
         pass.end();
         encoder.copyBufferToBuffer(logits, 0, logitsStaging, 0, s.vocabSize * F32);
         timer?.resolve(encoder);
@@ -887,7 +887,7 @@ export class GpuEngine implements AttentionEngine {
           const masked = l >= layers.start && l < layers.end ? 1 : 0;
           groups.forEach((group, g) => {
             const headCount = group.count * ratio;
-            const params = this.kernels.uniform([rows, query, s.numHeads, s.numKvHeads, s.headDim, masked, group.start * ratio, headCount, group.start, group.count, s.slidingWindow?.[l] ?? 0], [1 / Math.sqrt(s.headDim)]);
+            const params = this.kernels.uniform([rows, query, s.numHeads, s.numKvHeads, s.headDim, masked, group.start * ratio, headCount, group.start, group.count, s.slidingWindow?.[l] ?? 0], [1 / Math.sqrt(s.headDim), s.attentionSoftcap ?? 0]);
             dispatch(this.device, pass, rowAttention, [params, qRows, run.k[l][g], run.v[l][g], work.kRows, work.vRows, maskBuffer, work.attended], [Math.ceil((rows * headCount) / WORKGROUP_SIZE)]);
           });
           this.ops.encodeLayerTail(pass, p, l, x, work, rows);
@@ -897,7 +897,7 @@ export class GpuEngine implements AttentionEngine {
       await submitter.unit('logits', `knockout at ${query}: logits`, rows * d * s.vocabSize, (encoder) => {
         const pass = encoder.beginComputePass({ label: `knockout at ${query}: logits` });
         this.ops.normalize(pass, p, this.weights.finalNorm, x, work.h, rows);
-        this.ops.linear(pass, p, { weight: this.weights.lmHead }, work.h, logits, rows);
+        this.ops.logits(pass, p, this.weights.lmHead, work.h, logits, rows);
         pass.end();
         encoder.copyBufferToBuffer(logits, 0, staging, 0, rows * s.vocabSize * F32);
       });
@@ -969,9 +969,9 @@ export class GpuEngine implements AttentionEngine {
           copyRows(encoder, changed, start, rows, changedRows, d * F32);
           const pass = encoder.beginComputePass({ label: `span effect logits ${start}..${start + rows}` });
           this.ops.normalize(pass, p, this.weights.finalNorm, fullRows, normed, rows);
-          this.ops.linear(pass, p, { weight: this.weights.lmHead }, normed, fullLogits, rows);
+          this.ops.logits(pass, p, this.weights.lmHead, normed, fullLogits, rows);
           this.ops.normalize(pass, p, this.weights.finalNorm, changedRows, normed, rows);
-          this.ops.linear(pass, p, { weight: this.weights.lmHead }, normed, changedLogits, rows);
+          this.ops.logits(pass, p, this.weights.lmHead, normed, changedLogits, rows);
           dispatch(this.device, pass, divergence, [this.kernels.uniform([rows, V, start]), fullLogits, changedLogits, nextTokens, divergences], [Math.ceil(rows / WORKGROUP_SIZE)]);
           pass.end();
           encoder.copyBufferToBuffer(divergences, 0, staging, (start - span.end) * 2 * F32, rows * 2 * F32);

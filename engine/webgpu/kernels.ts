@@ -23,6 +23,7 @@ import nextTokenDivergenceSource from './kernels/next_token_divergence.wgsl';
 import rmsNormSource from './kernels/rmsnorm.wgsl';
 import ropeSource from './kernels/rope.wgsl';
 import siluMulSource from './kernels/silu_mul.wgsl';
+import softcapSource from './kernels/softcap.wgsl';
 import spanMassSource from './kernels/span_mass.wgsl';
 import topKSource from './kernels/topk.wgsl';
 import valueNormsSource from './kernels/value_norms.wgsl';
@@ -49,6 +50,7 @@ export const KERNEL_SOURCES = {
   rmsnorm: rmsNormSource,
   rope: ropeSource,
   silu_mul: siluMulSource,
+  softcap: softcapSource,
   span_mass: spanMassSource,
   topk: topKSource,
   value_norms: valueNormsSource,

@@ -57,6 +57,8 @@ export interface Pipelines {
   readonly headReduce: GPUComputePipeline;
   /** Qwen3's per-head q/k RMSNorm; only for models with spec.qkNorm. */
   readonly headNorm?: GPUComputePipeline;
+  /** Gemma 2's logit soft-capping; only for models with spec.logitSoftcap. */
+  readonly softcap?: GPUComputePipeline;
 }
 
 /** Encodes the layers of one model on one device (weights uploaded, kernels compiled on first use). */
@@ -184,7 +186,17 @@ export class LayerOps {
         get('head_reduce'),
       ]);
     const headNorm = s.qkNorm ? await get('head_rmsnorm') : undefined;
-    return { embedding, embeddingF16, add, copyBlock, norm, linear, linearF16, rope, scores, output, activation, topK: topKPipeline, spanMass, headReduce, ...(headNorm ? { headNorm } : {}) };
+    const softcap = s.logitSoftcap ? await get('softcap') : undefined;
+    return { embedding, embeddingF16, add, copyBlock, norm, linear, linearF16, rope, scores, output, activation, topK: topKPipeline, spanMass, headReduce, ...(headNorm ? { headNorm } : {}), ...(softcap ? { softcap } : {}) };
+  }
+
+  /** The LM head: logits [rows, vocab] = normed W^T, soft-capped where the model caps them (Gemma 2). */
+  logits(pass: GPUComputePassEncoder, p: Pipelines, lmHead: DeviceMatrix, normed: Binding, logits: GPUBuffer, rows: number): void {
+    this.linear(pass, p, { weight: lmHead }, normed, logits, rows);
+    if (p.softcap && this.spec.logitSoftcap) {
+      const count = rows * this.spec.vocabSize;
+      dispatch(this.device, pass, p.softcap, [this.kernels.uniform([count], [this.spec.logitSoftcap]), logits], grid1d(count));
+    }
   }
 
   embed(pass: GPUComputePassEncoder, p: Pipelines, ids: GPUBuffer, out: GPUBuffer, n: number): void {
@@ -241,7 +253,7 @@ export class LayerOps {
     const s = this.spec;
     const block = [n, head0, headCount, query0, queryCount, s.numHeads, s.numKvHeads, s.headDim];
     const split = [qRowStart, group.start, group.count];
-    const scale = [1 / Math.sqrt(s.headDim)];
+    const scale = [1 / Math.sqrt(s.headDim), s.attentionSoftcap ?? 0];
     if (mask) {
       const params = this.kernels.uniform([...block, mask.queryStart, mask.keyStart, mask.keyEnd, ...split, window], scale);
       dispatch(this.device, pass, mask.pipeline, [params, q, k, probs], grid1d(headCount * queryCount));

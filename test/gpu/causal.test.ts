@@ -22,7 +22,7 @@ const CAUSAL_TOLERANCE = 1e-3;
 /** The forward tests' tolerance for probabilities and span masses against the CPU engine. */
 const PROB_TOLERANCE = 1e-4;
 // One of each architecture (and a sliding window), and the rotary scalings whose tables depend on the run's length (a knockout rotates its row by the run's length).
-const ARCHITECTURES = ['llama-f32', 'qwen2-f16', 'gpt2-f32', 'qwen3-bf16', 'rope-dynamic', 'rope-longrope', 'qwen2-sliding'] as const;
+const ARCHITECTURES = ['llama-f32', 'qwen2-f16', 'gpt2-f32', 'qwen3-bf16', 'rope-dynamic', 'rope-longrope', 'qwen2-sliding', 'gemma2-f32'] as const;
 
 interface CausalGolden {
   readonly tokenIds: number[];

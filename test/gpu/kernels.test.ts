@@ -159,6 +159,16 @@ test('rmsnorm and layernorm match ops.rmsNorm and ops.layerNorm', async (t) => {
   });
 });
 
+test('softcap caps logits in place like ops.softcap (Gemma 2)', async (t) => {
+  await withHarness(t, async (h) => {
+    const random = seededRandom(14);
+    const x = randomArray(random, 1000, 40);
+    const buffer = h.upload(x);
+    await h.run('softcap', wg, [h.library.uniform([x.length], [30]), buffer], grid1d(x.length));
+    report('softcap', maxAbsDiff(await h.read(buffer, x.length), ops.softcap(x.slice(), 30)), 1e-4);
+  });
+});
+
 test('head_rmsnorm normalises each head in place like ops.rmsNorm over head_dim (Qwen3 q/k norm)', async (t) => {
   await withHarness(t, async (h) => {
     const random = seededRandom(12);
@@ -245,8 +255,8 @@ test('add, silu_mul and gelu match ops.add, ops.swiglu and ops.geluTanh', async 
   });
 });
 
-for (const variant of KERNEL_VARIANTS) for (const window of [0, 7]) {
-  test(`attention_scores_${variant} + attention_output + summaries match the CPU ops, in head/query blocks${window ? `, sliding window ${window}` : ''}`, async (t) => {
+for (const variant of KERNEL_VARIANTS) for (const [window, softcap] of [[0, 0], [7, 0], [0, 1.5]]) {
+  test(`attention_scores_${variant} + attention_output + summaries match the CPU ops, in head/query blocks${window ? `, sliding window ${window}` : ''}${softcap ? `, scores soft-capped at ${softcap}` : ''}`, async (t) => {
     await withHarness(t, async (h) => {
       const random = seededRandom(23);
       const n = 37;
@@ -256,7 +266,7 @@ for (const variant of KERNEL_VARIANTS) for (const window of [0, 7]) {
       const q = randomArray(random, n * H * d, 2);
       const k = randomArray(random, n * Hkv * d, 2);
       const v = randomArray(random, n * Hkv * d);
-      const expectedProbs = ops.causalAttentionProbs(q, k, n, H, Hkv, d, undefined, window);
+      const expectedProbs = ops.causalAttentionProbs(q, k, n, H, Hkv, d, undefined, window, softcap);
       const expectedOut = ops.attentionOutput(expectedProbs, v, n, H, Hkv, d);
       const spans = [{ start: 0, end: 5 }, { start: 3, end: 30 }, { start: 36, end: 37 }];
       const topK = window ? 9 : 5; // wider than the window: the rows must pad with -1, never list an unseen key
@@ -286,7 +296,7 @@ for (const variant of KERNEL_VARIANTS) for (const window of [0, 7]) {
           const queryCount = Math.min(queriesPerBlock, n - query0);
           const probs = h.output(headCount * queryCount * n);
           const block = [n, head0, headCount, query0, queryCount];
-          const scoresParams = h.library.uniform([...block, H, Hkv, d, 0, 0, Hkv, window], [1 / Math.sqrt(d)]);
+          const scoresParams = h.library.uniform([...block, H, Hkv, d, 0, 0, Hkv, window], [1 / Math.sqrt(d), softcap]);
           const groups: [number, number] = variant === 'tiled' ? [Math.ceil(queryCount / 16), headCount] : grid1d(headCount * queryCount);
           await h.run(scoresName, scoresConstants, [scoresParams, qBuffer, kBuffer, probs], groups);
           await h.run('attention_output', wg, [h.library.uniform([...block, H, Hkv, d, 0, 0, Hkv]), probs, vBuffer, out], grid1d(headCount * queryCount * d));
@@ -355,7 +365,7 @@ for (const window of [0, 9]) test(`attention_scores_masked hides a span from the
         const queryCount = Math.min(queriesPerBlock, n - query0);
         const probs = h.output(headCount * queryCount * n);
         const block = [n, head0, headCount, query0, queryCount, H, Hkv, d];
-        await h.run('attention_scores_masked', wg, [h.library.uniform([...block, mask.queryStart, mask.start, mask.end, 0, 0, Hkv, window], [1 / Math.sqrt(d)]), qBuffer, kBuffer, probs], grid1d(headCount * queryCount));
+        await h.run('attention_scores_masked', wg, [h.library.uniform([...block, mask.queryStart, mask.start, mask.end, 0, 0, Hkv, window], [1 / Math.sqrt(d), 0]), qBuffer, kBuffer, probs], grid1d(headCount * queryCount));
         await h.run('attention_output', wg, [h.library.uniform([...block, 0, 0, Hkv]), probs, vBuffer, out], grid1d(headCount * queryCount * d));
         const values = await h.read(probs, headCount * queryCount * n);
         for (let hh = 0; hh < headCount; hh++) {
@@ -389,11 +399,11 @@ test('attention_row_masked: knockout rows over cached keys plus their own match 
     const kRows = randomArray(random, R * Hkv * d, 2);
     const vRows = randomArray(random, R * Hkv * d);
     const buffers = [h.upload(qRows), h.upload(kCache), h.upload(vCache), h.upload(kRows), h.upload(vRows), h.upload(Uint32Array.from(masks.flatMap((m) => [m.start, m.end])))];
-    for (const [applyMask, window] of [[0, 0], [1, 0], [1, 11]]) {
-      const expected = ops.attentionRowsWithOwnKeys(qRows, kCache, vCache, kRows, vRows, applyMask ? masks : undefined, query, H, Hkv, d, window);
+    for (const [applyMask, window, softcap] of [[0, 0, 0], [1, 0, 0], [1, 11, 0], [1, 0, 1.5]]) {
+      const expected = ops.attentionRowsWithOwnKeys(qRows, kCache, vCache, kRows, vRows, applyMask ? masks : undefined, query, H, Hkv, d, window, softcap);
       const out = h.output(R * H * d);
-      await h.run('attention_row_masked', wg, [h.library.uniform([R, query, H, Hkv, d, applyMask, 0, H, 0, Hkv, window], [1 / Math.sqrt(d)]), ...buffers, out], [Math.ceil((R * H) / WORKGROUP_SIZE)]);
-      report(`attention_row_masked (apply_mask ${applyMask}, window ${window})`, maxAbsDiff(await h.read(out, R * H * d), expected));
+      await h.run('attention_row_masked', wg, [h.library.uniform([R, query, H, Hkv, d, applyMask, 0, H, 0, Hkv, window], [1 / Math.sqrt(d), softcap]), ...buffers, out], [Math.ceil((R * H) / WORKGROUP_SIZE)]);
+      report(`attention_row_masked (apply_mask ${applyMask}, window ${window}, softcap ${softcap})`, maxAbsDiff(await h.read(out, R * H * d), expected));
     }
   });
 });
@@ -520,7 +530,7 @@ for (const variant of KERNEL_VARIANTS) {
           const block = [n, head0, headCount, row0, rows, H, Hkv, d];
           const probs = h.output(headCount * rows * n);
           const groupsOf: [number, number] = variant === 'tiled' ? [Math.ceil(rows / 16), headCount] : grid1d(headCount * rows);
-          await h.run(`attention_scores_${variant}`, scoresConstants, [h.library.uniform([...block, row0, group.start, group.count, 0], [1 / Math.sqrt(d)]), qBlock, kGroup, probs], groupsOf);
+          await h.run(`attention_scores_${variant}`, scoresConstants, [h.library.uniform([...block, row0, group.start, group.count, 0], [1 / Math.sqrt(d), 0]), qBlock, kGroup, probs], groupsOf);
           await h.run('attention_output', wg, [h.library.uniform([...block, row0, group.start, group.count]), probs, vGroup, outBlock], grid1d(headCount * rows * d));
           const values = await h.read(probs, headCount * rows * n);
           for (let hh = 0; hh < headCount; hh++) {

@@ -137,6 +137,7 @@ for (const [name, what] of [
   ['phi3-f32', 'Phi-3 with partial rotary'],
   ['granite-bf16', 'Granite multipliers'],
   ['gemma3-bf16', 'Gemma 3 with a local and a global layer'],
+  ['gemma2-f32', 'Gemma 2 with soft-capped scores and logits'],
 ] as const) {
   test(`forward and analyze --backend cpu run ${name} (${what}): the golden logits, and sources on a real file`, () => {
     const golden = readGolden(name);

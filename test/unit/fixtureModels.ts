@@ -30,6 +30,7 @@ export const FIXTURE_MODELS = [
   'phi3-f32',
   'granite-bf16',
   'gemma3-bf16',
+  'gemma2-f32',
 ] as const;
 
 /** Fixtures whose rotary tables depend on the sequence length: golden-short.json holds a shorter run of the same tokens. */

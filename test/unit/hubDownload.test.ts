@@ -179,7 +179,7 @@ test('404, 401 and 403 become errors that say what to do', async () => {
 
 test('an unsupported architecture is refused from config.json, before any weights', async () => {
   await withHub(async (hub, cacheRoot) => {
-    await rejectsWith(downloadModel({ repo: 'test-org/mamba', revision: 'main' }, options(hub, cacheRoot)), 'unsupportedArchitecture', /MambaForCausalLM.*LlamaForCausalLM, Qwen2ForCausalLM, Qwen3ForCausalLM, SmolLM3ForCausalLM, Starcoder2ForCausalLM, Phi3ForCausalLM, GraniteForCausalLM, Gemma3ForCausalLM, GPT2LMHeadModel/);
+    await rejectsWith(downloadModel({ repo: 'test-org/mamba', revision: 'main' }, options(hub, cacheRoot)), 'unsupportedArchitecture', /MambaForCausalLM.*LlamaForCausalLM, Qwen2ForCausalLM, Qwen3ForCausalLM, SmolLM3ForCausalLM, Starcoder2ForCausalLM, Phi3ForCausalLM, GraniteForCausalLM, Gemma2ForCausalLM, Gemma3ForCausalLM, GPT2LMHeadModel/);
     assert.deepEqual(hub.requestsFor('model.safetensors'), []);
   });
 });

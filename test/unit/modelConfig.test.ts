@@ -96,7 +96,7 @@ test('falls back to model_type when architectures is absent', () => {
 });
 
 test('an unknown architecture is refused with the supported list', () => {
-  rejects({ architectures: ['GPTNeoXForCausalLM'] }, /architecture "GPTNeoXForCausalLM" is not supported; Attention Lens runs LlamaForCausalLM, Qwen2ForCausalLM, Qwen3ForCausalLM, SmolLM3ForCausalLM, Starcoder2ForCausalLM, Phi3ForCausalLM, GraniteForCausalLM, Gemma3ForCausalLM, GPT2LMHeadModel/);
+  rejects({ architectures: ['GPTNeoXForCausalLM'] }, /architecture "GPTNeoXForCausalLM" is not supported; Attention Lens runs LlamaForCausalLM, Qwen2ForCausalLM, Qwen3ForCausalLM, SmolLM3ForCausalLM, Starcoder2ForCausalLM, Phi3ForCausalLM, GraniteForCausalLM, Gemma2ForCausalLM, Gemma3ForCausalLM, GPT2LMHeadModel/);
   rejects({ model_type: 'mistral' }, /model_type "mistral" is not supported/);
   rejects({}, /neither "architectures" nor "model_type"/);
   rejects('text', /not a JSON object/);
@@ -248,6 +248,21 @@ test('reads a Gemma 3 text config: local and global layers with their own rotary
     FILE,
   );
   assert.deepEqual([v5.ropeTheta, v5.localRopeTheta, v5.ropeScaling], [1e6, 10000, { type: 'linear', factor: 8 }]);
-  rejects({ ...fixtureConfig('gemma3-bf16'), final_logit_softcapping: 30 }, /final_logit_softcapping is 30; logit soft-capping \(Gemma 2\) is not implemented/);
+  assert.equal(parseModelConfig({ ...fixtureConfig('gemma3-bf16'), final_logit_softcapping: 30 }, FILE).logitSoftcap, 30);
   rejects({ ...fixtureConfig('gemma3-bf16'), hidden_activation: 'gelu' }, /hidden_activation "gelu" is not supported/);
+});
+
+test('reads a Gemma 2 config: soft-capped scores and logits (50 and 30 by default), every other layer local, one rotary base, no q/k norms', () => {
+  const spec = parseModelConfig(fixtureConfig('gemma2-f32'), FILE);
+  assert.equal(spec.family, 'gemma2');
+  assert.deepEqual([spec.attentionSoftcap, spec.logitSoftcap], [2, 5]);
+  assert.deepEqual(spec.slidingWindow, [12, 0]);
+  assert.equal(spec.localRopeTheta, undefined);
+  assert.equal(spec.qkNorm, undefined);
+  assert.equal(spec.postNorms, true);
+  const defaults = parseModelConfig({ ...fixtureConfig('gemma2-f32'), attn_logit_softcapping: undefined, final_logit_softcapping: undefined, layer_types: undefined, num_hidden_layers: 4 }, FILE);
+  assert.deepEqual([defaults.attentionSoftcap, defaults.logitSoftcap], [50, 30]);
+  assert.deepEqual(defaults.slidingWindow, [12, 0, 12, 0]);
+  assert.equal(parseModelConfig({ ...fixtureConfig('gemma2-f32'), attn_logit_softcapping: null }, FILE).attentionSoftcap, undefined);
+  rejects({ ...fixtureConfig('gemma2-f32'), final_logit_softcapping: -1 }, /"final_logit_softcapping" must be a positive number, not -1/);
 });

@@ -21,6 +21,7 @@ struct Params {
   kv_heads_bound: u32,// KV heads the cache bindings hold: their row stride is kv_heads_bound * head_dim
   window: u32,        // sliding window of the layer: keys before query - window + 1 are out of sight; 0: none
   scale: f32,         // 1 / sqrt(head_dim)
+  softcap: f32,        // Gemma 2: score -> softcap * tanh(score / softcap); 0: none
 }
 
 override WORKGROUP_SIZE: u32 = 64u;
@@ -34,6 +35,12 @@ const MAX_HEAD_DIM: u32 = 256u;
 @group(0) @binding(5) var<storage, read> v_rows: array<f32>;       // v_rows: [R, num_kv_heads * head_dim]
 @group(0) @binding(6) var<storage, read> masks: array<u32>;        // masks: [R, 2] (start, end), end exclusive
 @group(0) @binding(7) var<storage, read_write> out: array<f32>;    // out: [R, num_heads * head_dim]
+
+// Gemma 2's soft-capping of the scores (the tanh argument clamped as in gelu.wgsl: tanh(15) is 1 in f32).
+fn soft_capped(score: f32) -> f32 {
+  if (params.softcap <= 0.0) { return score; }
+  return params.softcap * tanh(clamp(score / params.softcap, -15.0, 15.0));
+}
 
 @compute @workgroup_size(WORKGROUP_SIZE)
 fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
@@ -76,7 +83,7 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
       if (own) { key = k_rows[row_base + c]; } else { key = k_cache[cache_base + c]; }
       dot_product += q_row[c] * key;
     }
-    let score = dot_product * params.scale;
+    let score = soft_capped(dot_product * params.scale);
     if (score > running_max) {
       let correction = exp(running_max - score);
       total *= correction;

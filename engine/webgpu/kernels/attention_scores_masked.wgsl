@@ -22,6 +22,7 @@ struct Params {
   kv_heads_bound: u32,    // KV heads the k binding holds: its row stride is kv_heads_bound * head_dim
   window: u32,            // sliding window of the layer (keys before query - window + 1 get 0); 0: none
   scale: f32,             // 1 / sqrt(head_dim)
+  softcap: f32,        // Gemma 2: score -> softcap * tanh(score / softcap); 0: none
 }
 
 override WORKGROUP_SIZE: u32 = 64u;
@@ -35,6 +36,12 @@ const MAX_HEAD_DIM: u32 = 256u;
 fn is_hidden(query: u32, key: u32) -> bool {
   if (params.window > 0u && key + params.window <= query) { return true; }
   return query >= params.mask_query_start && key != query && key >= params.mask_key_start && key < params.mask_key_end;
+}
+
+// Gemma 2's soft-capping of the scores (the tanh argument clamped as in gelu.wgsl: tanh(15) is 1 in f32).
+fn soft_capped(score: f32) -> f32 {
+  if (params.softcap <= 0.0) { return score; }
+  return params.softcap * tanh(clamp(score / params.softcap, -15.0, 15.0));
 }
 
 @compute @workgroup_size(WORKGROUP_SIZE)
@@ -64,7 +71,7 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
     for (var c = 0u; c < d; c++) {
       dot_product += q_row[c] * k[k_base + c];
     }
-    let score = dot_product * params.scale;
+    let score = soft_capped(dot_product * params.scale);
     probs[row + j] = score;
     row_max = max(row_max, score);
   }

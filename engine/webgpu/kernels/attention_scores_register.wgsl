@@ -19,6 +19,7 @@ struct Params {
   kv_heads_bound: u32,// KV heads the k binding holds: its row stride is kv_heads_bound * head_dim
   window: u32,        // sliding window of the layer; 0: every earlier key
   scale: f32,         // 1 / sqrt(head_dim)
+  softcap: f32,        // Gemma 2: score -> softcap * tanh(score / softcap); 0: none
 }
 
 override WORKGROUP_SIZE: u32 = 64u;
@@ -28,6 +29,12 @@ const MAX_HEAD_DIM: u32 = 256u;
 @group(0) @binding(1) var<storage, read> q: array<f32>;              // q: [rows, num_heads * head_dim] (rows q_row_start.., after rope)
 @group(0) @binding(2) var<storage, read> k: array<f32>;              // k: [n, kv_heads_bound * head_dim] (KV heads kv_head_start.., after rope)
 @group(0) @binding(3) var<storage, read_write> probs: array<f32>;    // probs: [head_count, query_count, n]
+
+// Gemma 2's soft-capping of the scores (the tanh argument clamped as in gelu.wgsl: tanh(15) is 1 in f32).
+fn soft_capped(score: f32) -> f32 {
+  if (params.softcap <= 0.0) { return score; }
+  return params.softcap * tanh(clamp(score / params.softcap, -15.0, 15.0));
+}
 
 @compute @workgroup_size(WORKGROUP_SIZE)
 fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>) {
@@ -58,7 +65,7 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
     for (var c = 0u; c < d; c++) {
       dot_product += q_row[c] * k[k_base + c];
     }
-    let score = dot_product * params.scale;
+    let score = soft_capped(dot_product * params.scale);
     probs[row + j] = score;
     row_max = max(row_max, score);
   }

@@ -21,6 +21,7 @@ struct Params {
   kv_heads_bound: u32,// KV heads the k binding holds: its row stride is kv_heads_bound * head_dim
   window: u32,        // sliding window of the layer; 0: every earlier key
   scale: f32,         // 1 / sqrt(head_dim)
+  softcap: f32,        // Gemma 2: score -> softcap * tanh(score / softcap); 0: none
 }
 
 const TILE_Q: u32 = 16u;
@@ -52,6 +53,12 @@ fn reduce_lanes(qi: u32, kj: u32, value: f32, is_max: bool) -> f32 {
   let result = reduction[qi * TILE_K];
   workgroupBarrier();
   return result;
+}
+
+// Gemma 2's soft-capping of the scores (the tanh argument clamped as in gelu.wgsl: tanh(15) is 1 in f32).
+fn soft_capped(score: f32) -> f32 {
+  if (params.softcap <= 0.0) { return score; }
+  return params.softcap * tanh(clamp(score / params.softcap, -15.0, 15.0));
 }
 
 @compute @workgroup_size(16, 16)
@@ -100,7 +107,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid
       for (var c = 0u; c < d; c++) {
         dot_product += q_row[c] * k_tile[kj * d + c];
       }
-      let score = dot_product * params.scale;
+      let score = soft_capped(dot_product * params.scale);
       probs[row + j] = score;
       row_max = max(row_max, score);
     }
