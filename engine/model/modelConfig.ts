@@ -1,9 +1,10 @@
 /**
  * Reads a Hugging Face config.json into the engine's architecture-neutral ModelSpec. Supports the
- * families the engines implement (Llama, Qwen2, Qwen3, GPT-2) with every rotary scaling transformers
- * implements (linear, dynamic, yarn, longrope, llama3; from the legacy `rope_scaling` or
- * transformers 5's `rope_parameters`), and refuses, with a message naming the field, every setting
- * that would make our forward pass differ from the model's own.
+ * families the engines implement (Llama, Qwen2, Qwen3, SmolLM3, StarCoder2, Phi-3, Granite, Gemma 2,
+ * Gemma 3, GPT-2) with every rotary scaling transformers implements (linear, dynamic, yarn,
+ * longrope, llama3; from the legacy `rope_scaling` or transformers 5's `rope_parameters`), and
+ * refuses, with a message naming the field, every setting that would make our forward pass differ
+ * from the model's own.
  */
 import { ModelFormatError } from './modelFormatError';
 import type { ModelFamily, ModelSpec, RopeScaling } from './modelTypes';

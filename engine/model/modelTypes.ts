@@ -1,7 +1,7 @@
 /**
  * The engine's view of a model: an architecture-neutral description (ModelSpec) and the weights in
  * one canonical layout shared by the CPU reference and the WebGPU engine. Loaders for Hugging Face
- * folders (Llama, Qwen2, Qwen3, GPT-2) translate their tensor names and layouts into this form.
+ * folders (every supported architecture: modelConfig.ts) translate their tensor names and layouts into this form.
  *
  * Layout convention: every linear weight is stored as `[out, in]` row-major (nn.Linear's layout);
  * y = x W^T + b. GPT-2's Conv1D weights ([in, out]) are transposed at load time and its fused

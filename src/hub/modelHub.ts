@@ -136,7 +136,7 @@ export class ModelHub implements vscode.Disposable {
     if (picked.choice === 'enterRepo') {
       const text = await vscode.window.showInputBox({
         title: 'Attention Lens: Hugging Face repo id',
-        prompt: 'A repo with config.json, tokenizer.json and safetensors weights (Llama, Qwen2, Qwen3 or GPT-2 architecture).',
+        prompt: 'A repo with config.json, tokenizer.json and safetensors weights (an architecture the README lists as supported: Llama, Qwen2, Qwen3, Gemma 2/3, Phi-3, StarCoder2, SmolLM3, Granite, GPT-2).',
         placeHolder: 'HuggingFaceTB/SmolLM2-135M or org/name@revision',
         validateInput: (value) => (parseRepoRef(value) ? undefined : 'Write org/name, optionally followed by @revision (a branch, tag or commit).'),
       });
