@@ -82,7 +82,7 @@ function gemmaSpec(config: ConfigReader, architecture: string, family: 'gemma2' 
   };
   const attentionSoftcap = softcap('attn_logit_softcapping', family === 'gemma2' ? 50 : null);
   const logitSoftcap = softcap('final_logit_softcapping', family === 'gemma2' ? 30 : null);
-  const numLayers = config.positiveInt('num_hidden_layers');
+  const numLayers = layerCount(config, fail);
   const trainedPositions = config.positiveInt('max_position_embeddings', family === 'gemma2' ? 8192 : 131072);
   // transformers 5 gives rope_parameters per layer type; 4.x rope_theta + rope_scaling for the
   // global layers and rope_local_base_freq for the sliding ones.
@@ -173,7 +173,7 @@ function starcoder2Spec(config: ConfigReader, architecture: string, fail: (probl
   if (activation !== 'gelu_pytorch_tanh' && activation !== 'gelu_new') {
     fail(`hidden_act "${activation}" is not supported; only the tanh GELU ("gelu_pytorch_tanh") is implemented for ${architecture}`);
   }
-  const numLayers = config.positiveInt('num_hidden_layers');
+  const numLayers = layerCount(config, fail);
   const trainedPositions = config.positiveInt('max_position_embeddings');
   const rope = readRope(config, headDim, trainedPositions, fail);
   const windowRaw = config.optional('sliding_window');
@@ -250,7 +250,7 @@ function llamaSpec(
   if (rotaryDim % 2 !== 0 || rotaryDim > headDim) fail(`partial_rotary_factor gives ${rotaryDim} rotary dimensions of ${headDim}; they must be even and at most head_dim`);
   const trainedPositions = config.positiveInt('max_position_embeddings');
   const rope = readRope(config, rotaryDim, trainedPositions, fail);
-  const numLayers = config.positiveInt('num_hidden_layers');
+  const numLayers = layerCount(config, fail);
   const ropeLayers = family === 'smollm3' ? readNoRopeLayers(config, numLayers, fail) : undefined;
   const slidingWindow =
     family === 'qwen2' || family === 'qwen3' || family === 'smollm3'
@@ -352,6 +352,15 @@ function readNoRopeLayers(config: ConfigReader, numLayers: number, fail: (proble
     return fail(`"no_rope_layers" must list 0 or 1 for each of the ${numLayers} layers, not ${JSON.stringify(raw)}`);
   }
   return raw.map((v) => v === 1);
+}
+
+/** More layers than any model has: a config.json claiming more is damaged (and per-layer tables of that length would exhaust memory). */
+const MAX_LAYERS = 4096;
+
+function layerCount(config: ConfigReader, fail: (problem: string) => never): number {
+  const layers = config.positiveInt('num_hidden_layers');
+  if (layers > MAX_LAYERS) fail(`num_hidden_layers ${layers} is more than any model has (at most ${MAX_LAYERS} here); the config.json looks damaged`);
+  return layers;
 }
 
 const ROPE_TYPES = ['default', 'linear', 'dynamic', 'yarn', 'longrope', 'llama3'];

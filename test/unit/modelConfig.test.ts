@@ -125,6 +125,7 @@ test('settings that would change the computation are refused, not ignored', () =
   assert.equal(parseModelConfig({ ...fixtureConfig('llama-f32'), rope_scaling: { rope_type: 'default' } }, FILE).ropeTheta, 10000);
   assert.equal(parseModelConfig({ ...fixtureConfig('llama-f32'), rope_scaling: { rope_type: 'default' } }, FILE).ropeScaling, undefined);
   rejects({ ...fixtureConfig('qwen3-bf16'), use_sliding_window: true, sliding_window: 16, layer_types: ['full_attention'] }, /"layer_types" must list "full_attention" or "sliding_attention" for each of the 2 layers/);
+  rejects({ ...fixtureConfig('gemma3-bf16'), num_hidden_layers: 2 ** 30 }, /num_hidden_layers 1073741824 is more than any model has/);
   rejects({ ...fixtureConfig('smollm3-f32'), no_rope_layers: [1, 2] }, /"no_rope_layers" must list 0 or 1 for each of the 2 layers/);
   rejects({ ...fixtureConfig('llama-f32'), hidden_act: 'gelu' }, /hidden_act "gelu" is not supported/);
   rejects({ ...fixtureConfig('gpt2-f32'), activation_function: 'relu' }, /activation_function "relu" is not supported/);
