@@ -103,14 +103,8 @@ function gemmaSpec(config: ConfigReader, architecture: string, family: 'gemma2' 
   const rope = readRope(global, headDim, trainedPositions, fail);
   const window = config.positiveInt('sliding_window', 4096);
   if (family === 'gemma2') localTheta = rope.theta; // one rotary base for every layer
-  const types = config.optional('layer_types');
-  let sliding: boolean[];
-  if (types !== undefined && types !== null) {
-    if (!Array.isArray(types) || types.length !== numLayers || types.some((t) => t !== 'sliding_attention' && t !== 'full_attention')) {
-      return fail(`"layer_types" must list "full_attention" or "sliding_attention" for each of the ${numLayers} layers, not ${JSON.stringify(types)}`);
-    }
-    sliding = types.map((t) => t === 'sliding_attention');
-  } else {
+  let sliding = readLayerTypes(config, numLayers, fail);
+  if (!sliding) {
     // Gemma3TextConfig: every sliding_window_pattern-th layer is global, the others local;
     // Gemma2Config: every other layer, the first of each pair local.
     const pattern = family === 'gemma2' ? 2 : config.positiveInt('sliding_window_pattern', 6);
@@ -316,13 +310,8 @@ function readSlidingWindows(
   if (!config.boolean('use_sliding_window', false)) return undefined;
   if (config.optional('sliding_window') === null) return undefined;
   const window = config.positiveInt('sliding_window');
-  const types = config.optional('layer_types');
-  if (types !== undefined && types !== null) {
-    if (!Array.isArray(types) || types.length !== numLayers || types.some((t) => t !== 'sliding_attention' && t !== 'full_attention')) {
-      return fail(`"layer_types" must list "full_attention" or "sliding_attention" for each of the ${numLayers} layers, not ${JSON.stringify(types)}`);
-    }
-    return types.map((t) => (t === 'sliding_attention' ? window : 0));
-  }
+  const sliding = readLayerTypes(config, numLayers, fail);
+  if (sliding) return sliding.map((local) => (local ? window : 0));
   if (family === 'smollm3') return (ropeLayers ?? []).map((rotates) => (rotates ? 0 : window));
   const raw = config.optional('max_window_layers') ?? numLayers;
   if (typeof raw !== 'number' || !Number.isSafeInteger(raw) || raw < 0) return fail(`"max_window_layers" must be a whole number, not ${JSON.stringify(raw)}`);
@@ -336,6 +325,16 @@ function everyLayerWindow(config: ConfigReader, numLayers: number): number[] | u
   if (raw === undefined || raw === null) return undefined;
   const window = config.positiveInt('sliding_window');
   return Array.from({ length: numLayers }, () => window);
+}
+
+/** `layer_types` ("sliding_attention" / "full_attention" per layer) as whether each layer is local; undefined when absent. */
+function readLayerTypes(config: ConfigReader, numLayers: number, fail: (problem: string) => never): boolean[] | undefined {
+  const types = config.optional('layer_types');
+  if (types === undefined || types === null) return undefined;
+  if (!Array.isArray(types) || types.length !== numLayers || types.some((t) => t !== 'sliding_attention' && t !== 'full_attention')) {
+    return fail(`"layer_types" must list "full_attention" or "sliding_attention" for each of the ${numLayers} layers, not ${JSON.stringify(types)}`);
+  }
+  return types.map((t) => t === 'sliding_attention');
 }
 
 /**

@@ -55,6 +55,11 @@ export function layerRope(spec: RopeSpec & Pick<ModelSpec, 'localRopeTheta' | 's
   return { headDim: spec.headDim, rotaryDim: spec.rotaryDim, ropeTheta: spec.localRopeTheta };
 }
 
+/** The rotary parameters of the sliding-window layers (the first such layer's: they all share them). */
+export function localRopeSpec(spec: RopeSpec & Pick<ModelSpec, 'localRopeTheta' | 'slidingWindow'>): RopeSpec {
+  return layerRope(spec, spec.slidingWindow?.findIndex((window) => window > 0) ?? -1);
+}
+
 /** Whether any layer rotates with the local base (then the engines keep a second table). */
 export function hasLocalRope(spec: Pick<ModelSpec, 'localRopeTheta' | 'slidingWindow'>): boolean {
   return spec.localRopeTheta !== undefined && (spec.slidingWindow?.some((window) => window > 0) ?? false);

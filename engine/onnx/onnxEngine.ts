@@ -27,7 +27,7 @@ import { compareNextToken, knockedPositions, logSoftmax, topTokens, validateKnoc
 import type { AttentionEngine } from '../engine';
 import type { LoadedModel, ModelSpec } from '../model/modelTypes';
 import { throwIfAborted, validateAttentionRequest, validateRowRequest, validateTokenIds } from '../requestChecks';
-import { hasLocalRope, layerRope, ropeCosSin, ropeTablesAgree, rotaryDimOf, type RopeSpec } from '../model/rope';
+import { hasLocalRope, localRopeSpec, ropeCosSin, ropeTablesAgree, rotaryDimOf, type RopeSpec } from '../model/rope';
 import { buildAnalysisModel, buildHeadModel, GRAPH_IO, totalWeightBytes, totalWeightElements, type OnnxGraph } from './onnxGraph';
 import { cloneSummary, evictOverBudget, mergeSummaries, planReuse, summaryArrayBytes, type CachedRequest, type ReusePlan } from '../runReuse';
 import { WindowTooLongError } from '../webgpu/memoryPlan';
@@ -374,7 +374,7 @@ export class OnnxRuntimeEngine implements AttentionEngine {
         feeds[GRAPH_IO.ropeCos] = new ort.Tensor('float32', cos, [m, rotaryDimOf(s)]);
         feeds[GRAPH_IO.ropeSin] = new ort.Tensor('float32', sin, [m, rotaryDimOf(s)]);
         if (hasLocalRope(s)) {
-          const local = ropeRows(layerRope(s, s.slidingWindow!.findIndex((w) => w > 0)), b, m, options.sequenceLength ?? n);
+          const local = ropeRows(localRopeSpec(s), b, m, options.sequenceLength ?? n);
           feeds[GRAPH_IO.ropeCosLocal] = new ort.Tensor('float32', local.cos, [m, rotaryDimOf(s)]);
           feeds[GRAPH_IO.ropeSinLocal] = new ort.Tensor('float32', local.sin, [m, rotaryDimOf(s)]);
         }

@@ -14,7 +14,7 @@ import type { AttentionEngine } from '../engine';
 import type { LinearWeights, LoadedModel, ModelSpec, NormWeights } from '../model/modelTypes';
 import { toFloat32 } from '../model/tensorData';
 import * as ops from './ops';
-import { hasLocalRope, layerRope, ropeCosSin, rotaryDimOf } from '../model/rope';
+import { hasLocalRope, layerRope, localRopeSpec, ropeCosSin, rotaryDimOf } from '../model/rope';
 import { throwIfAborted, validateAttentionRequest, validateRowRequest, validateTokenIds } from '../requestChecks';
 
 interface F32Linear {
@@ -209,7 +209,7 @@ export class ReferenceEngine implements AttentionEngine {
     if (this.positionEmbedding) x = ops.add(x, this.positionEmbedding.subarray(0, n * d));
     const rope = s.positional === 'rope' ? ropeCosSin(s, 0, n, sequenceLength) : undefined;
     // Gemma 3's sliding-window layers turn with a base of their own.
-    const localRope = s.positional === 'rope' && hasLocalRope(s) ? ropeCosSin(layerRope(s, s.slidingWindow!.findIndex((w) => w > 0)), 0, n, sequenceLength) : undefined;
+    const localRope = s.positional === 'rope' && hasLocalRope(s) ? ropeCosSin(localRopeSpec(s), 0, n, sequenceLength) : undefined;
     for (let l = 0; l < s.numLayers; l++) {
       await yieldAndCheckAbort(signal);
       const layer = this.layers[l];

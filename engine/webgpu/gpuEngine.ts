@@ -61,9 +61,9 @@ import { MAX_TIMED_PASSES, PassTimer } from './passTimer';
 import { type SubmissionRecord, type SubmissionStats, SubmissionPacer, Submitter } from './submissions';
 import { cloneSummary, evictOverBudget, mergeSummaries, planReuse, summaryArrayBytes } from '../runReuse';
 import { throwIfAborted, validateAttentionRequest, validateRowRequest, validateTokenIds } from '../requestChecks';
-import { hasLocalRope, ropeTablesAgree, rotaryDimOf } from '../model/rope';
+import { hasLocalRope, localRopeSpec, ropeTablesAgree, rotaryDimOf } from '../model/rope';
 import { defaultKernelVariant } from './adapter';
-import { localRopeSpec, ropeRowsAt, ropeTable } from './ropeTables';
+import { ropeRowsAt, ropeTable } from './ropeTables';
 import { copyRows, copySummaryToStaging, destroyState, readStaging, summaryBytes, unitHeads, unitQueries, unitRows, workRows, type RowSegment, type RunState, type CacheEntry, type SummaryBlock, type LayerWork, type ComputedBlock, type LayerSummaries } from './runState';
 import { LayerOps, type KernelVariant, type Pipelines, type ScoreMask } from './layerOps';
 

@@ -3,14 +3,9 @@
  * engine/model/rope.ts (computed on the host in f32 as Hugging Face does: WGSL's sin and cos are
  * only accurate near zero, and positions reach thousands of radians).
  */
-import type { ModelSpec } from '../model/modelTypes';
-import { layerRope, ropeCosSin, rotaryDimOf, type RopeSpec } from '../model/rope';
+import { ropeCosSin, rotaryDimOf, type RopeSpec } from '../model/rope';
 
-/** Gemma 3's sliding-window layers' rotary parameters (the first such layer's: they all share them). */
-export function localRopeSpec(spec: ModelSpec): RopeSpec {
-  return layerRope(spec, spec.slidingWindow!.findIndex((window) => window > 0));
-}
-
+/** cos and sin of positions start..start+rows-1 of a sequence of `sequenceLength` tokens: [rows, rotary_dim / 2, 2]. */
 export function ropeTable(spec: RopeSpec, start: number, rows: number, sequenceLength: number): Float32Array<ArrayBuffer> {
   const half = rotaryDimOf(spec) / 2;
   const { cos, sin } = ropeCosSin(spec, start, rows, sequenceLength);

@@ -11,30 +11,8 @@ import { NoWebGpuAdapterError, requestNodeDevice } from '../../engine/hosts/node
 /** The repository root: the bundled tests run from out/test/gpu. */
 export const repoRoot = path.resolve(__dirname, '..', '..', '..');
 
-export const FIXTURE_MODELS = [
-  'llama-f32',
-  'llama-bf16',
-  'qwen2-f16',
-  'qwen2-sharded',
-  'gpt2-f32',
-  'gpt2-f16',
-  'qwen3-bf16',
-  'rope-linear',
-  'rope-dynamic',
-  'rope-yarn',
-  'rope-longrope',
-  'rope-llama3',
-  'qwen2-sliding',
-  'smollm3-f32',
-  'starcoder2-bf16',
-  'phi3-f32',
-  'granite-bf16',
-  'gemma3-bf16',
-  'gemma2-f32',
-] as const;
-
-/** Fixtures whose rotary tables depend on the sequence length: golden-short.json holds a shorter run of the same tokens. */
-export const SHORT_GOLDEN_MODELS = ['rope-dynamic', 'rope-longrope'] as const;
+// One list of fixtures for both tiers (test/unit/fixtureModels.ts).
+export { FIXTURE_MODELS, SHORT_GOLDEN_MODELS } from '../unit/fixtureModels';
 export const KERNEL_VARIANTS = ['register', 'tiled'] as const;
 
 export function fixtureDir(name: string): string {
